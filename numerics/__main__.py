@@ -1,0 +1,7 @@
+"""``python -m numerics`` runs the ``ibcheck`` command line."""
+
+import sys
+
+from .cli import main
+
+sys.exit(main())

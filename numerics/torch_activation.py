@@ -1,0 +1,131 @@
+r"""Torch functions generated from an activation's sympy expression.
+
+:func:`torch_activation` compiles :math:`\sigma` (and, on request, :math:`\sigma'`) with the
+shared expression compiler of :mod:`theory.evaluation`, using the ``torch`` backend registered
+here: tensors in, tensors out, differentiable by autograd.  The compiler's stable patterns
+apply (:math:`\log(1+e^u)` is ``softplus``, :math:`1/(1+e^{-u})` is ``sigmoid``).
+
+For a piecewise activation every branch is evaluated on the whole tensor and ``torch.where``
+selects.  A branch that overflows where it is *not* selected would poison the gradient
+(``inf * 0 = nan``), so exponentials saturate at the float64 overflow point:
+:math:`e^u` is evaluated as :math:`e^{\min(u, 709)}`.  Pre-activations beyond 709 are far
+outside any training run; the tests compare the generated derivative with autograd on
+:math:`|u| \le 50`.
+"""
+
+from __future__ import annotations
+
+from functools import lru_cache
+from typing import Callable
+
+import sympy as sp
+import torch
+
+from theory.activations import Activation
+from theory.errors import IbcheckError
+from theory.evaluation import Backend, compile_expression, register_backend
+
+_COMPARE = {
+    sp.StrictLessThan: torch.lt, sp.LessThan: torch.le, sp.StrictGreaterThan: torch.gt,
+    sp.GreaterThan: torch.ge, sp.Equality: torch.eq, sp.Unequality: torch.ne,
+}
+
+
+def _as_tensor_op(op):
+    def apply(a, b):
+        a = a if torch.is_tensor(a) else torch.as_tensor(a, dtype=torch.float64)
+        return op(a, b)
+    return apply
+
+
+def _safe_exp(u):
+    """exp saturating at the float64 overflow point (module docstring)."""
+    return torch.exp(torch.clamp(u, max=709.0)) if torch.is_tensor(u) else torch.exp(torch.as_tensor(u))
+
+
+def _where(cond, a, b):
+    if not torch.is_tensor(cond):
+        return a if cond else b
+    a = a if torch.is_tensor(a) else torch.full_like(cond, float(a), dtype=torch.float64)
+    b = b if torch.is_tensor(b) else torch.full_like(cond, float(b), dtype=torch.float64)
+    return torch.where(cond, a, b)
+
+
+def _heaviside(u, h0):
+    return torch.heaviside(u, torch.tensor(h0, dtype=u.dtype))
+
+
+def _maximum(a, b):
+    if not torch.is_tensor(a):
+        a, b = b, a
+    return torch.maximum(a, b if torch.is_tensor(b) else torch.as_tensor(b, dtype=a.dtype))
+
+
+def _minimum(a, b):
+    if not torch.is_tensor(a):
+        a, b = b, a
+    return torch.minimum(a, b if torch.is_tensor(b) else torch.as_tensor(b, dtype=a.dtype))
+
+
+def _power(a, b):
+    if isinstance(b, int) and b < 0:
+        return 1.0 / torch.pow(a, -b)
+    return torch.pow(a, b)
+
+
+TORCH = Backend(
+    name="torch",
+    constant=lambda c: float(c),
+    functions={
+        sp.exp: _safe_exp, sp.log: torch.log, sp.sin: torch.sin, sp.cos: torch.cos, sp.tan: torch.tan,
+        sp.sinh: torch.sinh, sp.cosh: torch.cosh, sp.tanh: torch.tanh,
+        sp.sech: lambda u: 1 / torch.cosh(u), sp.coth: lambda u: 1 / torch.tanh(u),
+        sp.csch: lambda u: 1 / torch.sinh(u), sp.erf: torch.special.erf, sp.erfc: torch.special.erfc,
+        sp.atan: torch.atan, sp.asinh: torch.asinh, sp.Abs: torch.abs, sp.sign: torch.sign,
+    },
+    power=_power,
+    where=_where,
+    softplus=torch.nn.functional.softplus,
+    sigmoid=torch.sigmoid,
+    comparisons={k: _as_tensor_op(v) for k, v in _COMPARE.items()},
+    logical={sp.And: lambda *a: _reduce(torch.logical_and, a), sp.Or: lambda *a: _reduce(torch.logical_or, a),
+             sp.Not: torch.logical_not},
+    maximum=_maximum,
+    minimum=_minimum,
+    heaviside=_heaviside,
+)
+
+
+def _reduce(op, items):
+    out = items[0]
+    for item in items[1:]:
+        out = op(out, item)
+    return out
+
+
+register_backend(TORCH)
+
+
+@lru_cache(maxsize=128)
+def _compiled(expr: sp.Expr) -> Callable:
+    return compile_expression(expr, "torch")
+
+
+def torch_activation(act: Activation, derivative: int = 0) -> Callable[[torch.Tensor], torch.Tensor]:
+    """:math:`\\sigma^{(n)}` as a torch function (n = 0 or 1; higher derivatives via autograd).
+
+    Raises :class:`IbcheckError` when the derivative is a distribution (ReLU'' has a point
+    mass) or uses a function torch does not have.
+    """
+    if derivative not in (0, 1, 2):
+        raise IbcheckError("torch_activation builds sigma, sigma' or sigma'' only")
+    expr = act.bound if derivative == 0 else act.derivative(derivative)
+    if expr.has(sp.DiracDelta):
+        raise IbcheckError(f"{act.label}: sigma^({derivative}) has a point mass; it has no pointwise values")
+    fn = _compiled(expr)
+
+    def apply(u: torch.Tensor) -> torch.Tensor:
+        out = fn(u)
+        return out if torch.is_tensor(out) and out.shape == u.shape else torch.broadcast_to(
+            torch.as_tensor(out, dtype=u.dtype), u.shape).clone()
+    return apply

@@ -1,0 +1,272 @@
+r"""Activations: the built-in registry and the :class:`Activation` object.
+
+An activation is a sympy expression :math:`\sigma(x)` in the real symbol ``x``, possibly with
+parameters (sympy symbols with values).  Everything the theory needs to know about
+:math:`\sigma` alone lives here: derivatives, positive homogeneity, the kink jump
+:math:`\kappa = \sigma'(0^+) - \sigma'(0^-)`, limits at :math:`\pm\infty` and the growth class
+(a tempered distribution needs at most polynomial growth).
+
+Build one with :func:`get_activation` (built-ins, by name) or
+:func:`theory.parsing.parse_activation` (any formula a user types).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from functools import cached_property
+from typing import Callable
+
+import sympy as sp
+
+from .errors import IbcheckError, Unsupported
+from .evaluation import compile_expression
+from .piecewise import PiecewiseSmooth
+from .symbols import x as X
+from .symbolic import cached_limit
+
+#: largest power of x tried when classifying polynomial growth
+MAX_GROWTH_DEGREE = 8
+
+
+@dataclass(frozen=True)
+class Parameter:
+    """A parameter of a built-in activation.
+
+    ``structural`` parameters (such as the integer power of ``relu_k``) change how many
+    derivatives a derivation takes, so derivations always substitute their value; the others
+    stay symbolic in derivations and get their value for numbers.
+    """
+
+    name: str
+    symbol: sp.Symbol
+    default: sp.Rational
+    description: str
+    check: Callable[[sp.Rational], bool] = field(default=lambda v: True, compare=False)
+    allowed: str = "any real number"
+    structural: bool = False
+
+
+@dataclass(frozen=True)
+class Growth:
+    """Growth of :math:`\\sigma` at :math:`\\pm\\infty`: ``degree`` g means :math:`|\\sigma| = O(|x|^g)`."""
+
+    tempered: bool
+    degree: int | None
+    reason: str
+
+
+@dataclass(frozen=True)
+class Activation:
+    """An activation function :math:`\\sigma(x)` with parameter values.
+
+    ``expr`` keeps parameters as symbols (for derivations a teacher can read);
+    :attr:`bound` substitutes their values (for numbers).
+    """
+
+    name: str
+    expr: sp.Expr
+    values: tuple[tuple[Parameter, sp.Rational], ...] = ()
+    description: str = ""
+    builtin: bool = False
+
+    # ---- identity -----------------------------------------------------------------
+    @property
+    def label(self) -> str:
+        """``name`` with non-default parameter values, e.g. ``leaky_relu(a=1/5)``."""
+        if not self.values:
+            return self.name
+        inner = ", ".join(f"{p.name}={v}" for p, v in self.values)
+        return f"{self.name}({inner})"
+
+    @property
+    def parameters(self) -> dict[str, sp.Rational]:
+        return {p.name: v for p, v in self.values}
+
+    @cached_property
+    def bound(self) -> sp.Expr:
+        """``expr`` with every parameter replaced by its value."""
+        return self.expr.subs({p.symbol: v for p, v in self.values})
+
+    @cached_property
+    def symbolic(self) -> sp.Expr:
+        """``expr`` with structural parameters bound and the others left symbolic."""
+        return self.expr.subs({p.symbol: v for p, v in self.values if p.structural})
+
+    def substitutions(self) -> dict[sp.Symbol, sp.Rational]:
+        """Parameter symbol -> value, for turning symbolic results into numbers."""
+        return {p.symbol: v for p, v in self.values}
+
+    # ---- calculus -----------------------------------------------------------------
+    def derivative(self, n: int = 1, *, bound: bool = True) -> sp.Expr:
+        r""":math:`\sigma^{(n)}(x)` (ordinary derivative; ``DiracDelta`` at jumps)."""
+        return sp.diff(self.bound if bound else self.symbolic, X, n)
+
+    @cached_property
+    def pieces(self) -> PiecewiseSmooth:
+        """The bound activation split at its breakpoints (see :mod:`theory.piecewise`)."""
+        return PiecewiseSmooth.from_expr(self.bound)
+
+    @cached_property
+    def homogeneity_degree(self) -> int | None:
+        r"""k if :math:`\sigma(\lambda x) = \lambda^k \sigma(x)` for all :math:`\lambda > 0`, else None.
+
+        True exactly when every smooth piece is :math:`c\,x^k` with one common k and the only
+        possible breakpoint is 0.
+        """
+        ps = self.pieces
+        if any(b != 0 for b in ps.breaks):
+            return None
+        degrees = set()
+        for piece in ps.pieces:
+            if piece == 0:
+                continue
+            coeff, power = sp.S(piece).as_coeff_exponent(X)
+            if coeff.has(X) or sp.simplify(coeff * X**power - piece) != 0:
+                return None
+            degrees.add(power)
+        if len(degrees) != 1:
+            return None
+        degree = degrees.pop()
+        return int(degree) if degree.is_Integer and degree >= 0 else None
+
+    @cached_property
+    def is_discontinuous(self) -> bool:
+        """True if :math:`\\sigma` itself jumps somewhere (the step function)."""
+        return any(a.order == 0 for a in self.pieces.derivative().atoms)
+
+    @cached_property
+    def kink_jump(self) -> sp.Expr | None:
+        r""":math:`\kappa = \sigma'(0^+) - \sigma'(0^-)`; None if :math:`\sigma` jumps at 0."""
+        first = self.pieces.derivative()
+        if any(a.location == 0 and a.order == 0 for a in first.atoms):
+            return None
+        return sp.simplify(first.value_at(sp.S.Zero, "+") - first.value_at(sp.S.Zero, "-"))
+
+    def limit(self, direction: int) -> sp.Expr:
+        """:math:`\\lim_{x\\to\\pm\\infty} \\sigma(x)` (``direction`` = +1 or -1)."""
+        piece = self.pieces.pieces[-1 if direction > 0 else 0]
+        return cached_limit(piece, X, sp.oo if direction > 0 else -sp.oo)
+
+    @cached_property
+    def limits(self) -> tuple[sp.Expr, sp.Expr]:
+        r"""(:math:`\sigma(-\infty)`, :math:`\sigma(+\infty)`), possibly ``oo`` or ``AccumBounds``."""
+        return self.limit(-1), self.limit(+1)
+
+    @cached_property
+    def growth(self) -> Growth:
+        """Polynomial growth degree at both ends, or 'not tempered' (faster than any power)."""
+        degree = 0
+        for direction in (-1, 1):
+            piece = self.pieces.pieces[-1 if direction > 0 else 0]
+            end = sp.oo if direction > 0 else -sp.oo
+            for g in range(MAX_GROWTH_DEGREE + 1):
+                lim = cached_limit(piece / X**g, X, end)
+                if isinstance(lim, sp.AccumBounds) or lim.is_finite:
+                    degree = max(degree, g)
+                    break
+            else:
+                side = "+" if direction > 0 else "-"
+                return Growth(False, None, f"{self.label} grows faster than any power of x at "
+                                           f"{side}infinity, so it has no tempered Fourier transform")
+        return Growth(True, degree, "bounded" if degree == 0 else f"grows like |x|^{degree}")
+
+    # ---- numbers ------------------------------------------------------------------
+    def numeric(self, backend: str = "numpy", derivative: int = 0) -> Callable:
+        """A numeric function for :math:`\\sigma^{(n)}` on ``backend`` ('numpy', 'mpmath', 'torch')."""
+        expr = self.bound if derivative == 0 else self.derivative(derivative)
+        return compile_expression(expr, backend)
+
+    def __str__(self) -> str:
+        return self.label
+
+
+# ---------------------------------------------------------------------------------------
+# the registry
+
+def _nonneg_below_one(v):
+    return 0 <= v < 1
+
+
+_a = sp.Symbol("a", real=True)
+_k = sp.Symbol("k", integer=True, positive=True)
+_beta = sp.Symbol("beta", positive=True)
+_alpha = sp.Symbol("alpha", positive=True)
+
+_PARAMS = {
+    "a": Parameter("a", _a, sp.Rational(1, 10), "slope for x < 0", _nonneg_below_one, "0 <= a < 1"),
+    "k": Parameter("k", _k, sp.Integer(2), "power of the truncated power x_+^k",
+                   lambda v: v.is_Integer and 1 <= v <= 8, "an integer from 1 to 8", structural=True),
+    "beta": Parameter("beta", _beta, sp.Integer(1), "sharpness", lambda v: v > 0, "a positive number"),
+    "alpha": Parameter("alpha", _alpha, sp.Integer(1), "saturation value -alpha for x -> -infinity",
+                       lambda v: v > 0, "a positive number"),
+}
+
+
+@dataclass(frozen=True)
+class BuiltinSpec:
+    name: str
+    expr: sp.Expr
+    description: str
+    parameters: tuple[str, ...] = ()
+
+
+_SQRT2 = sp.sqrt(2)
+BUILTINS: dict[str, BuiltinSpec] = {s.name: s for s in [
+    BuiltinSpec("relu", sp.Max(0, X), "rectified linear unit max(0, x)"),
+    BuiltinSpec("leaky_relu", sp.Piecewise((_a * X, X < 0), (X, True)), "leaky ReLU, slope a for x < 0", ("a",)),
+    BuiltinSpec("abs", sp.Abs(X), "absolute value |x|"),
+    BuiltinSpec("relu_k", sp.Max(0, X) ** _k, "truncated power max(0, x)^k", ("k",)),
+    BuiltinSpec("step", sp.Heaviside(X), "Heaviside step H(x)"),
+    BuiltinSpec("softplus", sp.log(1 + sp.exp(_beta * X)) / _beta, "softplus log(1 + e^(beta x))/beta", ("beta",)),
+    BuiltinSpec("sigmoid", 1 / (1 + sp.exp(-X)), "logistic sigmoid 1/(1 + e^-x)"),
+    BuiltinSpec("tanh", sp.tanh(X), "hyperbolic tangent"),
+    BuiltinSpec("erf", sp.erf(X), "error function erf(x)"),
+    BuiltinSpec("gelu", X * (1 + sp.erf(X / _SQRT2)) / 2, "GELU x Phi(x), Phi the standard normal CDF"),
+    BuiltinSpec("silu", X / (1 + sp.exp(-X)), "SiLU / swish x sigmoid(x)"),
+    BuiltinSpec("elu", sp.Piecewise((_alpha * (sp.exp(X) - 1), X < 0), (X, True)),
+                "ELU: x for x >= 0, alpha (e^x - 1) for x < 0", ("alpha",)),
+    BuiltinSpec("gaussian", sp.exp(-X**2 / 2), "Gaussian bump exp(-x^2/2)"),
+    BuiltinSpec("sin", sp.sin(X), "sine"),
+    BuiltinSpec("cos", sp.cos(X), "cosine"),
+    BuiltinSpec("exp", sp.exp(X), "exponential (not tempered: no Fourier transform)"),
+]}
+
+
+def parameter(name: str) -> Parameter:
+    return _PARAMS[name]
+
+
+def coerce_value(param: Parameter, value) -> sp.Rational:
+    """An exact rational parameter value, checked against the parameter's allowed range."""
+    if isinstance(value, str):
+        raise IbcheckError(f"parameter {param.name}: give a number, not {value!r}")
+    if isinstance(value, float):
+        value = sp.Rational(repr(value))
+    v = sp.Rational(value) if not isinstance(value, sp.Basic) else sp.nsimplify(value)
+    if not v.is_Rational or not param.check(v):
+        raise IbcheckError(f"parameter {param.name}={value} is out of range: it must be {param.allowed}")
+    return v
+
+
+def get_activation(name: str, **values) -> Activation:
+    """The built-in activation ``name`` with parameter values (defaults for those not given)."""
+    spec = BUILTINS.get(name)
+    if spec is None:
+        raise IbcheckError(f"unknown activation {name!r}; built-ins: {', '.join(BUILTINS)}")
+    unknown = set(values) - set(spec.parameters)
+    if unknown:
+        allowed = ", ".join(spec.parameters) or "none"
+        raise IbcheckError(f"{name} has no parameter {sorted(unknown)[0]!r} (parameters: {allowed})")
+    bound = tuple((_PARAMS[p], coerce_value(_PARAMS[p], values.get(p, _PARAMS[p].default)))
+                  for p in spec.parameters)
+    return Activation(name, spec.expr, bound, spec.description, builtin=True)
+
+
+def builtin_names() -> list[str]:
+    return list(BUILTINS)
+
+
+def ensure_tempered(act: Activation) -> None:
+    """Raise :class:`Unsupported` with the reason if ``act`` has no tempered transform."""
+    if not act.growth.tempered:
+        raise Unsupported(act.growth.reason)

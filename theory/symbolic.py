@@ -1,0 +1,117 @@
+"""Small symbolic helpers shared by the derivation modules: short forms and cached limits."""
+
+from __future__ import annotations
+
+import math
+from functools import lru_cache
+
+import sympy as sp
+
+from .errors import TimeLimitExceeded, Unsupported
+from .timeouts import time_limit
+
+#: expressions with more operations than this skip sympy's (slow) general ``simplify``
+SIMPLIFY_MAX_OPS = 40
+
+
+def _rate(arg: sp.Expr, var: sp.Symbol):
+    arg = sp.expand(arg)
+    if not arg.is_polynomial(var) or sp.degree(arg, var) != 1 or arg.coeff(var, 0) != 0:
+        return None
+    return arg.coeff(var, 1)
+
+
+def _hyperbolic_polynomial(poly_expr: sp.Expr, u: sp.Symbol, rate: sp.Expr, var: sp.Symbol):
+    """Write a polynomial in u = e^{rate var} as (cosh/sinh form) * u^shift; return (form, shift)."""
+    coeff, factors = sp.sqf_list(poly_expr, u)
+    form, shift = coeff, sp.S.Zero
+    for factor, mult in factors:
+        p = sp.Poly(factor, u)
+        low = min(m[0] for m in p.monoms())
+        if low:
+            shift += low * mult
+            p = sp.Poly(sp.cancel(factor / u**low), u)
+            factor = p.as_expr()
+        n = p.degree()
+        c = p.all_coeffs()[::-1]  # c[j] multiplies u^j
+        symmetric = all(sp.simplify(c[j] - c[n - j]) == 0 for j in range(n + 1))
+        antisymmetric = all(sp.simplify(c[j] + c[n - j]) == 0 for j in range(n + 1))
+        if n == 0 or not (symmetric or antisymmetric):
+            form *= factor**mult
+            continue
+        half = sp.Rational(n, 2)
+        terms = sp.S.Zero
+        for j in range(n + 1):
+            k = half - j
+            if k > 0:
+                terms += c[j] * (2 * sp.cosh(k * rate * var) if symmetric else -2 * sp.sinh(k * rate * var))
+            elif k == 0:
+                terms += c[j]
+        form *= terms**mult
+        shift += half * mult
+    return form, shift
+
+
+def hyperbolic_form(expr: sp.Expr, var: sp.Symbol) -> sp.Expr:
+    r"""Fold exponentials :math:`e^{c\,\mathrm{var}}` into cosh/sinh where the polynomial in
+    :math:`u = e^{a\,\mathrm{var}}` is (anti)palindromic, e.g.
+    :math:`-2\pi^2 e^{\pi\omega}(e^{2\pi\omega}+1)/(e^{2\pi\omega}-1)^2 = -\pi^2\cosh(\pi\omega)/\sinh^2(\pi\omega)`.
+    Returns ``expr`` unchanged when it is not rational in such exponentials.
+    """
+    exps = [e for e in expr.atoms(sp.exp) if e.has(var)]
+    rates = [_rate(e.args[0], var) for e in exps]
+    if not exps or any(r is None for r in rates):
+        return expr
+    ratios = [sp.nsimplify(r / rates[0]) for r in rates]
+    if not all(q.is_Rational for q in ratios):
+        return expr
+    base = rates[0] * sp.Rational(math.gcd(*[int(abs(q.p)) for q in ratios]),
+                                  math.lcm(*[int(q.q) for q in ratios]))
+    u = sp.Dummy("u", positive=True)
+    replaced = expr.xreplace({e: u ** (r / base) for e, r in zip(exps, rates)})
+    num, den = sp.fraction(sp.cancel(sp.together(replaced)))
+    if not (num.is_polynomial(u) and den.is_polynomial(u)):
+        return expr
+    top, s_top = _hyperbolic_polynomial(num, u, base, var)
+    bottom, s_bottom = _hyperbolic_polynomial(den, u, base, var)
+    result = top / bottom * sp.exp((s_top - s_bottom) * base * var)
+    return result.xreplace({u: sp.exp(base * var)})
+
+
+def tidy(expr: sp.Expr, var: sp.Symbol | None = None, seconds: float = 2.0,
+         thorough: bool = False) -> sp.Expr:
+    """A short equivalent form of ``expr``: the fewest operations among a few cheap rewrites.
+
+    Candidates: the expression itself, ``factor``, ``cancel``, the cosh/sinh fold of
+    :func:`hyperbolic_form` in ``var`` and, when ``thorough`` and the expression is small,
+    sympy's (slow) ``simplify``.  Each runs under a time limit and is skipped if it fails.
+    """
+    candidates = [expr]
+    rewrites = [sp.factor, sp.cancel]
+    if var is not None and expr.has(sp.exp):
+        rewrites.append(lambda e: sp.factor(hyperbolic_form(e, var)))
+    if thorough and sp.count_ops(expr) <= SIMPLIFY_MAX_OPS:
+        rewrites.append(sp.simplify)
+    for rewrite in rewrites:
+        try:
+            with time_limit(seconds, "simplification"):
+                candidates.append(rewrite(expr))
+        except (TimeLimitExceeded, ValueError, TypeError, NotImplementedError, AttributeError,
+                sp.PolynomialError):
+            continue
+    return min(candidates, key=lambda e: (sp.count_ops(e), len(str(e))))
+
+
+@lru_cache(maxsize=4096)
+def cached_limit(expr: sp.Expr, var: sp.Symbol, point: sp.Expr, direction: str = "+",
+                 seconds: float = 10.0) -> sp.Expr:
+    """``sympy.limit`` under a time limit, remembered (limits repeat across derivation steps).
+
+    sympy's own failures (recursion, unimplemented leading terms) become :class:`Unsupported`.
+    """
+    with time_limit(seconds, f"the limit of {expr} as {var} -> {point}"):
+        try:
+            return sp.limit(expr, var, point, direction)
+        except (RecursionError, NotImplementedError, ValueError, TypeError, AttributeError) as err:
+            raise Unsupported(f"sympy could not compute the limit of {expr} as {var} -> {point} "
+                              f"({type(err).__name__})") from None
