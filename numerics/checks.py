@@ -117,10 +117,12 @@ def _jsonable(value):
 
 @dataclass(frozen=True)
 class Context:
-    """How to run: the profile (``quick`` or ``full``), the seed, and a progress callback."""
+    """How to run: the profile (``quick`` or ``full``), the seed, check-specific options
+    (``ibcheck check --option KEY=VALUE``, e.g. ``architecture=4-8-8-1``) and a progress callback."""
 
     profile: str = "quick"
     seed: int = 0
+    options: dict = field(default_factory=dict)
     progress: Callable[[str], None] = lambda message: None
 
     def pick(self, quick, full):

@@ -54,7 +54,13 @@ def cmd_derive(args) -> int:
 def cmd_check(args) -> int:
     act = _activation(args)
     only = [c.strip() for c in args.only.split(",") if c.strip()] if args.only else None
-    context = Context(profile=args.profile, seed=args.seed)
+    options = {}
+    for pair in args.option or []:
+        key, sep, value = pair.partition("=")
+        if not sep or not key.strip():
+            raise IbcheckError(f"--option takes KEY=VALUE, got {pair!r}")
+        options[key.strip()] = value.strip()
+    context = Context(profile=args.profile, seed=args.seed, options=options)
     results = run_checks(act, context, only)
     if args.format == "json":
         print(json.dumps([r.to_dict(plots=False) for r in results], indent=2))
@@ -97,6 +103,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--only", help="comma-separated check ids")
     p.add_argument("--profile", choices=PROFILES, default="quick")
     p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--option", action="append", metavar="KEY=VALUE",
+                   help="check-specific option (repeatable), e.g. --option architecture=4-8-8-1")
     p.add_argument("--format", choices=("text", "json"), default="text")
     p.set_defaults(func=cmd_check)
 

@@ -2,13 +2,15 @@ r"""Assemble the full derivation for one activation: what ``ibcheck derive`` pri
 
 A derivation is a list of sections.  The first, :func:`spectral_section`, is the kernel-regime
 theory: transform, spectral weight, null space, Radon operator and kernel.  Other topics
-(adaptive-regime conditions, rank and margin constants) register a builder with
-:func:`register_section` (``builder(activation, dim) -> Section | None``; None when the topic
-does not apply) and follow in registration order.
+(adaptive-regime conditions, rank and margin constants) live in the modules named in
+:data:`SECTION_MODULES`; each registers a builder with :func:`register_section`
+(``builder(activation, dim) -> Section | None``; None when the topic does not apply), and the
+sections follow in registration order.
 """
 
 from __future__ import annotations
 
+import importlib
 from typing import Callable
 
 import sympy as sp
@@ -23,6 +25,9 @@ from .symbols import omega as W
 
 SectionBuilder = Callable[[Activation, int], "Section | None"]
 SECTIONS: list[tuple[str, SectionBuilder]] = []
+
+#: modules whose import registers further derivation sections
+SECTION_MODULES: tuple[str, ...] = ()
 
 
 def register_section(name: str, builder: SectionBuilder) -> None:
@@ -101,6 +106,8 @@ def derive(act: Activation, dim: int = 1) -> Derivation:
     ft = fourier_transform(act)
     sections = [spectral_section(act, dim, ft)]
     notes = []
+    for module in SECTION_MODULES:
+        importlib.import_module(module)
     for name, builder in SECTIONS:
         try:
             section = builder(act, dim)
