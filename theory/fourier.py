@@ -46,6 +46,7 @@ from functools import lru_cache
 from typing import Callable
 
 import mpmath
+import numpy as np
 import sympy as sp
 
 from .activations import Activation
@@ -94,7 +95,7 @@ class Verification:
                 "passed": self.passed}
 
 
-@dataclass
+@dataclass(eq=False)
 class FourierResult:
     r"""The generalized transform :math:`\hat\sigma` of one activation, with how it was found.
 
@@ -303,6 +304,66 @@ def _rule_exp_rational(piece, a_end, b_end):
     return total
 
 
+def _rational_parts(piece):
+    """(numerator, denominator) polynomials in x if ``piece`` is rational in x, else None."""
+    if piece.has(sp.exp, sp.log, sp.erf, sp.sin, sp.cos, sp.tanh, sp.Abs) or not piece.has(X):
+        return None
+    num, den = sp.fraction(sp.cancel(sp.together(piece)))
+    if not (num.is_polynomial(X) and den.is_polynomial(X)) or sp.degree(den, X) < 1:
+        return None
+    return sp.Poly(num, X), sp.Poly(den, X)
+
+
+def _rule_rational_line(piece, a, b):
+    r"""Rational :math:`R = P/Q` on the line, :math:`\deg Q \ge \deg P + 2`, no real poles: for
+    :math:`\omega > 0` close the contour in the lower half plane,
+    :math:`\mathcal F[R](\omega) = -2\pi i \sum_{\operatorname{Im} p < 0} \operatorname{Res}_p R(z)e^{-i\omega z}`."""
+    parts = _rational_parts(piece) if (a, b) == (-sp.oo, sp.oo) else None
+    if parts is None:
+        return None
+    num, den = parts
+    if den.degree() < num.degree() + 2:
+        raise Unsupported(f"{piece} decays too slowly to be integrable")
+    roots = sp.roots(den, X)
+    if sum(roots.values()) != den.degree():
+        raise Unsupported(f"cannot find the poles of {piece} in closed form")
+    z = sp.Dummy("z")
+    total = sp.S.Zero
+    for r, mult in roots.items():
+        im = sp.im(r)
+        if im == 0:
+            raise Unsupported(f"{piece} has a pole on the real axis")
+        if (im < 0) == sp.true:
+            g = sp.cancel((X - r) ** mult * num.as_expr() / den.as_expr()).subs(X, z)
+            res = sp.diff(g * sp.exp(-sp.I * W * z), z, mult - 1).subs(z, r) / sp.factorial(mult - 1)
+            total += res
+    return sp.expand(-2 * sp.pi * sp.I * total)
+
+
+def _rule_rational_half_line(piece, a, b):
+    r"""Rational function on :math:`(a, \infty)` or :math:`(-\infty, b)` with poles off the interval:
+    partial fractions and :math:`\int_0^\infty e^{-i\omega y}(y + c)^{-n}\,dy = e^{i\omega c}c^{1-n}E_n(i\omega c)`
+    for c > 0 (:math:`E_n` the generalized exponential integral)."""
+    if (a == -sp.oo) == (b == sp.oo) or _rational_parts(piece) is None:
+        return None
+    sign, start = (1, a) if b == sp.oo else (-1, b)
+    y = sp.Dummy("y", positive=True)
+    # x = start + sign*y maps the interval to y in (0, oo); e^{-i omega x} = e^{-i omega start} e^{-i (sign omega) y}
+    in_y = sp.apart(sp.cancel(piece.subs(X, start + sign * y)), y, full=True).doit()
+    total = sp.S.Zero
+    for term in sp.Add.make_args(in_y):
+        coeff, rest = term.as_independent(y, as_Add=False)
+        base, power = (rest.base, -rest.exp) if rest.is_Pow else (rest, -1 if rest != 1 else 0)
+        if power < 2:
+            raise Unsupported(f"{piece} is not integrable on ({a}, {b})")
+        c = sp.simplify(base - y)
+        if not (base - y).is_number or (c > 0) != sp.true:
+            return None
+        k = sign * W
+        total += coeff * sp.exp(sp.I * k * c) * c ** (1 - power) * sp.expint(power, sp.I * k * c)
+    return sp.exp(-sp.I * W * start) * total
+
+
 def _rule_sympy(piece, a, b):
     with time_limit(8.0, f"sympy's integral of ({piece}) e^(-i omega x)"):
         result = sp.integrate(piece * sp.exp(-sp.I * W * X), (X, a, b), conds="none")
@@ -317,13 +378,12 @@ PIECE_RULES: dict[str, Callable] = {
     "exponential-polynomial": _rule_exponential_polynomial,
     "gaussian": _rule_gaussian,
     "exp-rational strip contour": _rule_exp_rational,
+    "rational residues": _rule_rational_line,
+    "rational half-line (exponential integral)": _rule_rational_half_line,
 }
 
 
-def transform_piece(piece: sp.Expr, a: sp.Expr, b: sp.Expr) -> tuple[sp.Expr, str]:
-    r""":math:`\int_a^b g(x) e^{-i\omega x}\,dx` for one smooth piece, and the rule that gave it."""
-    if piece == 0:
-        return sp.S.Zero, "zero"
+def _by_rules(piece, a, b):
     for name, rule in PIECE_RULES.items():
         try:
             with time_limit(10.0, f"the {name} rule on {piece}"):
@@ -332,6 +392,29 @@ def transform_piece(piece: sp.Expr, a: sp.Expr, b: sp.Expr) -> tuple[sp.Expr, st
             continue
         if value is not None:
             return value, name
+    return None
+
+
+def transform_piece(piece: sp.Expr, a: sp.Expr, b: sp.Expr) -> tuple[sp.Expr, str]:
+    r""":math:`\int_a^b g(x) e^{-i\omega x}\,dx` for one smooth piece, and the rule that gave it.
+
+    Tries the rules on the whole piece, then (linearity) on the terms with and without
+    exponentials separately, then sympy's integrator.
+    """
+    if piece == 0:
+        return sp.S.Zero, "zero"
+    found = _by_rules(piece, a, b)
+    if found is not None:
+        return found
+    terms = sp.Add.make_args(sp.expand(piece))
+    groups = [sp.Add(*[t for t in terms if t.has(sp.exp)]), sp.Add(*[t for t in terms if not t.has(sp.exp)])]
+    if all(g != 0 for g in groups):
+        try:
+            parts = [_by_rules(sp.factor(g), a, b) for g in groups]
+        except Unsupported:
+            parts = [None]
+        if all(p is not None for p in parts):
+            return sum(p[0] for p in parts), "linearity: " + " + ".join(p[1] for p in parts)
     return _rule_sympy(piece, a, b), "sympy integrate"
 
 
@@ -349,22 +432,64 @@ def _tail_end(func, start, sign) -> mpmath.mpf | None:
     return None
 
 
-def _quad_piece(func, a, b, frequency):
-    """mpmath quadrature of func(x) e^{-i omega x} on (a, b).
+def _root_values(poly: sp.Poly) -> list[complex]:
+    if poly.degree() <= 0:
+        return []
+    square_free = sp.Poly(sp.sqf_part(poly.as_expr()), *poly.gens)
+    return [complex(r) for r in square_free.nroots(n=25, maxsteps=300)] if square_free.degree() > 0 else []
+
+
+@lru_cache(maxsize=256)
+def _singular_real_parts(piece: sp.Expr) -> tuple[float, float] | None:
+    """(min, max) real part of the singularities of ``piece`` continued to the complex plane,
+    when the piece is rational in x, rational in e^(ax) (times polynomials: singularities on
+    vertical lines Re z = log|u_k|/a), or a sum of the two kinds; None otherwise."""
+    terms = sp.Add.make_args(sp.expand(piece))
+    groups = [g for g in (sp.Add(*[t for t in terms if t.has(sp.exp)]),
+                          sp.Add(*[t for t in terms if not t.has(sp.exp)])) if g != 0]
+    reals: list[float] = []
+    for group in groups:
+        rational = _rational_parts(sp.factor(group))
+        if rational is not None:
+            reals += [r.real for r in _root_values(rational[1])]
+            continue
+        shape = _as_exp_rational(group)
+        if shape is None or shape[0].free_symbols:
+            return None
+        a = float(shape[0])
+        for _, q in shape[2].values():
+            reals += [float(np.log(abs(u))) / a for u in _root_values(q) if abs(u) > 0]
+    return (min(reals), max(reals)) if reals else (0.0, 0.0)
+
+
+def _quad_piece(piece, a, b, frequency):
+    r"""mpmath quadrature of piece(x) e^{-i omega x} on (a, b), omega > 0.
 
     Exponentially decaying tails are cut where they fall below the working precision and
-    integrated on dyadic panels; slowly decaying tails go to ``quadosc``.
+    integrated on dyadic panels.  Algebraic tails of a rational piece are integrated along a
+    ray into the lower half plane, :math:`z = T - it`, where :math:`e^{-i\omega z}` decays like
+    :math:`e^{-\omega t}` (Cauchy: no poles in the swept quarter plane, T beyond every pole's
+    real part); other slow tails go to ``quadosc``.
     """
+    func = _compiled(piece)
+    poles = _singular_real_parts(piece)
+
     def integrand(t):
         return func(t) * mpmath.expj(-frequency * t)
 
     def tail(start, sign):
-        g = (lambda s: integrand(start + sign * s))
         end = _tail_end(func, start, sign)
-        if end is None:
-            return mpmath.quadosc(g, [0, mpmath.inf], omega=frequency)
-        panels = [mpmath.mpf(0)] + [mpmath.mpf(2) ** k for k in range(-1, int(mpmath.log(end, 2)) + 1)]
-        return mpmath.quad(g, panels, method="gauss-legendre")
+        if end is not None:
+            panels = [mpmath.mpf(0)] + [mpmath.mpf(2) ** k for k in range(-1, int(mpmath.log(end, 2)) + 1)]
+            return mpmath.quad(lambda s: integrand(start + sign * s), panels, method="gauss-legendre")
+        if poles is None:
+            return mpmath.quadosc(lambda s: integrand(start + sign * s), [0, mpmath.inf], omega=frequency)
+        corner = max(start, mpmath.mpf(poles[1]) + 1) if sign > 0 else min(start, mpmath.mpf(poles[0]) - 1)
+        straight = mpmath.quad(integrand, sorted([start, corner]), method="gauss-legendre") \
+            if corner != start else 0
+        ray = mpmath.quad(lambda t: func(corner - 1j * t) * mpmath.expj(-frequency * corner)
+                          * mpmath.exp(-frequency * t), [0, 1, 4, 16, mpmath.inf])
+        return straight - sign * 1j * ray
 
     if a == -mpmath.inf and b == mpmath.inf:
         return tail(0, 1) + tail(0, -1)
@@ -397,12 +522,30 @@ def _compiled(piece: sp.Expr):
     return remembered
 
 
+def _separable(piece: sp.Expr) -> list[sp.Expr]:
+    """[exponential terms, rational terms] when each group is integrable on its own (so each can
+    use its best quadrature: truncation for the exponential tail, a complex ray for the
+    algebraic one); else [piece]."""
+    terms = sp.Add.make_args(sp.expand(piece))
+    with_exp = sp.Add(*[t for t in terms if t.has(sp.exp)])
+    rest = sp.factor(sp.Add(*[t for t in terms if not t.has(sp.exp)]))
+    if with_exp == 0 or rest == 0:
+        return [piece]
+    rational = _rational_parts(rest)
+    if rational is None or rational[1].degree() < rational[0].degree() + 2:
+        return [piece]
+    decays = _structural_decay(with_exp, 1) and _structural_decay(with_exp, -1)
+    return [with_exp, rest] if decays else [piece]
+
+
 def quadrature_transform(pieces: PiecewiseSmooth, frequency) -> complex:
     r""":math:`\mathcal F[g](\omega)` of a piecewise-smooth ``g`` with point masses, numerically."""
     total = mpmath.mpc(0)
     for a, b, piece in pieces.intervals():
-        if piece != 0:
-            total += _quad_piece(_compiled(piece), _mp(a), _mp(b), frequency)
+        if piece == 0:
+            continue
+        for part in (_separable(piece) if (a, b) == (-sp.oo, sp.oo) else [piece]):
+            total += _quad_piece(part, _mp(a), _mp(b), frequency)
     for atom in pieces.atoms:
         coeff = mpmath.mpmathify(complex(sp.N(atom.coefficient, mpmath.mp.dps + 5))) \
             if not atom.coefficient.is_Rational else _mp(atom.coefficient)
@@ -663,8 +806,12 @@ def _derive(act: Activation, expr: sp.Expr, symbolic: bool) -> FourierResult:
                          _pieces=pieces)
 
 
+@lru_cache(maxsize=128)
 def fourier_transform(act: Activation) -> FourierResult:
-    """Derive, verify and explain the generalized Fourier transform of ``act`` (module docstring)."""
+    """Derive, verify and explain the generalized Fourier transform of ``act`` (module docstring).
+
+    Results are remembered per activation for the life of the process; treat them as read-only.
+    """
     if not act.growth.tempered:
         return FourierResult(act, "not_applicable", act.growth.reason,
                              steps=[Step(f"No tempered Fourier transform: {act.growth.reason}.")])
@@ -684,7 +831,7 @@ def fourier_transform(act: Activation) -> FourierResult:
         try:
             result = _derive(act, expr, symbolic)
             break
-        except Unsupported as err:
+        except (Unsupported, TimeLimitExceeded) as err:
             last_error = err
     else:
         return _numerical_only(act, str(last_error))
@@ -695,7 +842,7 @@ def fourier_transform(act: Activation) -> FourierResult:
     v = result.verification
     if v.passed:
         result.status = "closed_form_verified"
-    elif "sympy integrate" in result.rules:
+    elif any("sympy" in rule for rule in result.rules):
         return _numerical_only(act, f"sympy's closed form failed verification (relative error "
                                     f"{v.max_relative_error:.1e}); not trusted")
     else:

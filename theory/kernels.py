@@ -32,6 +32,7 @@ Every closed form is compared with route 4 modulo the gauge polynomials (:func:`
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from functools import lru_cache
 from typing import Callable
 
 import numpy as np
@@ -251,13 +252,18 @@ def _tabulated_magnitude(ft: FourierResult, lo: float = 1e-3, hi: float = 60.0, 
 
 
 def _magnitude_function(ft: FourierResult) -> Callable[[float], float]:
-    r"""A fast numeric :math:`|\hat\sigma(\omega)|^2`: the compiled closed form, else a table."""
+    r"""A fast numeric :math:`|\hat\sigma(\omega)|^2`: the closed form compiled for numpy; for
+    closed forms with special functions numpy lacks (e.g. exponential integrals), the closed form
+    evaluated by mpmath; without a closed form, a table of quadrature values."""
+    if ft.regular is None:
+        return _tabulated_magnitude(ft)
     try:
         with time_limit(10.0, "|sigma_hat|^2 in closed form"):
             mag = compile_expression(squared_magnitude(ft, bound=True), "numpy", W)
         return lambda w: float(mag(np.float64(w)))
     except (IbcheckError, RecursionError):
-        return _tabulated_magnitude(ft)
+        regular = sp.lambdify(W, ft.regular_bound, modules="mpmath")
+        return lambda w: float(abs(regular(w)) ** 2)
 
 
 def verify_kernel(expr: sp.Expr, numeric: Callable, m: int, points=(0.3, 0.7, 1.1, 1.6, 2.2, 3.0)) -> dict:
@@ -276,8 +282,12 @@ def verify_kernel(expr: sp.Expr, numeric: Callable, m: int, points=(0.3, 0.7, 1.
             "method": "finite-part Fourier integral of |sigma_hat|^2 (scipy quad), modulo the gauge polynomials"}
 
 
+@lru_cache(maxsize=128)
 def kernel(ft: FourierResult) -> Kernel:
-    """The random-feature kernel of ``ft.activation`` at rho = 1 (module docstring)."""
+    """The random-feature kernel of ``ft.activation`` at rho = 1 (module docstring).
+
+    Remembered per transform for the life of the process.
+    """
     act = ft.activation
     if ft.status == "not_applicable" or ft.pure_point_masses:
         raise Unsupported(f"{act.label}: no stationary kernel with flat offsets ({ft.reason or 'band-limited'})")
@@ -286,7 +296,9 @@ def kernel(ft: FourierResult) -> Kernel:
     numeric = numerical_kernel(magnitude, m)
     expr, how = None, "numerical (finite-part Fourier integral)"
     if ft.regular is not None:
-        candidates = [("closed form: power law", lambda: _power_law(squared_magnitude(ft, bound=True))),
+        homogeneous = act.homogeneity_degree is not None
+        candidates = [("closed form: power law",
+                       lambda: _power_law(squared_magnitude(ft, bound=True)) if homogeneous else None),
                       ("closed form: autocorrelation of sigma^(m)", lambda: _autocorrelation_kernel(ft, m)),
                       ("closed form: table", lambda: KERNEL_TABLE.get(act.name) if act.builtin else None)]
         for name, route in candidates:

@@ -82,12 +82,13 @@ def tokenize(text: str) -> list[Token]:
 
 
 class _Parser:
-    def __init__(self, text: str, params: dict[str, sp.Symbol]):
+    def __init__(self, text: str, params: dict[str, sp.Symbol], variable: tuple[str, sp.Symbol] = ("x", X)):
         self.text = text
         self.tokens = tokenize(text)
         self.i = 0
         self.depth = 0
         self.params = params
+        self.variable = variable
 
     # -- helpers
     @property
@@ -210,15 +211,18 @@ class _Parser:
             raise self.error(f"names starting with '_' are not allowed ({name!r})", tok)
         is_call = self.tok.kind == "op" and self.tok.text == "("
         if not is_call:
-            if name == "x":
-                return X
+            if name == self.variable[0]:
+                return self.variable[1]
             if name in CONSTANTS:
                 return CONSTANTS[name]
             if name in self.params:
                 return self.params[name]
             if name in FUNCTIONS or name in BUILTINS:
                 raise self.error(f"{name!r} is a function: call it with an argument, e.g. {name}(x)", tok)
-            raise self.error(f"unknown name {name!r} (use x, pi, e, declared parameters and known functions)", tok)
+            raise self.error(f"unknown name {name!r} (use {self.variable[0]}, pi, e, declared parameters "
+                             "and known functions)", tok)
+        if name not in FUNCTIONS and name not in BUILTINS:
+            raise self.error(f"unknown function {name!r}", tok)
         self.i += 1  # consume "("
         self.enter()
         positional, keywords = self._arguments(tok)
@@ -231,16 +235,14 @@ class _Parser:
                 raise self.error(f"{name}() takes {arity} argument{'s' if arity > 1 else ''}, "
                                  f"got {len(positional)}", tok)
             return func(*positional)
-        if name in BUILTINS:
-            return self._builtin_call(name, positional, keywords, tok)
-        raise self.error(f"unknown function {name!r}", tok)
+        return self._builtin_call(name, positional, keywords, tok)
 
     def _arguments(self, func_tok: Token) -> tuple[list[sp.Expr], dict[str, sp.Expr]]:
         positional, keywords = [], {}
         if self.take(")"):
             return positional, keywords
         while True:
-            nxt = self.tokens[self.i + 1]
+            nxt = self.tokens[min(self.i + 1, len(self.tokens) - 1)]
             if self.tok.kind == "name" and nxt.kind == "op" and nxt.text == "=":
                 key_tok = self.tok
                 self.i += 2
@@ -287,10 +289,15 @@ def _declare(params: dict[str, object] | None) -> tuple[dict[str, sp.Symbol], tu
     return symbols, tuple(values)
 
 
-def parse_formula(text: str, params: dict[str, object] | None = None) -> sp.Expr:
-    """The sympy expression of ``text`` (parameters stay symbols)."""
+def parse_formula(text: str, params: dict[str, object] | None = None,
+                  variable: tuple[str, sp.Symbol] = ("x", X)) -> sp.Expr:
+    """The sympy expression of ``text`` (parameters stay symbols).
+
+    ``variable`` names the free variable and its symbol (default ``x``; the activation design
+    reads target penalties in ``omega``).
+    """
     symbols, _ = _declare(params)
-    return _Parser(text, symbols).parse()
+    return _Parser(text, symbols, variable).parse()
 
 
 def parse_activation(text: str, params: dict[str, object] | None = None) -> Activation:

@@ -28,7 +28,7 @@ from typing import Callable
 import mpmath
 import sympy as sp
 
-from .errors import IbcheckError, Unsupported
+from .errors import IbcheckError, TimeLimitExceeded, Unsupported
 from .fourier import FourierResult
 from .symbolic import cached_limit, tidy
 from .symbols import omega as W
@@ -154,12 +154,12 @@ def spectral_weight_random_scale(ft: FourierResult, density: sp.Expr, support: t
         return RandomScaleWeight(expr, _lambdify_weight(expr), f"homogeneous (k = {k}): S = |sigma_hat|^2 E[rho^{2 * k}]")
     integrand = mag.subs(W, W / RHO) / RHO**2 * density
     try:
-        with time_limit(10.0, "the rho-integral of |sigma_hat(t/rho)|^2"):
+        with time_limit(4.0, "the rho-integral of |sigma_hat(t/rho)|^2"):
             s_expr = sp.integrate(integrand, (RHO, lo, hi))
         if not s_expr.has(sp.Integral):
             expr = tidy(W ** (dim - 1) / s_expr, W)
             return RandomScaleWeight(expr, _lambdify_weight(expr), "closed-form rho-integral")
-    except (Unsupported, NotImplementedError, ValueError):
+    except (Unsupported, TimeLimitExceeded, NotImplementedError, ValueError):
         pass
     integrand_fn = sp.lambdify((W, RHO), integrand, modules="mpmath")
 

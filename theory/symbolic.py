@@ -12,6 +12,8 @@ from .timeouts import time_limit
 
 #: expressions with more operations than this skip sympy's (slow) general ``simplify``
 SIMPLIFY_MAX_OPS = 40
+#: expressions with more operations than this are left as they are
+LARGE_OPS = 150
 
 
 def _rate(arg: sp.Expr, var: sp.Symbol):
@@ -87,6 +89,8 @@ def tidy(expr: sp.Expr, var: sp.Symbol | None = None, seconds: float = 2.0,
     sympy's (slow) ``simplify``.  Each runs under a time limit and is skipped if it fails.
     """
     candidates = [expr]
+    if sp.count_ops(expr) > LARGE_OPS:  # factor/cancel on huge sums cost seconds and rarely help
+        return expr
     rewrites = [sp.factor, sp.cancel]
     if var is not None and expr.has(sp.exp):
         rewrites.append(lambda e: sp.factor(hyperbolic_form(e, var)))

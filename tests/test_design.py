@@ -1,0 +1,66 @@
+"""Activation design (notes section 4): the worked examples and the verification by recomputing W."""
+
+import math
+
+import numpy as np
+import pytest
+import sympy as sp
+
+from theory.design import design_activation
+from theory.errors import IbcheckError, Unsupported
+from theory.symbols import omega as w
+
+
+# (target W*, dim, phase, independent reference activation from the notes, as a Python function)
+EXAMPLES = [
+    (w**4, 1, "minimum", lambda t: max(t, 0.0)),                           # ReLU
+    (w**4, 1, "zero", lambda t: abs(t) / 2),                               # |t|/2 (sign is a phase)
+    (w**4, 3, "minimum", lambda t: 1.0 if t > 0 else 0.0),                 # d = 3 thin plate: H(t)
+    ((1 + w**2) ** 2, 1, "minimum", lambda t: t * math.exp(-t) if t > 0 else 0.0),  # t e^-t H(t)
+    ((1 + w**2) ** 3, 1, "minimum", lambda t: t**2 * math.exp(-t) / 2 if t > 0 else 0.0),  # Gamma(3)
+    ((1 + w**2) ** 2, 1, "zero", lambda t: math.exp(-abs(t)) / 2),          # e^{-|t|}/2
+    (1 + w**2, 1, "minimum", lambda t: math.exp(-t) if t > 0 else 0.0),    # e^-t H(t): H^1
+    (sp.exp(w**2 / 2), 1, "zero", lambda t: math.exp(-t**2) / math.sqrt(math.pi)),
+]
+
+
+@pytest.mark.parametrize("target,dim,phase,reference", EXAMPLES)
+def test_worked_examples(target, dim, phase, reference):
+    design = design_activation(target, dim, phase)
+    assert design.verification["passed"], design.verification
+    f = design.activation.numeric("numpy")
+    for t in (-1.7, -0.3, 0.4, 1.1, 2.6):
+        # equal up to a global sign (a constant phase, invisible to the kernel regime)
+        got, want = float(f(np.float64(t))), reference(t)
+        assert abs(abs(got) - abs(want)) <= 1e-12
+
+
+def test_minimum_phase_design_is_one_sided():
+    design = design_activation((1 + w**2) * (4 + w**2), 1, "minimum")
+    f = design.activation.numeric("numpy")
+    assert all(float(f(np.float64(t))) == 0 for t in (-3.0, -1.0, -0.1))
+    assert design.verification["passed"]
+
+
+def test_paley_wiener_refuses_one_sided_gaussian():
+    with pytest.raises(Unsupported, match="Paley-Wiener"):
+        design_activation(sp.exp(w**2 / 2), 1, "minimum")
+
+
+@pytest.mark.slow  # ~20 s: the design evaluates 1201 oscillatory Fourier integrals
+def test_numerical_zero_phase_design_is_verified_by_transforming_back():
+    design = design_activation(1 + w**4, 1, "zero")
+    assert design.activation is None and design.numeric is not None
+    assert design.verification["passed"]
+    # even activation, and its value at 0 is (1/pi) int_0^inf (1 + w^4)^(-1/2) dw
+    import scipy.integrate as si
+    at0 = si.quad(lambda v: (1 + v**4) ** -0.5, 0, np.inf)[0] / np.pi
+    values = design.numeric(np.array([-0.7, 0.0, 0.7]))
+    assert values[0] == pytest.approx(values[2], rel=1e-9) and values[1] == pytest.approx(at0, rel=1e-8)
+
+
+def test_bad_targets():
+    with pytest.raises(IbcheckError, match="phase"):
+        design_activation(w**4, 1, "sideways")
+    with pytest.raises(IbcheckError, match="omega only"):
+        design_activation(w**4 + sp.Symbol("q"), 1)
