@@ -232,10 +232,6 @@ BUILTINS: dict[str, BuiltinSpec] = {s.name: s for s in [
 ]}
 
 
-def parameter(name: str) -> Parameter:
-    return _PARAMS[name]
-
-
 def coerce_value(param: Parameter, value) -> sp.Rational:
     """An exact rational parameter value, checked against the parameter's allowed range."""
     if isinstance(value, str):

@@ -11,15 +11,16 @@ sections follow in registration order.
 from __future__ import annotations
 
 import importlib
+from functools import lru_cache
 from typing import Callable
 
 import sympy as sp
 
 from .activations import Activation
-from .derivation import Derivation, Section, Step, name
-from .errors import IbcheckError, TimeLimitExceeded, Unsupported
+from .derivation import Derivation, Section, name
+from .errors import TimeLimitExceeded, Unsupported
 from .fourier import FourierResult, fourier_transform
-from .kernels import check_dimension, kernel
+from .kernels import check_dimension, direction_averaged_kernel, kernel
 from .penalty import null_space_order, radon_operator, small_frequency_coefficient, spectral_weight
 from .symbols import omega as W
 
@@ -27,7 +28,7 @@ SectionBuilder = Callable[[Activation, int], "Section | None"]
 SECTIONS: list[tuple[str, SectionBuilder]] = []
 
 #: modules whose import registers further derivation sections
-SECTION_MODULES: tuple[str, ...] = ()
+SECTION_MODULES: tuple[str, ...] = ("theory.rank",)
 
 
 def register_section(name: str, builder: SectionBuilder) -> None:
@@ -85,7 +86,14 @@ def spectral_section(act: Activation, dim: int, ft: FourierResult | None = None)
         k = kernel(ft)
         results["kernel"] = k.expr
         results["kernel_method"] = k.how
-        if k.expr is not None:
+        if dim > 1:
+            radial = direction_averaged_kernel(k, dim)
+            results["kernel"] = radial
+            section.step(f"In d = {dim} with uniform directions the kernel is K(x, x') = E_theta k(theta . (x - x'))"
+                         + (f", a function of D = |x - x'| (closed form for the power law {k.expr})."
+                            if radial is not None else "; no closed form: average k numerically over directions."),
+                         sp.Eq(name("K(D)", "K(D)"), radial) if radial is not None else None)
+        elif k.expr is not None:
             section.step(f"Infinite-width random-feature kernel (flat offsets, rho = 1), {k.how}; "
                          f"conditionally positive definite of order {k.order}, defined up to even "
                          f"polynomials of degree <= {max(2 * k.order - 2, 0)}. Checked against the "
@@ -100,19 +108,23 @@ def spectral_section(act: Activation, dim: int, ft: FourierResult | None = None)
     return section
 
 
+@lru_cache(maxsize=128)
 def derive(act: Activation, dim: int = 1) -> Derivation:
-    """The derivation of every registered topic for ``act`` in input dimension ``dim``."""
+    """The derivation of every registered topic for ``act`` in input dimension ``dim``.
+
+    Remembered per (activation, dimension) for the life of the process; treat it as read-only.
+    """
     check_dimension(dim)
     ft = fourier_transform(act)
     sections = [spectral_section(act, dim, ft)]
     notes = []
     for module in SECTION_MODULES:
         importlib.import_module(module)
-    for name, builder in SECTIONS:
+    for topic, builder in SECTIONS:
         try:
             section = builder(act, dim)
         except (Unsupported, TimeLimitExceeded) as err:
-            notes.append(f"{name}: {err}")
+            notes.append(f"{topic}: {err}")
             continue
         if section is not None:
             sections.append(section)
@@ -126,10 +138,3 @@ def derive(act: Activation, dim: int = 1) -> Derivation:
                         "passed": ft.verification.passed}
     return Derivation(act.label, act.symbolic, ft.status, sections, verification, notes)
 
-
-def derive_or_explain(act: Activation, dim: int = 1) -> Derivation:
-    """:func:`derive`, but a not-applicable activation is an :class:`IbcheckError` (for the CLI)."""
-    result = derive(act, dim)
-    if result.status == "not_applicable":
-        raise IbcheckError(f"{act.label}: {result.notes[0]}")
-    return result

@@ -42,7 +42,7 @@ import sympy as sp
 
 from .activations import Activation
 from .derivation import Derivation, Section, Step, name
-from .errors import IbcheckError, TimeLimitExceeded, Unsupported
+from .errors import IbcheckError, Unsupported
 from .evaluation import compile_expression
 from .fourier import fourier_transform
 from .penalty import spectral_weight

@@ -384,14 +384,14 @@ PIECE_RULES: dict[str, Callable] = {
 
 
 def _by_rules(piece, a, b):
-    for name, rule in PIECE_RULES.items():
+    for rule_name, rule in PIECE_RULES.items():
         try:
-            with time_limit(10.0, f"the {name} rule on {piece}"):
+            with time_limit(10.0, f"the {rule_name} rule on {piece}"):
                 value = rule(piece, a, b)
         except (TimeLimitExceeded, sp.PolynomialError, NotImplementedError):
             continue
         if value is not None:
-            return value, name
+            return value, rule_name
     return None
 
 

@@ -317,6 +317,25 @@ def kernel(ft: FourierResult) -> Kernel:
     return Kernel(act, m, expr, how, lambda ds: closed(np.abs(np.asarray(ds, dtype=float))), check)
 
 
+def direction_averaged_kernel(k: Kernel, dim: int) -> sp.Expr | None:
+    r"""The kernel in d dimensions with directions uniform on :math:`S^{d-1}`:
+    :math:`K(x, x') = E_\theta\, k(\theta\cdot(x - x'))`, as a function of :math:`D = |x - x'|`.
+
+    Closed form for a power law :math:`k = c|D|^p`:
+    :math:`E|\theta_1|^p = \Gamma(d/2)\Gamma((p+1)/2)/(\sqrt\pi\,\Gamma((d+p)/2))`, so ReLU gives
+    the polyharmonic :math:`r^3` kernel (notes 2.4); None for other kernels.
+    """
+    if dim == 1:
+        return k.expr
+    if k.expr is None:
+        return None
+    c, p = sp.S(k.expr).subs(D, _DP).as_coeff_exponent(_DP)
+    if c.has(_DP) or sp.simplify(c * _DP**p - k.expr.subs(D, _DP)) != 0:
+        return None
+    moment = sp.gamma(sp.Rational(dim, 2)) * sp.gamma((p + 1) / 2) / (sp.sqrt(sp.pi) * sp.gamma((dim + p) / 2))
+    return sp.simplify(c * moment) * sp.Abs(D) ** p
+
+
 # ---------------------------------------------------------------------------------------
 # the 1D ReLU curvature weight
 

@@ -27,7 +27,7 @@ from dataclasses import dataclass
 
 import sympy as sp
 
-from .activations import BUILTINS, Activation, Parameter, coerce_value, get_activation, parameter
+from .activations import BUILTINS, Activation, Parameter, coerce_value, get_activation
 from .errors import IbcheckError
 from .symbols import x as X
 

@@ -19,10 +19,6 @@ import time
 
 from .errors import TimeLimitExceeded
 
-#: default seconds for one symbolic step (a limit, an integral, a simplification)
-DEFAULT_STEP_SECONDS = 10.0
-
-
 def _can_alarm() -> bool:
     return hasattr(signal, "setitimer") and threading.current_thread() is threading.main_thread()
 
@@ -59,8 +55,3 @@ def time_limit(seconds: float | None, what: str):
             left = outer_remaining - (time.monotonic() - start)
             signal.setitimer(signal.ITIMER_REAL, max(left, 1e-3))
 
-
-def bounded(func, *args, seconds: float = DEFAULT_STEP_SECONDS, what: str | None = None, **kwargs):
-    """Call ``func(*args, **kwargs)`` under :func:`time_limit`."""
-    with time_limit(seconds, what or getattr(func, "__name__", "symbolic step")):
-        return func(*args, **kwargs)

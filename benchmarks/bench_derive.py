@@ -1,0 +1,56 @@
+"""Benchmark: cold and cached time of `derive` for every built-in activation.
+
+Each activation runs in a fresh Python process (so nothing is cached): the script reports the
+import time of `theory`, the cold time of `theory.derive(act)` (derivation, mpmath verification,
+kernel), and the time of a second, cached call.  Target (issue: theory layer): every built-in
+derives and verifies in under 2 s cold on one core.
+
+    python benchmarks/bench_derive.py [NAME ...]
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+
+PROBE = r"""
+import json, sys, time
+t0 = time.perf_counter()
+import theory
+t1 = time.perf_counter()
+act = theory.activation(sys.argv[1])
+derivation = theory.derive(act)
+t2 = time.perf_counter()
+theory.derive(act)
+t3 = time.perf_counter()
+print(json.dumps({"import": t1 - t0, "cold": t2 - t1, "cached": t3 - t2, "status": derivation.status}))
+"""
+
+TARGET_S = 2.0
+
+
+def main(names: list[str]) -> int:
+    if not names:
+        sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+        import theory
+        names = theory.builtin_names()
+    env = dict(os.environ, OMP_NUM_THREADS="1", OPENBLAS_NUM_THREADS="1", MKL_NUM_THREADS="1")
+    print(f"{'activation':<12} {'status':<22} {'import s':>9} {'cold s':>8} {'cached s':>9}  target < {TARGET_S} s")
+    slow = 0
+    for name in names:
+        out = subprocess.run([sys.executable, "-c", PROBE, name], capture_output=True, text=True, env=env)
+        if out.returncode != 0:
+            print(f"{name:<12} failed: {out.stderr.strip().splitlines()[-1]}")
+            continue
+        r = json.loads(out.stdout)
+        flag = "" if r["cold"] < TARGET_S else "  over target"
+        slow += bool(flag)
+        print(f"{name:<12} {r['status']:<22} {r['import']:>9.2f} {r['cold']:>8.2f} {r['cached']:>9.4f}{flag}")
+    print(f"\n{len(names) - slow} of {len(names)} under {TARGET_S} s cold")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv[1:]))
