@@ -39,6 +39,10 @@ PROFILES = ("quick", "full")
 #: modules whose import registers checks (order = order in reports)
 CHECK_MODULES = (
     "numerics.theory_checks",
+    "numerics.functional_dimension",
+    "numerics.stable_rank",
+    "numerics.kernel_regime",
+    "numerics.adaptive",
 )
 
 

@@ -1,21 +1,26 @@
 """The ``ibcheck`` command line (also ``python -m numerics``).
 
-Commands: ``derive`` (the symbolic derivation), ``check`` (run the checks on one activation),
-``list`` (built-in activations and checks).  Every user error prints one line on stderr and
-exits with status 2; no traceback.
+Commands: ``derive`` (the symbolic derivation), ``design`` (an activation for a target
+penalty), ``check`` (run the checks on one activation and
+write its report), ``report`` (the cross-activation comparison report; with no arguments, the
+standard suite into ``reports/``), ``list`` (built-in activations and checks).  Every user
+error prints one line on stderr and exits with status 2; no traceback.  See ``docs/reports.md``.
 """
 
 from __future__ import annotations
 
 import argparse
+import hashlib
 import json
+import shlex
 import sys
+from pathlib import Path
 
 import theory
 from theory.errors import IbcheckError
 from theory.parsing import parse_formula
 
-from .checks import PROFILES, Context, all_checks, run_checks
+from .checks import PROFILES, all_checks
 
 FORMATS = ("text", "markdown", "latex", "json")
 
@@ -43,6 +48,15 @@ def _activation(args) -> theory.Activation:
 
 
 def cmd_derive(args) -> int:
+    if args.activation is None and args.architecture is None:
+        raise IbcheckError("derive: give an activation (e.g. relu) or --architecture N0-N1-...-NL (e.g. 4-8-8-1)")
+    if args.activation is not None and args.architecture is not None:
+        raise IbcheckError("derive: give either an activation or --architecture, not both")
+    if args.architecture is not None:
+        from theory.functional_dimension import derive_architecture
+
+        print(derive_architecture(args.architecture).render(args.format))
+        return 0
     act = _activation(args)
     result = theory.derive(act, args.dim)
     if result.status == "not_applicable":
@@ -51,23 +65,87 @@ def cmd_derive(args) -> int:
     return 0
 
 
-def cmd_check(args) -> int:
-    act = _activation(args)
-    only = [c.strip() for c in args.only.split(",") if c.strip()] if args.only else None
+def cmd_design(args) -> int:
+    from theory.design import design_activation
+    from theory.symbols import omega
+
+    target = parse_formula(args.target, variable=("omega", omega))
+    print(design_activation(target, args.dim, args.phase).derivation().render(args.format))
+    return 0
+
+
+def _options(pairs: list[str]) -> dict:
     options = {}
-    for pair in args.option or []:
+    for pair in pairs or []:
         key, sep, value = pair.partition("=")
         if not sep or not key.strip():
             raise IbcheckError(f"--option takes KEY=VALUE, got {pair!r}")
         options[key.strip()] = value.strip()
-    context = Context(profile=args.profile, seed=args.seed, options=options)
-    results = run_checks(act, context, only)
+    return options
+
+
+def _run_and_write(args, specs, title: str, out: str):
+    """Run the checks on ``specs`` (cache, executor and progress as the options say); write the report."""
+    # imported here so that `derive` and `list` start without torch and matplotlib
+    from .cache import ResultCache
+    from .executor import executor_from_name
+    from .report import ensure_writable, write_report
+    from .suite import run_suite
+
+    if args.seed < 0:
+        raise IbcheckError(f"--seed must be a non-negative integer, got {args.seed}")
+    if args.jobs is not None and args.jobs < 1:
+        raise IbcheckError(f"--jobs must be at least 1, got {args.jobs}")
+    only = [c.strip() for c in args.only.split(",") if c.strip()] if getattr(args, "only", None) else None
+    directory = ensure_writable(out)  # before minutes of work, not after
+    report = run_suite(specs, profile=args.profile, seed=args.seed, options=_options(args.option), only=only,
+                       executor=executor_from_name(args.executor, args.jobs), cache=ResultCache(read=not args.no_cache),
+                       title=title, command=shlex.join(["ibcheck", *args.argv]))
+    return report, write_report(report, directory)
+
+
+def _check_folder(act: theory.Activation) -> str:
+    """``reports/<label>`` for a built-in; a formula's folder gets a short hash of it (distinct formulas, distinct folders)."""
+    from .report.formatting import slug
+
+    name = slug(act.label)
+    if not act.builtin:
+        name = f"formula-{name[:40]}-{hashlib.sha256(act.label.encode()).hexdigest()[:8]}"
+    return str(Path("reports") / name)
+
+
+def cmd_check(args) -> int:
+    from .suite import ActivationSpec
+
+    act = _activation(args)
+    spec = ActivationSpec(args.activation, tuple(_parameters(args.param).items()))
+    report, paths = _run_and_write(args, [spec], f"ibcheck check: {act.label}", args.out or _check_folder(act))
+    results = report.activations[0].results
     if args.format == "json":
         print(json.dumps([r.to_dict(plots=False) for r in results], indent=2))
+        print(f"ibcheck: report written to {paths['index.html']}", file=sys.stderr)
     else:
         width = max(len(r.check) for r in results) if results else 5
         for r in results:
             print(f"{r.check:<{width}}  {r.verdict:<14}  {r.reason}")
+        print(f"\nReport: {paths['index.html']} (also report.md, report.json)")
+    return 0
+
+
+def cmd_report(args) -> int:
+    from .suite import ActivationSpec, standard_suite
+
+    if args.activations:
+        specs, title = [ActivationSpec(a) for a in args.activations], "ibcheck report"
+    else:
+        specs, title = standard_suite(), "ibcheck report: the standard suite"
+    report, paths = _run_and_write(args, specs, title, args.out)
+    counts = ", ".join(f"{n} {verdict.replace('_', ' ')}" for verdict, n in report.counts().items() if n)
+    print(f"{len(report.activations)} activations x {len(report.checks)} checks: {counts}; "
+          f"{report.cache['hits']} results from the cache; {report.runtime_s:.0f} s")
+    for label, result in report.problems():
+        print(f"  {label} / {result.check}: {result.verdict}: {result.reason}")
+    print(f"Report: {paths['index.html']} (also report.md, report.json)")
     return 0
 
 
@@ -86,27 +164,61 @@ def build_parser() -> argparse.ArgumentParser:
     parser = _Parser(prog="ibcheck", description="Implicit-bias theory checker for shallow networks.")
     sub = parser.add_subparsers(dest="command", required=True, parser_class=_Parser)
 
+    def run_args(p, default_out: str | None, shown_out: str):
+        p.add_argument("--profile", choices=PROFILES, default="quick",
+                       help="quick (minutes for the whole suite) or full (the notes' reference sizes)")
+        p.add_argument("--seed", type=int, default=0)
+        p.add_argument("--option", action="append", metavar="KEY=VALUE",
+                       help="check-specific option (repeatable), e.g. --option architecture=4-8-8-1")
+        p.add_argument("--out", default=default_out,
+                       help=f"folder for index.html, report.md and report.json (default {shown_out})")
+        p.add_argument("--no-cache", action="store_true",
+                       help="recompute every result instead of reusing cached ones (fresh results are still stored)")
+        p.add_argument("--jobs", type=int, default=None,
+                       help="worker processes (default: one per CPU; 1 runs everything in this process)")
+        p.add_argument("--executor", default="process",
+                       help="process (default), serial, or MODULE:FACTORY for another engine (see docs/reports.md)")
+
     def activation_args(p):
         p.add_argument("activation", help="built-in name (see `ibcheck list`) or a formula in x, "
                                           "e.g. 'x/(1+abs(x))' or 'leaky_relu(a=0.2)'")
         p.add_argument("--param", action="append", metavar="NAME=VALUE",
                        help="parameter value (repeatable), e.g. --param a=0.2")
 
-    p = sub.add_parser("derive", help="derive the theory's predictions for an activation, step by step")
-    activation_args(p)
+    p = sub.add_parser("derive", help="derive the theory's predictions for an activation (or, with "
+                                      "--architecture, a ReLU network's functional dimension), step by step")
+    p.add_argument("activation", nargs="?", help="built-in name (see `ibcheck list`) or a formula in x, "
+                                                 "e.g. 'x/(1+abs(x))'; omit it with --architecture")
+    p.add_argument("--param", action="append", metavar="NAME=VALUE",
+                   help="parameter value (repeatable), e.g. --param a=0.2")
+    p.add_argument("--architecture", metavar="N0-N1-...-NL",
+                   help="derive the functional dimension of a ReLU network instead, e.g. 4-8-8-1")
     p.add_argument("--dim", type=int, default=1, help="input dimension d (default 1)")
     p.add_argument("--format", choices=FORMATS, default="text")
     p.set_defaults(func=cmd_derive)
 
+    p = sub.add_parser("design", help="design an activation whose kernel-regime spectral penalty is a given W(omega)")
+    p.add_argument("target", help="the target penalty W*(omega) as a formula in omega, e.g. '(1+omega^2)^2'")
+    p.add_argument("--phase", choices=("minimum", "zero"), default="minimum",
+                   help="minimum: one-sided (ReLU-like) activation; zero: even activation")
+    p.add_argument("--dim", type=int, default=1, help="input dimension d (default 1)")
+    p.add_argument("--format", choices=FORMATS, default="text")
+    p.set_defaults(func=cmd_design)
+
     p = sub.add_parser("check", help="run the checks that apply to an activation")
     activation_args(p)
     p.add_argument("--only", help="comma-separated check ids")
-    p.add_argument("--profile", choices=PROFILES, default="quick")
-    p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--option", action="append", metavar="KEY=VALUE",
-                   help="check-specific option (repeatable), e.g. --option architecture=4-8-8-1")
-    p.add_argument("--format", choices=("text", "json"), default="text")
+    run_args(p, None, "reports/<activation>")
+    p.add_argument("--format", choices=("text", "json"), default="text",
+                   help="what to print: a verdict per line, or the JSON list of results (the report is written either way)")
     p.set_defaults(func=cmd_check)
+
+    p = sub.add_parser("report", help="run the checks on many activations (default: the standard suite, every "
+                                      "built-in) and write the comparison report")
+    p.add_argument("--activations", nargs="+", action="extend", metavar="ACTIVATION",
+                   help="built-in names, calls such as 'leaky_relu(a=0.2)' or formulas (default: every built-in)")
+    run_args(p, "reports", "reports")
+    p.set_defaults(func=cmd_report)
 
     p = sub.add_parser("list", help="list built-in activations and checks")
     p.set_defaults(func=cmd_list)
@@ -116,6 +228,7 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: list[str] | None = None) -> int:
     try:
         args = build_parser().parse_args(argv)
+        args.argv = list(sys.argv[1:] if argv is None else argv)
         return args.func(args)
     except IbcheckError as err:
         print(f"ibcheck: error: {err}", file=sys.stderr)

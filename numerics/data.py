@@ -79,3 +79,94 @@ def digits(classes: tuple[int, ...] | None = None, n: int | None = None, seed: i
         index = np.random.default_rng(seed).choice(len(x), n, replace=False)
         x, y = x[index], y[index]
     return x, y
+
+
+#: IDX file names of the two MNIST splits (also accepted with '.' for the second '-' and with .gz)
+MNIST_FILES = {"train": ("train-images-idx3-ubyte", "train-labels-idx1-ubyte"),
+               "test": ("t10k-images-idx3-ubyte", "t10k-labels-idx1-ubyte")}
+
+
+def read_idx(path) -> np.ndarray:
+    """An IDX array (the MNIST file format: magic 0x0000, type 0x08 = unsigned bytes, ndim,
+    big-endian int32 dimensions, then the data), plain or gzip-compressed."""
+    import gzip
+    from pathlib import Path
+
+    path = Path(path)
+    try:
+        raw = path.read_bytes()
+    except OSError as err:
+        raise IbcheckError(f"cannot read IDX file {path}: {err.strerror}") from None
+    if raw[:2] == b"\x1f\x8b":
+        try:
+            raw = gzip.decompress(raw)
+        except (OSError, EOFError) as err:
+            raise IbcheckError(f"{path}: not a valid gzip file ({err})") from None
+    if len(raw) < 4 or raw[:2] != b"\x00\x00" or raw[2] != 0x08:
+        raise IbcheckError(f"{path} is not an IDX file of unsigned bytes (bad magic number)")
+    ndim = raw[3]
+    header = 4 + 4 * ndim
+    if ndim == 0 or len(raw) < header:
+        raise IbcheckError(f"{path}: truncated IDX header")
+    shape = tuple(int(d) for d in np.frombuffer(raw[4:header], dtype=">i4"))
+    size = int(np.prod(shape))
+    if len(raw) - header != size:
+        raise IbcheckError(f"{path}: IDX header says {shape} ({size} bytes) but the file holds {len(raw) - header}")
+    return np.frombuffer(raw[header:], dtype=np.uint8).reshape(shape)
+
+
+def _mnist_idx(directory, split: str) -> tuple[np.ndarray, np.ndarray]:
+    from pathlib import Path
+
+    arrays = []
+    for stem in MNIST_FILES[split]:
+        names = [stem, stem.replace("-idx", ".idx")]
+        candidates = [Path(directory) / (name + suffix) for name in names for suffix in ("", ".gz")]
+        found = next((c for c in candidates if c.is_file()), None)
+        if found is None:
+            raise IbcheckError(f"no MNIST file {stem}[.gz] in {directory}; give the directory holding the "
+                               "IDX files or an .npz with x_train, y_train, x_test, y_test")
+        arrays.append(read_idx(found))
+    return arrays[0], arrays[1]
+
+
+def _mnist_npz(path, split: str) -> tuple[np.ndarray, np.ndarray]:
+    try:
+        with np.load(path, allow_pickle=False) as archive:
+            keys = (f"x_{split}", f"y_{split}")
+            missing = [k for k in keys if k not in archive.files]
+            if missing:
+                raise IbcheckError(f"{path} lacks {', '.join(missing)}; an MNIST .npz holds x_train, y_train, "
+                                   "x_test, y_test")
+            return archive[keys[0]], archive[keys[1]]
+    except (OSError, ValueError) as err:
+        raise IbcheckError(f"cannot read {path} as .npz: {err}") from None
+
+
+def mnist(path, split: str = "train", n: int | None = None, seed: int = 0,
+          scale: float = 255.0) -> tuple[np.ndarray, np.ndarray]:
+    """MNIST from local files (nothing is downloaded): ``path`` is a directory with the standard
+    IDX files or an ``.npz`` with ``x_train``, ``y_train``, ``x_test``, ``y_test``.  Returns the
+    images flattened to 784 pixels divided by ``scale`` (float64) and the integer labels; ``n``
+    draws that many without replacement (seeded)."""
+    from pathlib import Path
+
+    if split not in MNIST_FILES:
+        raise IbcheckError(f"MNIST split must be 'train' or 'test', got {split!r}")
+    path = Path(path)
+    if path.is_dir():
+        images, labels = _mnist_idx(path, split)
+    elif path.is_file():
+        images, labels = _mnist_npz(path, split)
+    else:
+        raise IbcheckError(f"MNIST path {path} does not exist; give a directory of IDX files or an .npz file")
+    if len(images) != len(labels):
+        raise IbcheckError(f"MNIST {split}: {len(images)} images but {len(labels)} labels")
+    x = np.asarray(images, dtype=np.float64).reshape(len(images), -1) / scale
+    y = np.asarray(labels).astype(np.int64).reshape(-1)
+    if n is not None:
+        if n > len(x):
+            raise IbcheckError(f"asked for {n} MNIST {split} images, only {len(x)} available")
+        index = np.random.default_rng(seed).choice(len(x), n, replace=False)
+        x, y = x[index], y[index]
+    return x, y

@@ -22,12 +22,20 @@ The output weights are :math:`v \sim N(0, s_v^2)` (``s_v = 0``: zeros).  With
 RS coordinates (section 1.3): :math:`\rho = \|w\|`, :math:`\theta = w/\rho`,
 :math:`\beta = -b/\rho`, so :math:`w\cdot x + b = \rho(\theta\cdot x - \beta)`; for a positively
 k-homogeneous activation :math:`\mu = v\rho^k` and :math:`f = \sum_i \mu_i\sigma(\theta_i\cdot x - \beta_i)`.
+
+Kernel regime (section 2.1): :meth:`ShallowNetwork.tangent_kernel` is the empirical tangent
+kernel of the output layer (random features) or of all layers, weighted by per-layer step
+sizes; :func:`linearized_solution` is the linearized model after T gradient-descent steps or
+at infinite time (the minimum-norm interpolant), computed in closed form; :func:`train`
+runs real gradient descent on the chosen layers.
 """
 
 from __future__ import annotations
 
+import copy
 import math
 from dataclasses import dataclass
+from typing import Sequence
 
 import numpy as np
 import torch
@@ -37,8 +45,12 @@ from theory.errors import IbcheckError
 
 from .reproducibility import generators
 from .torch_activation import torch_activation
+from .training import History, gradient_descent
 
 PARAMETERIZATIONS = ("standard", "ntk")
+LAYERS = ("output", "all")
+#: neurons per block when features are formed for many points (bounds memory at points x 1024 x 8 bytes)
+CHUNK = 1024
 INIT_KINDS = ("uniform", "gaussian", "directions")
 
 
@@ -106,6 +118,31 @@ class ShallowNetwork:
             w, b, v = torch.cat([w, w]), torch.cat([b, b]), torch.cat([v, -v])
         self.w, self.b, self.v = (t.clone().requires_grad_(True) for t in (w, b, v))
 
+    @classmethod
+    def from_weights(cls, act: Activation, w, b, v=None, parameterization: str = "standard") -> "ShallowNetwork":
+        """A network with given first-layer weights (n, d), offsets (n,) and output weights (default 0),
+        e.g. a deterministic quadrature of an initialization density."""
+        w, b = as_tensor(w), torch.as_tensor(np.asarray(b, dtype=float), dtype=torch.float64)
+        if w.ndim != 2 or b.shape != (len(w),):
+            raise IbcheckError("from_weights needs w of shape (n, d) and b of shape (n,)")
+        net = cls(act, len(w), w.shape[1], Init(), parameterization)
+        v = torch.zeros(len(w), dtype=torch.float64) if v is None else torch.as_tensor(np.asarray(v, dtype=float))
+        net.w, net.b, net.v = (t.clone().requires_grad_(True) for t in (w, b, v))
+        return net
+
+    def subnetwork(self, part: slice) -> "ShallowNetwork":
+        """The neurons ``part`` as a network of their own (a view: it shares the parameter tensors)."""
+        sub = copy.copy(self)
+        sub.w, sub.b, sub.v = self.w[part], self.b[part], self.v[part]
+        sub.width = len(sub.v)
+        return sub
+
+    def snapshot(self) -> "ShallowNetwork":
+        """A copy with its own (detached, trainable) parameter tensors: training ``self`` leaves it as it is."""
+        twin = copy.copy(self)
+        twin.w, twin.b, twin.v = (t.detach().clone().requires_grad_(True) for t in (self.w, self.b, self.v))
+        return twin
+
     @property
     def output_scale(self) -> float:
         scale = 1.0 if self.parameterization == "standard" else 1.0 / math.sqrt(self.width)
@@ -138,6 +175,171 @@ class ShallowNetwork:
         if k is not None:
             out["mu"] = out["v"] * out["rho"] ** k
         return out
+
+    @property
+    def describe(self) -> str:
+        """What is being trained, for progress bars and divergence messages."""
+        return f"{self.activation.label} network, width {self.width}"
+
+    def tangent_kernel(self, x1: torch.Tensor, x2: torch.Tensor, layers: str = "all",
+                       lr: float | Sequence[float] = 1.0) -> torch.Tensor:
+        r"""The empirical tangent kernel :math:`K_\eta(x, x') = \sum_l \eta_l J_l(x) J_l(x')^T`.
+
+        With :math:`z = w\cdot x + b` and output scale s,
+        :math:`J_v = s\,\sigma(z)`, :math:`J_w = s\,v\,\sigma'(z)\,x`, :math:`J_b = s\,v\,\sigma'(z)`, so
+
+        .. math::
+           K_\eta = s^2\Big[\eta_v \sum_i \sigma(z_i)\sigma(z_i')
+           + \sum_i v_i^2\sigma'(z_i)\sigma'(z_i')\,(\eta_w\, x\cdot x' + \eta_b)\Big].
+
+        ``layers='output'`` keeps only the first term (random features).  ``lr`` is one step size
+        or one per parameter (v, w, b), as given to :func:`train`.  Formed in blocks of
+        :data:`CHUNK` neurons; shape (N1, N2).
+        """
+        eta_v, eta_w, eta_b = _rates(lr)
+        _check_layers(layers)
+        derivative = self._derivative() if layers == "all" else None
+        out = torch.zeros(len(x1), len(x2), dtype=torch.float64)
+        with torch.no_grad():
+            for lo in range(0, self.width, CHUNK):
+                part = slice(lo, lo + CHUNK)
+                z1 = torch.addmm(self.b[part], x1, self.w[part].T)
+                z2 = torch.addmm(self.b[part], x2, self.w[part].T)
+                out += eta_v * self.sigma(z1) @ self.sigma(z2).T
+                if derivative is not None:
+                    d1, d2 = derivative(z1) * self.v[part], derivative(z2) * self.v[part]
+                    out += (d1 @ d2.T) * (eta_w * (x1 @ x2.T) + eta_b)
+        return out * self.output_scale**2
+
+    def jacobian(self, x: torch.Tensor, layers: str = "all") -> torch.Tensor:
+        r""":math:`\partial f(x_j)/\partial(v, w, b)` as an (N, P) matrix, columns ordered v, w (row-major), b
+        (the analytic form of :meth:`tangent_kernel`; ``layers='output'`` gives only the v columns)."""
+        _check_layers(layers)
+        with torch.no_grad():
+            z = self.preactivations(x)
+            blocks = [self.sigma(z)]
+            if layers == "all":
+                d = self._derivative()(z) * self.v
+                blocks += [(d[:, :, None] * x[:, None, :]).reshape(len(x), -1), d]
+        return torch.cat(blocks, dim=1) * self.output_scale
+
+    def _derivative(self):
+        if self.activation.is_discontinuous:
+            raise IbcheckError(f"{self.activation.label} jumps, so sigma' is a point mass: the first layer "
+                               "has no gradient; train the output layer only")
+        return torch_activation(self.activation, 1)
+
+    def evaluate(self, x: torch.Tensor) -> torch.Tensor:
+        """f(x) without autograd, in blocks of :data:`CHUNK` neurons (for large widths and grids)."""
+        out = torch.zeros(len(x), dtype=torch.float64)
+        with torch.no_grad():
+            for lo in range(0, self.width, CHUNK):
+                part = slice(lo, lo + CHUNK)
+                out += self.sigma(torch.addmm(self.b[part], x, self.w[part].T)) @ self.v[part]
+        return out * self.output_scale
+
+
+def _rates(lr) -> tuple[float, float, float]:
+    rates = tuple(float(r) for r in lr) if isinstance(lr, (list, tuple)) else (float(lr),) * 3
+    if len(rates) != 3 or any(r < 0 or not math.isfinite(r) for r in rates):
+        raise IbcheckError(f"learning rates must be one non-negative number or three (v, w, b), got {lr!r}")
+    return rates
+
+
+def _check_layers(layers: str) -> None:
+    if layers not in LAYERS:
+        raise IbcheckError(f"unknown training mode {layers!r}; known: {', '.join(LAYERS)}")
+
+
+@dataclass
+class LinearizedSolution:
+    r"""The linearized network after T steps of gradient descent (T = None: infinite time).
+
+    Around :math:`\theta_0`, :math:`f_{lin}(x) = f_0(x) + J(x)(\theta - \theta_0)`; gradient descent on
+    :math:`L = \frac1{2N}\sum_j r_j^2` with per-layer steps moves it by
+    :math:`-\tfrac1N K_\eta(x, X) r_t`, so with :math:`A = K_\eta(X, X)/N = U\Lambda U^T`
+
+    .. math::
+       f_T(x) = f_0(x) - \tfrac1N K_\eta(x, X)\,U\,\mathrm{diag}\Big(\frac{1 - (1-\lambda)^T}{\lambda}\Big)U^T r_0,
+
+    and at :math:`T = \infty` the minimum-norm interpolant :math:`f_0 + K_\eta(x, X)K_\eta^{-1}(y - f_0(X))`
+    (spectral_bias.md 2.1 and 2.4, kernel gradient flow).
+    """
+
+    network: ShallowNetwork  # a snapshot at linearization: later training does not move it
+    x: torch.Tensor
+    layers: str
+    lr: float | tuple
+    steps: int | None
+    weights: torch.Tensor  # the vector multiplying K_eta(x, X)
+
+    def __call__(self, points) -> np.ndarray:
+        points = as_tensor(points)
+        k = self.network.tangent_kernel(points, self.x, self.layers, self.lr)
+        start = self.network.evaluate(points) if bool(torch.any(self.network.v != 0)) else 0.0
+        return (start + k @ self.weights).numpy()
+
+
+def kernel_descent_weights(gram: torch.Tensor, residual: torch.Tensor, steps: int | None = None,
+                           what: str = "kernel", max_condition: float = 1e13) -> torch.Tensor:
+    r"""The vector :math:`\alpha` with :math:`f_T(x) = f_0(x) + K(x, X)\,\alpha` after T steps of kernel
+    gradient descent from the residual :math:`r_0 = f_0(X) - y` (``steps=None``: infinite time,
+    :math:`\alpha = -K^{-1}r_0`); see :class:`LinearizedSolution`."""
+    n_points = len(residual)
+    lam, vecs = torch.linalg.eigh(gram / n_points)
+    if steps is None:
+        if lam.min() <= lam.max() / max_condition:
+            raise IbcheckError(f"{what}: the tangent kernel on the data is singular (eigenvalues "
+                               f"{lam.min():.1e} .. {lam.max():.1e}); no minimum-norm solution")
+        factor = 1 / lam
+    else:
+        if lam.max() >= 2:
+            raise IbcheckError(f"{what}: step too large for the linearized model (eta lambda_max/N = "
+                               f"{lam.max():.3g} >= 2): gradient descent diverges; lower the learning rate")
+        safe = torch.clamp(lam, min=1e-300)
+        factor = torch.where(lam > 1e-300, -torch.expm1(steps * torch.log1p(-safe)) / safe,
+                             torch.full_like(lam, float(steps)))
+    return -(vecs @ (factor * (vecs.T @ residual))) / n_points
+
+
+def linearized_solution(net: ShallowNetwork, x, y, layers: str = "all", lr: float | Sequence[float] = 1.0,
+                        steps: int | None = None, max_condition: float = 1e13) -> LinearizedSolution:
+    """The linearized model of ``net`` trained on (x, y) (see :class:`LinearizedSolution`).
+
+    ``steps=None`` is the infinite-time (minimum-norm) solution; it raises
+    :class:`IbcheckError` when the tangent kernel on the data is singular.
+    """
+    x = as_tensor(x)
+    y = torch.as_tensor(np.asarray(y, dtype=float), dtype=torch.float64)
+    gram = net.tangent_kernel(x, x, layers, lr)
+    weights = kernel_descent_weights(gram, net.evaluate(x) - y, steps, what=net.describe,
+                                     max_condition=max_condition)
+    return LinearizedSolution(net.snapshot(), x, layers, lr, steps, weights)
+
+
+def train(net: ShallowNetwork, x, y, steps: int, lr: float | Sequence[float], layers: str = "all",
+          stop_loss: float | None = None, record_steps: Sequence[int] | None = None) -> History:
+    r"""Full-batch gradient descent on :math:`L = \frac1{2N}\sum_j (f(x_j) - y_j)^2`.
+
+    ``layers='output'`` trains v only (random features); ``'all'`` trains v, w, b.  ``lr`` is one
+    step size or one per parameter (v, w, b): the relative layer scales and rates set the regime
+    (section 1.4).  A small step approximates gradient flow.  Divergence raises
+    :class:`~numerics.training.TrainingDiverged` naming the activation, the width and the step.
+    """
+    _check_layers(layers)
+    rates = _rates(lr)
+    x = as_tensor(x)
+    y = torch.as_tensor(np.asarray(y, dtype=float), dtype=torch.float64)
+    if layers == "all":
+        net._derivative()  # a clear error for activations whose sigma' is a point mass
+        params, rates = net.parameters, list(rates)
+    else:
+        params, rates = [net.v], [rates[0]]
+
+    def loss():
+        return 0.5 * torch.mean((net(x) - y) ** 2)
+    return gradient_descent(params, loss, steps, rates, describe=f"{net.describe} ({layers} layers)",
+                            stop_loss=stop_loss, record_steps=record_steps)
 
 
 def as_tensor(x) -> torch.Tensor:

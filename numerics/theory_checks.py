@@ -11,10 +11,8 @@ from __future__ import annotations
 import numpy as np
 
 from theory.activations import Activation
-from theory.evaluation import compile_expression
 from theory.fourier import VERIFICATION_TOLERANCE, fourier_transform
-from theory.penalty import spectral_weight
-from theory.symbols import omega as W
+from theory.penalty import squared_magnitude_numeric
 
 from .checks import Check, CheckResult, Context, Plot, Series, register
 
@@ -29,13 +27,14 @@ def _applies(act: Activation) -> str | None:
 
 
 def weight_curve(act: Activation) -> dict | None:
-    """W(omega) (d = 1, rho = 1) on :data:`CURVE_FREQUENCIES`, or None without a closed form."""
+    """W(omega) = 1/|sigma_hat(omega)|^2 (d = 1, rho = 1) on :data:`CURVE_FREQUENCIES`, or None
+    without a closed form."""
     ft = fourier_transform(act)
     if ft.regular is None or ft.pure_point_masses:
         return None
-    weight = compile_expression(spectral_weight(ft, 1, bound=True), "numpy", W)
-    with np.errstate(over="ignore", invalid="ignore"):
-        values = np.asarray(weight(CURVE_FREQUENCIES), dtype=float)
+    magnitude = squared_magnitude_numeric(ft)
+    with np.errstate(over="ignore", invalid="ignore", divide="ignore"):
+        values = np.array([1.0 / magnitude(w) if magnitude(w) > 0 else np.inf for w in CURVE_FREQUENCIES])
     return {"omega": CURVE_FREQUENCIES.tolist(), "W": np.where(np.isfinite(values), values, np.nan).tolist()}
 
 

@@ -64,3 +64,13 @@ def test_bad_targets():
         design_activation(w**4, 1, "sideways")
     with pytest.raises(IbcheckError, match="omega only"):
         design_activation(w**4 + sp.Symbol("q"), 1)
+
+
+def test_design_command(capsys):
+    from numerics.cli import main
+    assert main(["design", "(1+omega^2)^2", "--format", "json"]) == 0
+    import json
+    data = json.loads(capsys.readouterr().out)
+    assert data["status"] == "closed_form_verified" and "Heaviside" in data["expression"]
+    assert main(["design", "exp(omega^2/2)"]) == 2
+    assert "Paley-Wiener" in capsys.readouterr().err

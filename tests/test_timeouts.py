@@ -30,3 +30,25 @@ def test_no_limit_when_none():
     with time_limit(None, "anything"):
         total = sum(range(1000))
     assert total == 499500
+
+
+def test_expiry_swallowed_by_broad_except_fires_again():
+    """sympy sometimes wraps a step in `except Exception` and carries on with the next step; the
+    limit must still stop the whole body (the expiry re-fires until the body has stopped)."""
+    def spin():
+        while True:
+            pass
+
+    def stubborn():
+        for _ in range(3):
+            try:
+                spin()
+            except Exception:  # swallows an expiry, as some library code does, then goes on
+                pass
+        spin()
+
+    start = time.monotonic()
+    with pytest.raises(TimeLimitExceeded):
+        with time_limit(0.2, "stubborn"):
+            stubborn()
+    assert time.monotonic() - start < 2.0

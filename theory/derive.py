@@ -28,7 +28,7 @@ SectionBuilder = Callable[[Activation, int], "Section | None"]
 SECTIONS: list[tuple[str, SectionBuilder]] = []
 
 #: modules whose import registers further derivation sections
-SECTION_MODULES: tuple[str, ...] = ("theory.rank",)
+SECTION_MODULES: tuple[str, ...] = ("theory.rank", "theory.dynamics")
 
 
 def register_section(name: str, builder: SectionBuilder) -> None:

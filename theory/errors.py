@@ -10,7 +10,7 @@ one-line error with exit status 2.
 from __future__ import annotations
 
 
-class IbcheckError(ValueError):
+class IbcheckError(Exception):
     """A user-facing error: the message is one line and says what to change."""
 
 

@@ -43,7 +43,7 @@ from .activations import Activation
 from .errors import IbcheckError, TimeLimitExceeded, Unsupported
 from .evaluation import compile_expression
 from .fourier import FourierResult, exp_poly_integral, term_shape
-from .penalty import null_space_order, squared_magnitude
+from .penalty import null_space_order, squared_magnitude, squared_magnitude_numeric
 from .piecewise import PiecewiseSmooth
 from .symbolic import tidy
 from .symbols import D
@@ -217,12 +217,11 @@ def _taylor_remainder_cos(z: np.ndarray, m: int) -> np.ndarray:
 def numerical_kernel(magnitude: Callable[[float], float], m: int) -> Callable[[np.ndarray], np.ndarray]:
     r"""k(D) from :math:`|\hat\sigma(\omega)|^2` by the gauge-fixed finite-part Fourier integral."""
     def one(d: float) -> float:
+        if d == 0:  # the subtracted Taylor polynomial is all of cos there
+            return si.quad(magnitude, 1, np.inf, limit=200)[0] / np.pi
         low = si.quad(lambda w: magnitude(w) * float(_taylor_remainder_cos(w * d, m)), 0, 1,
                       limit=200, epsabs=1e-13, epsrel=1e-11)[0]
-        if d == 0:
-            high = si.quad(magnitude, 1, np.inf, limit=200)[0]
-        else:
-            high = si.quad(magnitude, 1, np.inf, weight="cos", wvar=d, limlst=200)[0]
+        high = si.quad(magnitude, 1, np.inf, weight="cos", wvar=d, limlst=200)[0]
         return (low + high) / np.pi
 
     def evaluate(ds: np.ndarray) -> np.ndarray:
@@ -230,40 +229,6 @@ def numerical_kernel(magnitude: Callable[[float], float], m: int) -> Callable[[n
         flat = np.array([one(float(v)) for v in ds.ravel()])
         return flat.reshape(ds.shape)
     return evaluate
-
-
-def _tabulated_magnitude(ft: FourierResult, lo: float = 1e-3, hi: float = 60.0, n: int = 160):
-    r""":math:`|\hat\sigma|^2` sampled on a log grid (sympy/mpmath evaluation, 12 digits) and
-    interpolated in log-log coordinates, with power-law extension beyond the grid."""
-    ws = np.geomspace(lo, hi, n)
-    logs = np.log([max(abs(ft.regular_numeric(float(w), dps=12)) ** 2, 1e-300) for w in ws])
-    lw = np.log(ws)
-    slope_lo = (logs[1] - logs[0]) / (lw[1] - lw[0])
-    slope_hi = (logs[-1] - logs[-2]) / (lw[-1] - lw[-2])
-
-    def magnitude(w: float) -> float:
-        lv = np.log(w)
-        if lv < lw[0]:
-            return float(np.exp(logs[0] + slope_lo * (lv - lw[0])))
-        if lv > lw[-1]:
-            return float(np.exp(logs[-1] + slope_hi * (lv - lw[-1])))
-        return float(np.exp(np.interp(lv, lw, logs)))
-    return magnitude
-
-
-def _magnitude_function(ft: FourierResult) -> Callable[[float], float]:
-    r"""A fast numeric :math:`|\hat\sigma(\omega)|^2`: the closed form compiled for numpy; for
-    closed forms with special functions numpy lacks (e.g. exponential integrals), the closed form
-    evaluated by mpmath; without a closed form, a table of quadrature values."""
-    if ft.regular is None:
-        return _tabulated_magnitude(ft)
-    try:
-        with time_limit(10.0, "|sigma_hat|^2 in closed form"):
-            mag = compile_expression(squared_magnitude(ft, bound=True), "numpy", W)
-        return lambda w: float(mag(np.float64(w)))
-    except (IbcheckError, RecursionError):
-        regular = sp.lambdify(W, ft.regular_bound, modules="mpmath")
-        return lambda w: float(abs(regular(w)) ** 2)
 
 
 def verify_kernel(expr: sp.Expr, numeric: Callable, m: int, points=(0.3, 0.7, 1.1, 1.6, 2.2, 3.0)) -> dict:
@@ -292,7 +257,7 @@ def kernel(ft: FourierResult) -> Kernel:
     if ft.status == "not_applicable" or ft.pure_point_masses:
         raise Unsupported(f"{act.label}: no stationary kernel with flat offsets ({ft.reason or 'band-limited'})")
     m = null_space_order(ft)
-    magnitude = _magnitude_function(ft)
+    magnitude = squared_magnitude_numeric(ft)
     numeric = numerical_kernel(magnitude, m)
     expr, how = None, "numerical (finite-part Fourier integral)"
     if ft.regular is not None:
@@ -314,7 +279,13 @@ def kernel(ft: FourierResult) -> Kernel:
         return Kernel(act, m, None, how, numeric)
     check = verify_kernel(expr, numeric, m)
     closed = compile_expression(expr, "numpy", D)
-    return Kernel(act, m, expr, how, lambda ds: closed(np.abs(np.asarray(ds, dtype=float))), check)
+    at_zero = float(sp.limit(expr.subs(D, _DP), _DP, 0))  # e.g. -2 D coth D -> -2
+
+    def evaluate(ds):
+        ds = np.abs(np.asarray(ds, dtype=float))
+        with np.errstate(invalid="ignore", divide="ignore"):
+            return np.where(ds == 0, at_zero, closed(ds))
+    return Kernel(act, m, expr, how, evaluate, check)
 
 
 def direction_averaged_kernel(k: Kernel, dim: int) -> sp.Expr | None:

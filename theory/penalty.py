@@ -26,9 +26,11 @@ from dataclasses import dataclass
 from typing import Callable
 
 import mpmath
+import numpy as np
 import sympy as sp
 
 from .errors import IbcheckError, TimeLimitExceeded, Unsupported
+from .evaluation import compile_expression
 from .fourier import FourierResult
 from .symbolic import cached_limit, tidy
 from .symbols import omega as W
@@ -46,6 +48,48 @@ def squared_magnitude(ft: FourierResult, bound: bool = False) -> sp.Expr:
         raise Unsupported(f"{ft.activation.label}: no closed-form transform ({ft.reason})")
     real, imag = (sp.expand_complex(regular).as_real_imag())
     return tidy(real**2 + imag**2, W, thorough=True)
+
+
+def _tabulated_squared_magnitude(ft: FourierResult, lo: float = 1e-3, hi: float = 60.0, n: int = 160):
+    r""":math:`|\hat\sigma|^2` sampled on a log grid (sympy/mpmath evaluation, 12 digits) and
+    interpolated in log-log coordinates, with power-law extension beyond the grid."""
+    ws = np.geomspace(lo, hi, n)
+    logs = np.log([max(abs(ft.regular_numeric(float(w), dps=12)) ** 2, 1e-300) for w in ws])
+    lw = np.log(ws)
+    slope_lo = (logs[1] - logs[0]) / (lw[1] - lw[0])
+    slope_hi = (logs[-1] - logs[-2]) / (lw[-1] - lw[-2])
+
+    def magnitude(w: float) -> float:
+        lv = np.log(w)
+        if lv < lw[0]:
+            return float(np.exp(logs[0] + slope_lo * (lv - lw[0])))
+        if lv > lw[-1]:
+            return float(np.exp(logs[-1] + slope_hi * (lv - lw[-1])))
+        return float(np.exp(np.interp(lv, lw, logs)))
+    return magnitude
+
+
+def squared_magnitude_numeric(ft: FourierResult) -> Callable[[float], float]:
+    r"""A fast numeric :math:`|\hat\sigma(\omega)|^2`: the closed form compiled for numpy; for
+    closed forms with special functions numpy lacks (e.g. exponential integrals), the closed form
+    evaluated by mpmath; without a closed form, a table of quadrature values."""
+    if ft.regular is None:
+        return _tabulated_squared_magnitude(ft)
+    regular = sp.lambdify(W, ft.regular_bound, modules="mpmath")
+
+    def exact(w: float) -> float:  # arbitrary exponent range: no overflow of cosh(pi omega) etc.
+        return float(abs(regular(mpmath.mpf(w))) ** 2)
+    try:
+        with time_limit(10.0, "|sigma_hat|^2 in closed form"):
+            mag = compile_expression(squared_magnitude(ft, bound=True), "numpy", W)
+    except (IbcheckError, RecursionError):
+        return exact
+
+    def fast(w: float) -> float:
+        with np.errstate(all="ignore"):
+            value = float(mag(np.float64(w)))
+        return value if np.isfinite(value) else exact(w)
+    return fast
 
 
 def spectral_weight(ft: FourierResult, dim: int = 1, rho: sp.Expr = sp.S.One, bound: bool = False) -> sp.Expr:

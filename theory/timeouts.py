@@ -40,6 +40,9 @@ def time_limit(seconds: float | None, what: str):
 
     def _expired(signum, frame):  # noqa: ARG001 - signal handler signature
         if inner_is_binding:
+            # sympy sometimes catches exceptions broadly: re-arm so that a swallowed expiry
+            # fires again until the body has really stopped (the finally clause disarms it)
+            signal.setitimer(signal.ITIMER_REAL, 0.05)
             raise TimeLimitExceeded(f"{what} took longer than {seconds:g} s and was stopped")
         if callable(outer_handler):
             outer_handler(signum, frame)

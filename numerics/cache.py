@@ -1,0 +1,121 @@
+"""Content-addressed cache of check results, so that a rerun reuses what has not changed.
+
+A result is stored under the SHA-256 of everything that determines it:
+
+* the activation: its label and its expression with parameter values (``sympy.srepr``),
+* the check id (or ``derivation`` for the derivation summary),
+* the profile, the seed and the check options,
+* the code version: a hash of every ``.py`` source of the ``theory`` and ``numerics`` packages,
+  so that any change to the code invalidates every entry.
+
+Entries are JSON files (``<dir>/<key[:2]>/<key>.json``) holding the key's inputs (to see what
+an entry is) and the record, written atomically.  The directory is ``.ibcheck-cache/`` in the
+working directory, or ``$IBCHECK_CACHE_DIR``.  Results with verdict ``error`` are not stored:
+an error may be transient (a time limit, memory), so it is retried on the next run.
+``ibcheck ... --no-cache`` recomputes everything and refreshes the stored entries; deleting
+the directory empties the cache.  An unreadable entry counts as a miss; a cache that cannot be
+written prints one warning and the run goes on without it.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import json
+import os
+import sys
+import tempfile
+from functools import lru_cache
+from pathlib import Path
+
+import sympy as sp
+
+from theory.activations import Activation
+
+DEFAULT_DIRECTORY = ".ibcheck-cache"
+
+
+@lru_cache(maxsize=1)
+def code_version() -> str:
+    """SHA-256 (16 hex digits) of the ``theory`` and ``numerics`` sources, paths included."""
+    import numerics
+    import theory
+
+    digest = hashlib.sha256()
+    for package in (theory, numerics):
+        root = Path(package.__file__).resolve().parent
+        for path in sorted(root.rglob("*.py")):
+            digest.update(f"{package.__name__}/{path.relative_to(root).as_posix()}\0".encode())
+            digest.update(path.read_bytes())
+    return digest.hexdigest()[:16]
+
+
+def cache_inputs(act: Activation, check: str, profile: str | None = None, seed: int | None = None,
+                 options: dict | None = None) -> dict:
+    """What a cached result depends on (hashed into its key)."""
+    return {"activation": act.label, "expression": sp.srepr(act.bound), "check": check,
+            "profile": profile, "seed": seed, "options": {str(k): str(v) for k, v in (options or {}).items()},
+            "code_version": code_version()}
+
+
+def cache_key(inputs: dict) -> str:
+    return hashlib.sha256(json.dumps(inputs, sort_keys=True).encode()).hexdigest()
+
+
+class ResultCache:
+    """JSON records on disk, addressed by :func:`cache_key`.
+
+    ``read=False`` (``--no-cache``) makes every lookup a miss but still stores fresh results.
+    """
+
+    def __init__(self, directory: str | os.PathLike | None = None, read: bool = True):
+        self.directory = Path(directory or os.environ.get("IBCHECK_CACHE_DIR") or DEFAULT_DIRECTORY)
+        self.read = read
+        self.writable = True
+        self.hits = 0
+        self.misses = 0
+
+    def _path(self, key: str) -> Path:
+        return self.directory / key[:2] / f"{key}.json"
+
+    def load(self, inputs: dict) -> dict | None:
+        """The stored record for these inputs, or None (a miss)."""
+        record = None
+        if self.read:
+            try:
+                entry = json.loads(self._path(cache_key(inputs)).read_text())
+                if entry.get("inputs") == inputs:
+                    record = entry["record"]
+            except (OSError, ValueError, KeyError, TypeError, AttributeError):
+                record = None
+        if record is None:
+            self.misses += 1
+        else:
+            self.hits += 1
+        return record
+
+    def store(self, inputs: dict, record: dict) -> None:
+        """Store a JSON-ready record (skipped for ``error`` verdicts and when not writable)."""
+        if not self.writable or record.get("verdict") == "error" or record.get("error"):
+            return
+        path = self._path(cache_key(inputs))
+        temporary = None
+        try:
+            path.parent.mkdir(parents=True, exist_ok=True)
+            descriptor, temporary = tempfile.mkstemp(dir=path.parent, suffix=".tmp")
+            with os.fdopen(descriptor, "w") as handle:
+                json.dump({"inputs": inputs, "record": record}, handle)
+            os.replace(temporary, path)
+            temporary = None
+        except OSError as err:
+            self.writable = False
+            print(f"ibcheck: warning: cannot write the result cache in {self.directory} ({err.strerror or err}); "
+                  "continuing without it (set IBCHECK_CACHE_DIR to a writable folder)", file=sys.stderr)
+        finally:
+            if temporary is not None:
+                with contextlib.suppress(OSError):
+                    os.unlink(temporary)
+
+    def describe(self) -> dict:
+        return {"directory": str(self.directory.resolve()), "read": self.read, "hits": self.hits,
+                "misses": self.misses, "code_version": code_version()}

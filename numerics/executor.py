@@ -1,0 +1,205 @@
+"""Where checks run: a small executor interface, a local process pool and a serial executor.
+
+An executor runs ``work(item, say)`` for every item and yields ``(index, value)`` as each one
+finishes, in any order.  ``say(message)`` is the task's progress callback; an executor that can
+forward it calls ``notify(index, message)`` in the caller's process (``notify(index, "")`` when
+a task starts).  A task that raises, or whose worker process dies, yields a :class:`Failed`
+value instead of stopping the others.
+
+* :class:`ProcessExecutor` (default): a pool of local worker processes, one task per process
+  at a time, each with one torch thread (parallelism is across processes).
+* :class:`SerialExecutor`: everything in the calling process (``--jobs 1``, debugging).
+* Anything else with the same ``run`` method, e.g. Ray or Dask for a sweep that outgrows one
+  machine: see ``docs/reports.md`` and :func:`executor_from_name` (``--executor module:factory``).
+"""
+
+from __future__ import annotations
+
+import concurrent.futures as cf
+import importlib
+import multiprocessing as mp
+import os
+import queue
+import sys
+import traceback
+from abc import ABC, abstractmethod
+from collections.abc import Callable, Iterator, Sequence
+from concurrent.futures.process import BrokenProcessPool
+from dataclasses import dataclass
+from typing import Any
+
+from theory.errors import IbcheckError
+
+Say = Callable[[str], None]
+Work = Callable[[Any, Say], Any]
+Notify = Callable[[int, str], None]
+
+
+@dataclass(frozen=True)
+class Failed:
+    """The value of a task that raised or whose worker died; ``reason`` is one line."""
+
+    reason: str
+    detail: str = ""
+
+
+def guarded(work: Work, item: Any, say: Say) -> Any:
+    """``work(item, say)``, with an exception turned into :class:`Failed` (the trace kept)."""
+    try:
+        return work(item, say)
+    except Exception as err:  # noqa: BLE001 - a failing task must not stop the others
+        last = traceback.format_exception_only(type(err), err)[-1].strip()
+        return Failed(last, traceback.format_exc(limit=8))
+
+
+def default_jobs() -> int:
+    """The number of CPUs this process may use."""
+    try:
+        return len(os.sched_getaffinity(0))
+    except AttributeError:  # not on Linux
+        return os.cpu_count() or 1
+
+
+class Executor(ABC):
+    """Runs tasks; see the module docstring for the contract of :meth:`run`."""
+
+    #: one line for reports, e.g. "local process pool, 2 workers"
+    description: str = ""
+
+    @abstractmethod
+    def run(self, work: Work, items: Sequence[Any], notify: Notify | None = None) -> Iterator[tuple[int, Any]]:
+        """Yield ``(index, work(items[index], say))`` (or a :class:`Failed`) as tasks finish."""
+
+
+class SerialExecutor(Executor):
+    """One task after the other in the calling process."""
+
+    description = "serial, in-process"
+
+    def run(self, work, items, notify=None):
+        notify = notify or (lambda index, message: None)
+        for index, item in enumerate(items):
+            notify(index, "")
+            yield index, guarded(work, item, lambda message, index=index: notify(index, message))
+
+
+# ---- the local process pool ------------------------------------------------------------
+# Worker-side state, set by the pool initializer.
+_MESSAGES = None
+_STARTED = None
+
+
+def _init_worker(messages, started) -> None:
+    global _MESSAGES, _STARTED
+    _MESSAGES, _STARTED = messages, started
+    os.environ["IBCHECK_PROGRESS"] = "0"  # the parent draws the bars; nested ones would garble
+    # one thread per worker: parallelism is across processes, and a forked child must not use
+    # the OpenMP pool its parent may have started (it would hang)
+    os.environ["OMP_NUM_THREADS"] = os.environ["MKL_NUM_THREADS"] = "1"
+    torch = sys.modules.get("torch")  # importing it here would cost seconds per worker
+    if torch is not None:
+        torch.set_num_threads(1)
+
+
+def _run_in_worker(work: Work, index: int, item: Any) -> Any:
+    _STARTED[index] = os.getpid()
+    _MESSAGES.put((index, ""))
+    # short messages travel in one pipe write (atomic below PIPE_BUF), so a worker that dies
+    # mid-message cannot leave half a message for the parent to block on
+    return guarded(work, item, lambda message: _MESSAGES.put((index, str(message)[:200])))
+
+
+class ProcessExecutor(Executor):
+    """A pool of ``jobs`` local worker processes.
+
+    The start method is ``fork`` where available (workers inherit the loaded check registry,
+    including checks registered at run time) and ``spawn`` elsewhere (workers load
+    :data:`numerics.checks.CHECK_MODULES`).  If a worker process dies (a crash, or killed for
+    memory), the tasks it may have been running are rerun one at a time in a fresh process; the
+    one that dies again is reported as :class:`Failed` and the others go on.
+    """
+
+    def __init__(self, jobs: int | None = None, start_method: str | None = None):
+        self.jobs = max(1, jobs or default_jobs())
+        self.start_method = start_method or ("fork" if "fork" in mp.get_all_start_methods() else "spawn")
+        self.description = f"local process pool, {self.jobs} worker{'s' * (self.jobs != 1)} ({self.start_method})"
+
+    def run(self, work, items, notify=None):
+        notify = notify or (lambda index, message: None)
+        remaining = list(range(len(items)))
+        while remaining:
+            suspects, remaining = yield from self._batch(work, items, remaining, self.jobs, notify)
+            for index in suspects:  # rerun in isolation to find the task that kills its worker
+                crashed, _ = yield from self._batch(work, items, [index], 1, notify)
+                if crashed:
+                    yield index, Failed("the worker process died while running this task "
+                                        "(a crash, or killed for using too much memory)")
+
+    def _batch(self, work, items, indices, jobs, notify):
+        """Run ``indices`` in one pool; return (possibly crashed, not started) if the pool broke."""
+        context = mp.get_context(self.start_method)
+        messages = context.Queue()
+        started = context.Array("l", len(items), lock=False)
+        pool = cf.ProcessPoolExecutor(min(jobs, len(indices)), mp_context=context,
+                                      initializer=_init_worker, initargs=(messages, started))
+        futures = {pool.submit(_run_in_worker, work, index, items[index]): index for index in indices}
+        finished, broken, clean = set(), False, False
+        try:
+            while futures and not broken:
+                done, _ = cf.wait(futures, timeout=0.1, return_when=cf.FIRST_COMPLETED)
+                _drain(messages, notify)
+                for future in done:
+                    index = futures.pop(future)
+                    try:
+                        value = future.result()
+                    except BrokenProcessPool:
+                        broken = True
+                        continue
+                    except BaseException as err:  # noqa: BLE001 - e.g. KeyboardInterrupt raised in the worker only
+                        value = Failed(f"the worker stopped: {type(err).__name__}: {err}")
+                    finished.add(index)
+                    yield index, value
+            clean = not broken
+        finally:
+            if not clean:  # interrupted or broken: do not wait for running tasks
+                for process in list((getattr(pool, "_processes", None) or {}).values()):  # private, no public way
+                    process.terminate()
+            pool.shutdown(wait=True, cancel_futures=True)
+            _drain(messages, notify)  # what the workers said last (their queues flush as they exit)
+        if not broken:
+            return [], []
+        unfinished = [index for index in indices if index not in finished]
+        if len(indices) == 1:
+            return unfinished, []
+        return [i for i in unfinished if started[i]], [i for i in unfinished if not started[i]]
+
+
+def _drain(messages, notify: Notify) -> None:
+    while True:
+        try:
+            index, message = messages.get_nowait()
+        except queue.Empty:
+            return
+        notify(index, message)
+
+
+def executor_from_name(name: str, jobs: int | None = None) -> Executor:
+    """``process`` (default), ``serial``, or ``module:factory`` with ``factory(jobs) -> Executor``."""
+    if name == "process":
+        return SerialExecutor() if jobs == 1 else ProcessExecutor(jobs)
+    if name == "serial":
+        return SerialExecutor()
+    module_name, sep, attribute = name.partition(":")
+    if not sep or not module_name or not attribute:
+        raise IbcheckError(f"--executor takes 'process', 'serial' or MODULE:FACTORY, got {name!r}")
+    try:
+        factory = getattr(importlib.import_module(module_name), attribute)
+    except (ImportError, AttributeError) as err:
+        raise IbcheckError(f"--executor {name}: cannot load it ({err})") from None
+    try:
+        executor = factory(jobs)
+    except Exception as err:  # noqa: BLE001 - a user's factory: report, do not crash
+        raise IbcheckError(f"--executor {name}: the factory failed: {type(err).__name__}: {err}") from None
+    if not callable(getattr(executor, "run", None)):
+        raise IbcheckError(f"--executor {name}: the factory must return an object with a run(work, items, notify) method")
+    return executor

@@ -1,0 +1,207 @@
+"""The self-contained HTML report: one file, plots embedded as base64 PNG, math as MathML.
+
+It opens offline in any current browser (presentation MathML renders natively in Chromium
+109+, Firefox and Safari); there is no script and no external resource.
+"""
+
+from __future__ import annotations
+
+import base64
+from html import escape
+
+from numerics.checks import CheckResult
+
+from .figures import Figure, Figures
+from .formatting import VERDICT_LABELS, cut, full, seconds, short, slug
+from .model import ActivationReport, Report
+
+_CSS = """
+:root { --agrees: #1a7f37; --disagrees: #cf222e; --not_applicable: #6e7781; --error: #9a6700; }
+body { font: 15px/1.5 system-ui, -apple-system, "Segoe UI", sans-serif; margin: 0 auto; max-width: 1180px;
+       padding: 1.5rem; color: #1f2328; }
+h1 { margin-bottom: .2rem; } h2 { border-bottom: 1px solid #d0d7de; padding-bottom: .2rem; margin-top: 2.2rem; }
+h3 { margin-top: 1.4rem; }
+.meta, .muted { color: #57606a; } code { background: #f6f8fa; padding: 0 .25em; border-radius: 4px; }
+table { border-collapse: collapse; margin: .6rem 0; font-size: 13.5px; }
+th, td { border: 1px solid #d0d7de; padding: .3rem .5rem; vertical-align: top; text-align: left; }
+th { background: #f6f8fa; }
+.scroll { overflow-x: auto; }
+.badge { display: inline-block; border-radius: 1em; padding: 0 .55em; color: #fff; font-size: 12px; font-weight: 600;
+         white-space: nowrap; }
+.v-agrees .badge, .badge.v-agrees { background: var(--agrees); }
+.v-disagrees .badge, .badge.v-disagrees { background: var(--disagrees); }
+.v-not_applicable .badge, .badge.v-not_applicable { background: var(--not_applicable); }
+.v-error .badge, .badge.v-error { background: var(--error); }
+td.v-disagrees { background: #ffebe9; } td.v-error { background: #fff8c5; }
+.cell { font-size: 11.5px; color: #3d444d; margin-top: .15rem; max-width: 13rem; }
+table.summary th:first-child { position: sticky; left: 0; z-index: 1; }
+figure { margin: 1rem 0; } figure img { max-width: 100%; height: auto; border: 1px solid #d0d7de; }
+figcaption { font-size: 13px; color: #57606a; max-width: 640px; }
+.plot-error { color: var(--error); }
+math { font-size: 1.12em; font-family: "STIX Two Math", "Cambria Math", "Latin Modern Math", "DejaVu Math TeX Gyre", math; }
+math[display="block"] { margin: .35rem 0; }
+.formulas td:first-child { color: #57606a; width: 16rem; }
+table.verdicts { width: 100%; } tr.why td { border-top: none; font-size: 12.5px; }
+tr.first td { border-bottom: none; } tr.first td:nth-child(7) { white-space: nowrap; } table.verdicts td:nth-child(3), table.verdicts td:nth-child(4) { max-width: 24rem; }
+details { margin: .5rem 0; } summary { cursor: pointer; color: #0969da; }
+ol.steps li { margin-bottom: .5rem; } pre { white-space: pre-wrap; font-size: 12px; background: #f6f8fa; padding: .5rem; }
+"""
+
+
+def _badge(verdict: str) -> str:
+    return f'<span class="badge v-{verdict}">{VERDICT_LABELS.get(verdict, verdict)}</span>'
+
+
+def anchors(report: Report) -> dict[str, str]:
+    """Activation label -> unique id of its section (the index keeps similar formulas apart)."""
+    return {a.label: f"act-{n}-{slug(a.label)}" for n, a in enumerate(report.activations, start=1)}
+
+
+def _figure(figure: Figure, caption: str) -> str:
+    plot = figure.plot
+    note = f" {escape(plot.note)}" if plot.note else ""
+    text = f"<figcaption><b>{escape(caption)}</b>{note}</figcaption>"
+    if figure.png is None:
+        return f'<figure><p class="plot-error">The plot &ldquo;{escape(plot.title)}&rdquo; could not be drawn: ' \
+               f"{escape(figure.error)}</p>{text}</figure>"
+    data = base64.b64encode(figure.png).decode()
+    return f'<figure><img src="data:image/png;base64,{data}" alt="{escape(plot.title, quote=True)}">{text}</figure>'
+
+
+def _summary_table(report: Report, anchor: dict[str, str]) -> str:
+    head = "".join(f'<th title="{escape(c["title"], quote=True)}">{escape(c["id"])}</th>' for c in report.checks)
+    rows = []
+    for activation in report.activations:
+        cells = []
+        for check in report.checks:
+            result = activation.result(check["id"])
+            if result is None:
+                cells.append("<td>\u2014</td>")
+                continue
+            if result.verdict in ("agrees", "disagrees"):
+                detail = f"measured {short(result.measured, 36)} vs predicted {short(result.prediction, 36)}"
+            else:  # why not applicable is in the tooltip and below; an error says why right here
+                detail = cut(result.reason, 70) if result.verdict == "error" else ""
+            cells.append(f'<td class="v-{result.verdict}" title="{escape(result.reason, quote=True)}">'
+                         f'{_badge(result.verdict)}' + (f'<div class="cell">{escape(detail)}</div>' if detail else "")
+                         + "</td>")
+        rows.append(f'<tr><th><a href="#{anchor[activation.label]}">{escape(activation.label)}</a></th>{"".join(cells)}</tr>')
+    return (f'<div class="scroll"><table class="summary"><thead><tr><th>activation</th>{head}</tr></thead>'
+            f'<tbody>{"".join(rows)}</tbody></table></div>')
+
+
+def _formula(entry: dict) -> str:
+    """MathML when the summary has it, else the plain-text formula."""
+    return entry.get("mathml") or f"<code>{escape(entry.get('text') or entry.get('formula') or '')}</code>"
+
+
+def _derivation(activation: ActivationReport) -> str:
+    summary = activation.derivation or {}
+    parts = ["<h3>Derivation summary</h3>"]
+    if summary.get("expression"):
+        parts.append(_formula(summary["expression"]))
+    if summary.get("parameters"):
+        values = ", ".join(f"{escape(k)} = {escape(v)}" for k, v in summary["parameters"].items())
+        parts.append(f'<p class="muted">Parameter values: {values}. Formulas keep them symbolic.</p>')
+    if summary.get("error"):
+        parts.append(f'<p class="plot-error">The derivation failed: {escape(summary["error"])}</p>')
+    rows = "".join(f'<tr><td>{escape(r.get("meaning", r.get("key", "")))}</td><td>{_formula(r)}</td></tr>'
+                   for r in summary.get("results", []))
+    if rows:
+        parts.append(f'<table class="formulas">{rows}</table>')
+    parts += [f'<p class="muted">{escape(note)}</p>' for note in summary.get("notes", [])]
+    steps = summary.get("steps", [])
+    if steps:
+        items = []
+        for step in steps:
+            formula = _formula(step) if step.get("formula") else ""
+            items.append(f"<li><span class=\"muted\">[{escape(step['section'])}]</span> {escape(step['text'])}{formula}</li>")
+        parts.append(f'<details><summary>All {len(steps)} derivation steps</summary>'
+                     f'<ol class="steps">{"".join(items)}</ol></details>')
+    return "".join(parts)
+
+
+def _verdict_table(activation: ActivationReport, report: Report) -> str:
+    """One row of numbers per check, then a full-width row saying why (and how the tolerance was chosen)."""
+    titles = {c["id"]: c for c in report.checks}
+    rows = []
+    for result in activation.results:
+        check = titles.get(result.check, {"title": result.check, "claim": ""})
+        why = f"<b>Why:</b> {escape(result.reason)}"
+        if result.tolerance_note:
+            why += f'<br><span class="muted"><b>Tolerance:</b> {escape(result.tolerance_note)}</span>'
+        cached = " (cached)" if result.check in activation.cached else ""
+        rows.append(
+            f'<tr class="v-{result.verdict} first"><td><b>{escape(result.check)}</b><br>'
+            f'<span class="muted">{escape(check["title"])} [{escape(check["claim"])}]</span></td>'
+            f"<td>{_badge(result.verdict)}</td><td>{escape(full(result.prediction))}</td>"
+            f"<td>{escape(full(result.measured))}</td><td>{escape(full(result.tolerance))}</td>"
+            f"<td>{escape(str(result.seed))}</td><td>{seconds(result.runtime_s)}{cached}</td></tr>"
+            f'<tr class="why"><td colspan="7">{why}</td></tr>')
+    return ('<div class="scroll"><table class="verdicts"><thead><tr><th>check</th><th>verdict</th><th>predicted</th>'
+            "<th>measured</th><th>tolerance</th><th>seed</th><th>time</th></tr></thead>"
+            f'<tbody>{"".join(rows)}</tbody></table></div>')
+
+
+def _errors(results: list[CheckResult]) -> str:
+    parts = []
+    for result in results:
+        trace = result.details.get("traceback") if isinstance(result.details, dict) else None
+        if result.verdict == "error" and trace:
+            parts.append(f"<details><summary>Traceback of {escape(result.check)}</summary>"
+                         f"<pre>{escape(str(trace))}</pre></details>")
+    return "".join(parts)
+
+
+def _activation_section(activation: ActivationReport, report: Report, figures: Figures, anchor: str) -> str:
+    parts = [f'<section class="activation" id="{anchor}"><h2>{escape(activation.label)}</h2>',
+             (f'<p class="muted">{escape(activation.description or "user formula")} &middot; asked as '
+              f"<code>{escape(activation.spec)}</code> &middot; <code>{escape(activation.expression)}</code></p>"),
+             _derivation(activation), "<h3>Verdicts</h3>", _verdict_table(activation, report),
+             _errors(activation.results)]
+    plotted = [(r, figures.by_result.get((activation.label, r.check), [])) for r in activation.results]
+    if any(group for _, group in plotted):
+        parts.append("<h3>Plots</h3>")
+        for result, group in plotted:
+            parts += [_figure(f, f"{result.check}: {f.plot.title}.") for f in group]
+    parts.append("</section>")
+    return "".join(parts)
+
+
+def _run_details(report: Report) -> str:
+    rows = [("command", report.command), ("profile", report.profile), ("seed", report.seed),
+            ("options", ", ".join(f"{k}={v}" for k, v in report.options.items()) or "none"),
+            ("started", report.started), ("run time", seconds(report.runtime_s)), ("executor", report.executor),
+            ("cache", ", ".join(f"{k}: {v}" for k, v in report.cache.items()))]
+    rows += [(f"version: {k}", v) for k, v in report.environment.items()]
+    body = "".join(f"<tr><th>{escape(str(k))}</th><td>{escape(str(v))}</td></tr>" for k, v in rows)
+    return f'<section id="run"><h2>How this report was made</h2><table>{body}</table>' \
+           "<p class=\"muted\">Every number, tolerance and parameter is in <code>report.json</code> next to this file.</p></section>"
+
+
+def render_html(report: Report, figures: Figures) -> str:
+    anchor = anchors(report)
+    counts = report.counts()
+    tally = " &middot; ".join(f"{_badge(v)} {n}" for v, n in counts.items() if n)
+    parts = [('<!DOCTYPE html><html lang="en"><head><meta charset="utf-8">'
+              '<meta name="viewport" content="width=device-width, initial-scale=1">'
+              f"<title>{escape(report.title)}</title><style>{_CSS}</style></head><body>"),
+             (f"<header><h1>{escape(report.title)}</h1><p class=\"meta\">{len(report.activations)} activation(s) "
+              f"&middot; {len(report.checks)} check(s) &middot; profile <b>{escape(report.profile)}</b> &middot; seed "
+              f"{report.seed} &middot; {escape(report.started)} &middot; {seconds(report.runtime_s)}</p>"
+              f"<p>{tally}</p></header>")]
+    if len(report.activations) > 1:
+        parts += [('<section id="summary"><h2>Summary</h2><p class="muted">Rows: activations; columns: checks. '
+                   "Each cell: the verdict, then the measured value against the prediction (or why there is no "
+                   "verdict). Details below each activation.</p>"), _summary_table(report, anchor), "</section>"]
+    problems = report.problems()
+    if problems:
+        items = "".join(f'<li><a href="#{anchor[label]}">{escape(label)}</a> &middot; <b>{escape(r.check)}</b> '
+                        f"{_badge(r.verdict)} {escape(r.reason)}</li>" for label, r in problems)
+        parts.append(f'<section id="problems"><h2>What did not agree, and why</h2><ul>{items}</ul></section>')
+    if figures.overview is not None:
+        parts += ['<section id="spectral-weights"><h2>Spectral weights</h2>',
+                  _figure(figures.overview, figures.overview.plot.title + "."), "</section>"]
+    parts += [_activation_section(a, report, figures, anchor[a.label]) for a in report.activations]
+    parts += [_run_details(report), "</body></html>\n"]
+    return "\n".join(parts)

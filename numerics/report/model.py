@@ -1,0 +1,60 @@
+"""What a report shows: check results per activation and how the run was made.
+
+:class:`Report` is the input of every writer (HTML, Markdown, JSON).  It is produced by
+:func:`numerics.suite.run_suite` and holds only data: :class:`~numerics.checks.CheckResult`
+records (with their :class:`~numerics.checks.Plot` data) and the derivation summary of each
+activation (:func:`numerics.report.derivation.derivation_summary`).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from numerics.checks import CheckResult
+
+
+@dataclass
+class ActivationReport:
+    """One activation: how it was asked for, its derivation summary and its check results."""
+
+    label: str
+    spec: str
+    expression: str
+    description: str
+    derivation: dict
+    results: list[CheckResult]
+    cached: list[str] = field(default_factory=list)  # check ids (and "derivation") served from the cache
+    drawn: dict[str, list[dict]] = field(default_factory=dict)  # check id -> plots already drawn (figures.drawn_record)
+
+    def result(self, check_id: str) -> CheckResult | None:
+        return next((r for r in self.results if r.check == check_id), None)
+
+
+@dataclass
+class Report:
+    """A run: activations x checks, with everything needed to reproduce it."""
+
+    title: str
+    activations: list[ActivationReport]
+    checks: list[dict]  # {"id", "title", "claim"} in report order
+    profile: str
+    seed: int
+    options: dict
+    started: str  # ISO 8601, local time with offset
+    runtime_s: float
+    environment: dict
+    executor: str
+    cache: dict
+    command: str = ""
+
+    def counts(self) -> dict[str, int]:
+        """How many results have each verdict."""
+        counts = {"agrees": 0, "disagrees": 0, "not_applicable": 0, "error": 0}
+        for activation in self.activations:
+            for result in activation.results:
+                counts[result.verdict] = counts.get(result.verdict, 0) + 1
+        return counts
+
+    def problems(self) -> list[tuple[str, CheckResult]]:
+        """(activation label, result) for every ``disagrees`` and ``error``, in report order."""
+        return [(a.label, r) for a in self.activations for r in a.results if r.verdict in ("disagrees", "error")]

@@ -1,0 +1,106 @@
+"""Synthetic checks for testing the machinery that runs and renders checks (suite, executor,
+cache, reports, CLI) without the cost of the real ones.
+
+``registered(...)`` temporarily adds them to ``numerics.checks.REGISTRY``; with ``alone=True``
+the registry holds only them (and no check module is imported), so that a default run (every
+registered check) stays fast whatever real checks exist.  Process-pool runs see them because
+the pool forks (workers inherit the registry).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import time
+from collections import Counter
+
+from numerics import checks
+from numerics.checks import Check, CheckResult, Plot, Series
+
+#: how many times each fake check ran in this process (cache tests use the serial executor)
+CALLS: Counter = Counter()
+
+
+def _always(act):
+    return None
+
+
+def _agree(act, context):
+    CALLS["fake-agree"] += 1
+    plot = Plot("fake decay", "width", "distance", [Series("measured", [10, 100, 1000], [1.0, 0.1, 0.01], "points"),
+                                                   Series("theory slope -1", [10, 1000], [1.0, 0.01], "dashed")],
+                xscale="log", yscale="log", note="synthetic data")
+    return CheckResult("fake-agree", act.label, prediction=1.0, measured=1.04, tolerance=0.1, verdict="agrees",
+                       reason="|1.04 - 1| <= 0.1", tolerance_note="synthetic", seed=context.seed,
+                       parameters={"width": 7, "profile": context.profile, "options": dict(context.options)},
+                       details={"per_seed": [1.03, 1.05], "ratio": 1.04}, plots=[plot])
+
+
+def _disagree(act, context):
+    CALLS["fake-disagree"] += 1
+    return CheckResult("fake-disagree", act.label, prediction=-2.0, measured=-1.25, tolerance=0.2,
+                       verdict="disagrees", reason="slope -1.25 is not -2 +- 0.2", seed=context.seed)
+
+
+def _raise(act, context):
+    CALLS["fake-raise"] += 1
+    raise RuntimeError("boom in a fake check")
+
+
+def _slow(act, context):
+    CALLS["fake-slow"] += 1
+    context.progress("halfway")
+    time.sleep(0.4)
+    return CheckResult("fake-slow", act.label, prediction=0, measured=0, tolerance=0, verdict="agrees",
+                       reason="slept", details={"pid": os.getpid()})
+
+
+def _only_relu(act):
+    return None if act.name == "relu" else "only for relu"
+
+
+def _relu_only(act, context):
+    return CheckResult("fake-relu-only", act.label, prediction=1, measured=1, tolerance=0, verdict="agrees",
+                       reason="relu is relu")
+
+
+def _bad_plot(act, context):
+    broken = Plot("mismatched", "x", "y", [Series("x and y differ in length", [1, 2, 3], [1, 2])])
+    return CheckResult("fake-bad-plot", act.label, prediction=None, measured=None, tolerance=None,
+                       verdict="agrees", reason="plot data is broken on purpose", plots=[broken])
+
+
+def _interrupt(act, context):
+    raise KeyboardInterrupt
+
+
+def _crash(act, context):
+    os._exit(3)  # a worker process dying (segfault, out of memory)
+
+
+AGREE = Check("fake-agree", "Fake agreeing check", "F1", _always, _agree)
+DISAGREE = Check("fake-disagree", "Fake disagreeing check", "F2", _always, _disagree)
+RAISE = Check("fake-raise", "Fake check that raises", "F3", _always, _raise)
+SLOW = Check("fake-slow", "Fake slow check", "F4", _always, _slow)
+RELU_ONLY = Check("fake-relu-only", "Fake check for relu only", "F5", _only_relu, _relu_only)
+BAD_PLOT = Check("fake-bad-plot", "Fake check with broken plot data", "F6", _always, _bad_plot)
+INTERRUPT = Check("fake-interrupt", "Fake check interrupted by the user", "F7", _always, _interrupt)
+CRASH = Check("fake-crash", "Fake check whose process dies", "F8", _always, _crash)
+
+
+@contextlib.contextmanager
+def registered(*fakes: Check, alone: bool = False):
+    """Add ``fakes`` to the registry for the duration (``alone``: hide every other check)."""
+    saved_registry, saved_modules = dict(checks.REGISTRY), checks.CHECK_MODULES
+    if alone:
+        checks.REGISTRY.clear()
+        checks.CHECK_MODULES = ()
+    for fake in fakes:
+        checks.REGISTRY[fake.id] = fake
+    CALLS.clear()
+    try:
+        yield
+    finally:
+        checks.REGISTRY.clear()
+        checks.REGISTRY.update(saved_registry)
+        checks.CHECK_MODULES = saved_modules

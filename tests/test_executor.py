@@ -1,0 +1,145 @@
+"""The executors: every task yields exactly once, failures and dying workers stay contained,
+work really runs in other processes, and progress messages reach the caller."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import time
+
+import pytest
+
+from numerics.executor import Failed, ProcessExecutor, SerialExecutor, default_jobs, executor_from_name, guarded
+from theory.errors import IbcheckError
+
+
+def square(item, say):
+    say(f"squaring {item}")
+    return item * item
+
+
+def fail_on_three(item, say):
+    if item == 3:
+        raise ValueError("three is not allowed")
+    return item
+
+
+def sleep_and_report_pid(item, say):
+    time.sleep(0.3)  # long enough that the second worker takes the next task
+    return os.getpid()
+
+
+def die_on_two(item, say):
+    if item == 2:
+        os._exit(7)  # what a segfault or the out-of-memory killer looks like from outside
+    time.sleep(0.05)
+    return item
+
+
+EXECUTORS = [SerialExecutor, lambda: ProcessExecutor(2)]
+
+
+@pytest.mark.parametrize("make", EXECUTORS, ids=["serial", "process"])
+def test_every_task_yields_once_with_its_value(make):
+    outcome = list(make().run(square, list(range(7))))
+    assert sorted(index for index, _ in outcome) == list(range(7))
+    assert all(value == index * index for index, value in outcome)
+
+
+@pytest.mark.parametrize("make", EXECUTORS, ids=["serial", "process"])
+def test_a_raising_task_is_contained(make):
+    outcome = dict(make().run(fail_on_three, [1, 2, 3, 4]))
+    assert outcome[0] == 1 and outcome[1] == 2 and outcome[3] == 4
+    assert isinstance(outcome[2], Failed)
+    assert outcome[2].reason == "ValueError: three is not allowed"
+    assert "fail_on_three" in outcome[2].detail  # the traceback is kept for the report
+
+
+@pytest.mark.parametrize("make", EXECUTORS, ids=["serial", "process"])
+def test_progress_messages_reach_the_caller(make):
+    seen = []
+    list(make().run(square, [5, 6], notify=lambda index, message: seen.append((index, message))))
+    for index, item in enumerate([5, 6]):
+        assert (index, "") in seen  # started
+        assert (index, f"squaring {item}") in seen
+
+
+def test_process_pool_runs_in_parallel_worker_processes():
+    pids = [pid for _, pid in ProcessExecutor(2).run(sleep_and_report_pid, [0, 1])]
+    assert os.getpid() not in pids
+    assert len(set(pids)) == 2  # both workers busy at once
+
+
+_AFTER_OPENMP = """
+import torch
+from numerics.executor import ProcessExecutor
+
+def multiply(item, say):
+    a = torch.ones(300, 300)
+    return torch.get_num_threads(), float((a @ a)[0, 0])
+
+torch.set_num_threads(2)
+a = torch.ones(600, 600)
+for _ in range(3):
+    a @ a  # the parent's OpenMP pool is now running: a forked child using it would hang
+print(sorted(set(v for _, v in ProcessExecutor(2).run(multiply, [0, 1, 2]))))
+"""
+
+
+def test_workers_use_one_torch_thread_even_after_the_parent_used_openmp():
+    # in a subprocess with a time limit, so that a regression fails instead of hanging the suite
+    done = subprocess.run([sys.executable, "-c", _AFTER_OPENMP], capture_output=True, text=True, timeout=240,
+                          check=False)
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.strip() == "[(1, 300.0)]"  # one thread each, and the product is right
+
+
+def test_a_dying_worker_fails_only_its_own_task():
+    outcome = dict(ProcessExecutor(2).run(die_on_two, [0, 1, 2, 3, 4, 5]))
+    assert sorted(outcome) == list(range(6))
+    assert isinstance(outcome[2], Failed) and "worker process died" in outcome[2].reason
+    assert {i: v for i, v in outcome.items() if i != 2} == {0: 0, 1: 1, 3: 3, 4: 4, 5: 5}
+
+
+def test_guarded_turns_exceptions_into_failed_but_not_interrupts():
+    assert guarded(lambda item, say: item + 1, 1, print) == 2
+    assert isinstance(guarded(lambda item, say: 1 / 0, 1, print), Failed)
+
+    def interrupted(item, say):
+        raise KeyboardInterrupt
+
+    with pytest.raises(KeyboardInterrupt):  # the user's Ctrl-C must still stop the run
+        guarded(interrupted, 1, print)
+
+
+class CustomExecutor(SerialExecutor):
+    def __init__(self, jobs):
+        self.jobs = jobs
+
+
+def make_custom(jobs):
+    return CustomExecutor(jobs)
+
+
+def test_executor_from_name():
+    assert isinstance(executor_from_name("serial"), SerialExecutor)
+    assert isinstance(executor_from_name("process", 1), SerialExecutor)  # one job: no pool
+    pool = executor_from_name("process", 3)
+    assert isinstance(pool, ProcessExecutor) and pool.jobs == 3
+    assert executor_from_name("process").jobs == default_jobs() >= 1
+    custom = executor_from_name(f"{__name__}:make_custom", 4)
+    assert isinstance(custom, CustomExecutor) and custom.jobs == 4
+
+
+@pytest.mark.parametrize("name", ["ray", "no_such_module_xyz:factory", f"{__name__}:missing", "os:getcwd", ":x"])
+def test_executor_from_name_rejects_bad_names(name):
+    with pytest.raises(IbcheckError) as info:
+        executor_from_name(name, 2)
+    assert "\n" not in str(info.value)
+
+
+if sys.platform.startswith("linux"):
+    def test_fork_is_the_default_start_method_on_linux():
+        # workers then inherit checks registered at run time (tests, notebooks)
+        assert ProcessExecutor(2).start_method == "fork"

@@ -1,0 +1,150 @@
+"""Shallow networks: generated activations vs autograd, analytic Jacobian and tangent kernel vs
+autograd, the closed-form linearized model vs explicit gradient descent, and training errors."""
+
+import numpy as np
+import pytest
+import torch
+
+import theory
+from numerics.networks import (Init, LinearizedSolution, ShallowNetwork, as_tensor, linearized_solution,
+                               train)
+from numerics.torch_activation import torch_activation
+from numerics.training import TrainingDiverged
+from theory.activations import BUILTINS
+from theory.errors import IbcheckError
+
+torch.set_num_threads(1)
+
+X1 = np.array([-0.8, -0.5, -0.1, 0.2, 0.45, 0.8])
+Y1 = np.array([0.3, -0.4, 0.5, 0.1, -0.6, 0.2])
+CONTINUOUS = [n for n in BUILTINS if n != "step"]
+
+
+@pytest.mark.parametrize("name", CONTINUOUS)
+def test_generated_derivative_matches_autograd(name):
+    act = theory.activation(name)
+    # points away from the kink at 0 (ReLU-type sigma' jumps there); |u| <= 8 keeps exp moderate
+    u = torch.linspace(-8, 8, 402, dtype=torch.float64)[1:-1]
+    u = u[u.abs() > 1e-3].clone().requires_grad_(True)
+    sigma = torch_activation(act)
+    (auto,) = torch.autograd.grad(sigma(u).sum(), u)
+    np.testing.assert_allclose(torch_activation(act, 1)(u.detach()).numpy(), auto.numpy(), rtol=1e-12, atol=1e-12)
+
+
+def test_generated_activation_matches_sympy_values():
+    for name in ("relu", "tanh", "gelu", "softplus", "elu"):
+        act = theory.activation(name)
+        u = np.linspace(-5, 5, 41)
+        np.testing.assert_allclose(torch_activation(act)(torch.tensor(u)).numpy(), act.numeric("numpy")(u),
+                                   rtol=1e-13, atol=1e-14)
+
+
+@pytest.mark.parametrize("kind", ["uniform", "gaussian", "directions"])
+def test_initializations_respect_their_ranges(kind):
+    init = Init(kind, a_w=0.5, a_b=2.0, rho=3.0, offset=4.0)
+    net = ShallowNetwork(theory.activation("relu"), 4000, 2, init, seed=3)
+    rs = net.rs_coordinates()
+    if kind == "uniform":
+        assert net.w.abs().max() <= 0.5 and net.b.abs().max() <= 2.0
+    if kind == "directions":
+        np.testing.assert_allclose(rs["rho"], 3.0, rtol=1e-14)
+        assert np.all(np.abs(rs["beta"]) <= 4.0)
+    # w.x + b = rho (theta.x - beta) for every neuron (RS coordinates, notes 1.3)
+    x = np.array([[0.3, -1.2], [2.0, 0.5]])
+    direct = (as_tensor(x) @ net.w.T + net.b).detach().numpy()
+    rs_form = rs["rho"] * (x @ rs["theta"].T - rs["beta"])
+    np.testing.assert_allclose(direct, rs_form, atol=1e-12)
+
+
+def test_antisymmetric_initialization_starts_at_zero_and_ntk_scale():
+    net = ShallowNetwork(theory.activation("tanh"), 100, 1, Init("gaussian", s_v=1.0, antisymmetric=True), "ntk")
+    assert float(net.evaluate(as_tensor(X1)).abs().max()) < 1e-15
+    assert net.output_scale == pytest.approx(np.sqrt(0.5) / 10)
+
+
+@pytest.mark.parametrize("name,dim", [("relu", 1), ("tanh", 2), ("gelu", 3)])
+def test_jacobian_and_tangent_kernel_match_autograd(name, dim):
+    net = ShallowNetwork(theory.activation(name), 7, dim, Init("gaussian", s_v=1.0), "ntk", seed=1)
+    x = as_tensor(np.random.default_rng(0).normal(size=(5, dim)))
+
+    out = net(x)
+    rows = [torch.autograd.grad(out[j], net.parameters, retain_graph=True) for j in range(len(x))]
+    auto = torch.stack([torch.cat([gv, gw.reshape(-1), gb]) for gv, gw, gb in rows])
+    torch.testing.assert_close(net.jacobian(x), auto, rtol=1e-12, atol=1e-14)
+    rates = (0.3, 2.0, 5.0)  # per-layer step sizes weight the kernel
+    blocks = [auto[:, :7], auto[:, 7:7 + 7 * dim], auto[:, 7 + 7 * dim:]]
+    expected = sum(r * b @ b.T for r, b in zip(rates, blocks))
+    torch.testing.assert_close(net.tangent_kernel(x, x, "all", rates), expected, rtol=1e-12, atol=1e-14)
+    torch.testing.assert_close(net.tangent_kernel(x, x, "output"), blocks[0] @ blocks[0].T, rtol=1e-12, atol=1e-14)
+
+
+def test_linearized_solution_after_t_steps_matches_explicit_descent():
+    """Independent route: gradient descent on the linear model theta -> f_0 + J (theta - theta_0)."""
+    net = ShallowNetwork(theory.activation("tanh"), 40, 1, Init("gaussian", s_v=1.0), "ntk", seed=2)
+    x, grid = as_tensor(X1), as_tensor(np.linspace(-1, 1, 9))
+    rates = (0.7, 0.2, 0.4)
+    j, jg = net.jacobian(x).numpy(), net.jacobian(grid).numpy()
+    eta = np.concatenate([np.full(40, rates[0]), np.full(40, rates[1]), np.full(40, rates[2])])
+    f0, g0 = net.evaluate(x).numpy(), net.evaluate(grid).numpy()
+    delta = np.zeros(120)
+    for _ in range(57):
+        residual = f0 + j @ delta - Y1
+        delta -= eta * (j.T @ residual) / len(Y1)
+    lin = linearized_solution(net, X1, Y1, "all", rates, steps=57)
+    assert isinstance(lin, LinearizedSolution)
+    np.testing.assert_allclose(lin(np.linspace(-1, 1, 9)), g0 + jg @ delta, rtol=1e-10, atol=1e-12)
+
+
+def test_infinite_time_solution_is_the_minimum_norm_interpolant():
+    """Independent route: numpy's minimum-norm least squares on the explicit feature matrix."""
+    net = ShallowNetwork(theory.activation("relu"), 300, 1, Init("uniform"), seed=4)
+    lin = linearized_solution(net, X1, Y1, "output")
+    np.testing.assert_allclose(lin(X1), Y1, atol=1e-9)
+    phi = net.features(as_tensor(X1)).detach().numpy()
+    coef = np.linalg.lstsq(phi, Y1, rcond=None)[0]
+    grid = np.linspace(-1, 1, 11)
+    np.testing.assert_allclose(lin(grid), net.features(as_tensor(grid)).detach().numpy() @ coef, atol=1e-9)
+
+
+def test_output_layer_training_is_exactly_its_linearization():
+    """f is linear in v, so gradient descent on v follows the linearized model to rounding."""
+    net = ShallowNetwork(theory.activation("softplus"), 200, 1, Init("gaussian", s_v=0.5), "ntk", seed=5)
+    lin = linearized_solution(net, X1, Y1, "output", 0.8, steps=150)
+    history = train(net, X1, Y1, 150, 0.8, layers="output")
+    grid = np.linspace(-1, 1, 21)
+    np.testing.assert_allclose(net.evaluate(as_tensor(grid)).numpy(), lin(grid), atol=1e-11)
+    assert history.loss[-1] < history.loss[0]
+
+
+def test_divergence_names_activation_width_and_step():
+    net = ShallowNetwork(theory.activation("tanh"), 64, 1, Init("gaussian", s_v=1.0), "standard", seed=0)
+    with pytest.raises(TrainingDiverged) as info:
+        train(net, X1, Y1 * 1e3, 500, 1e4)
+    message = str(info.value)
+    assert "tanh" in message and "width 64" in message and "step" in message
+
+
+def test_bad_requests_give_clear_errors():
+    relu = theory.activation("relu")
+    net = ShallowNetwork(relu, 8, 1)
+    with pytest.raises(IbcheckError, match="training mode"):
+        net.tangent_kernel(as_tensor(X1), as_tensor(X1), "hidden")
+    with pytest.raises(IbcheckError, match="learning rates"):
+        train(net, X1, Y1, 5, (1.0, 2.0))
+    step = ShallowNetwork(theory.activation("step"), 8, 1)
+    with pytest.raises(IbcheckError, match="point mass"):
+        train(step, X1, Y1, 5, 0.1, layers="all")
+    with pytest.raises(IbcheckError, match="singular"):
+        linearized_solution(ShallowNetwork(relu, 2, 1, Init("uniform")), X1, Y1, "output")
+    with pytest.raises(IbcheckError, match="step too large"):
+        linearized_solution(ShallowNetwork(relu, 50, 1, Init("uniform")), X1, Y1, "output", lr=1e6, steps=3)
+
+
+def test_from_weights_builds_the_given_network():
+    w, b = np.array([[1.0], [-2.0]]), np.array([0.5, 1.0])
+    net = ShallowNetwork.from_weights(theory.activation("relu"), w, b, v=[2.0, 3.0])
+    x = np.array([-1.0, 0.0, 1.0])
+    expected = 2 * np.maximum(x + 0.5, 0) + 3 * np.maximum(-2 * x + 1, 0)
+    np.testing.assert_allclose(net.evaluate(as_tensor(x)).numpy(), expected)
+    with pytest.raises(IbcheckError):
+        ShallowNetwork.from_weights(theory.activation("relu"), w, np.zeros(3))

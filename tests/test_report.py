@@ -1,0 +1,339 @@
+"""Report writers: a self-contained HTML page, Markdown with figure files and a complete JSON,
+written atomically; MathML that is well-formed; plots drawn from the checks' data only."""
+
+from __future__ import annotations
+
+import base64
+import html
+import json
+import re
+import struct
+from html.entities import name2codepoint
+from html.parser import HTMLParser
+from pathlib import Path
+from xml.etree import ElementTree
+
+import pytest
+import sympy as sp
+
+import theory
+from numerics.checks import CheckResult, Plot, Series
+from numerics.report import REPORT_FILES, ensure_writable, json_report, write_report
+from numerics.report.browser import check_in_browser, find_chromium
+from numerics.report.derivation import derivation_summary
+from numerics.report.formatting import short
+from numerics.report.mathml import LatexSubsetError, latex_to_mathml, to_mathml
+from numerics.report.model import ActivationReport, Report
+from numerics.report.plots import DPI, FIGURE_SIZE, render_png, spectral_weight_plot
+from theory.errors import IbcheckError
+
+OMEGA = [0.5, 1.0, 2.0, 4.0]
+LOG_PLOT = Plot("distance vs width", "width", "distance",
+                [Series("measured", [10, 100, 1000], [1.0, 0.1, 0.0], "points"),  # 0 is masked on log axes
+                 Series("theory", [10, 1000], [1.0, 0.01], "dashed")], xscale="log", yscale="log", note="slope -1")
+
+
+def transform(label, weights, verdict="agrees"):
+    return CheckResult("transform", label, prediction="closed form -1/omega**2", measured="max relative error 1e-16",
+                       tolerance=1e-12, verdict=verdict, reason="closed form vs quadrature", seed=0,
+                       details={"spectral_weight_curve": {"omega": OMEGA, "W": weights}}, plots=[LOG_PLOT],
+                       runtime_s=0.25)
+
+
+def results(label):
+    return [
+        transform(label, [w ** 4 for w in OMEGA]),
+        CheckResult("slope", label, prediction=-2.0, measured=-1.25, tolerance=0.2, verdict="disagrees",
+                    reason="slope -1.25 is not -2 +- 0.2", tolerance_note="fit error over 3 seeds", seed=3,
+                    parameters={"widths": [10, 100, 1000]}, details={"per_seed": [-1.2, -1.3, -1.25]}),
+        CheckResult("broken", label, None, None, None, "error", reason="internal error: RuntimeError: boom",
+                    details={"traceback": "Traceback ...\nRuntimeError: boom <script>"}),
+        CheckResult("bad-plot", label, None, None, None, "agrees", reason="plot data broken on purpose",
+                    plots=[Plot("mismatched", "x", "y", [Series("bad", [1, 2, 3], [1, 2])])]),
+    ]
+
+
+@pytest.fixture(scope="module")
+def report() -> Report:
+    relu = theory.activation("relu")
+    tanh_results = results("tanh")
+    tanh_results[0] = transform("tanh", [1.0, 2.0, 30.0, 4000.0])
+    activations = [
+        ActivationReport("relu", "relu", "Max(0, x)", relu.description, derivation_summary(relu), results("relu"),
+                         cached=["slope"]),
+        ActivationReport("tanh", "tanh", "tanh(x)", "hyperbolic tangent", {"status": "error", "error": "too slow",
+                                                                           "results": [], "steps": []}, tanh_results),
+    ]
+    checks = [{"id": i, "title": f"the {i} check", "claim": "P1"} for i in ("transform", "slope", "broken", "bad-plot")]
+    return Report("test report", activations, checks, "quick", 0, {"width": "5"}, "2026-01-01T00:00:00+00:00", 1.5,
+                  {"sympy": sp.__version__, "python": "3.11"}, "serial", {"hits": 1, "misses": 7},
+                  command="ibcheck report --activations relu tanh")
+
+
+@pytest.fixture(scope="module")
+def small(report) -> Report:
+    """One activation, no plots: quick to write again and again."""
+    only = ActivationReport("relu", "relu", "Max(0, x)", "", {}, [r for r in results("relu") if not r.plots])
+    return Report(**{**report.__dict__, "activations": [only]})
+
+
+@pytest.fixture(scope="module")
+def written(report, tmp_path_factory) -> Path:
+    folder = tmp_path_factory.mktemp("report")
+    write_report(report, folder)
+    return folder
+
+
+class _Page(HTMLParser):
+    """Tags, attributes and table cells of a page (standard-library parser)."""
+
+    def __init__(self, text):
+        super().__init__()
+        self.tags, self.rows, self._cell = [], [], None
+        self.feed(text)
+
+    def handle_starttag(self, tag, attrs):
+        self.tags.append((tag, dict(attrs)))
+        if tag == "tr":
+            self.rows.append([])
+        elif tag in ("td", "th"):
+            self._cell = []
+
+    def handle_endtag(self, tag):
+        if tag in ("td", "th") and self._cell is not None:
+            self.rows[-1].append(" ".join(" ".join(self._cell).split()))
+            self._cell = None
+
+    def handle_data(self, data):
+        if self._cell is not None:
+            self._cell.append(data)
+
+
+def png_size(data: bytes) -> tuple[int, int]:
+    assert data[:8] == b"\x89PNG\r\n\x1a\n"  # the PNG signature
+    return struct.unpack(">II", data[16:24])  # IHDR width, height
+
+
+def test_writes_the_three_files(written):
+    assert sorted(p.name for p in written.iterdir() if p.is_file()) == sorted(REPORT_FILES)
+    assert not list(written.glob(".*.tmp"))
+
+
+def test_html_is_self_contained(written):
+    page = _Page((written / "index.html").read_text())
+    assert not [t for t, _ in page.tags if t in ("script", "link", "iframe", "object")]
+    sources = [a["src"] for t, a in page.tags if t == "img"]
+    assert sources and all(s.startswith("data:image/png;base64,") for s in sources)
+    for source in sources:  # every image decodes as a PNG of the figure size
+        width, height = png_size(base64.b64decode(source.split(",", 1)[1]))
+        assert (width, height) in {(round(FIGURE_SIZE[0] * DPI), round(FIGURE_SIZE[1] * DPI)), (840, 420)}
+    assert not [a for _, a in page.tags for k, v in a.items() if k in ("src", "href") and "://" in v]
+
+
+def test_html_summary_table_has_a_row_per_activation_and_a_column_per_check(written):
+    page = _Page((written / "index.html").read_text())
+    header = next(r for r in page.rows if r and r[0] == "activation")
+    assert header == ["activation", "transform", "slope", "broken", "bad-plot"]
+    body = {r[0]: r[1:] for r in page.rows[page.rows.index(header) + 1:page.rows.index(header) + 3]}
+    assert list(body) == ["relu", "tanh"]
+    assert body["relu"][1] == "disagrees measured -1.25 vs predicted -2"
+    assert body["relu"][2].startswith("error internal error: RuntimeError: boom")
+
+
+def test_html_shows_problems_errors_and_broken_plots_without_failing(written):
+    text = (written / "index.html").read_text()
+    assert "What did not agree, and why" in text and "slope -1.25 is not -2 +- 0.2" in text
+    assert "RuntimeError: boom &lt;script&gt;" in text  # the traceback, escaped
+    assert "could not be drawn" in text  # the mismatched plot, explained instead of crashing
+    assert "The derivation failed: too slow" in text
+
+
+def _entities_to_xml(fragment: str) -> str:
+    """HTML named entities (e.g. &InvisibleTimes;) as numeric references, so an XML parser reads them."""
+    known = {"lt", "gt", "amp", "quot", "apos"}
+    return re.sub(r"&([A-Za-z]+);", lambda m: m[0] if m[1] in known else f"&#{_codepoint(m[1])};", fragment)
+
+
+def _codepoint(name: str) -> int:
+    if name in name2codepoint:
+        return name2codepoint[name]
+    return ord(html.unescape(f"&{name};"))
+
+
+def test_every_math_element_is_well_formed_mathml(written):
+    text = (written / "index.html").read_text()
+    formulas = re.findall(r"<math .*?</math>", text, flags=re.DOTALL)
+    assert len(formulas) > 10
+    for formula in formulas:
+        root = ElementTree.fromstring(_entities_to_xml(formula))
+        assert root.tag == "{http://www.w3.org/1998/Math/MathML}math"
+
+
+def test_relu_spectral_weight_is_rendered_as_omega_to_the_fourth(written):
+    # spectral_bias.md, table of activations: ReLU has W(omega) = omega^4
+    text = (written / "index.html").read_text()
+    row = re.search(r"<tr><td>spectral weight.*?</tr>", text, flags=re.DOTALL)[0]
+    assert "<mi>W</mi>" in row and "<msup><mi>\u03c9</mi><mn>4</mn></msup>" in row
+
+
+def test_json_has_every_number(written, report):
+    data = json.loads((written / "report.json").read_text())
+    assert data["schema"] == json_report.SCHEMA
+    assert data["profile"] == "quick" and data["seed"] == 0 and data["options"] == {"width": "5"}
+    assert data["environment"]["sympy"] == sp.__version__ and data["runtime_s"] == 1.5
+    assert data["counts"] == {"agrees": 4, "disagrees": 2, "not_applicable": 0, "error": 2}
+    for activation, saved in zip(report.activations, data["activations"]):
+        for result, record in zip(activation.results, saved["results"]):
+            assert record == dict(result.to_dict(), cached=result.check in activation.cached)  # lossless
+    assert data["activations"][0]["derivation"]["results"][1]["latex"] == "W(\\omega) = \\omega^{4}"
+    assert "mathml" not in json.dumps(data)
+
+
+def test_markdown_tables_and_figure_files(written):
+    text = (written / "report.md").read_text()
+    assert "| activation | transform | slope | broken | bad-plot |" in text
+    assert ("| relu | **agrees**: max relative error 1e-16 vs closed form -1/omega**2 | **disagrees**: -1.25 vs -2 "
+            "| **error**: internal error: RuntimeError: boom | **agrees**: \u2014 vs \u2014 |") in text
+    assert "$$ W(\\omega) = \\omega^{4} $$" in text
+    figures = re.findall(r"!\[[^\]]*\]\((figures/[0-9a-f]{16}\.png)\)", text)
+    assert figures and all((written / f).is_file() for f in figures)
+    assert {p.name for p in (written / "figures").iterdir()} == {Path(f).name for f in figures}
+
+
+def test_rewriting_prunes_figures_no_longer_used(small, tmp_path):
+    write_report(small, tmp_path)
+    stale = tmp_path / "figures" / "0000000000000000.png"
+    stale.write_bytes(b"old")
+    write_report(small, tmp_path)
+    assert not stale.exists()
+
+
+def test_an_interrupted_write_leaves_the_previous_report(small, tmp_path, monkeypatch):
+    write_report(small, tmp_path)
+    before = {name: (tmp_path / name).read_bytes() for name in REPORT_FILES}
+
+    def interrupted(_report):
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr("numerics.report.render_json", interrupted)
+    with pytest.raises(KeyboardInterrupt):
+        write_report(small, tmp_path)
+    assert {name: (tmp_path / name).read_bytes() for name in REPORT_FILES} == before
+    assert not list(tmp_path.glob(".*.tmp"))
+
+
+def test_a_failing_rename_leaves_no_temporary_files(small, tmp_path, monkeypatch):
+    import os
+
+    real_replace = os.replace
+
+    def failing(source, target):
+        if str(target).endswith("report.md"):
+            raise OSError(28, "No space left on device")
+        return real_replace(source, target)
+
+    monkeypatch.setattr(os, "replace", failing)
+    with pytest.raises(OSError):
+        write_report(small, tmp_path)
+    assert not list(tmp_path.glob(".*.tmp"))
+
+
+def test_unwritable_output_folder_is_a_one_line_error(tmp_path):
+    (tmp_path / "file").write_text("x")
+    with pytest.raises(IbcheckError) as info:
+        ensure_writable(tmp_path / "file" / "reports")
+    assert "cannot write the report" in str(info.value) and "\n" not in str(info.value)
+
+
+def test_plots_drawn_where_the_check_ran_are_not_drawn_again(report, monkeypatch):
+    from numerics.report import figures
+
+    ready = figures.drawn_record([LOG_PLOT])
+    assert png_size(base64.b64decode(ready[0]["png"]))[0] == round(FIGURE_SIZE[0] * DPI)
+    activation = ActivationReport("relu", "relu", "Max(0, x)", "", {}, [transform("relu", [1, 2, 3, 4])],
+                                  drawn={"transform": ready})
+    monkeypatch.setattr(figures, "render_png", lambda plot: (_ for _ in ()).throw(AssertionError("redrawn")))
+    drawn = figures.draw_report(Report(**{**report.__dict__, "activations": [activation]}))
+    assert drawn.by_result[("relu", "transform")][0].png == base64.b64decode(ready[0]["png"])
+    assert drawn.overview.png is None and "redrawn" in drawn.overview.error  # only the overview was drawn here
+
+
+def test_spectral_weight_overlay_comes_from_the_transform_details(report):
+    curves = {a.label: a.result("transform").details["spectral_weight_curve"] for a in report.activations}
+    plot = spectral_weight_plot(curves)
+    assert plot.yscale == "log" and [s.label for s in plot.series] == ["relu", "tanh"]
+    assert plot.series[1].y == [1.0, 2.0, 30.0, 4000.0]
+    assert spectral_weight_plot({"exp": None}) is None
+
+
+def test_render_png_handles_log_axes_nan_strings_and_many_series():
+    png_size(render_png(LOG_PLOT))
+    with_nan = Plot("nan", "x", "y", [Series("s", [1, 2, 3], [1.0, "nan", "inf"])], yscale="log")
+    png_size(render_png(with_nan))
+    many = Plot("many", "x", "y", [Series(f"s{i}", [1, 2], [i + 1, i + 2]) for i in range(15)], yscale="log")
+    assert png_size(render_png(many)) == (840, 420)  # the wide figure, legend outside
+
+
+@pytest.mark.parametrize("latex, expected", [
+    (r"W(\omega)", "<mrow><mi>W</mi><mo stretchy=\"false\">(</mo><mi>\u03c9</mi><mo stretchy=\"false\">)</mo></mrow>"),
+    (r"\hat\sigma", "<mrow><mover accent=\"true\"><mi>\u03c3</mi><mo>^</mo></mover></mrow>"),
+    (r"\sigma^{(2)}", ("<mrow><msup><mi>\u03c3</mi><mrow><mo stretchy=\"false\">(</mo><mn>2</mn>"
+                       "<mo stretchy=\"false\">)</mo></mrow></msup></mrow>")),
+    (r"\frac{1}{2}", "<mrow><mfrac><mrow><mn>1</mn></mrow><mrow><mn>2</mn></mrow></mfrac></mrow>"),
+    (r"x_{0}^{2}", "<mrow><msubsup><mi>x</mi><mrow><mn>0</mn></mrow><mrow><mn>2</mn></mrow></msubsup></mrow>"),
+])
+def test_latex_subset_to_mathml(latex, expected):
+    assert latex_to_mathml(latex).toxml() == expected
+
+
+@pytest.mark.parametrize("latex", [r"\begin{cases}", r"{x", r"x}"])
+def test_latex_outside_the_subset_is_refused(latex):
+    with pytest.raises(LatexSubsetError):
+        latex_to_mathml(latex)
+
+
+def test_mathml_for_piecewise_relations_and_constants():
+    x = sp.Symbol("x", real=True)
+    piecewise = to_mathml(sp.Piecewise((sp.exp(x) - 1, x < 0), (x, True)))
+    assert "<mtable" in piecewise and "<mtext>otherwise</mtext>" in piecewise
+    assert "<mo>&lt;</mo>" in piecewise  # sympy leaves '<' raw; it must be escaped
+    assert '<mi mathvariant="normal">e</mi>' in piecewise
+    assert "\u03b4" in to_mathml(sp.DiracDelta(x)) and "\u03b8" in to_mathml(sp.Heaviside(x))
+    assert to_mathml(3) == to_mathml(sp.Integer(3))
+    assert "<mtext>not sympy</mtext>" in to_mathml("not sympy")
+
+
+@pytest.mark.parametrize("value, text", [
+    (None, "\u2014"), (0.123456789, "0.1235"), (12, "12"), (True, "true"),
+    ([1.0, 2.0, 3.0, 4.0, 5.0], "[1, 2, 3, 4, \u2026 (5 values)]"), ({"a": 1.5}, "a=1.5"), ("x" * 60, "x" * 47 + "\u2026"),
+])
+def test_short_values(value, text):
+    assert short(value) == text
+
+
+# ---- the real browser -----------------------------------------------------------------
+needs_chromium = pytest.mark.skipif(find_chromium() is None,
+                                    reason="Chromium is not installed (apt-get install -y chromium)")
+
+
+@pytest.mark.slow
+@needs_chromium
+def test_report_renders_in_headless_chromium(written):
+    seen = check_in_browser(written / "index.html")
+    assert seen.problems() == []
+    assert seen.page["title"] == "test report"
+    assert len(seen.page["images"]) == 3 and all(i["width"] > 0 for i in seen.page["images"])  # overview + 2 plots
+    assert "math" in seen.page["fractionDisplay"]  # MathML laid out natively, not as inline text
+    assert seen.page["fractionHeight"] > seen.page["lineHeight"]  # a real fraction is taller than a line
+
+
+@pytest.mark.slow
+@needs_chromium
+def test_the_browser_check_notices_a_broken_page(tmp_path):
+    page = tmp_path / "broken.html"
+    page.write_text('<!DOCTYPE html><html><head><title>broken</title></head><body><p>text</p>'
+                    '<img alt="corrupt" src="data:image/png;base64,AAAA">'
+                    "<script>console.error('something failed')</script></body></html>")
+    problems = check_in_browser(page).problems()
+    assert "image did not load: corrupt" in problems
+    assert any("something failed" in p for p in problems)
