@@ -206,12 +206,3 @@ def run_check(check: Check, act: Activation, context: Context) -> CheckResult:
     result.seed = context.seed if result.seed is None else result.seed
     return result
 
-
-def run_checks(act: Activation, context: Context, only: list[str] | None = None) -> list[CheckResult]:
-    """Every registered check (or those in ``only``) on one activation, in registry order."""
-    checks = all_checks()
-    ids = only or list(checks)
-    for check_id in ids:
-        if check_id not in checks:
-            raise IbcheckError(f"unknown check {check_id!r}; known: {', '.join(checks)}")
-    return [run_check(checks[i], act, context) for i in ids]

@@ -51,20 +51,26 @@ def _where(cond, a, b):
     return torch.where(cond, a, b)
 
 
+@lru_cache(maxsize=None)
+def _scalar(value: float, dtype: torch.dtype) -> torch.Tensor:
+    """A cached 0-d tensor: creating one per call costs as much as the operation itself."""
+    return torch.tensor(value, dtype=dtype)
+
+
 def _heaviside(u, h0):
-    return torch.heaviside(u, torch.tensor(h0, dtype=u.dtype))
+    return torch.heaviside(u, _scalar(float(h0), u.dtype))
 
 
 def _maximum(a, b):
     if not torch.is_tensor(a):
         a, b = b, a
-    return torch.maximum(a, b if torch.is_tensor(b) else torch.as_tensor(b, dtype=a.dtype))
+    return torch.maximum(a, b) if torch.is_tensor(b) else torch.clamp(a, min=float(b))
 
 
 def _minimum(a, b):
     if not torch.is_tensor(a):
         a, b = b, a
-    return torch.minimum(a, b if torch.is_tensor(b) else torch.as_tensor(b, dtype=a.dtype))
+    return torch.minimum(a, b) if torch.is_tensor(b) else torch.clamp(a, max=float(b))
 
 
 def _power(a, b):

@@ -43,13 +43,15 @@ class History:
     stopped_at: int | None = None
 
 
-def gradient_descent(params: Sequence[torch.Tensor], loss_fn: Callable[[], torch.Tensor], steps: int,
+def gradient_descent(params: Sequence[torch.Tensor],
+                     loss_fn: Callable[[], torch.Tensor | tuple[torch.Tensor, Sequence[torch.Tensor]]], steps: int,
                      lr: float | Sequence[float], *, record: Callable[[int], object] | None = None,
                      record_steps: Sequence[int] | None = None, describe: str = "training",
                      max_abs: float = 1e12, stop_loss: float | None = None) -> History:
     r"""Run ``steps`` full-batch steps :math:`\theta \leftarrow \theta - \eta\nabla L`.
 
-    ``lr`` is one step size or one per parameter tensor.  At each step in ``record_steps``
+    ``loss_fn`` returns the loss, or ``(loss, gradients)`` where the gradient is known in
+    closed form (then autograd is skipped).  ``lr`` is one step size or one per parameter tensor.  At each step in ``record_steps``
     (default: log-spaced) the loss and ``record(step)`` are stored.  ``stop_loss`` ends
     training early once the loss falls below it (the final state is recorded).
     Raises :class:`TrainingDiverged` on a non-finite loss or gradient, or a parameter above
@@ -69,6 +71,7 @@ def gradient_descent(params: Sequence[torch.Tensor], loss_fn: Callable[[], torch
     with progress(steps, describe, unit="step") as bar:
         for step in range(steps + 1):
             loss = loss_fn()
+            loss, grads = loss if isinstance(loss, tuple) else (loss, None)
             value = float(loss.detach())
             if not math.isfinite(value):
                 raise TrainingDiverged(f"{describe}: training diverged at step {step} (loss = {value})")
@@ -78,14 +81,17 @@ def gradient_descent(params: Sequence[torch.Tensor], loss_fn: Callable[[], torch
             if done:
                 history.stopped_at = step
                 break
-            grads = torch.autograd.grad(loss, list(params))
+            if grads is None:
+                grads = torch.autograd.grad(loss, list(params))
             with torch.no_grad():
                 for p, g, eta in zip(params, grads, rates):
-                    if not torch.isfinite(g).all():
+                    p.add_(g, alpha=-eta)
+                # one cheap bound per tensor: NaN fails both comparisons, so this also
+                # catches non-finite gradients (diagnosed below, only on failure)
+                if not all(-max_abs <= lo and hi <= max_abs for lo, hi in map(torch.aminmax, params)):
+                    if not all(bool(torch.isfinite(g).all()) for g in grads):
                         raise TrainingDiverged(f"{describe}: non-finite gradient at step {step}")
-                    p.sub_(eta * g)
-                    if p.abs().max() > max_abs:
-                        raise TrainingDiverged(f"{describe}: weights exploded (|w| > {max_abs:g}) at step {step}")
+                    raise TrainingDiverged(f"{describe}: weights exploded (|w| > {max_abs:g}) at step {step}")
             if step % 100 == 0:
                 bar.update(min(100, steps - bar.n))
     return history

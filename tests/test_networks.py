@@ -9,7 +9,7 @@ import theory
 from numerics.networks import (Init, LinearizedSolution, ShallowNetwork, as_tensor, linearized_solution,
                                train)
 from numerics.torch_activation import torch_activation
-from numerics.training import TrainingDiverged
+from numerics.training import TrainingDiverged, gradient_descent
 from theory.activations import BUILTINS
 from theory.errors import IbcheckError
 
@@ -148,3 +148,15 @@ def test_from_weights_builds_the_given_network():
     np.testing.assert_allclose(net.evaluate(as_tensor(x)).numpy(), expected)
     with pytest.raises(IbcheckError):
         ShallowNetwork.from_weights(theory.activation("relu"), w, np.zeros(3))
+
+
+@pytest.mark.parametrize("loss_of, message", [
+    # finite loss, infinite gradient: d sqrt(p)/dp at p = 0
+    (lambda p: torch.sqrt(p).sum(), "non-finite gradient at step 0"),
+    # finite loss and gradient, parameter growing by a factor 1 + 2 eta = 3 per step past 1e12
+    (lambda p: -(p * p).sum(), "weights exploded"),
+])
+def test_gradient_descent_stops_on_bad_gradients_and_exploding_weights(loss_of, message):
+    p = torch.tensor([0.0, 1.0], dtype=torch.float64, requires_grad=True)
+    with pytest.raises(TrainingDiverged, match=message):
+        gradient_descent([p], lambda: loss_of(p), 100, 1.0)
