@@ -1000,6 +1000,13 @@ def run_pinning(act: Activation, context: Context) -> CheckResult:
     return _soft_pinning(act, context)
 
 
+def _verdict(criteria: dict[str, bool], setup: str) -> tuple[str, str]:
+    """The verdict (agrees iff every criterion holds) and the reason: the setup, then each failed
+    criterion with its numbers (what the report lists under "what did not agree, and why")."""
+    failed = [name for name, holds in criteria.items() if not holds]
+    return ("disagrees" if failed else "agrees"), setup + ("; failed: " + "; ".join(failed) if failed else "")
+
+
 def _hard_pinning(act: Activation, context: Context) -> CheckResult:
 
     scale = _scale(context)
@@ -1027,9 +1034,12 @@ def _hard_pinning(act: Activation, context: Context) -> CheckResult:
         "final_loss_adaptive": [float(0.5 * np.mean(traj.residuals[-1, m] ** 2)) for m in adaptive],
         "kappa": kappa,
     }
-    ok_1d = sign_fraction >= 0.99 and details["pinned_fraction_end"] >= 0.5 and \
-        details["pinned_fraction_init"] <= 0.05 and details["kernel_pinned_fraction_end"] < details["pinned_fraction_end"]
-    verdict_ok = ok_1d
+    end_, init_, kernel_ = details["pinned_fraction_end"], details["pinned_fraction_init"], \
+        details["kernel_pinned_fraction_end"]
+    criteria = {f"sign rule {sign_fraction:.4f} >= 0.99": sign_fraction >= 0.99,
+                f"pinned at the end {end_:.2f} >= 0.5": end_ >= 0.5,
+                f"pinned at init {init_:.2f} <= 0.05": init_ <= 0.05,
+                f"kernel-regime pinned {kernel_:.2f} < adaptive {end_:.2f}": kernel_ < end_}
     if scale.kernel_widths:
         context.progress(f"kernel regime at widths {scale.kernel_widths}")
         sweep = kernel_width_sweep(act, scale, context.seed)
@@ -1039,7 +1049,8 @@ def _hard_pinning(act: Activation, context: Context) -> CheckResult:
         slope = float(np.polyfit(np.log(widths), np.log([sweep[w][1] for w in widths]), 1)[0])
         details["kernel_displacement_slope"] = slope
         details["kernel_pinned_shrinks"] = bool(sweep[widths[-1]][0] < sweep[widths[0]][0])
-        verdict_ok = verdict_ok and details["kernel_pinned_shrinks"]
+        criteria[f"kernel-regime pinned fraction shrinks with width ({sweep[widths[0]][0]:.2f} at n = {widths[0]} "
+                 f"-> {sweep[widths[-1]][0]:.2f} at n = {widths[-1]})"] = details["kernel_pinned_shrinks"]
     if scale.runs_2d:
         context.progress("E9: 2D runs")
         traj2 = adaptive_runs_2d(act, scale, context.seed)
@@ -1049,7 +1060,7 @@ def _hard_pinning(act: Activation, context: Context) -> CheckResult:
         details["sign_rule_samples_2d"] = n2
         details["sign_rule_2d_per_seed"] = [s.summary() for s in stats2]
         details["pinned_fraction_end_2d"] = [pinned_fraction(traj2.states[-1, m], traj2.x) for m in range(scale.runs_2d)]
-        verdict_ok = verdict_ok and details["sign_rule_fraction_2d"] >= 0.95
+        criteria[f"2D sign rule {details['sign_rule_fraction_2d']:.4f} >= 0.95"] = details["sign_rule_fraction_2d"] >= 0.95
     prediction = (f"v r_k kappa > 0 (kappa = {kappa:g}) for >= 99% of pinned kinks; >= 50% of in-hull kinks "
                   "within 1e-3 of a data point at the end (~0% at init), fewer in the kernel regime")
     bad_pairs = sum(len(s.violating_pairs) for s in stats)
@@ -1060,13 +1071,13 @@ def _hard_pinning(act: Activation, context: Context) -> CheckResult:
     if scale.runs_2d:
         measured += f"; 2D sign rule {details['sign_rule_fraction_2d']:.4f} of {details['sign_rule_samples_2d']}"
     plots = [_hull_breakpoint_plot(traj, adaptive[0])]
+    verdict, reason = _verdict(criteria, f"hard pinning (kink at 0): E7/E8 "
+                               f"{'reference' if context.profile == 'full' else 'quick'} runs, width {scale.width}, "
+                               f"{scale.steps} GD steps")
     return CheckResult(
         "pinning", act.label, prediction, measured, {"sign_rule": 0.99, "sign_rule_2d": 0.95, "pinned_end": 0.5,
                                                      "pinned_init": 0.05},
-        "agrees" if verdict_ok else "disagrees",
-        details=details,
-        reason=f"hard pinning (kink at 0): E7/E8 {'reference' if context.profile == 'full' else 'quick'} runs, "
-               f"width {scale.width}, {scale.steps} GD steps",
+        verdict, details=details, reason=reason,
         tolerance_note="thresholds of spectral_bias.md 6.4 P10-P11; pinned = |gap| < 1e-4 with |r_k| > 1e-4 for "
                        "the sign rule (GD chattering is below that at these step sizes), < 1e-3 for fractions; "
                        "the quick profile stops at 6000 steps with a 4x step, before full convergence",
@@ -1129,8 +1140,14 @@ def _soft_pinning(act: Activation, context: Context) -> CheckResult:
     }
     slope = details["offset_vs_rho_slope"]
     measurable = len(slopes) >= MIN_PAIRS
-    ok = curvature_rule >= 0.95 and details["pinned_fraction_end"] >= 2 * details["pinned_fraction_init"] and \
-        (not measurable or abs(slope + 1) <= 0.3)
+    verdict, reason = _verdict(
+        {f"smooth sign rule A sigma'' > 0 for {curvature_rule:.3f} >= 0.95": curvature_rule >= 0.95,
+         f"at rest {details['pinned_fraction_end']:.2f} >= 2 x init {details['pinned_fraction_init']:.2f}":
+             details["pinned_fraction_end"] >= 2 * details["pinned_fraction_init"],
+         f"offset scaling d log|g| / d log rho = {slope:.2f}, not -1 +- 0.3 (P12's 1/rho)":
+             not measurable or abs(slope + 1) <= 0.3},
+        "frozen residual field of the toy data (the premise of the gap equation): the E7 initialization keeps "
+        "smooth networks near their linearization (rho ~ 0.05), where nothing pins")
     plots = [Plot("Soft pinning in the frozen field: offsets vs predicted stable equilibria", "predicted u* = rho g*",
                   "measured u = rho g", [Series("planes at rest", settled[:, 3].tolist(), settled[:, 2].tolist(), "points"),
                                          Series("notes' (A, B) prediction", settled[:, 4].tolist(), settled[:, 2].tolist(), "points"),
@@ -1148,9 +1165,7 @@ def _soft_pinning(act: Activation, context: Context) -> CheckResult:
             f"d log|g| / d log rho = {slope:.2f} ({len(slopes)} planes)" if measurable else
             f"1/rho scaling not measurable (rho drifted >= 10% for only {len(slopes)} planes at rest)"),
         {"sign_rule": 0.95, "settled": "2x init", "slope": "-1 +- 0.3", "offset_u": OFFSET_TOLERANCE},
-        "agrees" if ok else "disagrees", details=details,
-        reason="frozen residual field of the toy data (the premise of the gap equation): the E7 initialization "
-               "keeps smooth networks near their linearization (rho ~ 0.05), where nothing pins",
+        verdict, details=details, reason=reason,
         tolerance_note=f"a plane is at rest on a root when |u - u*| <= {OFFSET_TOLERANCE} (GD step error after "
                        f"{scale.field_steps} steps); the 1/rho slope is the median over planes at rest whose "
                        f"sharpness drifted >= 10% in the second half (>= {MIN_PAIRS} planes), tolerance 0.3",
@@ -1193,7 +1208,13 @@ def run_clusters(act: Activation, context: Context) -> CheckResult:
     details["clustered_fraction_init"] = details["init"]["clustered_fraction"]
     li_adaptive = float(np.mean(details["linear_interpolation_gap_adaptive"]))
     li_kernel = float(np.mean(details["linear_interpolation_gap_kernel"]))
-    ok = max(counts) <= N and clustered >= 2 * details["init"]["clustered_fraction"] + 0.1 and li_adaptive < li_kernel
+    init_clustered = details["init"]["clustered_fraction"]
+    verdict, reason = _verdict(
+        {f"clusters {max(counts)} <= N = {N}": max(counts) <= N,
+         f"clustered {clustered:.2f} >= 2 x init {init_clustered:.2f} + 0.1": clustered >= 2 * init_clustered + 0.1,
+         f"sup|f - LI|/max|y| adaptive {li_adaptive:.2f} < kernel {li_kernel:.2f}": li_adaptive < li_kernel},
+        "single-linkage clusters (gap 1e-3) of in-hull breakpoints with >= 2 members, E7 runs; the notes give no "
+        "number for 'close to linear interpolation', so the kernel-regime fit is the yardstick")
     if scale.runs_2d:
         traj2 = adaptive_runs_2d(act, scale, context.seed)
         for name, t in (("init_2d", 0), ("adaptive_2d", -1)):
@@ -1215,9 +1236,7 @@ def run_clusters(act: Activation, context: Context) -> CheckResult:
         f"{clustered:.2f} of in-hull breakpoints clustered (init {details['init']['clustered_fraction']:.2f}); "
         f"sup|f - LI|/max|y| = {li_adaptive:.2f} (kernel {li_kernel:.2f})",
         {"clusters": N, "clustered_fraction": "2 x init + 0.1", "linear_interpolation": "adaptive < kernel"},
-        "agrees" if ok else "disagrees", details=details,
-        reason="single-linkage clusters (gap 1e-3) of in-hull breakpoints with >= 2 members, E7 runs; the notes "
-               "give no number for 'close to linear interpolation', so the kernel-regime fit is the yardstick",
+        verdict, details=details, reason=reason,
         tolerance_note="1e-3 is the pinning threshold of E8; chance coincidences at init set the baseline, and "
                        "the margin 0.1 exceeds its binomial spread at ~70 in-hull breakpoints",
         parameters={"width": scale.width, "steps": scale.steps, "seeds": scale.seeds}, plots=plots)
@@ -1260,7 +1279,7 @@ def run_attractors(act: Activation, context: Context) -> CheckResult:
     context.progress("planes placed next to predicted equilibria")
     place = {"placements": 0} if skip else _placements(act, scale)
     details: dict = {"placements": place["placements"], "placement_skipped": skip}
-    ok = True
+    criteria: dict[str, bool] = {}
     if not skip:
         if place["placements"]:
             sep = place["separated"]
@@ -1269,9 +1288,11 @@ def run_attractors(act: Activation, context: Context) -> CheckResult:
                 details[f"{label}_conclusive"] = int(m.sum())
                 details[f"{label}_agreement"] = float(place["agree"][m].mean()) if m.any() else float("nan")
                 if m.sum() >= 4:
-                    ok = ok and details[f"{label}_agreement"] >= 0.9
+                    criteria[f"{label} placements as predicted {details[f'{label}_agreement']:.2f} >= 0.9"] = \
+                        details[f"{label}_agreement"] >= 0.9
             details["inconclusive"] = int((~sep).sum())
-        ok = ok and details.get("stable_conclusive", 0) + details.get("unstable_conclusive", 0) >= MIN_CONCLUSIVE
+        conclusive = details.get("stable_conclusive", 0) + details.get("unstable_conclusive", 0)
+        criteria[f"conclusive placements {conclusive} >= {MIN_CONCLUSIVE}"] = conclusive >= MIN_CONCLUSIVE
     context.progress("flow Jacobian at a trained fixed point")
     fixed = _fixed_point(act, scale, context.seed)
     details["jacobian"] = {k: fixed[k] for k in ("origin", "parameters", "data", "rank", "max_decay_error",
@@ -1284,7 +1305,12 @@ def run_attractors(act: Activation, context: Context) -> CheckResult:
     details["jacobian"]["delta"] = fixed["delta"]
     decay_ok = fixed["max_decay_error"] <= DECAY_TOLERANCE if math.isfinite(fixed["max_decay_error"]) else \
         fixed["delta"] < MIN_PERTURBATION
-    ok = ok and float(np.max(fixed["transverse"])) < 0 and decay_ok
+    top = float(np.max(fixed["transverse"]))
+    criteria[f"largest transverse eigenvalue {top:.3g} < 0"] = top < 0
+    criteria[f"perturbation decay error {fixed['max_decay_error']:.1e} <= {DECAY_TOLERANCE:g}"] = decay_ok
+    verdict, reason = _verdict(criteria, "frozen-field placements at sharpness 16 around every predicted "
+                               "equilibrium; autodiff Jacobian with the P - N interpolation-manifold zero modes "
+                               "(symmetry orbits inside) removed")
     plots = []
     if place["placements"]:
         st = place["predicted_stable"]
@@ -1304,9 +1330,7 @@ def run_attractors(act: Activation, context: Context) -> CheckResult:
         f"placements: stable held {details.get('stable_agreement', float('nan')):.2f}, unstable left "
         f"{details.get('unstable_agreement', float('nan')):.2f}; transverse max "
         f"{float(np.max(fixed['transverse'])):.3g}, decay error {fixed['max_decay_error']:.1e}",
-        {"agreement": 0.9, "decay_error": DECAY_TOLERANCE}, "agrees" if ok else "disagrees", details=details,
-        reason="frozen-field placements at sharpness 16 around every predicted equilibrium; autodiff Jacobian "
-               "with the P - N interpolation-manifold zero modes (symmetry orbits inside) removed",
+        {"agreement": 0.9, "decay_error": DECAY_TOLERANCE}, verdict, details=details, reason=reason,
         tolerance_note="90% agreement leaves room for placements whose equilibrium moves with the step size; "
                        "the decay comparison is linear theory vs GD at delta <= 1e-6, in units of delta, where "
                        "rounding contributes ~300 x 1e-16/delta <= 3e-3 and nonlinearity ~delta",
@@ -1329,7 +1353,10 @@ def run_digits(act: Activation, context: Context) -> CheckResult:
                "sign_rule_fraction": out["sign_rule"][0], "sign_rule_samples": out["sign_rule"][1],
                "clusters": out["clusters"], "loss_end": out["loss_end"], "images": out["images"],
                "width": out["width"], "steps": out["steps"]}
-    ok = frac["adaptive"] >= max(frac["init"], frac["kernel"]) + 0.1
+    verdict, reason = _verdict(
+        {f"adaptive {frac['adaptive']:.2f} >= max(init {frac['init']:.2f}, kernel {frac['kernel']:.2f}) + 0.1":
+             frac["adaptive"] >= max(frac["init"], frac["kernel"]) + 0.1},
+        f"scikit-learn digits {out['classes']}, {out['images']} images, width {out['width']}, {out['steps']} GD steps")
     edges = np.linspace(-9, 0, 46)
     mids = ((edges[1:] + edges[:-1]) / 2).tolist()
     series = [Series(k, mids, _histogram(np.log10(np.maximum(d, 1e-12)), edges), "step")
@@ -1339,9 +1366,7 @@ def run_digits(act: Activation, context: Context) -> CheckResult:
         "adaptive training puts more zero-planes through training images than init or the kernel regime",
         f"units within {DIGITS_EPS:g} (relative) of an image: init {frac['init']:.2f}, adaptive "
         f"{frac['adaptive']:.2f}, kernel {frac['kernel']:.2f}",
-        0.1, "agrees" if ok else "disagrees", details=details,
-        reason=f"scikit-learn digits {out['classes']}, {out['images']} images, width {out['width']}, "
-               f"{out['steps']} GD steps",
+        0.1, verdict, details=details, reason=reason,
         tolerance_note="margin 0.1 is over 2 binomial standard deviations of a fraction near 0.25 over 100 units; "
                        f"by chance ~0.4% of units lie within {DIGITS_EPS:g}",
         parameters={"images": out["images"], "width": out["width"], "steps": out["steps"], "lr": out["lr"]},

@@ -38,6 +38,16 @@ def weight_curve(act: Activation) -> dict | None:
     return {"omega": CURVE_FREQUENCIES.tolist(), "W": np.where(np.isfinite(values), values, np.nan).tolist()}
 
 
+def _point_masses(ft) -> str:
+    """The point masses of the transform, e.g. ``I*pi*delta^(1)(omega)`` or ``-I*pi*delta(omega - 1)``."""
+    def one(atom):
+        where = "omega" if atom.location == 0 else f"omega - {atom.location}" if atom.location > 0 \
+            else f"omega + {-atom.location}"
+        order = f"^({atom.order})" if atom.order else ""
+        return f"({atom.coefficient})*delta{order}({where})"
+    return " + ".join(one(a) for a in ft.singular)
+
+
 def run_transform(act: Activation, context: Context) -> CheckResult:
     ft = fourier_transform(act)
     if ft.verification is None:
@@ -59,7 +69,8 @@ def run_transform(act: Activation, context: Context) -> CheckResult:
                    Series("mpmath quadrature", v.frequencies, details["quadrature_abs"], "points")])]
     return CheckResult(
         "transform", act.label,
-        prediction=f"closed form {ft.regular}", measured=f"max relative error {v.max_relative_error:.2e}",
+        prediction=f"closed form {ft.regular}" + (f" (omega != 0) + {_point_masses(ft)}" if ft.singular else ""),
+        measured=f"max relative error {v.max_relative_error:.2e}",
         tolerance=v.tolerance, verdict="agrees" if v.passed else "disagrees",
         reason=f"closed form vs {v.method} at {len(v.frequencies)} points",
         tolerance_note="30-digit quadrature; a correct closed form agrees to ~1e-16 (double-precision export)",

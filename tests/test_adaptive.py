@@ -204,12 +204,15 @@ def test_zero_plane_clusters_relu_quick():
     # than the kernel-regime fit (kinks also cluster between data points), so P13 disagrees
     assert np.mean(d["linear_interpolation_gap_adaptive"]) >= np.mean(d["linear_interpolation_gap_kernel"])
     assert result.verdict == "disagrees"
+    # the reason names the failed criterion, and only that one
+    failed = result.reason.split("; failed: ")[1]
+    assert failed.startswith("sup|f - LI|/max|y| adaptive") and ";" not in failed
 
 
 def test_soft_pinning_softplus_matches_stable_equilibria():
     result = _run("pinning", "softplus")
     d = result.details
-    assert result.verdict == "agrees"
+    assert result.verdict == "agrees" and "failed" not in result.reason
     assert d["sign_rule_fraction"] >= 0.95                           # A sigma''(u) > 0 at rest
     assert d["offset_vs_rho_slope"] == pytest.approx(-1, abs=0.3)    # offsets ~ 1/rho
     assert d["notes_formula_sign_agreement"] >= 0.95
@@ -223,6 +226,7 @@ def test_soft_pinning_tanh_stable_side_but_not_one_over_rho():
     assert d["sign_rule_fraction"] >= 0.95 and d["pinned_fraction_end"] > 2 * d["pinned_fraction_init"]
     assert d["slope_planes"] >= ad.MIN_PAIRS and d["offset_vs_rho_slope"] > -0.5
     assert result.verdict == "disagrees"
+    assert result.reason.split("; failed: ")[1].startswith("offset scaling d log|g| / d log rho")
 
 
 @pytest.mark.parametrize("formula", ["relu", "tanh"])
