@@ -120,3 +120,28 @@ def test_random_scale_numerical_route_matches_definition():
 
 def test_point_mass_activations_have_infinite_weight():
     assert spectral_weight(fourier_transform(theory.activation("sin")), 1) == sp.oo
+
+
+@pytest.mark.parametrize("order", [1, 2, 3])
+@pytest.mark.parametrize("z", [0.3j, -2.5j, 40j, 1 + 1j, 7.0])
+def test_numpy_exponential_integral_matches_mpmath(order, z):
+    from theory.penalty import _expint
+    # scipy's E_1 is good to a few ulps (1.1e-15 seen at -2.5i); each step of the upward
+    # recurrence cancels ~|z| ulps more: |z|^(n-1) x 1e-14
+    reference = complex(mpmath.expint(order, z))
+    assert abs(_expint(order, z) - reference) <= max(1.0, abs(z)) ** (order - 1) * 1e-14 * abs(reference)
+
+
+@pytest.mark.parametrize("text", ["x/(1+abs(x))", "tanh", "relu", "gelu", "softplus"])
+def test_fast_squared_magnitude_matches_mpmath_closed_form(text):
+    """The numeric |sigma_hat|^2 used by the kernels against 30-digit mpmath evaluation of the
+    closed form (softsign needs the complex exponential-integral path)."""
+    from theory.penalty import squared_magnitude_numeric
+    ft = fourier_transform(theory.activation(text))
+    fast = squared_magnitude_numeric(ft)
+    regular = sp.lambdify(w, ft.regular_bound, modules="mpmath")
+    with mpmath.workdps(30):
+        for omega in (0.013, 0.41, 1.7, 9.0, 33.0):
+            exact = float(abs(regular(mpmath.mpf(omega))) ** 2)
+            # float64 evaluation; cancellation in E_2 at omega ~ 30 costs ~omega^2 ulps
+            assert fast(omega) == pytest.approx(exact, rel=1e-10)

@@ -27,6 +27,7 @@ from typing import Callable
 
 import mpmath
 import numpy as np
+import scipy.special as sps
 import sympy as sp
 
 from .errors import IbcheckError, TimeLimitExceeded, Unsupported
@@ -69,27 +70,59 @@ def _tabulated_squared_magnitude(ft: FourierResult, lo: float = 1e-3, hi: float 
     return magnitude
 
 
+def _expint(order, z):
+    r""":math:`E_n(z)` for integer :math:`n \ge 1` and complex z: :math:`E_1` from scipy, then
+    :math:`E_{n+1}(z) = (e^{-z} - z E_n(z))/n`; NaN for other orders (the caller falls back)."""
+    if float(order) != int(order) or int(order) < 1:
+        return np.nan
+    value = sps.exp1(z)
+    for n in range(1, int(order)):
+        value = (np.exp(-z) - z * value) / n
+    return value
+
+
+#: relative agreement a fast numeric path must show with the mpmath closed form to be used
+FAST_PATH_TOLERANCE = 1e-9
+#: frequencies of that spot check (the kernels integrate mostly over omega <~ 50)
+FAST_PATH_CHECKS = (0.05, 0.7, 3.0, 20.0)
+
+
 def squared_magnitude_numeric(ft: FourierResult) -> Callable[[float], float]:
-    r"""A fast numeric :math:`|\hat\sigma(\omega)|^2`: the closed form compiled for numpy; for
-    closed forms with special functions numpy lacks (e.g. exponential integrals), the closed form
-    evaluated by mpmath; without a closed form, a table of quadrature values."""
+    r"""A fast numeric :math:`|\hat\sigma(\omega)|^2`, :math:`\omega > 0`.
+
+    In order: the real closed form of :func:`squared_magnitude` compiled for numpy; the complex
+    regular part through numpy/scipy (exponential integrals :math:`E_n` by :func:`_expint`),
+    used only when it matches the mpmath value to :data:`FAST_PATH_TOLERANCE` at
+    :data:`FAST_PATH_CHECKS`; the closed form evaluated by mpmath (exact but ~10 ms a call); and
+    without a closed form, a table of quadrature values.  A fast path's non-finite value
+    (overflow) is replaced by the mpmath value.
+    """
     if ft.regular is None:
         return _tabulated_squared_magnitude(ft)
     regular = sp.lambdify(W, ft.regular_bound, modules="mpmath")
 
     def exact(w: float) -> float:  # arbitrary exponent range: no overflow of cosh(pi omega) etc.
         return float(abs(regular(mpmath.mpf(w))) ** 2)
+
+    def guarded(mag: Callable[[float], float]) -> Callable[[float], float]:
+        def fast(w: float) -> float:
+            with np.errstate(all="ignore"):
+                value = float(mag(w))
+            return value if np.isfinite(value) else exact(w)
+        return fast
     try:
         with time_limit(10.0, "|sigma_hat|^2 in closed form"):
-            mag = compile_expression(squared_magnitude(ft, bound=True), "numpy", W)
+            real_form = compile_expression(squared_magnitude(ft, bound=True), "numpy", W)
+        return guarded(lambda w: real_form(np.float64(w)))
     except (IbcheckError, RecursionError):
-        return exact
-
-    def fast(w: float) -> float:
-        with np.errstate(all="ignore"):
-            value = float(mag(np.float64(w)))
-        return value if np.isfinite(value) else exact(w)
-    return fast
+        pass
+    complex_form = sp.lambdify(W, ft.regular_bound, modules=[{"expint": _expint, "Ei": sps.expi}, "scipy", "numpy"])
+    candidate = guarded(lambda w: abs(complex(complex_form(np.float64(w)))) ** 2)
+    try:
+        agrees = all(abs(candidate(w) - exact(w)) <= FAST_PATH_TOLERANCE * exact(w) for w in FAST_PATH_CHECKS)
+    except (TypeError, ValueError, NameError, ZeroDivisionError):   # a function numpy/scipy lack
+        agrees = False
+    return candidate if agrees else exact
 
 
 def spectral_weight(ft: FourierResult, dim: int = 1, rho: sp.Expr = sp.S.One, bound: bool = False) -> sp.Expr:
