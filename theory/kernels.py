@@ -247,6 +247,15 @@ def verify_kernel(expr: sp.Expr, numeric: Callable, m: int, points=(0.3, 0.7, 1.
             "method": "finite-part Fourier integral of |sigma_hat|^2 (scipy quad), modulo the gauge polynomials"}
 
 
+def _value_at_zero(expr: sp.Expr) -> float:
+    """k(0).  A kernel is continuous (an autocorrelation), so a finite value of the expression at
+    0 is k(0); a removable singularity (-2 D coth D: 0 * zoo) takes the limit (slow in sympy)."""
+    value = expr.subs(D, 0)
+    if value.is_number and value.is_finite:
+        return float(value)
+    return float(sp.limit(expr.subs(D, _DP), _DP, 0))  # e.g. -2 D coth D -> -2
+
+
 @lru_cache(maxsize=128)
 def kernel(ft: FourierResult) -> Kernel:
     """The random-feature kernel of ``ft.activation`` at rho = 1 (module docstring).
@@ -279,7 +288,7 @@ def kernel(ft: FourierResult) -> Kernel:
         return Kernel(act, m, None, how, numeric)
     check = verify_kernel(expr, numeric, m)
     closed = compile_expression(expr, "numpy", D)
-    at_zero = float(sp.limit(expr.subs(D, _DP), _DP, 0))  # e.g. -2 D coth D -> -2
+    at_zero = _value_at_zero(expr)
 
     def evaluate(ds):
         ds = np.abs(np.asarray(ds, dtype=float))
