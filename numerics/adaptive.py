@@ -41,7 +41,7 @@ from theory.activations import Activation
 from theory.dynamics import Sliding, derivative_functions, equilibrium_branches, gap_equilibria_many, kinks
 from theory.errors import IbcheckError
 
-from .checks import Check, CheckResult, Context, Plot, Series, register
+from .checks import Check, CheckResult, Context, Plot, Series, register, verdict_with_reason
 from .data import digits, toy_1d, toy_2d
 from .networks import Init, ShallowNetwork, as_tensor
 from .training import gradient_descent, log_spaced_steps
@@ -1000,13 +1000,6 @@ def run_pinning(act: Activation, context: Context) -> CheckResult:
     return _soft_pinning(act, context)
 
 
-def _verdict(criteria: dict[str, bool], setup: str) -> tuple[str, str]:
-    """The verdict (agrees iff every criterion holds) and the reason: the setup, then each failed
-    criterion with its numbers (what the report lists under "what did not agree, and why")."""
-    failed = [name for name, holds in criteria.items() if not holds]
-    return ("disagrees" if failed else "agrees"), setup + ("; failed: " + "; ".join(failed) if failed else "")
-
-
 def _hard_pinning(act: Activation, context: Context) -> CheckResult:
 
     scale = _scale(context)
@@ -1071,7 +1064,7 @@ def _hard_pinning(act: Activation, context: Context) -> CheckResult:
     if scale.runs_2d:
         measured += f"; 2D sign rule {details['sign_rule_fraction_2d']:.4f} of {details['sign_rule_samples_2d']}"
     plots = [_hull_breakpoint_plot(traj, adaptive[0])]
-    verdict, reason = _verdict(criteria, f"hard pinning (kink at 0): E7/E8 "
+    verdict, reason = verdict_with_reason(criteria, f"hard pinning (kink at 0): E7/E8 "
                                f"{'reference' if context.profile == 'full' else 'quick'} runs, width {scale.width}, "
                                f"{scale.steps} GD steps")
     return CheckResult(
@@ -1140,7 +1133,7 @@ def _soft_pinning(act: Activation, context: Context) -> CheckResult:
     }
     slope = details["offset_vs_rho_slope"]
     measurable = len(slopes) >= MIN_PAIRS
-    verdict, reason = _verdict(
+    verdict, reason = verdict_with_reason(
         {f"smooth sign rule A sigma'' > 0 for {curvature_rule:.3f} >= 0.95": curvature_rule >= 0.95,
          f"at rest {details['pinned_fraction_end']:.2f} >= 2 x init {details['pinned_fraction_init']:.2f}":
              details["pinned_fraction_end"] >= 2 * details["pinned_fraction_init"],
@@ -1209,7 +1202,7 @@ def run_clusters(act: Activation, context: Context) -> CheckResult:
     li_adaptive = float(np.mean(details["linear_interpolation_gap_adaptive"]))
     li_kernel = float(np.mean(details["linear_interpolation_gap_kernel"]))
     init_clustered = details["init"]["clustered_fraction"]
-    verdict, reason = _verdict(
+    verdict, reason = verdict_with_reason(
         {f"clusters {max(counts)} <= N = {N}": max(counts) <= N,
          f"clustered {clustered:.2f} >= 2 x init {init_clustered:.2f} + 0.1": clustered >= 2 * init_clustered + 0.1,
          f"sup|f - LI|/max|y| adaptive {li_adaptive:.2f} < kernel {li_kernel:.2f}": li_adaptive < li_kernel},
@@ -1308,7 +1301,7 @@ def run_attractors(act: Activation, context: Context) -> CheckResult:
     top = float(np.max(fixed["transverse"]))
     criteria[f"largest transverse eigenvalue {top:.3g} < 0"] = top < 0
     criteria[f"perturbation decay error {fixed['max_decay_error']:.1e} <= {DECAY_TOLERANCE:g}"] = decay_ok
-    verdict, reason = _verdict(criteria, "frozen-field placements at sharpness 16 around every predicted "
+    verdict, reason = verdict_with_reason(criteria, "frozen-field placements at sharpness 16 around every predicted "
                                "equilibrium; autodiff Jacobian with the P - N interpolation-manifold zero modes "
                                "(symmetry orbits inside) removed")
     plots = []
@@ -1353,7 +1346,7 @@ def run_digits(act: Activation, context: Context) -> CheckResult:
                "sign_rule_fraction": out["sign_rule"][0], "sign_rule_samples": out["sign_rule"][1],
                "clusters": out["clusters"], "loss_end": out["loss_end"], "images": out["images"],
                "width": out["width"], "steps": out["steps"]}
-    verdict, reason = _verdict(
+    verdict, reason = verdict_with_reason(
         {f"adaptive {frac['adaptive']:.2f} >= max(init {frac['init']:.2f}, kernel {frac['kernel']:.2f}) + 0.1":
              frac["adaptive"] >= max(frac["init"], frac["kernel"]) + 0.1},
         f"scikit-learn digits {out['classes']}, {out['images']} images, width {out['width']}, {out['steps']} GD steps")

@@ -181,6 +181,13 @@ def verdict_within(measured: float, predicted: float, tolerance: float, relative
     return "agrees" if abs(measured - predicted) <= bound else "disagrees"
 
 
+def verdict_with_reason(criteria: dict[str, bool], setup: str) -> tuple[str, str]:
+    """The verdict (``agrees`` iff every criterion holds) and the reason: ``setup``, then each
+    failed criterion by name (what the report lists under "what did not agree, and why")."""
+    failed = [name for name, holds in criteria.items() if not holds]
+    return ("disagrees" if failed else "agrees"), setup + ("; failed: " + "; ".join(failed) if failed else "")
+
+
 def run_check(check: Check, act: Activation, context: Context) -> CheckResult:
     """Run one check, never raising: inapplicable -> ``not_applicable``; failure -> ``error``."""
     start = time.perf_counter()

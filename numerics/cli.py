@@ -30,16 +30,24 @@ class _Parser(argparse.ArgumentParser):
         raise IbcheckError(f"{self.prog}: {message}")
 
 
-def _parameters(pairs: list[str]) -> dict:
-    values = {}
+def _key_values(pairs: list[str] | None, flag: str, key: str) -> list[tuple[str, str]]:
+    """``--flag KEY=VALUE`` arguments split into (key, value), stripped; malformed ones are an error."""
+    split = []
     for pair in pairs or []:
         name, sep, value = pair.partition("=")
         if not sep or not name.strip():
-            raise IbcheckError(f"--param takes NAME=VALUE, got {pair!r}")
+            raise IbcheckError(f"--{flag} takes {key}=VALUE, got {pair!r}")
+        split.append((name.strip(), value.strip()))
+    return split
+
+
+def _parameters(pairs: list[str]) -> dict:
+    values = {}
+    for name, value in _key_values(pairs, "param", "NAME"):
         number = parse_formula(value)
         if not number.is_number:
             raise IbcheckError(f"--param {name}: the value must be a number, got {value!r}")
-        values[name.strip()] = number
+        values[name] = number
     return values
 
 
@@ -75,13 +83,7 @@ def cmd_design(args) -> int:
 
 
 def _options(pairs: list[str]) -> dict:
-    options = {}
-    for pair in pairs or []:
-        key, sep, value = pair.partition("=")
-        if not sep or not key.strip():
-            raise IbcheckError(f"--option takes KEY=VALUE, got {pair!r}")
-        options[key.strip()] = value.strip()
-    return options
+    return dict(_key_values(pairs, "option", "KEY"))
 
 
 def _run_and_write(args, specs, title: str, out: str):

@@ -60,6 +60,16 @@ def near_orthogonality(x: np.ndarray) -> float:
         return float(np.min(np.diag(gram) / (n * worst)))
 
 
+def _subsample(x: np.ndarray, y: np.ndarray, n: int | None, seed: int, what: str) -> tuple[np.ndarray, np.ndarray]:
+    """``n`` of the (x, y) pairs drawn without replacement by ``seed`` (all of them when n is None)."""
+    if n is None:
+        return x, y
+    if n > len(x):
+        raise IbcheckError(f"asked for {n} {what}, only {len(x)} available")
+    index = np.random.default_rng(seed).choice(len(x), n, replace=False)
+    return x[index], y[index]
+
+
 def digits(classes: tuple[int, ...] | None = None, n: int | None = None, seed: int = 0,
            scale: float = 16.0) -> tuple[np.ndarray, np.ndarray]:
     """scikit-learn's 8x8 digits (1797 images, 64 pixels in 0..16) divided by ``scale``.
@@ -73,12 +83,7 @@ def digits(classes: tuple[int, ...] | None = None, n: int | None = None, seed: i
     if classes is not None:
         keep = np.isin(y, classes)
         x, y = x[keep], y[keep]
-    if n is not None:
-        if n > len(x):
-            raise IbcheckError(f"asked for {n} digit images, only {len(x)} available")
-        index = np.random.default_rng(seed).choice(len(x), n, replace=False)
-        x, y = x[index], y[index]
-    return x, y
+    return _subsample(x, y, n, seed, "digit images")
 
 
 #: IDX file names of the two MNIST splits (also accepted with '.' for the second '-' and with .gz)
@@ -164,9 +169,4 @@ def mnist(path, split: str = "train", n: int | None = None, seed: int = 0,
         raise IbcheckError(f"MNIST {split}: {len(images)} images but {len(labels)} labels")
     x = np.asarray(images, dtype=np.float64).reshape(len(images), -1) / scale
     y = np.asarray(labels).astype(np.int64).reshape(-1)
-    if n is not None:
-        if n > len(x):
-            raise IbcheckError(f"asked for {n} MNIST {split} images, only {len(x)} available")
-        index = np.random.default_rng(seed).choice(len(x), n, replace=False)
-        x, y = x[index], y[index]
-    return x, y
+    return _subsample(x, y, n, seed, f"MNIST {split} images")

@@ -44,7 +44,7 @@ from theory import rank
 from theory.activations import Activation
 from theory.errors import IbcheckError
 
-from .checks import Check, CheckResult, Context, Plot, Series, register
+from .checks import Check, CheckResult, Context, Plot, Series, register, verdict_with_reason
 from .data import digits, gaussian_classes, near_orthogonality, orthogonal_classes
 from .progress import progress
 from .reproducibility import generators
@@ -462,7 +462,6 @@ def run_stable_rank(act: Activation, context: Context) -> CheckResult:
                 bool(np.all(np.array(judged) < PER_CLASS_BAND[1]))
     else:
         per_class_prediction = mask_limits(act, o_run)
-    agrees = all(checks.values())
     details = {
         "per_class": {"setup_A": a_final.tolist(), "orthogonal": o_meas_class.tolist(),
                       "orthogonal_flow_prediction": o_pred_class.tolist(), "limit": per_class_prediction},
@@ -485,14 +484,12 @@ def run_stable_rank(act: Activation, context: Context) -> CheckResult:
     plots = _stable_rank_plots(act, a_runs[0], o_run, flow, per_class_prediction, full_limit, data_limits[0])
     if "digits" in details:
         plots.append(_digits_plot(details["digits"]))
-    failed = [k for k, ok in checks.items() if not ok]
     reason = (f"setup A T={a_runs[0].steps[-1]}: per-class {_fmt(a_final.ravel())}, full {_fmt(a_full)} "
               f"(limit {full_limit:.3f}); orthogonal: per-class {_fmt(o_meas_class)} vs flow {_fmt(o_pred_class)}, "
               f"full {o_meas_full:.4f} vs flow {o_pred_full:.4f}")
     if unjudged:
         reason += "; not judged (pattern did not freeze as predicted, notes Sec. 3): " + "; ".join(unjudged)
-    if failed:
-        reason += "; failed: " + ", ".join(failed)
+    outcome, reason = verdict_with_reason(checks, reason)
     return CheckResult(
         "stable-rank", act.label,
         prediction={"per_class_limit": per_class_prediction, "full_matrix_limit": full_limit,
@@ -501,7 +498,7 @@ def run_stable_rank(act: Activation, context: Context) -> CheckResult:
                   "orthogonal_per_class": o_meas_class.tolist(), "orthogonal_full": float(o_meas_full)},
         tolerance={"flow_gap_relative": FLOW_GAP_TOLERANCE, "flow_full_relative": FLOW_FULL_TOLERANCE,
                    "setup_A_per_class_band": PER_CLASS_BAND},
-        verdict="agrees" if agrees else "disagrees", details=details, reason=reason,
+        verdict=outcome, details=details, reason=reason,
         tolerance_note=("flow vs GD on orthogonal data: GD is the Euler discretization of the flow with clock "
                         "steps <= c/2 (c = 0.1), an O(c) relative error in the offsets that set sr - 1, hence 10% "
                         "of the gap (+1e-4); full matrix 1%. Setup A per-class < 1.03 is P1/P16 of the notes."),
@@ -653,7 +650,6 @@ def run_margins(act: Activation, context: Context) -> CheckResult:
     flow_margin = float(np.abs(o_run.margins[-1] - flow.margins[-1]).max())
     criteria["orthogonal loss vs flow within 1%"] = abs(flow_loss) < LOSS_TOLERANCE
     criteria["orthogonal margins vs flow within 0.01"] = flow_margin < MARGIN_TOLERANCE
-    agrees = all(criteria.values())
     details = {
         "data": law["data"], "loss_constant": law["loss_constant"], "loss_times_t": law["loss_times_t"].tolist(),
         "loss_error": law["loss_error"].tolist(), "loss_ratio_T_over_half_T": law["loss_ratio_T_over_half_T"],
@@ -680,12 +676,10 @@ def run_margins(act: Activation, context: Context) -> CheckResult:
              [_series("L(t) t", t, law["loss_times_t"]),
               _series("(m/eta) 1^T G^-1 1", [t[0], t[-1]], [law["loss_constant"]] * 2, "dashed")], xscale="log"),
     ]
-    failed = [k for k, ok in criteria.items() if not ok]
-    reason = (f"{law['data']}: L(T)T/constant - 1 = {final_loss:+.2e}, margin law max error {final_margin:.2e}, "
+    outcome, reason = verdict_with_reason(criteria, (
+              f"{law['data']}: L(T)T/constant - 1 = {final_loss:+.2e}, margin law max error {final_margin:.2e}, "
               f"spread {final_spread:.3f} ({'decreasing' if law['spread_decreasing'] else 'not decreasing'}); "
-              f"{judged}; orthogonal GD vs flow: loss {flow_loss:+.1e}, margins {flow_margin:.1e}")
-    if failed:
-        reason += "; failed: " + ", ".join(failed)
+              f"{judged}; orthogonal GD vs flow: loss {flow_loss:+.1e}, margins {flow_margin:.1e}"))
     return CheckResult(
         "margins", act.label,
         prediction={"loss_constant": law["loss_constant"], "margin_offsets": law["offsets"].tolist(),
@@ -693,7 +687,7 @@ def run_margins(act: Activation, context: Context) -> CheckResult:
         measured={"loss_times_T": float(law["loss_times_t"][-1]), "margin_law_error": final_margin,
                   "normalized_margin_spread": final_spread, "orthogonal_loss": float(o_run.loss[-1])},
         tolerance={"loss_relative": LOSS_TOLERANCE, "margin_absolute": MARGIN_TOLERANCE, "spread": SPREAD_TOLERANCE},
-        verdict="agrees" if agrees else "disagrees", details=details, reason=reason,
+        verdict=outcome, details=details, reason=reason,
         tolerance_note=("P4/P6/P7 of the notes (the o(1) terms decay like 1/t once the pattern is frozen; measured "
                         "6e-4 and 1e-3 at T=5000 for leaky ReLU), judged where sigma' reaches s- exactly and the pattern "
                         "froze as predicted; flow vs GD: Euler steps of c = 0.1 move offsets of size v = 0.045 by "
