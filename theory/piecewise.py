@@ -154,7 +154,11 @@ class PiecewiseSmooth:
         return one_sided_value(self.pieces[index], point, side)
 
     def derivative(self) -> "PiecewiseSmooth":
-        """The distributional derivative (module docstring)."""
+        """The distributional derivative (module docstring); computed once per object."""
+        return self._derivative
+
+    @cached_property
+    def _derivative(self) -> "PiecewiseSmooth":
         atoms = [Atom(a.location, a.order + 1, a.coefficient) for a in self.atoms]
         for i, b in enumerate(self.breaks):
             j = self.jump(i)

@@ -112,10 +112,14 @@ def cached_limit(expr: sp.Expr, var: sp.Symbol, point: sp.Expr, direction: str =
     """``sympy.limit`` under a time limit, remembered (limits repeat across derivation steps).
 
     sympy's own failures (recursion, unimplemented leading terms) become :class:`Unsupported`.
+    At infinite points erf is rewritten by the exact identity erf(z) = 1 - erfc(z): sympy's
+    gruntz expands erfc at infinity directly and is about 10x faster on sums such as
+    erf(z) + 1 that cancel there (GELU, erf).
     """
+    target = expr.rewrite(sp.erfc) if point.is_infinite and expr.has(sp.erf) else expr
     with time_limit(seconds, f"the limit of {expr} as {var} -> {point}"):
         try:
-            return sp.limit(expr, var, point, direction)
+            return sp.limit(target, var, point, direction)
         except (RecursionError, NotImplementedError, ValueError, TypeError, AttributeError) as err:
             raise Unsupported(f"sympy could not compute the limit of {expr} as {var} -> {point} "
                               f"({type(err).__name__})") from None
