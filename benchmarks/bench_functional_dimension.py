@@ -7,11 +7,11 @@ largest relative difference, the SVD rank with its time and log10 gap, the pivot
 its time, the size of one Jacobian and the peak resident memory (both Jacobians are held).
 
     python benchmarks/bench_functional_dimension.py                  # n = 125, 250, 500, 1000
-    python benchmarks/bench_functional_dimension.py --inputs 125 250 --threads 2
+    python benchmarks/bench_functional_dimension.py --inputs 125 250 --threads 1
     python benchmarks/bench_functional_dimension.py --rank-max-inputs 500   # time only J above 500
 
-Timings on a shared machine are noisy; the BLAS thread count is part of the result (on a
-loaded 2-core machine one thread was faster than two).
+Timings on a shared machine are noisy; the BLAS thread count is part of the result (default 2,
+the target's core count; on a loaded 2-core machine one thread was faster than two).
 """
 
 from __future__ import annotations
@@ -68,7 +68,7 @@ def measure(n: int, threads: int, rank: bool, queue) -> None:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--inputs", type=int, nargs="+", default=[125, 250, 500, 1000])
-    parser.add_argument("--threads", type=int, default=1, help="BLAS and torch threads (default 1)")
+    parser.add_argument("--threads", type=int, default=2, help="BLAS and torch threads (default 2)")
     parser.add_argument("--rank-max-inputs", type=int, default=None,
                         help="rank (SVD, QR) only for batches up to this size; larger ones time the Jacobian only")
     args = parser.parse_args()
