@@ -12,7 +12,9 @@ r"""Batch and computable full functional dimension of deep ReLU networks, measur
   J ranked with the float64 epsilon overcounts), and the log10 gap at the cut (smallest kept over
   largest dropped; measured to the tolerance when nothing is dropped), flagged under
   :data:`GAP_FLAG` decades.  :func:`pivoted_qr_rank` is the cheaper comparison route;
-  :func:`exact_rank` is sympy's rank over the integers.
+  :func:`exact_rank` is sympy's rank over the integers.  :func:`certified_rank` proves that the
+  SVD rule's rank equals the bound :math:`\min(nN_L, N_{par} - H)` from the structured Gram matrix
+  (:func:`column_gram`, :func:`row_gram`) by one Cholesky, without J or an SVD, or declines.
 * **Patterns** (1.2-1.5): :func:`frozen_jacobian` (the frozen-pattern map's Jacobian),
   :func:`frozen_pattern_rank` (at a random :math:`\theta'`), :func:`exact_frozen_rank`
   (integers in :math:`[-10^6, 10^6]`, Schwartz-Zippel), :func:`exact_bfd` (the rational rank
@@ -72,14 +74,23 @@ def _memory_limit() -> int:
     return int(min(physical // 2, 16 * 2**30))
 
 
-def check_jacobian_memory(arch: Architecture, n: int) -> None:
-    """Refuse, before allocating, a Jacobian (plus the SVD's copy) that would not fit in memory."""
-    need = 2 * arch.jacobian_bytes(n)
+def _check_memory(need: int, what: str) -> None:
     limit = _memory_limit()
     if need > limit:
-        raise IbcheckError(f"the Jacobian of {arch} on {n} inputs needs about {need / 2**30:.3g} GiB "
-                           f"(with the SVD's copy), more than the {limit / 2**30:.3g} GiB allowed; "
-                           "use fewer inputs or a smaller network")
+        raise IbcheckError(f"{what} needs about {need / 2**30:.3g} GiB, more than the {limit / 2**30:.3g} GiB "
+                           "allowed; use fewer inputs or a smaller network")
+
+
+def check_jacobian_memory(arch: Architecture, n: int) -> None:
+    """Refuse, before allocating, a Jacobian (plus the SVD's copy) that would not fit in memory."""
+    _check_memory(2 * arch.jacobian_bytes(n), f"the Jacobian of {arch} on {n} inputs (with the SVD's copy)")
+
+
+def check_gram_memory(arch: Architecture, n: int) -> None:
+    """Refuse, before allocating, the Gram matrix of :func:`certified_rank` (with its working copies)."""
+    rows = n * arch.output_dim
+    side = rows if rows <= arch.rescaling_bound else arch.n_parameters  # the route certified_rank takes
+    _check_memory(3 * 8 * side**2, f"the Gram matrix of {arch} on {n} inputs (with its working copies)")
 
 
 def _as_inputs(x, arch: Architecture) -> torch.Tensor:
@@ -117,35 +128,39 @@ def jacobian_autodiff(net: MLP, x, chunk: int | None = None) -> torch.Tensor:
     return jac.reshape(n * arch.output_dim, arch.n_parameters)
 
 
+def backprop_matrices(weights: Sequence[np.ndarray], slopes: Sequence[np.ndarray], n: int) -> list[np.ndarray]:
+    r""":math:`B^1_i, \dots, B^L_i` on the batch, each of shape (n, N_L, N_l) (1.3):
+    :math:`B^L_i = I`, :math:`B^l_i = B^{l+1}_i M^{l+1} D^l_i` (float or exact object arrays)."""
+    out_dim = weights[-1].shape[0]
+    dtype = weights[-1].dtype
+    eye = np.eye(out_dim, dtype=int).astype(object) if dtype == object else np.eye(out_dim, dtype=dtype)
+    mats = [np.broadcast_to(eye, (n, out_dim, out_dim))]
+    for l in range(len(weights), 1, -1):
+        mats.append((mats[-1] @ weights[l - 1]) * slopes[l - 2][:, None, :])
+    return mats[::-1]
+
+
 def jacobian_from_states(weights: Sequence[np.ndarray], hidden: Sequence[np.ndarray],
                          slopes: Sequence[np.ndarray]) -> np.ndarray:
     r"""Assemble J from the closed-form blocks (1.3).
 
     ``weights[l-1]`` = :math:`M^l`; ``hidden[l]`` = :math:`h^l` on the batch (n, N_l) for
     l = 0..L-1; ``slopes[l-1]`` = the diagonal of :math:`D^l` (n, N_l) for the hidden layers.
-    :math:`B^L_i = I`, :math:`B^l_i = B^{l+1}_i M^{l+1} D^l_i`; the columns of layer l are
-    :math:`B^l_i \otimes h^{l-1}_i` (weights, row-major) then :math:`B^l_i` (biases).
+    The columns of layer l are :math:`B^l_i \otimes h^{l-1}_i` (weights, row-major) then
+    :math:`B^l_i` (biases), with :math:`B^l_i` from :func:`backprop_matrices`.
     Works for float arrays and for object arrays of exact numbers.
     """
-    depth = len(weights)
     n = len(hidden[0])
     out_dim = weights[-1].shape[0]
-    dtype = weights[-1].dtype
-    eye = np.eye(out_dim, dtype=int).astype(object) if dtype == object else np.eye(out_dim, dtype=dtype)
-    b_mat = np.broadcast_to(eye, (n, out_dim, out_dim))
-    widths = [w.shape[1] for w in weights] + [out_dim]
     total = sum(w.shape[0] * (w.shape[1] + 1) for w in weights)
-    jac = np.empty((n, out_dim, total), dtype=dtype)  # filled block by block: no concatenated copies
-    end = total
-    for l in range(depth, 0, -1):  # layer l = depth .. 1
-        fan_in, width = widths[l - 1], widths[l]
-        start = end - width * (fan_in + 1)
+    jac = np.empty((n, out_dim, total), dtype=weights[-1].dtype)  # filled block by block: no concatenated copies
+    start = 0
+    for w, h, b_mat in zip(weights, hidden, backprop_matrices(weights, slopes, n)):
+        width, fan_in = w.shape
         weight_view = np.reshape(jac[:, :, start:start + width * fan_in], (n, out_dim, width, fan_in), copy=False)
-        np.multiply(b_mat[:, :, :, None], hidden[l - 1][:, None, None, :], out=weight_view)
-        jac[:, :, start + width * fan_in:end] = b_mat
-        end = start
-        if l > 1:
-            b_mat = (b_mat @ weights[l - 1]) * slopes[l - 2][:, None, :]
+        np.multiply(b_mat[:, :, :, None], h[:, None, None, :], out=weight_view)
+        jac[:, :, start + width * fan_in:start + width * (fan_in + 1)] = b_mat
+        start += width * (fan_in + 1)
     return jac.reshape(n * out_dim, total)
 
 
@@ -298,6 +313,172 @@ def exact_rank(matrix) -> int:
     return int(DomainMatrix([[ZZ(v) for v in row] for row in integers], rows.shape, ZZ).rank())
 
 
+# ---- the rank certified at the generic bound, without an SVD ---------------------------------
+def _gamma(k: int) -> float:
+    """Higham's :math:`\\gamma_k = k u / (1 - k u)`, u the unit roundoff of float64."""
+    u = np.finfo(np.float64).eps / 2
+    return k * u / (1 - k * u)
+
+
+def _augmented(hidden: Sequence[np.ndarray]) -> list[np.ndarray]:
+    """:math:`\\tilde h^{l-1} = [h^{l-1}, 1]` per layer, (n, N_{l-1} + 1)."""
+    return [np.hstack([h, np.ones((len(h), 1))]) for h in hidden]
+
+
+def structured_order(arch: Architecture) -> np.ndarray:
+    """J's column index of each parameter in the order (layer, neuron i, input a), a = N_{l-1} the bias."""
+    order = []
+    for l in range(1, arch.depth + 1):
+        fan_in = arch.widths[l - 1]
+        order += [arch.weight_index(l, i, a) if a < fan_in else arch.bias_index(l, i)
+                  for i in range(arch.widths[l]) for a in range(fan_in + 1)]
+    return np.array(order)
+
+
+def column_gram(backprops: Sequence[np.ndarray], augmented: Sequence[np.ndarray]) -> np.ndarray:
+    r""":math:`J^TJ` from the blocks, columns in :func:`structured_order`, without forming J.
+
+    .. math:: (J^TJ)_{(l,i,a),(l',j,b)} = \sum_x (B^{l\\,T}_x B^{l'}_x)_{ij}\,\tilde h^{l-1}_a(x)\,\tilde h^{l'-1}_b(x),
+
+    one GEMM per pair of layers over the n inputs: :math:`2nN_{par}^2` flop instead of the
+    :math:`nN_L N_{par}^2` of :math:`J^TJ` (the N_L outputs are summed first).
+    """
+    sizes = [b.shape[2] * h.shape[1] for b, h in zip(backprops, augmented)]
+    starts = np.concatenate([[0], np.cumsum(sizes)])
+    gram = np.empty((starts[-1], starts[-1]))
+    for l, (b1, h1) in enumerate(zip(backprops, augmented)):
+        for m in range(l, len(backprops)):
+            b2, h2 = backprops[m], augmented[m]
+            c = np.einsum("xki,xkj->xij", b1, b2).reshape(len(h1), -1)
+            q = np.einsum("xa,xb->xab", h1, h2).reshape(len(h1), -1)
+            block = (c.T @ q).reshape(b1.shape[2], b2.shape[2], h1.shape[1], h2.shape[1])
+            block = block.transpose(0, 2, 1, 3).reshape(sizes[l], sizes[m])
+            gram[starts[l]:starts[l + 1], starts[m]:starts[m + 1]] = block
+            if m != l:
+                gram[starts[m]:starts[m + 1], starts[l]:starts[l + 1]] = block.T
+    return gram
+
+
+def row_gram(backprops: Sequence[np.ndarray], augmented: Sequence[np.ndarray]) -> np.ndarray:
+    r""":math:`JJ^T` from the blocks, rows (input, output) as in J, without forming J:
+    :math:`(JJ^T)_{(x,k),(y,k')} = \sum_l (B^l_x B^{l\,T}_y)_{kk'}\,\tilde h^{l-1}(x)\cdot\tilde h^{l-1}(y)`."""
+    n, out_dim = backprops[0].shape[:2]
+    gram = np.zeros((n * out_dim, n * out_dim))
+    view = gram.reshape(n, out_dim, n, out_dim)
+    for b, h in zip(backprops, augmented):
+        flat = b.reshape(n * out_dim, -1)
+        view += (flat @ flat.T).reshape(n, out_dim, n, out_dim) * (h @ h.T)[:, None, :, None]
+    return gram
+
+
+def _largest_eigenvalue_lower(gram: np.ndarray, steps: int = 12) -> float:
+    """A Rayleigh quotient of ``gram`` after power iteration: a lower bound on its largest eigenvalue."""
+    v = np.random.default_rng(0).standard_normal(len(gram))
+    for _ in range(steps):
+        v = gram @ v
+        v /= np.linalg.norm(v)
+    return float(v @ gram @ v)
+
+
+def _positive_definite_above(gram: np.ndarray, shift: float) -> bool:
+    """True if LAPACK's Cholesky of ``gram - shift I`` succeeds (``gram`` is overwritten)."""
+    gram[np.diag_indices_from(gram)] -= shift
+    _, info = scipy.linalg.lapack.dpotrf(gram, lower=1, clean=0, overwrite_a=1)
+    return info == 0
+
+
+def certified_rank(net: MLP, x) -> Rank | None:
+    r"""The rank :func:`svd_rank` gives J, proved without an SVD when it equals the generic bound
+    :math:`r = \min(nN_L, N_{par} - H)`; None when the proof does not go through (use the SVD).
+
+    Lower bound: :math:`\sigma_r(J) > \mathrm{tol}`.  Rows (:math:`r = nN_L`): Cholesky of
+    :math:`JJ^T - cI` succeeds.  Columns (:math:`r = N_{par} - H`, positively 1-homogeneous
+    activations): drop the H coordinates that pivoted QR picks from the rescaling vectors (1.5.2),
+    so that :math:`J = J_S[I, -N_SN_{S^c}^{-1}]`, and Cholesky of :math:`J_S^TJ_S - cI` succeeds;
+    :math:`\sigma_i(J) \ge \sigma_i(J_S)` (interlacing).  The Gram matrices come from the blocks
+    (:func:`row_gram`, :func:`column_gram`: no J, no SVD).  Success of Cholesky with shift c gives
+    :math:`\lambda_{min} \ge c - \delta`, with :math:`\delta = (\gamma_{m+p+2} + 3\gamma_{q+1} + 3u)
+    \,\mathrm{tr}(G)` covering the Gram's rounding (:math:`\|E\|_2 \le \gamma_{m+p+2}\|J\|_F^2`),
+    Cholesky's backward error (:math:`|\Delta A| \le \gamma_{q+1}|R^T||R|`, whose 2-norm is at
+    most :math:`\gamma_{q+1}\mathrm{tr}(R^TR)`; Higham, *Accuracy and Stability of Numerical
+    Algorithms*, Thm 10.3) and the shift's rounding.  The rounding of J itself,
+    :math:`\|J_{computed} - J\|_2 \le \gamma_K\||B|\otimes|\tilde h|\|_F + u\|J\|_F`
+    (:func:`_jacobian_rounding`), is subtracted from the lower bound.
+    Upper bound (columns): the H rescaling vectors are exact null vectors of the exact Jacobian
+    (Euler's identity), so :math:`\sigma_{r+1} \le \|J_{computed} - J\|_2`.  Both must clear the
+    documented tolerance :math:`s_{max}\max(m, n)\varepsilon` (with :math:`s_{max} \le \|J\|_F`
+    for the lower test and the power-iteration value for the upper).  The reported gap is a
+    certified lower bound.
+    """
+    x = _as_inputs(x, net.arch)
+    arch = net.arch
+    m, p = len(x) * arch.output_dim, arch.n_parameters
+    rows = m <= arch.rescaling_bound
+    if not rows and net.activation.homogeneity_degree != 1:
+        return None  # no exact null vectors: the column route's upper bound needs 1.5.2
+    check_gram_memory(arch, len(x))
+    layers = net.numpy_layers()
+    hidden, slopes = network_states(net, x)
+    backprops = backprop_matrices([w for w, _ in layers], slopes, len(x))
+    augmented = _augmented(hidden)
+    eps = float(np.finfo(np.float64).eps)
+    gram = row_gram(backprops, augmented) if rows else column_gram(backprops, augmented)
+    trace = float(np.trace(gram))
+    if not np.isfinite(trace) or trace <= 0:
+        return None
+    s_low = math.sqrt(max(_largest_eigenvalue_lower(gram), 0.0))
+    tol_low, tol_high = s_low * max(m, p) * eps, math.sqrt(trace) * max(m, p) * eps
+    # ||J_exact - J_computed||_2 and ||J_kron - J_computed||_2 (J_kron: exact products of the computed factors)
+    perturbation = _jacobian_rounding(layers, x.numpy(), slopes) + eps * math.sqrt(trace) * 1.01
+    if rows:
+        rank, dropped = m, tol_high
+    else:
+        rank, dropped = arch.rescaling_bound, perturbation
+        if dropped > tol_low:
+            return None
+    q = len(gram)
+    # Gram rounding + Cholesky's backward error (tr(R^T R) <= 3 tr(G) while shift <= tr(G) / q) + the shift
+    delta = (_gamma(m + p + 2) + 3 * _gamma(q + 1) + 3 * eps) * trace * 1.01
+    shift = 4 * (delta + (tol_high + perturbation) ** 2)
+    if shift > trace / q:
+        return None  # sigma_r cannot be resolved above the rounding of the Gram matrix
+    if not rows:  # G_S (+) 2c I: decouple the dropped coordinates in place instead of copying G_S
+        dropped_coordinates = _dropped_coordinates(net, arch)
+        gram[dropped_coordinates, :] = 0
+        gram[:, dropped_coordinates] = 0
+        gram[dropped_coordinates, dropped_coordinates] = 2 * shift
+    if not _positive_definite_above(gram, shift):
+        return None
+    kept = math.sqrt(shift - delta) - perturbation  # sigma_r(J) >= this, exact and computed J alike
+    if kept <= tol_high:
+        return None
+    return Rank(rank, s_low * max(m, p) * eps, eps, s_low, float(np.log10(kept / dropped)), (m, p), "certified")
+
+
+def _jacobian_rounding(layers, x: np.ndarray, slopes: Sequence[np.ndarray]) -> float:
+    r"""First-order bound on :math:`\|J_{computed} - J\|_2`: :math:`\gamma_K \| |B| \otimes |\tilde h| \|_F`
+    with :math:`|B|`, :math:`|h|` the passes run on absolute values (each inner product's rounding is
+    at most :math:`\gamma_{length}` times the sum of the absolute products), K the roundings on a path."""
+    weights = [np.abs(w) for w, _ in layers]
+    magnitudes = [np.abs(d) for d in slopes]
+    h = [np.abs(x)]
+    for (w, b), d in zip(layers[:-1], magnitudes):
+        h.append(d * (h[-1] @ np.abs(w).T + np.abs(b)))
+    backprops = backprop_matrices(weights, magnitudes, len(x))
+    squared = sum(float(np.sum(np.sum(b**2, axis=(1, 2)) * (np.sum(a**2, axis=1) + 1)))
+                  for b, a in zip(backprops, h))
+    widths = [w.shape[1] for w in weights] + [weights[-1].shape[0]]
+    return _gamma(sum(widths) + 3 * len(weights)) * math.sqrt(squared)
+
+
+def _dropped_coordinates(net: MLP, arch: Architecture) -> np.ndarray:
+    """One coordinate per hidden neuron (structured order), chosen by pivoted QR on the rescaling
+    vectors so that :math:`N_{S^c}` is well conditioned; J without them keeps rank N_par - H."""
+    vectors = rescaling_null_vectors(net)[:, structured_order(arch)]
+    _, _, pivots = scipy.linalg.qr(vectors, mode="economic", pivoting=True)
+    return np.sort(pivots[:arch.hidden_neurons])
+
+
 # ---- batch functional dimension -------------------------------------------------------------
 @dataclass
 class BFD:
@@ -336,23 +517,30 @@ def output_jacobian(jac: np.ndarray, logits: np.ndarray, outputs: str) -> np.nda
     raise IbcheckError(f"unknown outputs {outputs!r}; known: logits, softmax, centred")
 
 
-def batch_functional_dimension(net: MLP, x, route: str = "blocks", outputs: str = "logits") -> BFD:
+def batch_functional_dimension(net: MLP, x, route: str = "blocks", outputs: str = "logits",
+                               rank_method: str = "svd") -> BFD:
     r"""BFD(theta, X): the rank of the (n N_L) x N_par Jacobian of ``outputs`` (1.3).
 
     ``route``: ``blocks`` (closed form, numpy) or ``autodiff`` (``torch.func``); both float64.
+    ``rank_method``: ``svd`` (:func:`svd_rank`) or ``certified`` (logits only: :func:`certified_rank`,
+    the same number proved without J or an SVD when it equals the bound, else the SVD).
     Any activation is accepted (BFD is a Jacobian rank); the bound reported is
     :math:`\min(nN_L, N_{par} - H)`, a theorem for positively 1-homogeneous activations.
     ``zero_preactivations`` counts exact zeros of :math:`z^l_j(x_i)`, where BFD is undefined.
     """
+    if route not in ("blocks", "autodiff"):
+        raise IbcheckError(f"unknown Jacobian route {route!r}; known: blocks, autodiff")
+    if rank_method not in ("svd", "certified"):
+        raise IbcheckError(f"unknown rank method {rank_method!r}; known: svd, certified")
     x = _as_inputs(x, net.arch)
     start = time.perf_counter()
-    if route == "autodiff":
-        jac = jacobian_autodiff(net, x).numpy()
-    elif route == "blocks":
-        jac = jacobian_blocks(net, x)
-    else:
-        raise IbcheckError(f"unknown Jacobian route {route!r}; known: blocks, autodiff")
     zeros = int(sum((z == 0).sum() for z in net.preactivations(x)[:-1]))
+    if rank_method == "certified" and outputs == "logits":
+        rank = certified_rank(net, x)
+        if rank is not None:
+            return BFD(rank.rank, rank, net.arch.bound(len(x)), len(x), "gram", outputs, zeros, 0.0,
+                       time.perf_counter() - start)
+    jac = jacobian_autodiff(net, x).numpy() if route == "autodiff" else jacobian_blocks(net, x)
     if outputs != "logits":
         with torch.no_grad():
             jac = output_jacobian(jac, net(x).numpy(), outputs)

@@ -205,6 +205,67 @@ def test_dead_neuron_deficit_is_a_lower_bound():
     assert deficit >= dead_neuron_deficit(net.arch, dead) >= 9
 
 
+
+# ---- the certified rank (no J, no SVD) -------------------------------------------------------
+@pytest.mark.parametrize("arch, n", [("3-5-4-2", 9), ("4-8-8-1", 30), ("2-3-3-3-2", 12), ("5-7-6-5-3", 20)])
+def test_structured_grams_are_the_products_of_the_jacobian(arch, n):
+    """Independent route: J from the blocks, multiplied out.  Sums of n N_L products in float64:
+    ~1e-15 relative to the largest entry, so 1e-12 leaves room and still catches any misplaced block."""
+    net, x = net_and_inputs(arch, n)
+    jac = F.jacobian_blocks(net, x)
+    hidden, slopes = F.network_states(net, x)
+    backprops = F.backprop_matrices([w for w, _ in net.numpy_layers()], slopes, n)
+    augmented = F._augmented(hidden)
+    columns = jac[:, F.structured_order(net.arch)]
+    gram = F.column_gram(backprops, augmented)
+    assert np.abs(gram - columns.T @ columns).max() <= 1e-12 * np.abs(gram).max()
+    rows = F.row_gram(backprops, augmented)
+    assert np.abs(rows - jac @ jac.T).max() <= 1e-12 * np.abs(rows).max()
+    assert sorted(F.structured_order(net.arch)) == list(range(net.arch.n_parameters))
+
+
+# (arch, n): n N_L below N_par - H (row route) and above it (column route)
+CERTIFIED_CASES = [("3-5-4-2", 4), ("3-5-4-2", 40), ("4-8-8-1", 10), ("4-8-8-1", 200), ("5-7-6-5-3", 4),
+                   ("6-10-3", 30), ("4-10-10-3", 100)]
+
+
+@pytest.mark.parametrize("arch, n", CERTIFIED_CASES)
+def test_certified_rank_is_the_svd_rank_or_declines(arch, n):
+    """Sound always (never a rank the SVD does not give); complete when the bound is attained with
+    sigma_r / s_max > 1e-5, far above what the Gram matrix resolves (sqrt of ~1e-13 relative here)."""
+    certified_count = 0
+    for seed in range(5):
+        net, x = net_and_inputs(arch, n, seed)
+        svd = F.svd_rank(F.jacobian_blocks(net, x))
+        certified = F.certified_rank(net, x)
+        if certified is not None:
+            certified_count += 1
+            assert certified.rank == svd.rank == net.arch.bound(n) and certified.method == "certified"
+            assert certified.gap_log10 <= svd.gap_log10  # a certified lower bound on the measured gap
+            assert certified.s_max <= svd.s_max * (1 + 1e-12)  # a Rayleigh quotient: never above s_max
+        separated = svd.singular_values[svd.rank - 1] > 1e-5 * svd.s_max
+        if svd.rank == net.arch.bound(n) and separated:
+            assert certified is not None, f"seed {seed}: bound attained with a clear gap but not certified"
+    assert certified_count >= 1  # every case exercises the certificate at least once
+
+
+def test_certified_rank_declines_below_the_bound_and_bfd_falls_back_to_the_svd():
+    net, x = net_and_inputs("3-5-4-2", 40, seed=1)  # attains the bound N_par - H = 45
+    dead = F._set_bias(net, 1, 2, -50.0)  # a dead neuron: BFD below N_par - H (1.5.5)
+    duplicated = np.vstack([x[:3], x[:3]])  # equal rows of J: BFD below n N_L
+    tanh_net = MLP.initialize("3-5-2", "he", 0, act=theory.activation("tanh"))  # no rescaling null vectors
+    tanh_x = np.random.default_rng(0).standard_normal((40, 3))
+    for model, inputs in [(dead, x), (net, duplicated), (tanh_net, tanh_x)]:
+        assert F.certified_rank(model, inputs) is None
+        fallback = F.batch_functional_dimension(model, inputs, rank_method="certified")
+        assert fallback.rank.method == "svd"
+        assert fallback.value == F.batch_functional_dimension(model, inputs).value
+    proved = F.batch_functional_dimension(net, x, rank_method="certified")
+    assert proved.rank.method == "certified" and proved.route == "gram"
+    assert proved.value == F.batch_functional_dimension(net, x).value == net.arch.bound(40)
+    with pytest.raises(IbcheckError, match="rank method"):
+        F.batch_functional_dimension(net, x, rank_method="qr")
+
 # ---- regions and CFFD ----------------------------------------------------------------------------
 def test_one_dimensional_regions_are_the_breakpoints():
     net = MLP.initialize("1-5-1", "he", 2)
