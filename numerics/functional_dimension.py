@@ -86,11 +86,19 @@ def check_jacobian_memory(arch: Architecture, n: int) -> None:
     _check_memory(2 * arch.jacobian_bytes(n), f"the Jacobian of {arch} on {n} inputs (with the SVD's copy)")
 
 
+def gram_bytes(arch: Architecture, n: int) -> int:
+    """Peak memory of :func:`certified_rank`'s Gram matrix and its largest temporaries."""
+    rows = n * arch.output_dim
+    if rows <= arch.rescaling_bound:  # row route: J J^T, one layer's product, the inputs' Gram
+        return 8 * (2 * rows**2 + n**2)
+    sizes = [(arch.widths[l], arch.widths[l - 1] + 1) for l in range(1, arch.depth + 1)]
+    block = max(n * (w1 * w2 + a1 * a2) + 2 * w1 * a1 * w2 * a2 for w1, a1 in sizes for w2, a2 in sizes)
+    return 8 * (arch.n_parameters**2 + block)
+
+
 def check_gram_memory(arch: Architecture, n: int) -> None:
     """Refuse, before allocating, the Gram matrix of :func:`certified_rank` (with its working copies)."""
-    rows = n * arch.output_dim
-    side = rows if rows <= arch.rescaling_bound else arch.n_parameters  # the route certified_rank takes
-    _check_memory(3 * 8 * side**2, f"the Gram matrix of {arch} on {n} inputs (with its working copies)")
+    _check_memory(gram_bytes(arch, n), f"the Gram matrix of {arch} on {n} inputs (with its working copies)")
 
 
 def _as_inputs(x, arch: Architecture) -> torch.Tensor:
@@ -390,10 +398,11 @@ def _positive_definite_above(gram: np.ndarray, shift: float) -> bool:
 def certified_rank(net: MLP, x) -> Rank | None:
     r"""The rank :func:`svd_rank` gives J, proved without an SVD when it equals the generic bound
     :math:`r = \min(nN_L, N_{par} - H)`; None when the proof does not go through (use the SVD).
+    Positively 1-homogeneous activations only (ReLU, leaky ReLU, abs): the proof uses
+    :math:`\sigma(z) = \sigma'(z)z` (exact null vectors, exact slopes); others return None.
 
     Lower bound: :math:`\sigma_r(J) > \mathrm{tol}`.  Rows (:math:`r = nN_L`): Cholesky of
-    :math:`JJ^T - cI` succeeds.  Columns (:math:`r = N_{par} - H`, positively 1-homogeneous
-    activations): drop the H coordinates that pivoted QR picks from the rescaling vectors (1.5.2),
+    :math:`JJ^T - cI` succeeds.  Columns (:math:`r = N_{par} - H`): drop the H coordinates that pivoted QR picks from the rescaling vectors (1.5.2),
     so that :math:`J = J_S[I, -N_SN_{S^c}^{-1}]`, and Cholesky of :math:`J_S^TJ_S - cI` succeeds;
     :math:`\sigma_i(J) \ge \sigma_i(J_S)` (interlacing).  The Gram matrices come from the blocks
     (:func:`row_gram`, :func:`column_gram`: no J, no SVD).  Success of Cholesky with shift c gives
@@ -414,8 +423,8 @@ def certified_rank(net: MLP, x) -> Rank | None:
     arch = net.arch
     m, p = len(x) * arch.output_dim, arch.n_parameters
     rows = m <= arch.rescaling_bound
-    if not rows and net.activation.homogeneity_degree != 1:
-        return None  # no exact null vectors: the column route's upper bound needs 1.5.2
+    if net.activation.homogeneity_degree != 1:
+        return None  # the null vectors (1.5.2) and the rounding bound on J need sigma(z) = sigma'(z) z
     check_gram_memory(arch, len(x))
     layers = net.numpy_layers()
     hidden, slopes = network_states(net, x)
@@ -535,7 +544,7 @@ def batch_functional_dimension(net: MLP, x, route: str = "blocks", outputs: str 
     x = _as_inputs(x, net.arch)
     start = time.perf_counter()
     zeros = int(sum((z == 0).sum() for z in net.preactivations(x)[:-1]))
-    if rank_method == "certified" and outputs == "logits":
+    if rank_method == "certified" and outputs == "logits" and gram_bytes(net.arch, len(x)) <= _memory_limit():
         rank = certified_rank(net, x)
         if rank is not None:
             return BFD(rank.rank, rank, net.arch.bound(len(x)), len(x), "gram", outputs, zeros, 0.0,

@@ -266,6 +266,17 @@ def test_certified_rank_declines_below_the_bound_and_bfd_falls_back_to_the_svd()
     with pytest.raises(IbcheckError, match="rank method"):
         F.batch_functional_dimension(net, x, rank_method="qr")
 
+
+def test_gram_memory_is_sized_before_allocating(monkeypatch):
+    with pytest.raises(IbcheckError, match="Gram matrix"):
+        F.check_gram_memory(parse_architecture("784-4000-4000-10"), 3000)
+    arch = parse_architecture("3-5-4-2")
+    assert F.gram_bytes(arch, 4) == 8 * (2 * 8**2 + 4**2)  # row route: two (n N_L)^2 and one n^2 array
+    assert F.gram_bytes(arch, 40) >= 8 * arch.n_parameters**2  # column route: at least G itself
+    net, x = net_and_inputs("3-5-4-2", 40, seed=1)
+    monkeypatch.setattr(F, "gram_bytes", lambda arch, n: 2**62)  # "does not fit": straight to the SVD
+    assert F.batch_functional_dimension(net, x, rank_method="certified").rank.method == "svd"
+
 # ---- regions and CFFD ----------------------------------------------------------------------------
 def test_one_dimensional_regions_are_the_breakpoints():
     net = MLP.initialize("1-5-1", "he", 2)
