@@ -274,6 +274,24 @@ def test_render_png_handles_log_axes_nan_strings_and_many_series():
     assert png_size(render_png(many)) == (840, 420)  # the wide figure, legend outside
 
 
+def test_palette_png_keeps_the_line_colours():
+    """Independent decoder (Pillow) on the palette PNG: every tab10 line colour drawn is still in
+    the palette within 12/255 per channel (octree bins average a few antialiased shades)."""
+    import io
+
+    import matplotlib
+    from PIL import Image
+
+    plot = Plot("colours", "x", "y", [Series(f"s{i}", [0, 1], [i, i + 1]) for i in range(5)])
+    image = Image.open(io.BytesIO(render_png(plot)))
+    assert image.mode == "P"
+    palette = image.getpalette()
+    used = [tuple(palette[3 * index:3 * index + 3]) for _, index in image.getcolors()]
+    for colour in matplotlib.colormaps["tab10"].colors[:5]:
+        target = [round(255 * c) for c in colour]
+        assert min(max(abs(a - b) for a, b in zip(entry, target)) for entry in used) <= 12, colour
+
+
 @pytest.mark.parametrize("latex, expected", [
     (r"W(\omega)", "<mrow><mi>W</mi><mo stretchy=\"false\">(</mo><mi>\u03c9</mi><mo stretchy=\"false\">)</mo></mrow>"),
     (r"\hat\sigma", "<mrow><mover accent=\"true\"><mi>\u03c3</mi><mo>^</mo></mover></mrow>"),
