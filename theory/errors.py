@@ -22,4 +22,20 @@ class Unsupported(IbcheckError):
 
 
 class TimeLimitExceeded(IbcheckError):
-    """A symbolic step exceeded its time budget (sympy can hang on hard inputs)."""
+    """A symbolic step exceeded its time budget (sympy can hang on hard inputs).
+
+    ``raised`` counts the instances created in this process, caught ones included: a result
+    computed while it grew depends on the machine's load and must not be cached as final
+    (see :func:`time_limits_hit`).
+    """
+
+    raised = 0
+
+    def __init__(self, *args):
+        super().__init__(*args)
+        TimeLimitExceeded.raised += 1
+
+
+def time_limits_hit() -> int:
+    """How many time limits have expired in this process so far (compare before and after)."""
+    return TimeLimitExceeded.raised

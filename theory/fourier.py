@@ -40,6 +40,7 @@ When no rule applies the result is an unevaluated ``FourierTransform`` with the 
 
 from __future__ import annotations
 
+import hashlib
 import math
 from dataclasses import dataclass, field
 from functools import lru_cache
@@ -51,7 +52,7 @@ import sympy as sp
 
 from .activations import Activation
 from .derivation import Step, name
-from .errors import IbcheckError, TimeLimitExceeded, Unsupported
+from .errors import IbcheckError, TimeLimitExceeded, Unsupported, time_limits_hit
 from .evaluation import compile_expression
 from .piecewise import Atom, PiecewiseSmooth
 from .symbolic import cached_limit, tidy
@@ -62,6 +63,8 @@ from .timeouts import time_limit
 #: frequencies at which every closed form is checked against quadrature
 VERIFICATION_FREQUENCIES = (sp.Rational(3, 10), sp.Rational(4, 5), sp.Rational(3, 2),
                             sp.Rational(5, 2), sp.Integer(4))
+#: further frequencies drawn per activation (:func:`verification_frequencies`)
+RANDOM_FREQUENCIES = 2
 #: relative error a closed form must reach to count as verified
 VERIFICATION_TOLERANCE = 1e-12
 #: working precision (decimal digits) of the verification
@@ -85,13 +88,15 @@ class Verification:
 
     @property
     def passed(self) -> bool:
-        return self.max_relative_error <= self.tolerance
+        return math.isfinite(self.max_relative_error) and self.max_relative_error <= self.tolerance
 
     def as_dict(self) -> dict:
+        def finite(v: float) -> float | None:
+            return v if math.isfinite(v) else None
         return {"method": self.method, "frequencies": self.frequencies,
-                "closed_form": [[c.real, c.imag] for c in self.closed_form],
-                "numerical": [[c.real, c.imag] for c in self.numerical],
-                "max_relative_error": self.max_relative_error, "tolerance": self.tolerance,
+                "closed_form": [[finite(c.real), finite(c.imag)] for c in self.closed_form],
+                "numerical": [[finite(c.real), finite(c.imag)] for c in self.numerical],
+                "max_relative_error": finite(self.max_relative_error), "tolerance": self.tolerance,
                 "passed": self.passed}
 
 
@@ -119,6 +124,7 @@ class FourierResult:
     steps: list[Step] = field(default_factory=list)
     rules: list[str] = field(default_factory=list)
     _pieces: PiecewiseSmooth | None = None
+    time_limited: bool = False
 
     @property
     def pure_point_masses(self) -> bool:
@@ -258,8 +264,28 @@ def _as_exp_rational(piece):
     return a, u, parts
 
 
+def _constant_exponentials(*exprs: sp.Expr) -> tuple[dict, dict]:
+    r"""({e^c: t^{cL}}, {t: e^{1/L}}) for the constants :math:`e^c` (c rational, e included)
+    in ``exprs``: as powers of one positive symbol t they stay algebraically related, so
+    ``cancel`` sees :math:`(u + e^{1/2})^2 = u^2 + 2e^{1/2}u + e` (as independent generators
+    e and :math:`e^{1/2}` it does not, and a residue came out as 0/0 = NaN). ({}, {}) when
+    there are none or some exponent is irrational."""
+    consts = {e for expr in exprs for e in expr.atoms(sp.exp) if not e.free_symbols}
+    exponents = {e: e.args[0] for e in consts}
+    if any(expr.has(sp.E) for expr in exprs):
+        exponents[sp.E] = sp.S.One
+    if not exponents or not all(c.is_Rational for c in exponents.values()):
+        return {}, {}
+    t = sp.Dummy("t", positive=True)
+    lcm = math.lcm(*[int(c.q) for c in exponents.values()])
+    return {e: t ** (c * lcm) for e, c in exponents.items()}, {t: sp.exp(sp.Rational(1, lcm))}
+
+
 def _strip_transform(a, u, p: sp.Poly, q: sp.Poly) -> sp.Expr:
     r"""Transform of :math:`h(x) = P(e^{ax})/Q(e^{ax})` on the line by the strip contour."""
+    forward, back = _constant_exponentials(p.as_expr(), q.as_expr())
+    if forward:
+        p, q = sp.Poly(p.as_expr().xreplace(forward), u), sp.Poly(q.as_expr().xreplace(forward), u)
     low_p = min(m[0] for m in p.monoms()) if not p.is_zero else 0
     low_q = min(m[0] for m in q.monoms())
     if p.degree() >= q.degree() or low_p <= low_q:
@@ -288,7 +314,7 @@ def _strip_transform(a, u, p: sp.Poly, q: sp.Poly) -> sp.Expr:
         poly = sp.Poly(sp.expand(res / (a * sp.factorial(mult - 1))), W)
         res = sum((sp.simplify(coeff) * W**e for (e,), coeff in poly.terms()), sp.S.Zero)
         total += res * sp.exp(-sp.I * W * sp.expand(z))
-    return 2 * sp.pi * sp.I * total / (1 - sp.exp(W * period))
+    return (2 * sp.pi * sp.I * total / (1 - sp.exp(W * period))).subs(back)
 
 
 def _rule_exp_rational(piece, a_end, b_end):
@@ -554,22 +580,55 @@ def quadrature_transform(pieces: PiecewiseSmooth, frequency) -> complex:
 
 
 def _relative_error(closed, numeric) -> float:
+    """|closed - numeric| / |numeric|; infinite when either value is not a finite number (a NaN
+    must never pass: ``max(worst, nan)`` is ``worst``)."""
+    if not all(mpmath.isfinite(v.real) and mpmath.isfinite(v.imag)
+               for v in (mpmath.mpmathify(closed), mpmath.mpmathify(numeric))):
+        return math.inf
     scale = max(abs(numeric), mpmath.mpf(10) ** (-VERIFICATION_DPS + 5))
     return float(abs(closed - numeric) / scale)
 
 
-def verify_derivative_transform(pieces: PiecewiseSmooth, closed: sp.Expr) -> Verification:
-    r"""Closed :math:`\mathcal F[\sigma^{(m)}]` vs mpmath quadrature of :math:`\sigma^{(m)}` (30 digits)."""
+def _evaluate(expr: sp.Expr, frequency: sp.Expr):
+    """``expr`` at omega = ``frequency`` as an mpmath complex (NaN when it has no finite value)."""
+    try:
+        return mpmath.mpc(complex(expr.subs(W, frequency).evalf(VERIFICATION_DPS + 10)))
+    except (TypeError, ValueError, ZeroDivisionError, OverflowError):
+        return mpmath.mpc(mpmath.nan)
+
+
+def verification_frequencies(expr: sp.Expr) -> list[sp.Rational]:
+    """:data:`VERIFICATION_FREQUENCIES` and :data:`RANDOM_FREQUENCIES` more drawn uniformly from
+    (0.1, 6) with a seed taken from ``expr`` (reproducible, yet not the same points for every
+    activation, so that no closed form is tuned to a fixed grid)."""
+    seed = int.from_bytes(hashlib.sha256(sp.srepr(expr).encode()).digest()[:8], "big")
+    drawn = np.random.default_rng(seed).uniform(0.1, 6.0, RANDOM_FREQUENCIES)
+    return list(VERIFICATION_FREQUENCIES) + [sp.Rational(round(float(f) * 1000), 1000) for f in drawn]
+
+
+def verify_transform(pieces: PiecewiseSmooth, order: int, derivative_transform: sp.Expr,
+                     regular: sp.Expr, frequencies) -> Verification:
+    r"""The forms shown, :math:`\mathcal F[\sigma^{(m)}]` and the final regular part
+    :math:`\hat\sigma` (after division and tidying), against mpmath quadrature of
+    :math:`\sigma^{(m)}` (30 digits): :math:`\hat\sigma(\omega)` is compared with
+    :math:`Q(\omega)/(i\omega)^m`, Q the quadrature.  The error is the worse of the two forms;
+    a non-finite value fails."""
     closed_values, numeric_values, worst = [], [], 0.0
     with mpmath.workdps(VERIFICATION_DPS):
-        for f in VERIFICATION_FREQUENCIES:
-            c = mpmath.mpc(complex(closed.subs(W, f).evalf(VERIFICATION_DPS + 10)))
-            n = quadrature_transform(pieces, _mp(f))
-            worst = max(worst, _relative_error(c, n))
-            closed_values.append(complex(c))
-            numeric_values.append(complex(n))
-    return Verification("mpmath quadrature of the integrable derivative, 30 digits",
-                        [float(f) for f in VERIFICATION_FREQUENCIES], closed_values, numeric_values, worst)
+        for f in frequencies:
+            try:
+                n = quadrature_transform(pieces, _mp(f))
+            except (ValueError, ZeroDivisionError, OverflowError, TypeError):
+                n = mpmath.mpc(mpmath.nan)   # no reference value: the form cannot pass
+            reference = n / (1j * _mp(f)) ** order
+            final = _evaluate(regular, f)
+            worst = max(worst, _relative_error(_evaluate(derivative_transform, f), n),
+                        _relative_error(final, reference))
+            closed_values.append(complex(final))
+            numeric_values.append(complex(reference))
+    return Verification("mpmath quadrature of the integrable derivative, 30 digits (final regular part "
+                        "and F[sigma^(m)])", [float(f) for f in frequencies], closed_values,
+                        numeric_values, worst)
 
 
 def verify_point_masses(act: Activation, masses: tuple[Atom, ...]) -> Verification:
@@ -589,7 +648,7 @@ def verify_point_masses(act: Activation, masses: tuple[Atom, ...]) -> Verificati
             # <delta^(j)(w - w0), g> = (-1)^j g^(j)(w0)
             closed = sum((a.coefficient * (-1) ** a.order * sp.diff(phi_hat_conj, W, a.order)
                           ).subs({W: a.location, c_sym: c}) for a in masses) / (2 * sp.pi)
-            cv = mpmath.mpc(complex(closed.evalf(VERIFICATION_DPS + 5)))
+            cv = _evaluate(closed, sp.S.Zero)
             worst = max(worst, _relative_error(cv, n))
             closed_values.append(complex(cv))
             numeric_values.append(complex(n))
@@ -753,6 +812,23 @@ def _singular_part(asymptotes, degree: int) -> tuple[Atom, ...]:
                  for j in range(degree + 1) if q.coeff(X, j) != 0)
 
 
+def _distributional_part(act: Activation, expr: sp.Expr):
+    """(asymptotes, point masses at 0, reason when none, the step that shows them)."""
+    degree = act.growth.degree or 0
+    try:
+        asymptotes = asymptotic_polynomials(PiecewiseSmooth.from_expr(expr), degree)
+    except (Unsupported, TimeLimitExceeded):
+        asymptotes = None
+    if asymptotes is None:
+        return None, (), "the activation is not a polynomial plus a decaying part at +-infinity", None
+    singular = _singular_part(asymptotes, degree)
+    shown = sum((a.coefficient * name(f"delta^({a.order})(omega)", r"\delta^{(%d)}(\omega)" % a.order) for a in singular), sp.S.Zero)
+    step = Step(f"Distributional part at omega = 0 from the asymptotic polynomials "
+                f"p- = {asymptotes[0]}, p+ = {asymptotes[1]}: 2 pi sum_j i^j q_j delta^(j)(omega) "
+                "with q = (p+ + p-)/2; the regular part is taken as a Hadamard finite part.", shown)
+    return asymptotes, singular, "", step
+
+
 def _derive(act: Activation, expr: sp.Expr, symbolic: bool) -> FourierResult:
     steps: list[Step] = []
     growth = act.growth
@@ -788,30 +864,133 @@ def _derive(act: Activation, expr: sp.Expr, symbolic: bool) -> FourierResult:
     regular = tidy(transform / (sp.I * W) ** order, W, thorough=True)
     steps.append(Step(f"Divide by (i omega)^{order} for omega != 0 (the regular part of the transform).",
                       sp.Eq(name("sigma_hat(omega)", r"\hat\sigma(\omega)"), regular)))
-    degree = growth.degree or 0
-    try:
-        asymptotes = asymptotic_polynomials(PiecewiseSmooth.from_expr(expr), degree)
-    except Unsupported:
-        asymptotes = None
-    singular, why = (), "the activation is not a polynomial plus a decaying part at +-infinity"
-    if asymptotes is not None:
-        singular, why = _singular_part(asymptotes, degree), ""
-        shown = sum((a.coefficient * name(f"delta^({a.order})(omega)", r"\delta^{(%d)}(\omega)" % a.order) for a in singular), sp.S.Zero)
-        steps.append(Step(f"Distributional part at omega = 0 from the asymptotic polynomials "
-                          f"p- = {asymptotes[0]}, p+ = {asymptotes[1]}: 2 pi sum_j i^j q_j delta^(j)(omega) "
-                          "with q = (p+ + p-)/2; the regular part is taken as a Hadamard finite part.", shown))
+    asymptotes, singular, why, step = _distributional_part(act, expr)
+    if step is not None:
+        steps.append(step)
     return FourierResult(act, "closed_form_unverified", "", order=order, derivative=derivative,
                          derivative_transform=transform, regular=regular, singular=singular,
                          singular_reason=why, asymptotes=asymptotes, steps=steps, rules=rules,
                          _pieces=pieces)
 
 
-@lru_cache(maxsize=128)
+# ---------------------------------------------------------------------------------------
+# affine arguments: sigma(x) = g(a x + b)
+
+def _arguments(expr: sp.Expr) -> list[sp.Expr]:
+    """The arguments that depend on x of every function, Max/Min and relation in ``expr``."""
+    found = []
+    for node in sp.preorder_traversal(expr):
+        if isinstance(node, sp.Rel):
+            found.append(node.lhs - node.rhs)
+        elif isinstance(node, (sp.Function, sp.Max, sp.Min)):
+            found += list(node.args)
+    return [sp.expand(arg) for arg in found if isinstance(arg, sp.Expr) and arg.has(X)]
+
+
+def _shape(arg: sp.Expr) -> tuple[int, sp.Expr, sp.Expr, sp.Expr] | None:
+    """(degree, c2, c1, c0) of a polynomial argument of degree 1 or 2 with number coefficients."""
+    if not arg.is_polynomial(X) or arg.free_symbols != {X}:
+        return None
+    degree = sp.degree(arg, X)
+    if degree not in (1, 2):
+        return None
+    return degree, arg.coeff(X, 2), arg.coeff(X, 1), arg.coeff(X, 0)
+
+
+def affine_argument(expr: sp.Expr) -> tuple[sp.Rational, sp.Rational, sp.Expr] | None:
+    r"""(a, b, g) with a > 0, (a, b) != (1, 0) and :math:`\sigma(x) = g(ax + b)`, where g's
+    arguments carry no shift (linear arguments :math:`c y`, quadratic :math:`c_2 y^2 + c_0`,
+    relations at 0) and, for a pure scaling (b = 0), unit rates; None when no such (a, b) is
+    found.  Candidates come from the linear arguments (:math:`c_1 x + c_0`: a = |c_1|,
+    b = sign(c_1) c_0) and the vertices of quadratic ones (a = 1, b = c_1/(2 c_2)).
+    """
+    candidates = []
+    for arg in _arguments(expr):
+        shape = _shape(arg)
+        if shape is None:
+            continue
+        degree, c2, c1, c0 = shape
+        candidate = (abs(c1), sp.sign(c1) * c0) if degree == 1 else (sp.S.One, c1 / (2 * c2))
+        if all(v.is_Rational for v in candidate) and candidate != (1, 0) and candidate not in candidates:
+            candidates.append(candidate)
+    for a, b in candidates:
+        g = expr.subs(X, (X - b) / a)
+        shapes = [_shape(arg) for arg in _arguments(g)]
+        if any(sh is not None and (sh[3] != 0 if sh[0] == 1 else sh[2] != 0) for sh in shapes):
+            continue
+        if b == 0 and any(sh is not None and sh[0] == 1 and abs(sh[2]) != 1 for sh in shapes):
+            continue
+        return a, b, g
+    return None
+
+
+def _affine(act: Activation) -> FourierResult | None:
+    r"""The transform of :math:`\sigma(x) = g(ax + b)` from a verified closed form of g by the
+    shift and scale rules, :math:`\hat\sigma(\omega) = \frac{e^{i\omega b/a}}{|a|}\hat g(\omega/a)`
+    (substitute :math:`y = ax + b`), or None when there is no such g with a verified transform."""
+    found = affine_argument(act.bound)
+    if found is None:
+        return None
+    a, b, g = found
+    inner = fourier_transform(Activation(str(g), g))
+    if inner.status != "closed_form_verified" or inner.regular is None or inner.pure_point_masses:
+        return None
+    order = inner.order
+    regular = tidy(sp.exp(sp.I * W * b / a) / a * inner.regular_bound.subs(W, W / a), W, thorough=True)
+    transform = tidy(sp.expand((sp.I * W) ** order * regular), W)
+    pieces = _bound_pieces(act, order)
+    steps = [Step(f"sigma is tempered ({act.growth.reason}); it is g(a x + b) with a = {a}, b = {b}:",
+                  sp.Eq(name("g(y)", "g(y)"), g.subs(X, sp.Symbol("y", real=True)))),
+             Step(f"The transform of g ({', '.join(inner.rules)}; verified):",
+                  sp.Eq(name("g_hat(omega)", r"\hat g(\omega)"), inner.regular_bound)),
+             Step("Shift and scale rule (substitute y = a x + b): sigma_hat(omega) = "
+                  "e^(i omega b/a) g_hat(omega/a)/|a|; for omega != 0:",
+                  sp.Eq(name("sigma_hat(omega)", r"\hat\sigma(\omega)"), regular))]
+    asymptotes, singular, why, step = _distributional_part(act, act.bound)
+    if step is not None:
+        steps.append(step)
+    return FourierResult(act, "closed_form_unverified", "", order=order, derivative=pieces.as_expr(),
+                         derivative_transform=transform, regular=regular, singular=singular,
+                         singular_reason=why, asymptotes=asymptotes, steps=steps,
+                         rules=["shift/scale of " + " + ".join(inner.rules)], _pieces=pieces)
+
+
+# ---------------------------------------------------------------------------------------
+# the pipeline
+
+#: transforms derived in this process, by activation (only results no time limit touched)
+_TRANSFORMS: dict[Activation, FourierResult] = {}
+
+
 def fourier_transform(act: Activation) -> FourierResult:
     """Derive, verify and explain the generalized Fourier transform of ``act`` (module docstring).
 
-    Results are remembered per activation for the life of the process; treat them as read-only.
+    Results are remembered per activation for the life of the process (treat them as
+    read-only), except those reached while a time limit expired somewhere (a timed-out
+    rewrite or rule): such a result depends on the machine's load, so it is recomputed on
+    the next call.  ``time_limited`` on the result says so.
     """
+    if act in _TRANSFORMS:
+        return _TRANSFORMS[act]
+    expired = time_limits_hit()
+    result = _transform(act)
+    result.time_limited = time_limits_hit() != expired
+    if not result.time_limited:
+        _TRANSFORMS[act] = result
+    return result
+
+
+def _candidates(act: Activation):
+    """Closed-form derivations in the order tried: the shift/scale rule (a formula without
+    parameters of the form g(a x + b)), the rules with parameters symbolic, with values bound."""
+    if not act.values:
+        yield _affine
+    if act.symbolic != act.bound:
+        yield lambda act: _derive(act, act.symbolic, True)
+    yield lambda act: _derive(act, act.bound, False)
+
+
+def _transform(act: Activation) -> FourierResult:
     if not act.growth.tempered:
         return FourierResult(act, "not_applicable", act.growth.reason,
                              steps=[Step(f"No tempered Fourier transform: {act.growth.reason}.")])
@@ -824,33 +1003,36 @@ def fourier_transform(act: Activation) -> FourierResult:
                                  regular=sp.S.Zero, singular=masses,
                                  steps=[Step("A polynomial transforms to derivatives of delta at omega = 0.")])
         return _point_mass_result(act, masses)
-    attempts = [(act.symbolic, True)] if act.symbolic != act.bound else []
-    attempts.append((act.bound, False))
-    last_error: Exception | None = None
-    for expr, symbolic in attempts:
+    problems: list[str] = []
+    rejected: list[Step] = []
+    frequencies = verification_frequencies(act.bound)
+    for derivation in _candidates(act):
         try:
-            result = _derive(act, expr, symbolic)
-            break
+            result = derivation(act)
         except (Unsupported, TimeLimitExceeded) as err:
-            last_error = err
-    else:
-        return _numerical_only(act, str(last_error))
-    bound_transform = result.derivative_transform.subs(act.substitutions())
-    bound_pieces = result._pieces if not act.values else _bound_pieces(act, result.order)
-    result._pieces = bound_pieces
-    result.verification = verify_derivative_transform(bound_pieces, bound_transform)
-    v = result.verification
-    if v.passed:
-        result.status = "closed_form_verified"
-    elif any("sympy" in rule for rule in result.rules):
-        return _numerical_only(act, f"sympy's closed form failed verification (relative error "
-                                    f"{v.max_relative_error:.1e}); not trusted")
-    else:
-        result.reason = f"verification failed: relative error {v.max_relative_error:.1e}"
-    result.steps.append(Step(f"Verified F[sigma^({result.order})] against {v.method} at omega in "
-                             f"{[float(f) for f in VERIFICATION_FREQUENCIES]}: max relative error "
-                             f"{v.max_relative_error:.2e} (tolerance {v.tolerance:g}): "
-                             f"{'passed' if v.passed else 'FAILED'}."))
+            problems.append(str(err))
+            continue
+        if result is None:
+            continue
+        bound = act.substitutions()
+        result._pieces = _bound_pieces(act, result.order) if act.values else result._pieces
+        v = verify_transform(result._pieces, result.order, result.derivative_transform.subs(bound),
+                             result.regular_bound, frequencies)
+        result.verification = v
+        summary = (f"Verified the final sigma_hat and F[sigma^({result.order})] against {v.method} at "
+                   f"omega in {v.frequencies}: max relative error {v.max_relative_error:.2e} "
+                   f"(tolerance {v.tolerance:g})")
+        if v.passed:
+            result.status = "closed_form_verified"
+            result.steps.append(Step(summary + ": passed."))
+            return result
+        problems.append(f"the closed form by {', '.join(result.rules)} failed verification "
+                        f"(relative error {v.max_relative_error:.1e})")
+        rejected.append(Step(summary + ": FAILED, so this closed form is not used.",
+                             sp.Eq(name("rejected sigma_hat(omega)", r"\hat\sigma_{\mathrm{rejected}}(\omega)"),
+                                   result.regular)))
+    result = _numerical_only(act, "; ".join(problems) or "no rule gives a closed form")
+    result.steps[:0] = rejected
     return result
 
 
@@ -874,5 +1056,7 @@ def _numerical_only(act: Activation, reason: str) -> FourierResult:
     steps = [Step(f"No closed form: {reason}. The transform is left unevaluated and computed by "
                   f"quadrature of sigma^({order}) when numbers are needed.",
                   sp.Eq(name("sigma_hat(omega)", r"\hat\sigma(\omega)"), unevaluated))]
+    asymptotes, singular, why, _ = _distributional_part(act, act.bound)
     return FourierResult(act, "numerical_only", reason, order=order, derivative=pieces.as_expr(),
-                         derivative_transform=None, regular=None, steps=steps, _pieces=pieces)
+                         derivative_transform=None, regular=None, singular=singular,
+                         singular_reason=why, asymptotes=asymptotes, steps=steps, _pieces=pieces)

@@ -25,7 +25,10 @@ def _rate(arg: sp.Expr, var: sp.Symbol):
 
 def _hyperbolic_polynomial(poly_expr: sp.Expr, u: sp.Symbol, rate: sp.Expr, var: sp.Symbol):
     """Write a polynomial in u = e^{rate var} as (cosh/sinh form) * u^shift; return (form, shift)."""
-    coeff, factors = sp.sqf_list(poly_expr, u)
+    _, factors = sp.sqf_list(poly_expr, u)
+    # the content is recomputed: sympy's sqf_list flips its sign over Gaussian-integer
+    # domains, e.g. sqf_list(w**2*(w + I), u) = (w**2*(-w - I), [])
+    coeff = sp.cancel(poly_expr / sp.Mul(*[f**m for f, m in factors]))
     form, shift = coeff, sp.S.Zero
     for factor, mult in factors:
         p = sp.Poly(factor, u)
