@@ -60,7 +60,11 @@ def spectral_section(act: Activation, dim: int, ft: FourierResult | None = None)
         section.step("With no closed-form transform, the spectral weight W(omega) = |omega|^(d-1) / "
                      "|sigma_hat(omega)|^2 is evaluated numerically from the quadrature transform.")
         return section
-    weight = spectral_weight(ft, dim)
+    try:
+        weight = spectral_weight(ft, dim)
+    except (Unsupported, TimeLimitExceeded) as err:
+        section.step(f"No closed-form spectral weight: {err}.")
+        return section
     results["spectral_weight"] = weight
     section.step(f"Spectral weight at fixed first-layer norm rho (d = {dim}): W(omega) = "
                  "|omega|^(d-1) rho^2 / |sigma_hat(omega/rho)|^2; at rho = 1:",

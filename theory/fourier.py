@@ -125,6 +125,7 @@ class FourierResult:
     rules: list[str] = field(default_factory=list)
     _pieces: PiecewiseSmooth | None = None
     time_limited: bool = False
+    _references: dict = field(default_factory=dict, repr=False)
 
     @property
     def pure_point_masses(self) -> bool:
@@ -137,6 +138,17 @@ class FourierResult:
         if self.regular is None:
             return None
         return self.regular.subs(self.activation.substitutions())
+
+    def reference(self, frequency) -> complex:
+        r""":math:`\hat\sigma(\omega)`, :math:`\omega > 0`, by 30-digit quadrature of
+        :math:`\sigma^{(m)}` divided by :math:`(i\omega)^m`: the independent value every closed
+        form derived from this transform (W, the Radon symbol) is checked against."""
+        key = sp.Rational(str(frequency)) if not isinstance(frequency, sp.Basic) else frequency
+        if key not in self._references:
+            with mpmath.workdps(VERIFICATION_DPS):
+                value = quadrature_transform(self._pieces, _mp(key)) / (1j * _mp(key)) ** self.order
+            self._references[key] = complex(value)
+        return self._references[key]
 
     def regular_numeric(self, frequency: float, dps: int = 15) -> complex:
         r""":math:`\hat\sigma(\omega)` for :math:`\omega \neq 0`: the closed form if there is one, else quadrature."""

@@ -215,13 +215,23 @@ def _taylor_remainder_cos(z: np.ndarray, m: int) -> np.ndarray:
 
 
 def numerical_kernel(magnitude: Callable[[float], float], m: int) -> Callable[[np.ndarray], np.ndarray]:
-    r"""k(D) from :math:`|\hat\sigma(\omega)|^2` by the gauge-fixed finite-part Fourier integral."""
+    r"""k(D) from :math:`|\hat\sigma(\omega)|^2` by the gauge-fixed finite-part Fourier integral.
+
+    A non-finite :math:`|\hat\sigma|^2` raises :class:`Unsupported` before it reaches scipy's
+    QUADPACK (a NaN in ``quad(weight="cos")`` ended the process with a segmentation fault).
+    """
+    def finite(w: float) -> float:
+        value = magnitude(w)
+        if not np.isfinite(value):
+            raise Unsupported(f"|sigma_hat({w:g})|^2 is not a finite number; no numerical kernel")
+        return value
+
     def one(d: float) -> float:
         if d == 0:  # the subtracted Taylor polynomial is all of cos there
-            return si.quad(magnitude, 1, np.inf, limit=200)[0] / np.pi
-        low = si.quad(lambda w: magnitude(w) * float(_taylor_remainder_cos(w * d, m)), 0, 1,
+            return si.quad(finite, 1, np.inf, limit=200)[0] / np.pi
+        low = si.quad(lambda w: finite(w) * float(_taylor_remainder_cos(w * d, m)), 0, 1,
                       limit=200, epsabs=1e-13, epsrel=1e-11)[0]
-        high = si.quad(magnitude, 1, np.inf, weight="cos", wvar=d, limlst=200)[0]
+        high = si.quad(finite, 1, np.inf, weight="cos", wvar=d, limlst=200)[0]
         return (low + high) / np.pi
 
     def evaluate(ds: np.ndarray) -> np.ndarray:
@@ -243,6 +253,7 @@ def verify_kernel(expr: sp.Expr, numeric: Callable, m: int, points=(0.3, 0.7, 1.
         coef, *_ = np.linalg.lstsq(basis, diff, rcond=None)
         diff = diff - basis @ coef
     err = float(np.max(np.abs(diff)) / np.max(np.abs(num - num.mean()) + 1e-300))
+    err = err if np.isfinite(err) else float("inf")   # a NaN must fail, not pass unnoticed
     return {"offsets": list(points), "max_relative_error": err, "tolerance": 1e-6, "passed": err <= 1e-6,
             "method": "finite-part Fourier integral of |sigma_hat|^2 (scipy quad), modulo the gauge polynomials"}
 
@@ -287,6 +298,9 @@ def kernel(ft: FourierResult) -> Kernel:
     if expr is None:
         return Kernel(act, m, None, how, numeric)
     check = verify_kernel(expr, numeric, m)
+    if not check["passed"]:   # a closed form that fails its check is never used
+        return Kernel(act, m, None, f"numerical (finite-part Fourier integral); the {how} failed "
+                      f"verification (relative error {check['max_relative_error']:.1e})", numeric, check)
     closed = compile_expression(expr, "numpy", D)
     at_zero = _value_at_zero(expr)
 

@@ -22,6 +22,7 @@ which for a fixed :math:`\rho` is :math:`W(t) = |t|^{d-1}\rho^2/|\hat\sigma(t/\r
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 from typing import Callable
 
@@ -32,7 +33,7 @@ import sympy as sp
 
 from .errors import IbcheckError, TimeLimitExceeded, Unsupported
 from .evaluation import compile_expression
-from .fourier import FourierResult
+from .fourier import VERIFICATION_TOLERANCE, FourierResult
 from .symbolic import cached_limit, tidy
 from .symbols import omega as W
 from .symbols import x as X
@@ -126,14 +127,48 @@ def squared_magnitude_numeric(ft: FourierResult) -> Callable[[float], float]:
     return candidate if agrees else exact
 
 
+#: frequencies at which every closed form derived from the transform is checked
+DERIVED_FORM_FREQUENCIES = (sp.Rational(7, 20), sp.Rational(13, 10), sp.Rational(37, 10))
+#: relative error a derived closed form must reach (the transform's own tolerance)
+DERIVED_FORM_TOLERANCE = VERIFICATION_TOLERANCE
+
+
+def verify_derived_form(ft: FourierResult, expr: sp.Expr, var: sp.Symbol,
+                        expected: Callable[[float, complex], complex], what: str) -> float:
+    r"""Check a closed form derived from :math:`\hat\sigma` (after its own simplification) at
+    :data:`DERIVED_FORM_FREQUENCIES`: ``expected(f, sigma_hat(f))`` uses the quadrature value
+    :meth:`FourierResult.reference`, not the closed form.  Returns the max relative error;
+    raises :class:`Unsupported` naming ``what`` when it exceeds the tolerance or is not finite."""
+    worst = 0.0
+    for f in DERIVED_FORM_FREQUENCIES:
+        want = complex(expected(float(f), ft.reference(f)))
+        try:
+            got = complex(expr.subs(var, f).evalf(30))
+        except (TypeError, ValueError, ZeroDivisionError, OverflowError):
+            got = complex(math.nan)
+        error = abs(got - want) / abs(want) if want != 0 else abs(got)
+        worst = max(worst, error) if math.isfinite(error) else math.inf
+    if not worst <= DERIVED_FORM_TOLERANCE:
+        raise Unsupported(f"the closed form of {what} failed verification against quadrature "
+                          f"(relative error {worst:.1e}); not used")
+    return worst
+
+
 def spectral_weight(ft: FourierResult, dim: int = 1, rho: sp.Expr = sp.S.One, bound: bool = False) -> sp.Expr:
-    r""":math:`W(\omega) = |\omega|^{d-1}\rho^2/|\hat\sigma(\omega/\rho)|^2` at a fixed first-layer norm."""
+    r""":math:`W(\omega) = |\omega|^{d-1}\rho^2/|\hat\sigma(\omega/\rho)|^2` at a fixed first-layer norm.
+
+    The form returned is verified (:func:`verify_derived_form`) when its numbers are known
+    (parameters bound or absent, :math:`\rho = 1`)."""
     if dim < 1:
         raise IbcheckError(f"dimension must be a positive integer, got {dim}")
     if ft.pure_point_masses:
         return sp.oo
     mag = squared_magnitude(ft, bound)
-    return tidy(W ** (dim - 1) * rho**2 / mag.subs(W, W / rho), W, thorough=True)
+    weight = tidy(W ** (dim - 1) * rho**2 / mag.subs(W, W / rho), W, thorough=True)
+    numbers = weight.subs(ft.activation.substitutions())
+    if rho == 1 and numbers.free_symbols <= {W}:
+        verify_derived_form(ft, numbers, W, lambda f, s: f ** (dim - 1) / abs(s) ** 2, "W(omega)")
+    return weight
 
 
 def null_space_order(ft: FourierResult) -> int:
@@ -194,10 +229,17 @@ def radon_operator(ft: FourierResult, dim: int = 1) -> RadonOperator:
     if ft.regular is None or ft.pure_point_masses:
         raise Unsupported(f"{ft.activation.label}: the Radon operator needs a nonzero regular transform")
     multiplier = tidy(TAU ** (dim - 1) / ft.regular.subs(W, TAU), TAU, thorough=True)
+    bound = ft.activation.substitutions()
+    if multiplier.subs(bound).free_symbols <= {TAU}:
+        verify_derived_form(ft, multiplier.subs(bound), TAU, lambda f, s: f ** (dim - 1) / s,
+                            "the Radon symbol |t|^(d-1)/sigma_hat(t)")
     s = sp.Symbol("s")  # s = i t, so that d/d beta <-> i t
     in_s = sp.simplify(multiplier.subs(TAU, -sp.I * s)) if dim % 2 == 1 else None
     if in_s is not None and in_s.is_polynomial(s):
         differential = sp.expand(in_s).subs(s, D_BETA)
+        if differential.subs(bound).free_symbols <= {D_BETA}:
+            verify_derived_form(ft, differential.subs(bound).subs(D_BETA, sp.I * TAU), TAU,
+                                lambda f, s: f ** (dim - 1) / s, "the Radon operator's differential form")
         return RadonOperator(multiplier, differential, "local differential operator in beta")
     reason = "non-local (deconvolution by sigma" + (", Hilbert transform for even d)" if dim % 2 == 0 else ")")
     return RadonOperator(multiplier, None, reason)
