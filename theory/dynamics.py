@@ -41,6 +41,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from functools import lru_cache
+from typing import Callable
 
 import numpy as np
 import sympy as sp
@@ -336,6 +337,16 @@ def derivative_functions(act: Activation):
 
 
 @lru_cache(maxsize=64)
+def _sign_change(func: Callable[[float], float], a: float, b: float) -> float:
+    """A zero of ``func`` in [a, b] by Brent's method when the values at the ends bracket one;
+    else (the sign classification saw a change that the values do not show: a near-flat
+    stretch or an inflection on a grid point) the end where ``|func|`` is smaller."""
+    fa, fb = func(a), func(b)
+    if fa * fb <= 0:
+        return brentq(func, a, b, xtol=1e-14)
+    return a if abs(fa) <= abs(fb) else b
+
+
 def equilibrium_branches(act: Activation, window: float = EQUILIBRIUM_WINDOW) -> Equilibria:
     r"""The monotone branches of :math:`\sigma'` on :math:`|u| \le` ``window`` and the class of
     :math:`\sigma` they define (5.4):
@@ -366,7 +377,7 @@ def equilibrium_branches(act: Activation, window: float = EQUILIBRIUM_WINDOW) ->
             if inside:
                 cuts.append(inside[0])
             elif signs[i] != 0 and signs[i + 1] != 0:
-                root = brentq(lambda t: float(d2(np.array([t]))[0]), a, b, xtol=1e-14)
+                root = _sign_change(lambda t: float(d2(np.array([t]))[0]), a, b)
                 cuts.append(root)
                 inflections.append(root)
             else:

@@ -395,7 +395,7 @@ def _rule_rational_half_line(piece, a, b):
         if power < 2:
             raise Unsupported(f"{piece} is not integrable on ({a}, {b})")
         c = sp.simplify(base - y)
-        if not (base - y).is_number or (c > 0) != sp.true:
+        if not c.is_number or c.is_extended_real is not True or (c > 0) != sp.true:
             return None
         k = sign * W
         total += coeff * sp.exp(sp.I * k * c) * c ** (1 - power) * sp.expint(power, sp.I * k * c)

@@ -496,11 +496,18 @@ def offset_moments(act: Activation, v: float) -> dict[str, float]:
     tau = flow_time(act)
     fn = (lambda u: float(tau(np.array([float(u)]))[0]))
     breaks = tuple(sorted({0.0, *tau.breaks}))
-    mean = _gaussian_expectation(fn, v, breaks)
-    second = _gaussian_expectation(lambda u: fn(u) ** 2, v, breaks)
-    var = second - mean**2
-    return {"mean_tau": mean, "var_tau": var, "var_own": s_plus**2 * var, "var_other": s_minus**2 * var,
-            "blocked_fraction": 0.0}
+    try:
+        mean = _gaussian_expectation(fn, v, breaks)
+        second = _gaussian_expectation(lambda u: fn(u) ** 2, v, breaks)
+        var = second - mean**2
+        moments = {"mean_tau": mean, "var_tau": var, "var_own": s_plus**2 * var,
+                   "var_other": s_minus**2 * var, "blocked_fraction": 0.0}
+    except (OverflowError, ZeroDivisionError):   # slopes such as 1e300 or 1e-300
+        moments = {}
+    if not moments or not all(math.isfinite(value) for value in moments.values()):
+        raise Unsupported(f"{act.label}: the offset moments leave the double-precision range "
+                          f"(slopes {s_plus:.3g}, {s_minus:.3g})")
+    return moments
 
 
 # ---------------------------------------------------------------------------------------

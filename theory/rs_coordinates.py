@@ -143,6 +143,8 @@ def _euler_ratios(act: Activation) -> tuple[tuple[sp.Expr, sp.Expr], ...]:
         if not (s.is_number and ds.is_number):
             continue
         ratio = sp.oo if s == 0 and ds != 0 else (sp.nan if s == 0 else sp.N(u * ds / s, 15))
+        if ratio.is_finite and not ratio.is_Number:   # e.g. a point mass of sigma' at the probe
+            continue
         out.append((u, ratio))
     return tuple(out)
 
