@@ -11,7 +11,9 @@ A result is stored under the SHA-256 of everything that determines it:
 Entries are JSON files (``<dir>/<key[:2]>/<key>.json``) holding the key's inputs (to see what
 an entry is) and the record, written atomically.  The directory is ``.ibcheck-cache/`` in the
 working directory, or ``$IBCHECK_CACHE_DIR``.  Results with verdict ``error`` are not stored:
-an error may be transient (a time limit, memory), so it is retried on the next run.
+an error may be transient (a time limit, memory), so it is retried on the next run; nor are
+records marked ``time_limited`` (a symbolic time limit expired while computing them, so under
+less load the result could be different, e.g. a closed form instead of numerics).
 ``ibcheck ... --no-cache`` recomputes everything and refreshes the stored entries; deleting
 the directory empties the cache.  An unreadable entry counts as a miss; a cache that cannot be
 written prints one warning and the run goes on without it.
@@ -95,8 +97,10 @@ class ResultCache:
         return record
 
     def store(self, inputs: dict, record: dict) -> None:
-        """Store a JSON-ready record (skipped for ``error`` verdicts and when not writable)."""
-        if not self.writable or record.get("verdict") == "error" or record.get("error"):
+        """Store a JSON-ready record (skipped for ``error`` verdicts, for results reached while a
+        time limit expired, and when not writable)."""
+        if not self.writable or record.get("verdict") == "error" or record.get("error") \
+                or record.get("time_limited"):
             return
         path = self._path(cache_key(inputs))
         temporary = None

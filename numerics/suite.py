@@ -21,7 +21,7 @@ from typing import Any
 
 import theory
 from theory.activations import Activation
-from theory.errors import IbcheckError
+from theory.errors import IbcheckError, time_limits_hit
 
 from .cache import ResultCache, cache_inputs
 from .checks import PROFILES, CheckResult, Context, all_checks, check_options, run_check
@@ -70,7 +70,18 @@ def _activation(spec: ActivationSpec) -> Activation:
 
 
 def perform(task: Task, say=lambda message: None) -> dict:
-    """Run one task (in a worker process): a JSON-ready record, never raising for a check's failure."""
+    """Run one task (in a worker process): a JSON-ready record, never raising for a check's failure.
+
+    A record computed while a symbolic time limit expired carries ``time_limited: true``: it
+    depends on the machine's load, so the result cache does not keep it."""
+    expired = time_limits_hit()
+    record = _perform(task, say)
+    if time_limits_hit() != expired:
+        record["time_limited"] = True
+    return record
+
+
+def _perform(task: Task, say) -> dict:
     act = _activation(task.activation)
     if task.check == DERIVATION:
         return derivation_summary(act)

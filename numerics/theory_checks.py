@@ -1,12 +1,15 @@
 """Checks of the symbolic layer itself: the ``transform`` check (closed form vs quadrature).
 
-The prediction is the derived closed form of :math:`\\mathcal F[\\sigma^{(m)}]`; the measurement
-is mpmath quadrature of :math:`\\sigma^{(m)}` at the same frequencies (30 digits); the
-tolerance is the relative error 1e-12 that a correct closed form reaches easily at that
-precision (observed errors are ~1e-16, limited by the double-precision export).
+The prediction is the final closed form of :math:`\\hat\\sigma` (the one the derivation exports,
+after every simplification); the measurement is mpmath quadrature of :math:`\\sigma^{(m)}`
+divided by :math:`(i\\omega)^m` at the same frequencies (30 digits); the tolerance is the
+relative error 1e-12 that a correct closed form reaches easily at that precision (observed
+errors are ~1e-16, limited by the double-precision export).
 """
 
 from __future__ import annotations
+
+import math
 
 import numpy as np
 
@@ -14,7 +17,8 @@ from theory.activations import Activation
 from theory.fourier import VERIFICATION_TOLERANCE, fourier_transform
 from theory.penalty import squared_magnitude_numeric
 
-from .checks import Check, CheckResult, Context, Plot, Series, register
+from .checks import Check, CheckResult, Context, Plot, Series, judged_result, register
+from .verdicts import Criterion, Measurement, at_most, control
 
 #: frequencies at which the spectral weight curve is tabulated for plots
 CURVE_FREQUENCIES = np.linspace(0.05, 6.0, 120)
@@ -48,7 +52,24 @@ def _point_masses(ft) -> str:
     return " + ".join(one(a) for a in ft.singular)
 
 
+def _worst_relative_error(closed: list[complex], reference: list[complex]) -> float:
+    """max |c - r| / |r| over the frequencies; infinite when any value is not finite."""
+    errors = [abs(c - r) / abs(r) if r != 0 else abs(c) for c, r in zip(closed, reference)]
+    return max(errors) if all(math.isfinite(e) for e in errors) else math.inf
+
+
 def run_transform(act: Activation, context: Context) -> CheckResult:
+    """Judge the final closed form of :math:`\\hat\\sigma` (the one exported) against 30-digit
+    quadrature of :math:`\\sigma^{(m)}` (:func:`theory.fourier.verify_transform`).
+
+    Criterion: the max relative error at the verification frequencies is at most
+    :data:`~theory.fourier.VERIFICATION_TOLERANCE` = 1e-12 (the quadrature is good to ~1e-25,
+    the closed form is evaluated at 40 digits; the stored values are doubles, so a correct form
+    reaches ~1e-16; 1e-12 leaves four orders for ill-conditioned forms and still rejects any
+    wrong coefficient, sign or phase).  Control: the same form with its sign flipped, judged on
+    the same numbers; it must be rejected (relative error 2), which shows that the comparison
+    can tell a transform from a wrong one of the same kind.
+    """
     ft = fourier_transform(act)
     if ft.verification is None:
         return CheckResult("transform", act.label, None, None, VERIFICATION_TOLERANCE, "not_applicable",
@@ -64,17 +85,21 @@ def run_transform(act: Activation, context: Context) -> CheckResult:
     curve = weight_curve(act)
     if curve is not None:
         details["spectral_weight_curve"] = curve
-    plots = [Plot(f"|F[sigma^({ft.order})]|: closed form vs quadrature", "omega", "magnitude",
+    plots = [Plot("|sigma_hat|: final closed form vs quadrature", "omega", "magnitude",
                   [Series("closed form", v.frequencies, details["closed_form_abs"], "line"),
                    Series("mpmath quadrature", v.frequencies, details["quadrature_abs"], "points")])]
-    return CheckResult(
-        "transform", act.label,
-        prediction=f"closed form {ft.regular}" + (f" (omega != 0) + {_point_masses(ft)}" if ft.singular else ""),
-        measured=f"max relative error {v.max_relative_error:.2e}",
-        tolerance=v.tolerance, verdict="agrees" if v.passed else "disagrees",
-        reason=f"closed form vs {v.method} at {len(v.frequencies)} points",
-        tolerance_note="30-digit quadrature; a correct closed form agrees to ~1e-16 (double-precision export)",
-        details=details, parameters={"frequencies": v.frequencies, "dps": 30}, plots=plots)
+    shown = f"{ft.regular}" + (f" (omega != 0) + {_point_masses(ft)}" if ft.singular else "")
+    criterion = Criterion("max relative error of the final closed form vs quadrature", 0.0,
+                          Measurement.exact(v.max_relative_error), at_most(v.tolerance),
+                          note="30-digit quadrature of sigma^(m); a correct form reaches ~1e-16 "
+                               "(double-precision record), 1e-12 rejects any wrong coefficient or sign")
+    flipped = _worst_relative_error([-c for c in v.closed_form], v.numerical)
+    wrong = control("the same closed form with its sign flipped", f"-({ft.regular})",
+                    Measurement.exact(flipped), at_most(v.tolerance),
+                    note="a wrong transform of the same kind must fail the same comparison")
+    return judged_result("transform", act, [criterion], wrong,
+                         setup=f"closed form {shown} vs {v.method} at {len(v.frequencies)} frequencies",
+                         details=details, parameters={"frequencies": v.frequencies, "dps": 30}, plots=plots)
 
 
 TRANSFORM = register(Check("transform", "Generalized Fourier transform", "P1",
