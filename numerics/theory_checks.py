@@ -89,16 +89,16 @@ def run_transform(act: Activation, context: Context) -> CheckResult:
                   [Series("closed form", v.frequencies, details["closed_form_abs"], "line"),
                    Series("mpmath quadrature", v.frequencies, details["quadrature_abs"], "points")])]
     shown = f"{ft.regular}" + (f" (omega != 0) + {_point_masses(ft)}" if ft.singular else "")
-    criterion = Criterion("max relative error of the final closed form vs quadrature", 0.0,
+    criterion = Criterion("max relative error of the final closed form vs quadrature", f"closed form {shown}",
                           Measurement.exact(v.max_relative_error), at_most(v.tolerance),
                           note="30-digit quadrature of sigma^(m); a correct form reaches ~1e-16 "
                                "(double-precision record), 1e-12 rejects any wrong coefficient or sign")
     flipped = _worst_relative_error([-c for c in v.closed_form], v.numerical)
-    wrong = control("the same closed form with its sign flipped", f"-({ft.regular})",
+    wrong = control("the same closed form with its sign flipped", f"closed form -({ft.regular})",
                     Measurement.exact(flipped), at_most(v.tolerance),
                     note="a wrong transform of the same kind must fail the same comparison")
     return judged_result("transform", act, [criterion], wrong,
-                         setup=f"closed form {shown} vs {v.method} at {len(v.frequencies)} frequencies",
+                         setup=f"{v.method} at {len(v.frequencies)} frequencies",
                          details=details, parameters={"frequencies": v.frequencies, "dps": 30}, plots=plots)
 
 

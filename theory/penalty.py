@@ -187,7 +187,9 @@ def null_space_order(ft: FourierResult) -> int:
                     return m
                 if lim.is_finite is None:
                     break
-        except Unsupported:
+        except (Unsupported, TimeLimitExceeded):
+            # sympy's limit of exponential integrals takes seconds (x/(1+|x|) - 1: E_2 terms) and
+            # under load runs out of time; the asymptotes give the same m (tests compare both)
             pass
     if ft.asymptotes is None:
         raise Unsupported(f"{ft.activation.label}: cannot determine the null space (no limit of the "
