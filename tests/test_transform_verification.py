@@ -195,7 +195,7 @@ def test_time_limited_transform_is_not_cached(monkeypatch):
         TimeLimitExceeded("a simplification took too long")   # a limit expired (and was caught)
         return original(act)
     monkeypatch.setattr(fourier, "_transform", expiring)
-    act = Activation("sigmoid-test", 1 / (1 + sp.exp(-x)))
+    act = Activation("sigmoid-test", 1 / (1 + sp.exp(-x)))     # a fresh activation: not remembered yet
     first = fourier.fourier_transform(act)
     assert first.time_limited and fourier.fourier_transform(act) is not first and len(calls) == 2
     monkeypatch.setattr(fourier, "_transform", original)

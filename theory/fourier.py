@@ -52,10 +52,10 @@ import sympy as sp
 
 from .activations import Activation
 from .derivation import Step, name
-from .errors import IbcheckError, TimeLimitExceeded, Unsupported, time_limits_hit
+from .errors import IbcheckError, TimeLimitExceeded, Unsupported
 from .evaluation import compile_expression
 from .piecewise import Atom, PiecewiseSmooth
-from .symbolic import cached_limit, tidy
+from .symbolic import cached_limit, remember_unless_time_limited, tidy
 from .symbols import omega as W
 from .symbols import x as X
 from .timeouts import time_limit
@@ -1034,26 +1034,20 @@ def _sum(act: Activation) -> FourierResult | None:
 # ---------------------------------------------------------------------------------------
 # the transform: candidate derivations, verification, the in-process cache
 
-#: transforms derived in this process, by activation (only results no time limit touched)
-_TRANSFORMS: dict[Activation, FourierResult] = {}
+def _mark_time_limited(result: FourierResult) -> None:
+    result.time_limited = True
 
 
+@remember_unless_time_limited(_mark_time_limited)
 def fourier_transform(act: Activation) -> FourierResult:
     """Derive, verify and explain the generalized Fourier transform of ``act`` (module docstring).
 
     Results are remembered per activation for the life of the process (treat them as
     read-only), except those reached while a time limit expired somewhere (a timed-out
     rewrite or rule): such a result depends on the machine's load, so it is recomputed on
-    the next call.  ``time_limited`` on the result says so.
+    the next call; ``time_limited`` on the result says so.
     """
-    if act in _TRANSFORMS:
-        return _TRANSFORMS[act]
-    expired = time_limits_hit()
-    result = _transform(act)
-    result.time_limited = time_limits_hit() != expired
-    if not result.time_limited:
-        _TRANSFORMS[act] = result
-    return result
+    return _transform(act)
 
 
 def _candidates(act: Activation):

@@ -32,7 +32,6 @@ Every closed form is compared with route 4 modulo the gauge polynomials (:func:`
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from functools import lru_cache
 from typing import Callable
 
 import numpy as np
@@ -45,7 +44,7 @@ from .evaluation import compile_expression
 from .fourier import FourierResult, exp_poly_integral, term_shape
 from .penalty import null_space_order, squared_magnitude, squared_magnitude_numeric
 from .piecewise import PiecewiseSmooth
-from .symbolic import tidy
+from .symbolic import remember_unless_time_limited, tidy
 from .symbols import D
 from .symbols import omega as W
 from .symbols import x as X
@@ -267,11 +266,12 @@ def _value_at_zero(expr: sp.Expr) -> float:
     return float(sp.limit(expr.subs(D, _DP), _DP, 0))  # e.g. -2 D coth D -> -2
 
 
-@lru_cache(maxsize=128)
+@remember_unless_time_limited()
 def kernel(ft: FourierResult) -> Kernel:
     """The random-feature kernel of ``ft.activation`` at rho = 1 (module docstring).
 
-    Remembered per transform for the life of the process.
+    Remembered per transform for the life of the process, unless a time limit expired while
+    computing it (a closed-form route that ran out of time would leave the numerical kernel).
     """
     act = ft.activation
     if ft.status == "not_applicable" or ft.pure_point_masses:

@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import functools
 import math
 from functools import lru_cache
+from typing import Callable
 
 import sympy as sp
 
-from .errors import TimeLimitExceeded, Unsupported
+from .errors import TimeLimitExceeded, Unsupported, time_limits_hit
 from .timeouts import time_limit
 
 #: expressions with more operations than this skip sympy's (slow) general ``simplify``
@@ -126,3 +128,27 @@ def cached_limit(expr: sp.Expr, var: sp.Symbol, point: sp.Expr, direction: str =
         except (RecursionError, NotImplementedError, ValueError, TypeError, AttributeError) as err:
             raise Unsupported(f"sympy could not compute the limit of {expr} as {var} -> {point} "
                               f"({type(err).__name__})") from None
+
+
+def remember_unless_time_limited(mark: Callable | None = None):
+    """Remember a function's results per argument for the life of the process, except those
+    reached while a time limit expired somewhere inside (even a caught one: a simplification
+    that gave up, a rule that was skipped): such a result depends on the machine's load, so the
+    next call computes it again.  ``mark(result)`` is called on those results (to flag them)."""
+    def decorate(func):
+        remembered: dict = {}
+
+        @functools.wraps(func)
+        def wrapper(*args):
+            if args in remembered:
+                return remembered[args]
+            expired = time_limits_hit()
+            result = func(*args)
+            if time_limits_hit() == expired:
+                remembered[args] = result
+            elif mark is not None:
+                mark(result)
+            return result
+        wrapper.cache_clear = remembered.clear
+        return wrapper
+    return decorate
