@@ -136,8 +136,17 @@ def test_html_summary_table_has_a_row_per_activation_and_a_column_per_check(writ
     assert header == ["activation", "transform", "slope", "broken", "bad-plot"]
     body = {r[0]: r[1:] for r in page.rows[page.rows.index(header) + 1:page.rows.index(header) + 3]}
     assert list(body) == ["relu", "tanh"]
-    assert body["relu"][1] == "disagrees measured -1.25 vs predicted -2"
-    assert body["relu"][2].startswith("error internal error: RuntimeError: boom")
+    assert body["relu"] == ["\u2713", "\u2717", "!", "\u2713"]  # agrees, disagrees, error, agrees
+
+
+def test_every_summary_cell_links_to_an_existing_anchor_with_the_reason(written):
+    page = _Page((written / "index.html").read_text())
+    ids = {a["id"] for _, a in page.tags if "id" in a}
+    links = [a for t, a in page.tags if t == "a" and a.get("href", "").startswith("#")]
+    cell_links = [a for a in links if "--" in a["href"]]
+    assert len(cell_links) == 2 * 4  # activations x checks
+    assert all(a["href"][1:] in ids for a in links)
+    assert any("slope -1.25 is not -2 +- 0.2" in a.get("title", "") for a in cell_links)
 
 
 def test_html_shows_problems_errors_and_broken_plots_without_failing(written):
@@ -356,3 +365,50 @@ def test_the_browser_check_notices_a_broken_page(tmp_path):
     problems = check_in_browser(page).problems()
     assert "image did not load: corrupt" in problems
     assert any("something failed" in p for p in problems)
+
+
+# ---- markup injection ------------------------------------------------------------------------
+EVIL = '<script>alert(1)</script><img src=x onerror=alert(2)>"\'&'
+
+
+def _evil_report() -> Report:
+    from numerics.verdicts import Criterion, Measurement, Premise, control, within
+
+    m = Measurement.mean([1.0, 1.01, 0.99, 1.0, 1.0])
+    plot = Plot(EVIL, EVIL, EVIL, [Series(EVIL, [1, 2], [1, 2])], note=EVIL)
+    result = CheckResult(EVIL, EVIL, EVIL, EVIL, EVIL, "disagrees", reason=EVIL, tolerance_note=EVIL,
+                         details={EVIL: EVIL, "traceback": EVIL}, parameters={EVIL: EVIL}, plots=[plot],
+                         criteria=[Criterion(EVIL, EVIL, m, within(5.0, 0.1), EVIL)],
+                         control=control(EVIL, EVIL, m, within(9.0, 0.1), EVIL),
+                         premises=[Premise(EVIL, EVIL, True, EVIL)], setup=EVIL)
+    error = CheckResult("broken", EVIL, None, None, None, "error", reason=EVIL, details={"traceback": EVIL})
+    formula = {"key": EVIL, "meaning": EVIL, "text": EVIL, "latex": EVIL, "mathml": f"<math>{EVIL}</math>"}
+    summary = {"expression": formula, "parameters": {EVIL: EVIL}, "results": [formula], "notes": [EVIL],
+               "steps": [{"section": EVIL, "text": EVIL, "formula": EVIL, "mathml": EVIL}], "error": EVIL}
+    activations = [ActivationReport(EVIL + str(i), EVIL, EVIL, EVIL, summary, [result, error], cached=[EVIL],
+                                    drawn={EVIL: [{"error": EVIL}]}) for i in range(2)]
+    checks = [{"id": EVIL, "title": EVIL, "claim": EVIL}, {"id": "broken", "title": EVIL, "claim": EVIL}]
+    return Report(EVIL, activations, checks, EVIL, 0, {EVIL: EVIL}, EVIL, 1.0, {EVIL: EVIL}, EVIL, {EVIL: EVIL},
+                  command=EVIL)
+
+
+def test_no_field_can_inject_markup_into_the_html(tmp_path):
+    write_report(_evil_report(), tmp_path)
+    text = (tmp_path / "index.html").read_text()
+    page = _Page(text)
+    assert not [t for t, _ in page.tags if t in ("script", "iframe", "object", "embed")]
+    handlers = [(t, k) for t, a in page.tags for k in a if k.startswith("on")]
+    assert not handlers
+    assert not [a for t, a in page.tags if t == "img" and not a.get("src", "").startswith("data:image/png;base64,")]
+    assert "alert(1)" in text  # shown, as text
+
+
+def test_stored_mathml_is_kept_only_when_it_is_pure_presentation_mathml():
+    from numerics.report.mathml import sanitized_mathml, to_mathml
+
+    genuine = to_mathml(sp.sympify("x**2/(1 + x)"))
+    assert sanitized_mathml(genuine) is not None and "<mfrac>" in sanitized_mathml(genuine)
+    for tampered in ("<math><script>alert(1)</script></math>", '<math onload="alert(1)"><mi>x</mi></math>',
+                     '<math><mi style="background:url(x)">x</mi></math>', "<b>x</b>", "<math><!-- x --></math>",
+                     '<math><a href="javascript:alert(1)">x</a></math>'):
+        assert sanitized_mathml(tampered) is None, tampered
