@@ -58,12 +58,15 @@ CHECK_MODULES = (
 
 @dataclass
 class Series:
-    """One curve or point set of a plot."""
+    """One curve or point set of a plot; ``low``/``high`` (optional, same length as ``y``) are the
+    ends of a 95% interval at each point: drawn as error bars on points, as a band on lines."""
 
     label: str
     x: list[float]
     y: list[float]
     style: str = "line"  # line | points | dashed | step
+    low: list[float] | None = None
+    high: list[float] | None = None
 
 
 @dataclass

@@ -285,20 +285,21 @@ def test_render_png_handles_log_axes_nan_strings_and_many_series():
 
 
 def test_palette_png_keeps_the_line_colours():
-    """Independent decoder (Pillow) on the palette PNG: every tab10 line colour drawn is still in
-    the palette within 12/255 per channel (octree bins average a few antialiased shades)."""
+    """Independent decoder (Pillow) on the palette PNG: every line colour drawn is still in the
+    palette within 12/255 per channel (octree bins average a few antialiased shades)."""
     import io
 
-    import matplotlib
     from PIL import Image
+
+    from numerics.report.plots import QUALITATIVE
 
     plot = Plot("colours", "x", "y", [Series(f"s{i}", [0, 1], [i, i + 1]) for i in range(5)])
     image = Image.open(io.BytesIO(render_png(plot)))
     assert image.mode == "P"
     palette = image.getpalette()
     used = [tuple(palette[3 * index:3 * index + 3]) for _, index in image.getcolors()]
-    for colour in matplotlib.colormaps["tab10"].colors[:5]:
-        target = [round(255 * c) for c in colour]
+    for colour in QUALITATIVE[:5]:
+        target = [int(colour[i:i + 2], 16) for i in (1, 3, 5)]
         assert min(max(abs(a - b) for a, b in zip(entry, target)) for entry in used) <= 12, colour
 
 

@@ -12,8 +12,9 @@ from html import escape
 from numerics.checks import CheckResult
 
 from .figures import Figure, Figures
-from .formatting import CRITERIA_HEADER, VERDICT_LABELS, criteria_rows, cut, full, seconds, short, slug, verdict_label
+from .formatting import CRITERIA_HEADER, VERDICT_LABELS, criteria_rows, cut, full, seconds, slug, verdict_label
 from .mathml import sanitized_mathml
+from .plots import scale_note
 from .model import ActivationReport, Report
 
 _CSS = """
@@ -86,7 +87,8 @@ def anchors(report: Report) -> dict[str, str]:
 
 def _figure(figure: Figure, caption: str) -> str:
     plot = figure.plot
-    note = f" {escape(plot.note)}" if plot.note else ""
+    note = " ".join(n for n in (plot.note, scale_note(plot)) if n)
+    note = f" {escape(note)}" if note else ""
     text = f"<figcaption><b>{escape(caption)}</b>{note}</figcaption>"
     if figure.png is None:
         return f'<figure><p class="plot-error">The plot &ldquo;{escape(plot.title)}&rdquo; could not be drawn: ' \
