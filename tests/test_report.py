@@ -413,3 +413,30 @@ def test_stored_mathml_is_kept_only_when_it_is_pure_presentation_mathml():
                      '<math><mi style="background:url(x)">x</mi></math>', "<b>x</b>", "<math><!-- x --></math>",
                      '<math><a href="javascript:alert(1)">x</a></math>'):
         assert sanitized_mathml(tampered) is None, tampered
+
+
+def test_every_registered_check_judges_named_claims_and_docs_list_them():
+    from pathlib import Path
+
+    from numerics.checks import all_checks
+    from numerics.claims import CHECK_CLAIMS, CLAIMS, claims_markdown
+
+    assert set(all_checks()) <= set(CHECK_CLAIMS), set(all_checks()) - set(CHECK_CLAIMS)
+    assert all(c in CLAIMS for ids in CHECK_CLAIMS.values() for c in ids)
+    docs = (Path(__file__).resolve().parent.parent / "docs" / "claims.md").read_text()
+    for claim in CLAIMS.values():  # the committed docs list every claim with its statement
+        assert f"### {claim.id}\n\n{claim.statement}\n" in docs
+    assert claims_markdown().startswith("# Claims")
+
+
+def test_reports_link_claim_ids_to_their_statements(tmp_path):
+    from numerics.claims import claims_of
+
+    result = CheckResult("transform", "relu", None, None, None, "not_applicable", reason="none")
+    report = Report("t", [ActivationReport("relu", "relu", "x", "", {}, [result])],
+                    [{"id": "transform", "title": "T", "claim": "P1"}], "quick", 0, {}, "now", 1.0, {}, "serial", {})
+    write_report(report, tmp_path)
+    text = (tmp_path / "index.html").read_text()
+    claim = claims_of("transform")[0]
+    assert f'href="#claim-{claim.id.lower()}"' in text and f'id="claim-{claim.id.lower()}"' in text
+    assert claim.statement in text

@@ -10,6 +10,7 @@ import base64
 from html import escape
 
 from numerics.checks import CheckResult
+from numerics.claims import claims_of
 
 from .figures import Figure, Figures
 from .formatting import CRITERIA_HEADER, VERDICT_LABELS, criteria_rows, cut, full, seconds, slug, verdict_label
@@ -182,7 +183,7 @@ def _verdict_table(activation: ActivationReport, report: Report, anchor: str) ->
         cached = " (cached)" if result.check in activation.cached else ""
         rows.append(
             f'<tr class="v-{result.verdict} first" id="{result_anchor(anchor, result.check)}"><td><b>{escape(result.check)}</b><br>'
-            f'<span class="muted">{escape(check["title"])} [{escape(check["claim"])}]</span></td>'
+            f'<span class="muted">{escape(check["title"])} {_claim_links(result.check, check["claim"])}</span></td>'
             f"<td>{_badge(result.verdict, verdict_label(result))}</td><td>{escape(full(result.prediction))}</td>"
             f"<td>{escape(full(result.measured))}</td><td>{escape(full(result.tolerance))}</td>"
             f"<td>{escape(str(result.seed))}</td><td>{seconds(result.runtime_s)}{cached}</td></tr>"
@@ -190,6 +191,28 @@ def _verdict_table(activation: ActivationReport, report: Report, anchor: str) ->
     return ('<div class="scroll"><table class="verdicts"><thead><tr><th>check</th><th>verdict</th><th>predicted</th>'
             "<th>measured</th><th>tolerance</th><th>seed</th><th>time</th></tr></thead>"
             f'<tbody>{"".join(rows)}</tbody></table></div>')
+
+
+def _claim_links(check_id: str, fallback: str) -> str:
+    """The check's claim ids, each linked to its entry in the report's claims section."""
+    claims = claims_of(check_id)
+    if not claims:
+        return f"[{escape(fallback)}]"
+    return "[" + ", ".join(f'<a href="#claim-{slug(c.id)}">{escape(c.id)}</a>' for c in claims) + "]"
+
+
+def _claims_section(report: Report) -> str:
+    """The statement and source of every claim the report's checks judge (docs/claims.md has all)."""
+    seen = []
+    for check in report.checks:
+        seen += [c for c in claims_of(check["id"]) if c not in seen]
+    if not seen:
+        return ""
+    items = "".join(f'<li id="claim-{slug(c.id)}"><b>{escape(c.id)}</b> ({escape(c.kind)}): {escape(c.statement)} '
+                    f'<span class="muted">{escape(c.source)}, {escape(c.section)}.</span></li>' for c in seen)
+    return ('<section id="claims"><h2>Claims judged here</h2><p class="muted">Every claim of ibcheck, with the '
+            "criteria that judge it, is listed in docs/claims.md of the project.</p>"
+            f"<ul>{items}</ul></section>")
 
 
 def _errors(results: list[CheckResult]) -> str:
@@ -253,5 +276,5 @@ def render_html(report: Report, figures: Figures) -> str:
         parts += ['<section id="spectral-weights"><h2>Spectral weights</h2>',
                   _figure(figures.overview, figures.overview.plot.title + "."), "</section>"]
     parts += [_activation_section(a, report, figures, anchor[a.label]) for a in report.activations]
-    parts += [_run_details(report), "</body></html>\n"]
+    parts += [_claims_section(report), _run_details(report), "</body></html>\n"]
     return "\n".join(parts)
