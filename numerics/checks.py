@@ -129,6 +129,17 @@ class CheckResult:
             data["plots"] = _jsonable([asdict(p) for p in self.plots])
         return data
 
+    def _repr_html_(self) -> str:  # Jupyter: the verdict, its criteria table and the plots
+        from .report.html_report import result_fragment
+
+        return result_fragment(self)
+
+    def _repr_latex_(self) -> str:  # Jupyter (LaTeX front ends): the verdict and the criteria as a table
+        from .report.formatting import CRITERIA_HEADER, criteria_rows, latex_table, verdict_label
+
+        head = [[self.check, self.activation, verdict_label(self), "", "", "", self.reason]]
+        return latex_table(CRITERIA_HEADER, head + criteria_rows(self))
+
     @classmethod
     def from_dict(cls, record: dict) -> "CheckResult":
         """A result from its :meth:`to_dict` form, *re-judged*: criterion outcomes, the verdict

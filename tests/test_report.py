@@ -440,3 +440,46 @@ def test_reports_link_claim_ids_to_their_statements(tmp_path):
     claim = claims_of("transform")[0]
     assert f'href="#claim-{claim.id.lower()}"' in text and f'id="claim-{claim.id.lower()}"' in text
     assert claim.statement in text
+
+
+# ---- Jupyter displays -------------------------------------------------------------------------
+def _judged() -> CheckResult:
+    from numerics.verdicts import Criterion, Measurement, Premise, control, within
+
+    m = Measurement.mean([1.01, 0.99, 1.0, 1.02, 0.98])
+    return CheckResult.from_dict(dict(CheckResult(
+        "slope", "relu", None, None, None, "disagrees", criteria=[Criterion("slope_a", 2.0, m, within(2.0, 0.1))],
+        control=control("slope_b", 1.0, m, within(1.0, 0.1)), premises=[Premise("lazy {regime}", 0.01, True)],
+        plots=[LOG_PLOT]).to_dict(), verdict="agrees"))  # re-judged on reading: disagrees
+
+
+def test_check_result_displays_its_verdict_criteria_and_plots_in_jupyter():
+    result = _judged()
+    page = _Page(result._repr_html_())
+    assert [t for t, _ in page.tags].count("img") == 1
+    assert not [t for t, _ in page.tags if t == "script"]
+    rows = [r for r in page.rows if r]
+    assert rows[0] == CRITERIA_HEADER_CELLS
+    assert rows[1][:3] == ["judged", "slope_a", "2"] and rows[1][-1] == "fail"
+    assert rows[2][0] == "control" and rows[2][-1] == "not rejected"  # estimate 1.0 sits on the wrong slope
+    assert rows[3][:2] == ["premise", "lazy {regime}"]
+    latex = result._repr_latex_()
+    assert latex.startswith("$$\\begin{array}") and latex.endswith("\\end{array}$$")
+    assert "\\text{slope\\_a}" in latex and "\\text{lazy \\{regime\\}}" in latex
+    assert latex.count("{") == latex.count("}") + latex.count("\\}") - latex.count("\\{")
+
+
+def test_a_suite_report_displays_its_counts_and_matrix_in_jupyter(report):
+    page = _Page(report._repr_html_())
+    assert sum(1 for t, a in page.tags if t == "a" and "--" in a.get("href", "")) == 2 * 4
+    text = report._repr_html_()
+    assert "test report" in text
+    for outcome, count in report.counts().items():  # the five counts, each after its badge
+        assert f'<span class="badge v-{outcome}">{VERDICT_LABELS[outcome]}</span> {count}' in text
+    latex = report._repr_latex_()
+    assert "\\text{relu}" in latex and "\\text{disagrees}" in latex and latex.count("\\\\") == 2
+
+
+from numerics.report.formatting import VERDICT_LABELS  # noqa: E402
+
+CRITERIA_HEADER_CELLS = ["role", "criterion", "prediction", "estimate", "95% interval", "accepted", "outcome"]

@@ -278,3 +278,24 @@ def render_html(report: Report, figures: Figures) -> str:
     parts += [_activation_section(a, report, figures, anchor[a.label]) for a in report.activations]
     parts += [_claims_section(report), _run_details(report), "</body></html>\n"]
     return "\n".join(parts)
+
+
+def result_fragment(result: CheckResult) -> str:
+    """One result as an HTML fragment for Jupyter: the outcome, the reason, the criteria,
+    control and premises, and its plots (drawn here)."""
+    from .figures import draw
+
+    figures = "".join(_figure(draw(plot), f"{result.check}: {plot.title}.") for plot in result.plots)
+    return (f"<div><style>{_CSS.replace('body {', '.ibcheck-none {')}</style>"
+            f"<p><b>{escape(result.check)}</b> on <code>{escape(result.activation)}</code>: "
+            f"{_badge(result.verdict, verdict_label(result))}</p><p>{escape(result.reason)}</p>"
+            f"{_criteria(result)}{figures}</div>")
+
+
+def report_fragment(report: Report) -> str:
+    """A run's results as an HTML fragment for Jupyter: the five counts and the outcome matrix."""
+    anchor = anchors(report)
+    tally = " &middot; ".join(f"{_badge(v)} {n}" for v, n in report.counts().items())
+    return (f"<div><style>{_CSS.replace('body {', '.ibcheck-none {')}</style><p><b>{escape(report.title)}</b>: "
+            f"{len(report.activations)} activation(s) x {len(report.checks)} check(s), profile "
+            f"{escape(report.profile)}, seed {report.seed}</p><p>{tally}</p>{_summary_matrix(report, anchor)}</div>")
