@@ -483,3 +483,23 @@ def test_a_suite_report_displays_its_counts_and_matrix_in_jupyter(report):
 from numerics.report.formatting import VERDICT_LABELS  # noqa: E402
 
 CRITERIA_HEADER_CELLS = ["role", "criterion", "prediction", "estimate", "95% interval", "accepted", "outcome"]
+
+
+@pytest.mark.slow
+@needs_chromium
+def test_the_standard_suite_matrix_fits_a_1280_px_window_and_every_link_lands(tmp_path):
+    """Every built-in x every registered check (plus room for two more), long check ids, at
+    1280 x 800: no horizontal scrolling, sticky first column and header, no dangling link."""
+    from numerics.checks import all_checks
+
+    ids = list(all_checks()) + ["activation-specificity", "design-round-trip"]
+    verdicts = ["agrees", "disagrees", "not_applicable", "error"]
+    activations = [ActivationReport(name, name, name, "", {}, [
+        CheckResult(check, name, None, None, None, verdicts[(i + j) % 4], reason="r") for j, check in enumerate(ids)])
+        for i, name in enumerate(theory.builtin_names())]
+    report = Report("suite", activations, [{"id": c, "title": c, "claim": "P1"} for c in ids], "quick", 0, {}, "now",
+                    1.0, {}, "serial", {})
+    write_report(report, tmp_path)
+    seen = check_in_browser(tmp_path / "index.html")
+    assert seen.problems() == []
+    assert seen.page["matrix"]["cells"] == len(activations) * len(ids)
