@@ -135,10 +135,11 @@ class CheckResult:
         return result_fragment(self)
 
     def _repr_latex_(self) -> str:  # Jupyter (LaTeX front ends): the verdict and the criteria as a table
-        from .report.formatting import CRITERIA_HEADER, criteria_rows, latex_table, verdict_label
+        from .report.formatting import CRITERIA_HEADER, criteria_rows, cut, latex_table, latex_text, verdict_label
 
-        head = [[self.check, self.activation, verdict_label(self), "", "", "", self.reason]]
-        return latex_table(CRITERIA_HEADER, head + criteria_rows(self))
+        head = f"$$\\text{{{latex_text(f'{self.check} on {self.activation}: {verdict_label(self)}')}}}$$"
+        reason = f"$$\\text{{{latex_text(cut(self.reason, 160))}}}$$"
+        return head + reason + (latex_table(CRITERIA_HEADER, criteria_rows(self)) if self.criteria else "")
 
     @classmethod
     def from_dict(cls, record: dict) -> "CheckResult":

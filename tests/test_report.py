@@ -464,7 +464,7 @@ def test_check_result_displays_its_verdict_criteria_and_plots_in_jupyter():
     assert rows[2][0] == "control" and rows[2][-1] == "not rejected"  # estimate 1.0 sits on the wrong slope
     assert rows[3][:2] == ["premise", "lazy {regime}"]
     latex = result._repr_latex_()
-    assert latex.startswith("$$\\begin{array}") and latex.endswith("\\end{array}$$")
+    assert latex.startswith("$$\\text{slope on relu: disagrees}$$") and latex.endswith("\\end{array}$$")
     assert "\\text{slope\\_a}" in latex and "\\text{lazy \\{regime\\}}" in latex
     assert latex.count("{") == latex.count("}") + latex.count("\\}") - latex.count("\\{")
 
