@@ -60,12 +60,29 @@ def point_mass_expression(ft: FourierResult) -> sp.Expr:
                                  else sp.DiracDelta(OMEGA_REAL - a.location)) for a in ft.singular), sp.S.Zero)
 
 
+def regular_on_line(ft: FourierResult) -> sp.Expr | None:
+    r"""The regular part for every real :math:`\omega \ne 0`, in the real symbol ``omega``.
+
+    The engine derives it for :math:`\omega > 0`; a real :math:`\sigma` has
+    :math:`\hat\sigma(-\omega) = \overline{\hat\sigma(\omega)}`.  The formula is kept as it is when it
+    satisfies that identity at a few frequencies (all built-ins do), else written piecewise."""
+    if ft.regular is None:
+        return None
+    formula = ft.regular.subs(W, OMEGA_REAL)
+    bound = formula.subs(ft.activation.substitutions())
+    for value in (sp.Rational(3, 10), sp.Rational(17, 10), sp.Integer(4)):
+        plus, minus = complex(bound.subs(OMEGA_REAL, value).evalf(20)), complex(bound.subs(OMEGA_REAL, -value).evalf(20))
+        if abs(minus - plus.conjugate()) > 1e-12 * max(abs(plus), 1e-300):
+            return sp.Piecewise((formula, OMEGA_REAL > 0), (sp.conjugate(formula.subs(OMEGA_REAL, -OMEGA_REAL)), True))
+    return formula
+
+
 def whole_transform(ft: FourierResult) -> sp.Expr | None:
     r"""The transform as one distribution: regular part (for :math:`\omega \ne 0`, a finite part at 0)
     plus point masses, in the real symbol ``omega``; None without a closed-form regular part."""
     if ft.regular is None:
         return None
-    return ft.regular.subs(W, OMEGA_REAL) + point_mass_expression(ft)
+    return regular_on_line(ft) + point_mass_expression(ft)
 
 
 def _support(ft: FourierResult) -> list[sp.Expr]:
@@ -75,7 +92,7 @@ def _support(ft: FourierResult) -> list[sp.Expr]:
 
 def _transform_results(ft: FourierResult) -> dict:
     return {"fourier_transform": whole_transform(ft),
-            "regular_part": ft.regular.subs(W, OMEGA_REAL) if ft.regular is not None else None,
+            "regular_part": regular_on_line(ft),
             "point_masses": [{"location": a.location, "order": a.order, "coefficient": a.coefficient}
                              for a in ft.singular],
             "spectral_weight": None, "null_space_order": None, "kernel": None, "transform_status": ft.status}

@@ -191,9 +191,12 @@ def positive_interval(act: Activation) -> PositiveInterval:
     pieces = _piece_functions(act)
     first = act.pieces.derivative()
     at_zero = float(first.value_at(sp.S.Zero, "+"))
+    if at_zero == 0:
+        raise Unsupported(f"{act.label}: sigma'(0+) = 0: the slope vanishes at 0 (sigma may still "
+                          "increase for x > 0, at higher order); the rank/margin mechanism needs sigma'(0+) > 0")
     if not at_zero > 0:
-        raise Unsupported(f"{act.label}: sigma'(0+) = {at_zero:g} <= 0, so sigma is not increasing just above "
-                          "0; the rank/margin mechanism needs sigma' > 0 there")
+        raise Unsupported(f"{act.label}: sigma'(0+) = {at_zero:g} < 0, so sigma decreases just above "
+                          "0; the rank/margin mechanism needs sigma'(0+) > 0")
     lower, upper, below = -math.inf, math.inf, "none"
     for lo, hi, piece, numeric, mp_fn in pieces:
         if piece.is_zero or (piece.is_number and float(piece) <= 0):

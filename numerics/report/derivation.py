@@ -25,7 +25,8 @@ from .mathml import to_mathml
 
 #: (result key, left-hand side in LaTeX, what it is) in the order a report shows them
 KEY_RESULTS = (
-    ("fourier_transform", "sigma_hat(omega)", r"\hat\sigma(\omega)", "generalized Fourier transform, for omega != 0"),
+    ("fourier_transform", "sigma_hat(omega)", r"\hat\sigma(\omega)",
+     "generalized Fourier transform: regular part (finite part at omega = 0) plus point masses"),
     ("spectral_weight", "W(omega)", r"W(\omega)", "spectral weight of the kernel-regime penalty (d = 1, rho = 1)"),
     ("null_space_order", "m", "m", "null-space order: the penalty ignores polynomials of degree < m"),
     ("kernel", "k(D)", "k(D)", "infinite-width random-feature kernel"),
