@@ -20,9 +20,9 @@ import sympy as sp
 _LATEX_NAMES: dict[sp.Symbol, str] = {}
 
 
-def name(plain: str, latex: str) -> sp.Symbol:
+def name(plain: str, latex: str, **assumptions) -> sp.Symbol:
     """A symbol standing for a named quantity: ``plain`` in text output, ``latex`` in LaTeX."""
-    symbol = sp.Symbol(plain)
+    symbol = sp.Symbol(plain, **assumptions)
     _LATEX_NAMES[symbol] = latex
     return symbol
 

@@ -57,11 +57,12 @@ import numpy as np
 import sympy as sp
 
 from .activations import Activation
+from .derivation import Derivation, Section, name
 from .errors import IbcheckError
 from .symbols import x as X
 
-#: the second input of a kernel, x'
-XP = sp.Symbol("xp", real=True)
+#: the second input of a kernel, x' (``xp`` in text)
+XP = name("xp", "x'", real=True)
 
 #: the same few functions, symbolic and numeric: one formula serves both
 SYMPY = SimpleNamespace(sqrt=sp.sqrt, atan2=sp.atan2, exp=sp.exp, sinh=sp.sinh, cosh=sp.cosh, pi=sp.pi)
@@ -226,18 +227,37 @@ def _panel_rule(edges: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     return nodes, weights
 
 
-def _edges(scale: np.ndarray, shift: np.ndarray, breaks: np.ndarray) -> np.ndarray:
-    """Panel edges on [-L, L] for z with argument ``shift + scale * z``: a uniform grid fine
-    enough for the activation's scale, plus the z where the argument crosses a breakpoint."""
-    widest = min(PANEL_WIDTH_Z, PANEL_WIDTH_U / max(float(np.max(scale, initial=0.0)), 1e-300))
-    count = int(np.ceil(2 * HALF_WIDTH / widest))
-    grid = np.broadcast_to(np.linspace(-HALF_WIDTH, HALF_WIDTH, count + 1), (*shift.shape, count + 1))
-    if breaks.size == 0:
-        return grid
+def _crossings(breaks: np.ndarray, shift: np.ndarray, scale: np.ndarray) -> np.ndarray:
+    """The z where ``shift + scale * z`` crosses each breakpoint (last axis), clipped to [-L, L]."""
     with np.errstate(divide="ignore", invalid="ignore"):
         crossings = (breaks - shift[..., None]) / scale[..., None]
-    crossings = np.clip(np.nan_to_num(crossings, nan=HALF_WIDTH), -HALF_WIDTH, HALF_WIDTH)
-    return np.sort(np.concatenate([grid, crossings], axis=-1), axis=-1)
+    return np.clip(np.nan_to_num(crossings, nan=HALF_WIDTH), -HALF_WIDTH, HALF_WIDTH)
+
+
+def _graded(centers: np.ndarray, width: np.ndarray) -> np.ndarray:
+    """Edges ``center +- width * 2^j`` (j = 0, 1, ...) up to the ends: panels that shrink
+    geometrically onto a feature of the given width at each center (last axis)."""
+    finite = width[(width > 0) & np.isfinite(width)]
+    if centers.shape[-1] == 0 or finite.size == 0:
+        return centers[..., :0]
+    levels = int(np.clip(np.ceil(np.log2(2 * HALF_WIDTH / finite.min())) + 1, 0, 60))
+    offsets = width[..., None, None] * 2.0 ** np.arange(levels)
+    edges = np.concatenate([centers[..., None] - offsets, centers[..., None] + offsets], axis=-1)
+    edges = np.nan_to_num(edges, nan=HALF_WIDTH, posinf=HALF_WIDTH, neginf=-HALF_WIDTH)
+    return np.clip(edges, -HALF_WIDTH, HALF_WIDTH).reshape(*centers.shape[:-1], -1)
+
+
+def _edges(scale: np.ndarray, shift: np.ndarray, breaks: np.ndarray, extra: np.ndarray | None = None) -> np.ndarray:
+    """Panel edges on [-L, L] for z with argument ``shift + scale * z``: a uniform grid fine
+    enough for the activation's scale, the z where the argument crosses a breakpoint, and
+    ``extra`` edges."""
+    widest = min(PANEL_WIDTH_Z, PANEL_WIDTH_U / max(float(np.max(scale, initial=0.0)), 1e-300))
+    count = int(np.ceil(2 * HALF_WIDTH / widest))
+    parts = [np.broadcast_to(np.linspace(-HALF_WIDTH, HALF_WIDTH, count + 1), (*shift.shape, count + 1)),
+             _crossings(breaks, shift, scale)]
+    if extra is not None:
+        parts.append(extra)
+    return np.sort(np.concatenate(parts, axis=-1), axis=-1)
 
 
 def _normal(z):
@@ -250,6 +270,8 @@ def expectation(f: Callable, g: Callable, breaks, A, B, C, R) -> np.ndarray:
     :math:`u = \sqrt A z_1`, :math:`u' = (C/\sqrt A) z_1 + (R/\sqrt A) z_2` (:math:`u' = \sqrt B z_2`
     when A = 0); the inner integral over :math:`z_2` for each outer node, then the outer one,
     each by composite Gauss-Legendre with edges at the breakpoints (``breaks``, of both f and g).
+    Near the diagonal the inner expectation is a breakpoint of g smoothed over the width
+    :math:`R/|C|` in :math:`z_1`; the outer panels are graded geometrically onto it.
     """
     A, B, C, R = np.broadcast_arrays(*(np.asarray(v, dtype=float) for v in (A, B, C, R)))
     out = np.empty(A.shape)
@@ -267,7 +289,13 @@ def expectation(f: Callable, g: Callable, breaks, A, B, C, R) -> np.ndarray:
         safe = np.where(positive, root_a, 1.0)
         along = np.where(positive, c / safe, 0.0)       # u' = along * z1 + across * z2
         across = np.where(positive, r / safe, np.sqrt(b))
-        z1, w1 = _panel_rule(_edges(root_a, np.zeros_like(a), breaks))
+        # the inner expectation, as a function of z1, turns a breakpoint p of g into a feature of
+        # width across/along at z1 = p/along (a kink smoothed by the conditional spread): graded panels
+        with np.errstate(divide="ignore", invalid="ignore"):
+            centers = _crossings(breaks, np.zeros_like(a), along)
+            feature = np.abs(across / along)
+        z1, w1 = _panel_rule(_edges(root_a, np.zeros_like(a), breaks,
+                                    np.concatenate([centers, _graded(centers, feature)], axis=-1)))
         shift = along[:, None] * z1
         z2, w2 = _panel_rule(_edges(across[:, None] * np.ones_like(z1), shift, breaks))
         inner = np.sum(w2 * _normal(z2) * g(shift[..., None] + across[:, None, None] * z2), axis=-1)
@@ -361,8 +389,46 @@ def gaussian_kernel(act, weight_variance=1.0, bias_variance=1.0) -> GaussianKern
         nngp, ntk = _symbolic_forms(forms[0], w, v)
         note = "E[sigma' sigma'] = 1/(2 pi R) is infinite on the diagonal x = x'" if act.is_discontinuous else ""
         return GaussianKernel(act, w, v, nngp, ntk, f"closed form: {forms[1]}", note, forms[0])
+    if not act.growth.tempered:
+        raise IbcheckError(f"{act.label}: no closed-form Gaussian kernel, and the quadrature needs polynomial "
+                           f"growth ({act.growth.reason})")
     note = ("sigma jumps, so sigma' is a point mass: no NTK by quadrature (NaN)"
             if act.is_discontinuous else "")
     return GaussianKernel(act, w, v, None, None,
                           f"quadrature: composite Gauss-Legendre ({NODES_PER_PANEL} nodes per panel, "
                           "edges at the breakpoints of sigma), in standard-normal coordinates", note)
+
+
+#: (x, x') pairs at which a derivation lists kernel values
+SAMPLE_PAIRS = ((-1.0, 1.0), (0.5, 0.5), (1.0, 2.0))
+
+
+def gaussian_kernel_derivation(kern: GaussianKernel):
+    """The kernel as a :class:`~theory.derivation.Derivation` (what ``derive --kernel gaussian`` prints)."""
+    act, w, v = kern.activation, kern.weight_variance, kern.bias_variance
+    section = Section("Gaussian-weight NNGP and NTK (one hidden layer, NTK parameterisation)")
+    section.step(f"Network x -> u = w x + b, w ~ N(0, {w}), b ~ N(0, {v}) -> sigma(u) -> linear read-out "
+                 "(unit variance, no bias). Pre-activation covariance:",
+                 sp.Eq(name("S(x, xp)", "S(x, x')"), w * X * XP + v))
+    section.step("NNGP = E[sigma(u) sigma(u')] and NTK = NNGP + E[sigma'(u) sigma'(u')] S(x, x'), "
+                 "(u, u') ~ N(0, [[S(x,x), S(x,x')], [S(x,x'), S(x',x')]]).")
+    results = section.results
+    results.update({"kernel_convention": "gaussian_weights", "weight_variance": w, "bias_variance": v,
+                    "nngp": kern.nngp_expr, "ntk": kern.ntk_expr, "method": kern.method})
+    if kern.nngp_expr is not None:
+        section.step(f"Closed form ({kern.method[len('closed form: '):]}):",
+                     sp.Eq(name("K_NNGP(x, xp)", r"K_{\mathrm{NNGP}}(x, x')"), kern.nngp_expr))
+        section.step("and", sp.Eq(name("K_NTK(x, xp)", r"K_{\mathrm{NTK}}(x, x')"), kern.ntk_expr))
+    else:
+        section.step(f"No closed form: {kern.method}.")
+    if kern.ntk_note:
+        section.step(f"Note: {kern.ntk_note}.")
+        results["ntk_note"] = kern.ntk_note
+    xs, xps = np.array([p[0] for p in SAMPLE_PAIRS]), np.array([p[1] for p in SAMPLE_PAIRS])
+    nngp, ntk = kern.nngp(xs, xps), kern.ntk(xs, xps)
+    results["values"] = [{"x": a, "xp": b, "nngp": float(n), "ntk": float(t) if np.isfinite(t) else None}
+                         for a, b, n, t in zip(xs.tolist(), xps.tolist(), nngp, ntk)]
+    section.step("Values: " + "; ".join(f"(x, x') = ({a:g}, {b:g}): NNGP {n:.12g}, NTK {t:.12g}"
+                                        for a, b, n, t in zip(xs, xps, nngp, ntk)) + ".")
+    return Derivation(act.label, act.symbolic, "gaussian_kernel", [section],
+                      parameters={p.symbol: value for p, value in act.values})
