@@ -132,7 +132,9 @@ def cmd_check(args) -> int:
     report, paths = _run_and_write(args, [spec], f"ibcheck check: {act.label}", args.out or _check_folder(act))
     results = report.activations[0].results
     if args.format == "json":
-        print(json.dumps([r.to_dict(plots=False) for r in results], indent=2))
+        from .schemas import SCHEMA_VERSION
+
+        print(json.dumps([dict(r.to_dict(plots=False), schema_version=SCHEMA_VERSION) for r in results], indent=2))
         print(f"ibcheck: report written to {paths['index.html']}", file=sys.stderr)
     else:
         width = max(len(r.check) for r in results) if results else 5

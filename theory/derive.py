@@ -243,7 +243,12 @@ def derive(act: Activation | str, dim: int = 1) -> Derivation:
     check_dimension(dim)
     ensure_real_valued(act)
     ft = activation_transform(act)
-    sections = [_section(SPECTRAL_TITLE, lambda: spectral_section(act, dim, ft))]
+    spectral = _section(SPECTRAL_TITLE, lambda: spectral_section(act, dim, ft))
+    if not spectral.results:  # the section failed: its keys are still there (derive.schema.json)
+        spectral.results.update(dict.fromkeys(("fourier_transform", "regular_part", "spectral_weight",
+                                               "null_space_order", "kernel")),
+                                point_masses=[], transform_status=ft.status)
+    sections = [spectral]
     notes = []
     for module in SECTION_MODULES:
         importlib.import_module(module)
