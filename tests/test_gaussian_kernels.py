@@ -148,7 +148,7 @@ def test_vectorized_broadcasting_and_symbols():
 
 @pytest.mark.parametrize("args,message", [
     (("relu", -1.0, 1.0), "non-negative"), (("relu", 0.0, 1.0), "positive"), ((3,), "activation"),
-    (("exp(x)*tanh(x)",), "faster than any power"),
+    (("exp(x)*tanh(x)",), "faster than any power"), (("log(x)",), "real function"),
 ])
 def test_bad_input_is_an_ibcheck_error(args, message):
     with pytest.raises(theory.IbcheckError, match=message):

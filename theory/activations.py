@@ -16,6 +16,7 @@ from dataclasses import dataclass, field
 from functools import cached_property
 from typing import Callable
 
+import mpmath
 import sympy as sp
 
 from .errors import IbcheckError, Unsupported
@@ -282,6 +283,26 @@ def get_activation(name: str, **values) -> Activation:
 
 def builtin_names() -> list[str]:
     return list(BUILTINS)
+
+
+#: points at which an activation must be real and finite (none is a typical breakpoint)
+REALITY_PROBES = (-2.7, -0.9, -0.3, 0.4, 1.3, 3.1)
+
+
+def ensure_real_valued(act: Activation) -> None:
+    """Raise :class:`IbcheckError` unless ``act`` is real and finite at a few probe points of the line
+    (``log(x)``, ``sqrt(x)`` are complex for x < 0: not an activation on the real line)."""
+    func = act.numeric("mpmath")
+    for point in REALITY_PROBES:
+        try:
+            with mpmath.workdps(20):
+                value = mpmath.mpmathify(func(mpmath.mpf(point)))
+        except (ValueError, ZeroDivisionError, TypeError) as err:
+            raise IbcheckError(f"{act.label} cannot be evaluated at x = {point} ({err}): an activation "
+                               "must be a real function on the whole line") from None
+        if not mpmath.isfinite(value) or (isinstance(value, mpmath.mpc) and abs(value.imag) > 1e-15 * max(1, abs(value))):
+            raise IbcheckError(f"{act.label} is not real-valued at x = {point} (value {mpmath.nstr(value, 6)}): "
+                               "an activation must be a real function on the whole line")
 
 
 def ensure_tempered(act: Activation) -> None:

@@ -21,10 +21,9 @@ import importlib
 from functools import lru_cache
 from typing import Callable
 
-import mpmath
 import sympy as sp
 
-from .activations import Activation
+from .activations import Activation, ensure_real_valued
 from .derivation import Derivation, Section, name
 from .errors import IbcheckError, TimeLimitExceeded, Unsupported
 from .fourier import FourierResult, fourier_transform
@@ -41,9 +40,6 @@ SECTIONS: list[tuple[str, SectionBuilder]] = []
 #: modules whose import registers further derivation sections
 SECTION_MODULES: tuple[str, ...] = ("theory.rank", "theory.dynamics")
 
-
-#: points at which an activation must be real and finite (none is a typical breakpoint)
-REALITY_PROBES = (-2.7, -0.9, -0.3, 0.4, 1.3, 3.1)
 
 SPECTRAL_TITLE = "Generalized Fourier transform and kernel-regime spectral penalty"
 
@@ -189,22 +185,6 @@ def _as_activation(act) -> Activation:
 
         return parse_activation(act)
     raise IbcheckError(f"derive takes an activation or its name/formula as a string, got {type(act).__name__}")
-
-
-def ensure_real_valued(act: Activation) -> None:
-    """Raise :class:`IbcheckError` unless ``act`` is real and finite at a few probe points of the line
-    (``log(x)``, ``sqrt(x)`` are complex for x < 0: not an activation on the real line)."""
-    func = act.numeric("mpmath")
-    for point in REALITY_PROBES:
-        try:
-            with mpmath.workdps(20):
-                value = mpmath.mpmathify(func(mpmath.mpf(point)))
-        except (ValueError, ZeroDivisionError, TypeError) as err:
-            raise IbcheckError(f"{act.label} cannot be evaluated at x = {point} ({err}): an activation "
-                               "must be a real function on the whole line") from None
-        if not mpmath.isfinite(value) or (isinstance(value, mpmath.mpc) and abs(value.imag) > 1e-15 * max(1, abs(value))):
-            raise IbcheckError(f"{act.label} is not real-valued at x = {point} (value {mpmath.nstr(value, 6)}): "
-                               "an activation must be a real function on the whole line")
 
 
 def _section(title: str, build: Callable[[], "Section | None"]) -> "Section | None":

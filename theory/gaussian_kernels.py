@@ -56,7 +56,7 @@ from typing import Callable
 import numpy as np
 import sympy as sp
 
-from .activations import Activation
+from .activations import Activation, ensure_real_valued
 from .derivation import Derivation, Section, name
 from .errors import IbcheckError
 from .symbols import x as X
@@ -379,6 +379,7 @@ def gaussian_kernel(act, weight_variance=1.0, bias_variance=1.0) -> GaussianKern
         act = parse_activation(act)
     if not isinstance(act, Activation):
         raise IbcheckError(f"gaussian_kernel takes an activation or its name/formula, got {type(act).__name__}")
+    ensure_real_valued(act)
     w = _variance(weight_variance, "weight_variance")
     v = _variance(bias_variance, "bias_variance")
     if w == 0:
