@@ -121,9 +121,11 @@ def test_published_values_and_limits():
     sine = theory.gaussian_kernel("sin", 2.0, 0.5)
     A = 2 * x**2 + 0.5
     np.testing.assert_allclose(sine.nngp(x, x), (1 - np.exp(-2 * A)) / 2, rtol=1e-14)
-    # the step: P(u > 0, u' > 0) = 1/2 on the diagonal; its NTK is infinite there
+    # the step: P(u > 0, u' > 0) = 1/2 on the diagonal; sigma' = 0 away from the jump, so NTK = NNGP
+    # (neural-tangents' Sign does the same), and the note names the distributional term left out
     step = theory.gaussian_kernel("step")
-    assert float(step.nngp(0.4, 0.4)) == 0.5 and math.isinf(float(step.ntk(0.4, 0.4)))
+    assert float(step.nngp(0.4, 0.4)) == 0.5 and float(step.ntk(0.4, 0.4)) == 0.5
+    assert step.ntk_expr == step.nngp_expr and "infinite on the diagonal" in step.ntk_note
 
 
 def test_arc_cosine_polynomials_are_cho_and_saul():
@@ -133,6 +135,19 @@ def test_arc_cosine_polynomials_are_cho_and_saul():
     p2, q2 = gk.arc_cosine_polynomials(2)
     assert sp.expand(p2.as_expr() - 3 * c * r) == 0
     assert sp.expand(q2.as_expr() - ((c**2 + r**2) + 2 * c**2)) == 0
+
+
+def test_jumps_use_the_slope_away_from_them_in_the_quadrature_too():
+    """A jump plus a smooth part: the quadrature NTK term is E[s(u) s(u')] with s = sigma' off the jump."""
+    kern = theory.gaussian_kernel("heaviside(x) + tanh(x)")
+    assert kern.nngp_expr is None and kern.ntk_note
+    smooth = theory.gaussian_kernel("tanh")
+    A, B, C, R = kern.covariances(0.3, -0.8)
+    slope = _scalar(theory.activation("tanh"), 1)
+    expected = float(kern.nngp(0.3, -0.8)) + C * _reference(slope, slope, [], A, B, C, R)
+    assert float(kern.ntk(0.3, -0.8)) == pytest.approx(expected, rel=1e-10)
+    assert float(kern.ntk(0.3, -0.8)) - float(kern.nngp(0.3, -0.8)) == pytest.approx(
+        float(smooth.ntk(0.3, -0.8) - smooth.nngp(0.3, -0.8)), rel=1e-12)
 
 
 def test_vectorized_broadcasting_and_symbols():

@@ -28,8 +28,7 @@ between the two pre-activation directions.  Closed forms:
      + 2 d_+ d_-\,\sqrt{AB}^{\,k} J_k(\pi - \theta)}{2\pi}.
 
   ReLU: :math:`(R + (\pi - \theta) C)/(2\pi)`; the derivative is homogeneous of degree k - 1
-  with :math:`(k d_+, -k d_-)`; for k = 0 it is a point mass, :math:`E[\delta(u)\delta(u')] =
-  1/(2\pi R)` (infinite on the diagonal).  neural-tangents' ``ABRelu`` is the case k = 1.
+  with :math:`(k d_+, -k d_-)`.  neural-tangents' ``ABRelu`` is the case k = 1.
 * **erf** (Williams 1997, "Computing with infinite networks"):
   :math:`\tfrac{2}{\pi}\operatorname{atan2}(2C, \sqrt{1 + 2A + 2B + 4R^2})` and
   :math:`E[\sigma'\sigma'] = \tfrac{4}{\pi}(1 + 2A + 2B + 4R^2)^{-1/2}`.
@@ -38,6 +37,12 @@ between the two pre-activation directions.  Closed forms:
 * **sin, cos**: :math:`e^{-(A+B)/2}\sinh C` and :math:`e^{-(A+B)/2}\cosh C` (and swapped
   for the derivatives).
 * **exp** :math:`e^{u}`: :math:`e^{(A+B)/2 + C}` for both.
+
+**Jumps.** Where :math:`\sigma` jumps (step, sign) the NTK uses :math:`\sigma'` away from the
+jumps, the derivative automatic differentiation computes and gradient descent follows (0 for the
+step), as neural-tangents' ``Sign`` does: the NTK equals the NNGP.  The distributional
+derivative would add :math:`(c_+ - c_-)^2 S(x, x')/(2\pi R)`, infinite on the diagonal
+(``ntk_note`` says so).
 
 Every other activation is integrated numerically (:func:`expectation`): composite
 Gauss-Legendre in standard-normal coordinates, with panel edges at the breakpoints of
@@ -59,6 +64,8 @@ import sympy as sp
 from .activations import Activation, ensure_real_valued
 from .derivation import Derivation, Section, name
 from .errors import IbcheckError
+from .evaluation import compile_expression
+from .piecewise import PiecewiseSmooth
 from .symbols import x as X
 
 #: the second input of a kernel, x' (``xp`` in text)
@@ -146,9 +153,8 @@ def _arc_cosine(act: Activation):
     def forms(A, B, C, R, lib):
         plus, minus = (float(d_plus), float(d_minus)) if lib is NUMPY else (d_plus, d_minus)
         nngp = _arc_cosine_expectation(k, plus, minus, A, B, C, R, lib)
-        if k == 0:  # sigma' = (c+ - c-) delta(u): E[delta(u) delta(u')] = 1/(2 pi R)
-            jump = plus - minus
-            return nngp, jump**2 / (2 * lib.pi * R)
+        if k == 0:  # sigma' = 0 away from the jump (the distributional part is left out, module docstring)
+            return nngp, 0 * nngp
         return nngp, k**2 * _arc_cosine_expectation(k - 1, plus, -minus, A, B, C, R, lib)
 
     return forms, (f"arc-cosine kernel of degree {k} (Cho & Saul 2009), coefficients "
@@ -216,6 +222,12 @@ def _closed_form(act: Activation):
 
 # ---------------------------------------------------------------------------------------
 # quadrature
+
+def slope_away_from_jumps(act: Activation) -> sp.Expr:
+    r""":math:`\sigma'` without the point masses at jumps: the smooth part of the distributional derivative."""
+    first = act.pieces.derivative()
+    return PiecewiseSmooth(first.breaks, first.pieces).as_expr()
+
 
 def _panel_rule(edges: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """Composite Gauss-Legendre nodes and weights on the panels between sorted ``edges`` (last axis)."""
@@ -347,9 +359,7 @@ class GaussianKernel:
             sigma = self.activation.numeric("numpy")
             breaks = self.activation.pieces.breaks
             nngp = expectation(sigma, sigma, breaks, A, B, C, R)
-            if self.activation.is_discontinuous:
-                return nngp, np.full(A.shape, np.nan)
-            slope = self.activation.numeric("numpy", derivative=1)
+            slope = compile_expression(slope_away_from_jumps(self.activation), "numpy")
             return nngp, expectation(slope, slope, breaks, A, B, C, R)
 
     def nngp(self, x, xp) -> np.ndarray:
@@ -357,8 +367,8 @@ class GaussianKernel:
         return self._pair(x, xp)[0]
 
     def ntk(self, x, xp) -> np.ndarray:
-        r""":math:`K_{\rm NTK} = K_{\rm NNGP} + E[\sigma'(u)\sigma'(u')]\,S(x, x')` (NaN when
-        :math:`\sigma'` is a distribution and there is no closed form)."""
+        r""":math:`K_{\rm NTK} = K_{\rm NNGP} + E[\sigma'(u)\sigma'(u')]\,S(x, x')` (:math:`\sigma'`
+        away from jumps)."""
         nngp, dot = self._pair(x, xp)
         return nngp + dot * self.covariances(x, xp)[2]
 
@@ -385,15 +395,15 @@ def gaussian_kernel(act, weight_variance=1.0, bias_variance=1.0) -> GaussianKern
     if w == 0:
         raise IbcheckError("weight_variance must be positive (with w = 0 the input is ignored)")
     forms = _closed_form(act)
+    note = ("sigma jumps: the NTK uses sigma' away from the jumps (what autodiff and gradient descent see, as "
+            "neural-tangents' Sign); the distributional derivative would add (c+ - c-)^2 S(x, x')/(2 pi R), "
+            "R = sqrt(S(x,x) S(x',x') - S(x,x')^2), infinite on the diagonal") if act.is_discontinuous else ""
     if forms is not None:
         nngp, ntk = _symbolic_forms(forms[0], w, v)
-        note = "E[sigma' sigma'] = 1/(2 pi R) is infinite on the diagonal x = x'" if act.is_discontinuous else ""
         return GaussianKernel(act, w, v, nngp, ntk, f"closed form: {forms[1]}", note, forms[0])
     if not act.growth.tempered:
         raise IbcheckError(f"{act.label}: no closed-form Gaussian kernel, and the quadrature needs polynomial "
                            f"growth ({act.growth.reason})")
-    note = ("sigma jumps, so sigma' is a point mass: no NTK by quadrature (NaN)"
-            if act.is_discontinuous else "")
     return GaussianKernel(act, w, v, None, None,
                           f"quadrature: composite Gauss-Legendre ({NODES_PER_PANEL} nodes per panel, "
                           "edges at the breakpoints of sigma), in standard-normal coordinates", note)
