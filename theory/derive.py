@@ -105,7 +105,7 @@ def spectral_section(act: Activation, dim: int, ft: FourierResult | None = None)
         section.status, section.reason = "unavailable", ft.reason
         return section
     support = _support(ft)
-    if ft.singular and ft.regular is not None:
+    if ft.singular and ft.regular is not None and not ft.pure_point_masses:  # else step 1 shows it whole
         section.step("The whole transform: the regular part (a Hadamard finite part at omega = 0) plus "
                      "the point masses.", sp.Eq(name("sigma_hat(omega)", r"\hat\sigma(\omega)"), whole_transform(ft)))
     if ft.pure_point_masses:
@@ -114,7 +114,8 @@ def spectral_section(act: Activation, dim: int, ft: FourierResult | None = None)
                      "is infinite at every other frequency and undefined (a point mass) there. With a fixed "
                      "first-layer norm the kernel regime can only produce those frequencies (with a random "
                      "norm rho, W(omega) ~ |omega|^(d-1) / q_R(|omega|): random Fourier features).")
-        results["kernel_unavailable"] = "the transform is a sum of point masses (band-limited): no flat-offset kernel"
+        results["kernel_unavailable"] = ("the transform is a sum of point masses (band-limited): no flat-offset "
+                                         "kernel (the Gaussian-weight NNGP/NTK exist: --kernel gaussian)")
         return section
     if ft.regular is None:
         section.step("With no closed-form transform, the spectral weight W(omega) = |omega|^(d-1) / "
