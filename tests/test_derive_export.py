@@ -181,3 +181,13 @@ def test_dimension_two_step_states_the_dimension_two_rate():
 def test_x_erf_x_rank_reason_says_the_slope_vanishes_not_that_sigma_decreases():
     reason = theory.derive("x*erf(x)").results["rank_one_attractor_reason"]
     assert "sigma'(0+) = 0" in reason and "not increasing" not in reason
+
+
+def test_a_regular_part_valid_only_for_positive_omega_is_written_piecewise():
+    """1/(omega + i) is not conj-symmetric: on the line it becomes 1/(omega + i) for omega > 0 and
+    conj(1/(-omega + i)) = 1/(-omega - i) below (sigma real => sigma_hat(-omega) = conj(sigma_hat(omega)))."""
+    positive = sp.Symbol("omega", positive=True)
+    ft = theory.FourierResult(theory.activation("relu"), "closed_form_verified", regular=1 / (positive + sp.I))
+    line = derive_module.regular_on_line(ft)
+    assert complex(line.subs(OMEGA, 2)) == pytest.approx(1 / (2 + 1j))
+    assert complex(line.subs(OMEGA, -2)) == pytest.approx((1 / (2 + 1j)).conjugate())
