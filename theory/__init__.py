@@ -35,9 +35,8 @@ def activation(text: str, **params) -> Activation:
 
 
 __all__ = [
-    "Activation", "BUILTINS", "Derivation", "FourierResult", "GaussianKernel", "IbcheckError", "Kernel",
-    "Section", "Step",
-    "TimeLimitExceeded", "Unsupported", "activation", "builtin_names", "derive", "fourier_transform",
+    "Activation", "BUILTINS", "Derivation", "FourierResult", "GaussianKernel", "IbcheckError", "Kernel", "Section",
+    "Step", "TimeLimitExceeded", "Unsupported", "activation", "builtin_names", "derive", "fourier_transform",
     "gaussian_kernel", "get_activation", "kernel", "null_space_order", "parse_activation", "radon_operator",
     "register_section", "spectral_weight",
 ]
