@@ -11,7 +11,9 @@ from hypothesis import strategies as st
 from theory.prose import typeset_prose
 
 CASES = [
-    ("W ~ omega^4 (d = 1)", r"$W \sim \omega ^{4}$ ($d = 1$)"),
+    ("W ~ omega^4 (d = 1)", r"$W \sim \omega ^{4} (d = 1)$"),
+    ("F[delta^j(x - c)] = (i omega)^j", r"$F[\delta ^{j}(x - c)] = (i \omega )^{j}$"),
+    ("Verified F[sigma^(2)] against quadrature", r"Verified $F[\sigma ^{(2)}]$ against quadrature"),
     ("Divide by (i omega)^2 for omega != 0.", r"Divide by $(i \omega )^{2}$ for $\omega \neq 0$."),
     ("the smooth part is integrable: m = 2.", "the smooth part is integrable: $m = 2$."),
     ("A sigma'' > 0 on the stable branch", r"A $\sigma '' > 0$ on the stable branch"),

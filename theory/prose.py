@@ -44,24 +44,75 @@ def _latex_of(span: str) -> str:
     out = re.sub(r"\s*(!=|<=|>=|->|~|=|<|>)\s*", lambda m: f" {_RELATIONS[m[1]]} ", span)
     out = re.sub(r"\b(\w+)_hat\b", r"\\hat{\1}", out)
     out = _GREEK_WORD.sub(lambda m: "\\" + m[1] + " ", out)
-    out = _POWER.sub(lambda m: "^{" + (m[1] or m[2]).strip() + "}", out)
+    # x^(2) is the second derivative (the parentheses stay); x^(d+3) and x^2 are powers
+    out = _POWER.sub(lambda m: "^{(" + m[1] + ")}" if m[1] and m[1].strip().isdigit()
+                     else "^{" + (m[1] or m[2]).strip() + "}", out)
     out = re.sub(r"_([A-Za-z0-9+-]+)", r"_{\1}", out) if "_{" not in out else out
-    return re.sub(r"\s+", " ", out).replace(" (", "(").replace("\\ (", "(").strip()
+    return re.sub(r"\s+", " ", out).strip()
 
 
-def typeset_prose(text: str, inline: tuple[str, str] = ("$", "$")) -> str:
-    """``text`` with its mathematical spans as inline math between ``inline`` delimiters
-    (``("$", "$")`` for Markdown, ``(r"\\(", r"\\)")`` for LaTeX and HTML with MathJax)."""
-    opening, closing = inline
-    pieces, last = [], 0
-    for match in _SPAN.finditer(text):
-        span = match[0]
-        if not _is_math(span):
+def _needed_closers(source: str) -> str | None:
+    """The closing brackets ``source`` still needs, innermost first ("" when balanced; None when
+    it closes a bracket it never opened)."""
+    stack = []
+    for char in source:
+        if char in "([":
+            stack.append(")" if char == "(" else "]")
+        elif char in ")]":
+            if not stack or stack.pop() != char:
+                return None
+    return "".join(reversed(stack))
+
+
+#: text between two formulas that belongs to them: brackets, operators, digits, spaces
+_GLUE = re.compile(r"[\s\[\](){}+\-*/=,^0-9.]*")
+
+
+def _formula_intervals(text: str) -> list[tuple[int, int]]:
+    """(start, end) of each formula in ``text``: the mathematical spans, joined where only
+    :data:`_GLUE` separates them (``F[delta^j(x - c)]`` is one formula, not five) and extended
+    over the closing brackets they opened; a joined formula whose brackets do not balance falls
+    back to its parts."""
+    spans = [(m.start(), m.end()) for m in _SPAN.finditer(text) if _is_math(m[0])]
+    groups: list[list[tuple[int, int]]] = []
+    for span in spans:
+        gap = text[groups[-1][-1][1]:span[0]] if groups else ""
+        if groups and gap.strip() not in ("", ",") and _GLUE.fullmatch(gap):
+            groups[-1].append(span)
+        else:
+            groups.append([span])
+    out = []
+    for group in groups:
+        start, end = group[0][0], group[-1][1]
+        closers = _needed_closers(text[start:end])
+        if closers is not None and text.startswith(closers, end):
+            out.append((start, end + len(closers)))
             continue
-        pieces += [text[last:match.start()], f"{opening}{_latex_of(span)}{closing}"]
-        last = match.end()
-    pieces.append(text[last:])
-    return "".join(pieces)
+        for start, end in group:  # unbalanced: each part alone, with the brackets it opened
+            closers = _needed_closers(text[start:end])
+            out.append((start, end + len(closers)) if closers and text.startswith(closers, end) else (start, end))
+    return out
 
 
-__all__ = ["GREEK", "typeset_prose"]
+def prose_spans(text: str) -> list[tuple[str, str]]:
+    """``text`` cut into ``("text", words)`` and ``("math", latex)`` pieces, in order."""
+    pieces, last = [], 0
+    for start, end in _formula_intervals(text):
+        if start > last:
+            pieces.append(("text", text[last:start]))
+        pieces.append(("math", _latex_of(text[start:end])))
+        last = end
+    if last < len(text):
+        pieces.append(("text", text[last:]))
+    return pieces
+
+
+def typeset_prose(text: str, inline: tuple[str, str] = ("$", "$"), words=lambda w: w) -> str:
+    """``text`` with its mathematical spans as inline math between ``inline`` delimiters
+    (``("$", "$")`` for Markdown, ``(r"\\(", r"\\)")`` for LaTeX and HTML with MathJax);
+    ``words`` escapes the rest for the target format (LaTeX specials, HTML entities)."""
+    opening, closing = inline
+    return "".join(f"{opening}{piece}{closing}" if kind == "math" else words(piece) for kind, piece in prose_spans(text))
+
+
+__all__ = ["GREEK", "prose_spans", "typeset_prose"]
