@@ -12,7 +12,6 @@ import torch
 from theory.activations import Activation
 from theory.dynamics import Sliding, derivative_functions, gap_equilibria_many, kinks
 
-from ..data import toy_1d
 from ..torch_activation import torch_activation
 from ..training import gradient_descent, log_spaced_steps
 
@@ -208,13 +207,16 @@ def _notes_equilibria(act, x, residual, v, rho, sign, point, u) -> np.ndarray:
     return out
 
 
-def soft_pinning(act: Activation, sharpness: tuple[float, ...], steps: int, window: float = 6.0,
-                 offsets=np.linspace(-3, 3, 7)) -> dict:
-    """Where zero-planes come to rest in the frozen field of the toy data (one population per
-    initial sharpness, simulated together), against the stable equilibria of the exact gap
-    equation and of the notes' (A, B) form (5.4)."""
-    x, y = toy_1d()
-    xs, residual = x[:, 0], -y
+def soft_pinning(act: Activation, xs: np.ndarray, y: np.ndarray, sharpness: tuple[float, ...], steps: int,
+                 window: float = 6.0, offsets=np.linspace(-3, 3, 7)) -> dict:
+    """Where zero-planes come to rest in the frozen field r = -y of 1D data ``xs`` (one
+    population per initial sharpness, simulated together), against the roots of the exact gap
+    equation (either stability: each plane's nearest root within :data:`LOCAL_SEARCH` and the
+    sign of :math:`G'` there) and the stable roots of the notes' (A, B) form (5.4).
+
+    ``rows`` columns: plane, data point k, end u, nearest stable root, notes' root, rho,
+    :math:`v r_k\sigma''(u)`, initial rho, nearest root of either stability, its stability (1/0)."""
+    residual = -np.asarray(y, dtype=float)
     neurons = field_population(len(xs), offsets, sharpness[0])
     for rho0 in sharpness[1:]:
         neurons = neurons + field_population(len(xs), offsets, rho0)
@@ -236,9 +238,10 @@ def soft_pinning(act: Activation, sharpness: tuple[float, ...], steps: int, wind
     for n, i in enumerate(near):
         stable = [r for r, st in exact[n] if st]
         nearest = min(stable, key=lambda r: abs(r - u[i])) if stable else float("nan")
+        any_root, any_stable = min(exact[n], key=lambda rs: abs(rs[0] - u[i])) if exact[n] else (float("nan"), False)
         curvature = neurons.v[i] * residual[k[n]] * float(d2(np.array([u[i]]))[0])
-        rows.append((i, k[n], u[i], nearest, notes[n], rho[i], curvature, neurons.rho0[i]))
-    rows = np.array(rows, dtype=float).reshape(-1, 8)
+        rows.append((i, k[n], u[i], nearest, notes[n], rho[i], curvature, neurons.rho0[i], any_root, float(any_stable)))
+    rows = np.array(rows, dtype=float).reshape(-1, 10)
     keys = sorted(set(zip(neurons.point, neurons.sign, neurons.v, neurons.rho0)))
     k_, s_, v_, r_ = (np.array(c) for c in zip(*keys))
     roots = gap_roots_many(act, xs, residual, v_, r_, s_, k_, np.full(len(keys), -window), np.full(len(keys), window))
@@ -252,7 +255,8 @@ def soft_pinning(act: Activation, sharpness: tuple[float, ...], steps: int, wind
             "late_gap": late_gap, "late_rho": np.abs(W)}
 
 
-def placement_test(act: Activation, rho0: float, steps: int, delta: float = 0.2, window: float = 6.0) -> dict:
+def placement_test(act: Activation, xs: np.ndarray, y: np.ndarray, rho0: float, steps: int, delta: float = 0.2,
+                   window: float = 6.0) -> dict:
     r"""Predicted equilibria of the frozen-field gap equation, each probed by two planes placed
     at :math:`u^* \pm \delta` (u = pre-activation at the data point) and judged after
     :data:`RELAXATION_TIMES` of the equilibrium's own time scale: stable equilibria must pull
@@ -266,9 +270,9 @@ def placement_test(act: Activation, rho0: float, steps: int, delta: float = 0.2,
     :data:`TIMESCALE_SEPARATION` times faster than :math:`\rho` drifts (the premise of the
     scalar equation); a kink at u = c is classified by the Filippov one-sided velocities
     :math:`G(c^\mp)` (5.2), skipping kinks with a dead side (:math:`G = 0` there: no data
-    active, the plane is marginal).  Returns per-placement arrays."""
-    x, y = toy_1d()
-    xs, residual = x[:, 0], -y
+    active, the plane is marginal).  The field is r = -y on 1D data ``xs``.  Returns
+    per-placement arrays."""
+    residual = -np.asarray(y, dtype=float)
     targets, stable, kind, rates = [], [], [], []
     base = field_population(len(xs), [0.0], rho0)
     for k, s, v in zip(base.point, base.sign, base.v):
@@ -335,3 +339,36 @@ def placement_test(act: Activation, rho0: float, steps: int, delta: float = 0.2,
             "horizon": horizon, "target_u": target, "start_u": start, "end_u": end, "end_rho": rho,
             "distance": distance, "predicted_stable": predicted, "kind": kinds, "held": held, "left": left,
             "separated": separated, "agree": np.where(predicted, held, left)}
+
+
+def equilibrium_positions(act: Activation, xs: np.ndarray, y: np.ndarray, sharpness, density: int = 20) -> dict:
+    r"""Independent root-finding in the frozen field r = -y (no simulation): for every data point
+    :math:`x_k`, orientation s and output sign v, the stable root of the exact gap equation
+    nearest to the data point (smallest :math:`|g|`), at each sharpness :math:`\rho`, and where
+    its zero-plane :math:`x^* = x_k - s g^*` sits: the median distance to the nearest data
+    point and to the nearest midpoint between neighbouring data points (P12 predicts distances
+    to data :math:`\propto 1/\rho`, planes converging onto data points).  Roots are searched on :math:`|g| \le` the data range."""
+    residual = -np.asarray(y, dtype=float)
+    order = np.sort(xs)
+    mids = (order[1:] + order[:-1]) / 2
+    span = float(order[-1] - order[0])
+    base = field_population(len(xs), [0.0], 1.0)
+    out = {}
+    for rho in sharpness:
+        roots = gap_roots_many(act, xs, residual, base.v, np.full(len(base.v), float(rho)), base.sign, base.point,
+                               np.full(len(base.v), -rho * span), np.full(len(base.v), rho * span), density)
+        to_data, to_mid = [], []
+        for k, s, found in zip(base.point, base.sign, roots):
+            stable = [u / rho for u, st in found if st]
+            if not stable:
+                continue
+            gk = min(stable, key=abs)
+            position = xs[k] - s * gk
+            if not order[0] < position < order[-1]:
+                continue
+            to_data.append(float(np.min(np.abs(xs - position))))
+            to_mid.append(float(np.min(np.abs(mids - position))))
+        out[float(rho)] = {"equilibria": len(to_data),
+                           "median_distance_to_data": float(np.median(to_data)) if to_data else float("nan"),
+                           "median_distance_to_midpoint": float(np.median(to_mid)) if to_data else float("nan")}
+    return out
