@@ -179,8 +179,8 @@ class CsvData:
     """A user's data set read by :func:`load_csv_data`: inputs (N, d), targets (N,), the file's
     path and the SHA-256 of its bytes (reports name both)."""
 
-    x: np.ndarray = field(compare=False)
-    y: np.ndarray = field(compare=False)
+    x: np.ndarray = field(compare=False, repr=False)
+    y: np.ndarray = field(compare=False, repr=False)
     path: str
     sha256: str
 

@@ -23,25 +23,37 @@ Measurements: kink-plane gaps :math:`h = (w\cdot x_k + b - c)/\|w\|` (c = 0: the
 pinned fractions of in-hull planes, the sign rule :math:`v r_k\kappa > 0` and the Filippov
 one-sided velocities of pinned pairs, breakpoint displacement, clusters (1D by breakpoint,
 d-D by DBSCAN on :math:`(\theta, -\beta)/\sqrt{1+\beta^2}`), the fit against linear
-interpolation, the linear stability of trained fixed points (autodiff Jacobian of the flow,
-symmetry and interpolation-manifold zero modes removed), and zero-plane distances to
-training images on scikit-learn's digits.
+interpolation, the linear stability of pinned fixed points of trained adaptive networks
+(Filippov-reduced flow), and zero-plane distances to training images on scikit-learn's digits.
+
+Package layout (measuring apart from judging): :mod:`.ensemble` trains the networks,
+:mod:`.planes` measures zero-planes, :mod:`.field` solves and simulates the frozen-field gap
+equation, :mod:`.fixed_points` finds and linearizes fixed points, :mod:`.digits` runs the
+digits experiment; :mod:`.setup` holds the options and shared runs, and :mod:`.pinning`,
+:mod:`.clusters`, :mod:`.attractors` turn measurements into criteria, a control and premises.
 """
 
-from . import claims  # noqa: F401  (importing registers the four checks)
-from .digits import digits_experiment
+from ..checks import register
+from . import attractors, clusters, pinning
+from .digits import DIGITS_EPS, digits_experiment, image_distances, shared_images
 from .ensemble import ADAPTIVE, KERNEL, Ensemble, Regime, Trajectory, record_schedule
-from .claims import MIN_PAIRS, sharpness_slopes
-from .field import (FieldNeurons, _notes_equilibria, field_population, field_step_size, frozen_field_flow,
-                    gap_roots, gap_roots_many, gap_velocity, placement_test, soft_pinning)
-from .fixed_points import refine_to_interpolation, transverse_stability
-from .planes import (breakpoint_clusters, breakpoints, image_distances, in_hull, linear_interpolation_gap,
+from .field import (MIN_PAIRS, FieldNeurons, _notes_equilibria, equilibrium_positions, field_population,
+                    field_step_size, frozen_field_flow, gap_roots, gap_roots_many, gap_velocity, placement_test,
+                    sharpness_slopes, soft_pinning)
+from .fixed_points import (pinned_pairs, refine_pinned, refine_to_interpolation, sliding_constraints,
+                           sliding_stability, transverse_stability)
+from .planes import (breakpoint_cluster_summary, breakpoint_clusters, breakpoints, in_hull, linear_interpolation_gap,
                      one_sided_velocities, pinned_fraction, pinning_statistics, plane_clusters, plane_coordinates,
                      plane_gaps)
 
-__all__ = ["ADAPTIVE", "KERNEL", "Ensemble", "FieldNeurons", "Regime", "Trajectory", "breakpoint_clusters",
-           "breakpoints", "digits_experiment", "field_population", "field_step_size", "frozen_field_flow",
-           "gap_roots", "gap_roots_many", "gap_velocity", "image_distances", "in_hull", "linear_interpolation_gap",
-           "one_sided_velocities", "pinned_fraction", "pinning_statistics", "placement_test", "plane_clusters",
-           "plane_coordinates", "plane_gaps", "record_schedule", "refine_to_interpolation", "sharpness_slopes",
-           "soft_pinning", "transverse_stability", "MIN_PAIRS", "_notes_equilibria"]
+for _check in (pinning.CHECK, clusters.CHECK, attractors.CHECK, clusters.DIGITS_CHECK):
+    register(_check)
+
+__all__ = ["ADAPTIVE", "DIGITS_EPS", "KERNEL", "MIN_PAIRS", "Ensemble", "FieldNeurons", "Regime", "Trajectory",
+           "_notes_equilibria", "breakpoint_cluster_summary", "breakpoint_clusters", "breakpoints", "digits_experiment",
+           "equilibrium_positions", "field_population", "field_step_size", "frozen_field_flow", "gap_roots",
+           "gap_roots_many", "gap_velocity", "image_distances", "in_hull", "linear_interpolation_gap",
+           "one_sided_velocities", "pinned_fraction", "pinned_pairs", "pinning_statistics", "placement_test",
+           "plane_clusters", "plane_coordinates", "plane_gaps", "record_schedule", "refine_pinned",
+           "refine_to_interpolation", "shared_images", "sliding_constraints", "sliding_stability", "soft_pinning",
+           "sharpness_slopes", "transverse_stability"]

@@ -4,6 +4,7 @@ their stability, soft pinning and the placement test of predicted equilibria."""
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 
 import numpy as np
@@ -372,3 +373,21 @@ def equilibrium_positions(act: Activation, xs: np.ndarray, y: np.ndarray, sharpn
                            "median_distance_to_data": float(np.median(to_data)) if to_data else float("nan"),
                            "median_distance_to_midpoint": float(np.median(to_mid)) if to_data else float("nan")}
     return out
+
+
+#: fewest planes for the 1/rho slope
+MIN_PAIRS = 5
+
+
+def sharpness_slopes(out: dict, settled: np.ndarray) -> np.ndarray:
+    r""":math:`d\log|g|/d\log\rho` along the second half of the trajectory of every plane at rest
+    at the end (:math:`|u| > 2\,` :data:`OFFSET_TOLERANCE`) whose sharpness changed by at least
+    10% meanwhile: a plane that follows an equilibrium of fixed u = rho g has slope -1 (P12),
+    one that stays at a fixed position has slope 0."""
+    slopes = []
+    for r, ok in zip(out["rows"], settled):
+        i = int(r[0])
+        rho, gap = out["late_rho"][:, i], np.abs(out["late_gap"][:, i])
+        if ok and abs(r[2]) > 2 * OFFSET_TOLERANCE and math.log(rho.max() / rho.min()) > 0.1 and np.all(gap > 0):
+            slopes.append(float(np.polyfit(np.log(rho), np.log(gap), 1)[0]))
+    return np.array(slopes)

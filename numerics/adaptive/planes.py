@@ -1,6 +1,6 @@
 r"""Geometry of zero-planes and kink planes (spectral_bias.md 5.1, 5.2, 5.5 steps 2 and 5):
 RS coordinates, gaps to data points, pinned fractions, the sign rule and Filippov one-sided
-velocities along a trajectory, clusters, the distance to linear interpolation, image distances."""
+velocities along a trajectory, clusters, the distance to linear interpolation."""
 
 from __future__ import annotations
 
@@ -194,7 +194,19 @@ def linear_interpolation_gap(state: np.ndarray, act: Activation, x: np.ndarray, 
     return float(np.max(np.abs(f - np.interp(grid, xs[order], y[order]))) / np.max(np.abs(y)))
 
 
-def image_distances(state: np.ndarray, x: np.ndarray) -> np.ndarray:
-    r"""Per hidden unit: :math:`\min_j|\theta\cdot x_j - \beta|` over the images, relative to the
-    median image norm."""
-    return np.abs(plane_gaps(state, x)).min(-1) / float(np.median(np.linalg.norm(x, axis=1)))
+def breakpoint_cluster_summary(state: np.ndarray, x: np.ndarray, eps: float = PINNED_EPS) -> dict:
+    """1D: clusters of coincident in-hull breakpoints (:func:`breakpoint_clusters`) of one state
+    and where they sit: per cluster its size and the distance of its centre to the nearest data
+    point; ``at_data`` marks clusters within ``eps`` of one.  ``clustered_at_data`` is the
+    fraction of clustered breakpoints in clusters at data points, ``in_hull_at_data`` the
+    fraction of in-hull breakpoints in them."""
+    hull = in_hull(plane_gaps(state, x))
+    groups = breakpoint_clusters(breakpoints(state)[hull], eps)
+    sizes = np.array([len(g) for g in groups], dtype=int)
+    distance = np.array([float(np.min(np.abs(x[:, 0] - np.mean(g)))) for g in groups])
+    at_data = distance < eps
+    clustered = int(sizes.sum())
+    return {"clusters": len(groups), "sizes": sizes.tolist(), "distance": distance.tolist(),
+            "at_data": int(at_data.sum()), "in_hull": int(hull.sum()),
+            "clustered_at_data": float(sizes[at_data].sum() / clustered) if clustered else float("nan"),
+            "in_hull_at_data": float(sizes[at_data].sum() / hull.sum()) if hull.any() else float("nan")}
