@@ -82,7 +82,7 @@ def run(act: Activation, context: Context) -> CheckResult:
     criteria, premises, details = [], [], {"data": data_name(data)}
     diverges = diverges_in_field(act)
     premises.append(Premise("frozen field defined: sigma grows at most linearly", act.growth.reason,
-                            diverges is None, diverges or ""))
+                            diverges is None, "in a frozen residual field the neuron's scale blows up in finite time"))
     premises.append(Premise("1D data for the frozen-field gap equation", f"{x.shape[1]}D", x.shape[1] == 1))
     place = {"placements": 0}
     if diverges is None and x.shape[1] == 1:
@@ -102,11 +102,11 @@ def run(act: Activation, context: Context) -> CheckResult:
                             conclusive >= MIN_CONCLUSIVE, "the scalar gap equation's premise fails for the others"))
     criteria.append(Criterion(
         f"frozen field: placements next to predicted equilibria that behave as predicted (held / lost), sharpness "
-        f"{PLACEMENT_SHARPNESS:g}", f">= {AGREEMENT}", agree, at_least(AGREEMENT),
+        f"{PLACEMENT_SHARPNESS:g}", 1.0, agree, at_least(AGREEMENT),
         "stable: pulled below 0.8 of the start distance (kinks: onto the plane); unstable: pushed beyond 1.25 of it; "
         "judged after 5 relaxation times; 10% for equilibria that move with the step size"))
     wrong = control("opposite stability sign: predicted-stable equilibria lose planes, unstable ones hold them",
-                    f"<= {1 - AGREEMENT:.2g}", agree, at_most(1 - AGREEMENT))
+                    0.0, agree, at_most(1 - AGREEMENT))
     plots = []
     if place["placements"]:
         st = place["predicted_stable"]
@@ -138,7 +138,7 @@ def _trained_fixed_points(act, setup, context, criteria, premises, details, plot
     attracting = Measurement.mean(counted) if counted else Measurement.exact(float("nan"))
     criteria.append(Criterion(
         "trained adaptive nets, late trajectory: pinned kinks that are Filippov-attracting, g'(0-) > 0 > g'(0+) "
-        "(5.2), mean over seeds", f">= {ATTRACTING}", attracting, at_least(ATTRACTING),
+        "(5.2), mean over seeds", 1.0, attracting, at_least(ATTRACTING),
         "sufficiency of the sliding mode; samples as for the sign rule (|gap| < 1e-4, |r_k| > 1e-4)", min_n=3))
     samples = [s.samples for s in stats]
     premises.append(Premise("pinned-kink samples on the late trajectory per seed (fewest; needs >= 10)", min(samples),
@@ -152,11 +152,11 @@ def _trained_fixed_points(act, setup, context, criteria, premises, details, plot
     decay = Measurement.exact(max(errors)) if errors else Measurement.exact(float("nan"))
     criteria.append(Criterion(
         "pinned fixed points: simulated sliding flow vs the linearized Filippov-reduced flow, largest decay error "
-        f"over {len(fixed)} seeds (units of delta)", f"<= {DECAY_TOLERANCE:g}", decay, at_most(DECAY_TOLERANCE),
+        f"over {len(fixed)} seeds (units of delta)", 0.0, decay, at_most(DECAY_TOLERANCE),
         "linear theory vs projected GD at delta <= 1e-6: rounding ~300 x 1e-16/delta <= 3e-3, nonlinearity ~delta"))
     top = max((float(np.max(f["transverse"])) for f in reached if len(f["transverse"])), default=float("nan"))
     criteria.append(Criterion(
-        "pinned fixed points: largest transverse eigenvalue of the Filippov-reduced flow", "< 0",
+        "pinned fixed points: largest transverse eigenvalue of the Filippov-reduced flow", "negative",
         Measurement.exact(top), at_most(0.0), "negative semidefinite by construction at r = 0 (a global minimum "
         "of the loss): reported, not evidence", judged=False))
     premises.append(Premise("pinned fixed points reached by Gauss-Newton (seeds)", f"{len(reached)} of {len(fixed)}",

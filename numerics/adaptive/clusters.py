@@ -46,7 +46,7 @@ def run(act: Activation, context: Context) -> CheckResult:
     describe = f"coincident in-hull breakpoints (single linkage at {PINNED_EPS:g}, >= 2), E7: {setup.describe()}"
     premise_1d = one_dimensional_premise(x, "clustering by breakpoint")
     if x.shape[1] != 1:
-        nothing = Criterion("clusters at data points", ">= 0.75", Measurement.exact(float("nan")), at_least(AT_DATA))
+        nothing = Criterion("clusters at data points", 1.0, Measurement.exact(float("nan")), at_least(AT_DATA))
         return judged_result("zero-plane-clusters", act, [nothing], None, [premise_1d], setup=describe)
     adaptive, kernel = traj.member("adaptive"), traj.member("kernel")
     end = [breakpoint_cluster_summary(traj.states[-1, m], x) for m in adaptive]
@@ -64,25 +64,25 @@ def run(act: Activation, context: Context) -> CheckResult:
     li_kernel = [linear_interpolation_gap(traj.states[-1, m], act, x, y) for m in kernel]
     clusters_total, at_data_total = sum(counts), sum(s["at_data"] for s in end)
     criteria = [
-        Criterion(f"clusters of coincident breakpoints per network, most over seeds (P13: <= N = {N})", f"<= {N}",
+        Criterion(f"clusters of coincident breakpoints per network, most over seeds (P13: <= N = {N})", N,
                   Measurement.exact(max(counts)), at_most(N), "a count per network; the claim holds for every run"),
         Criterion("clustered breakpoints that sit in clusters at data points (centre within 1e-3), mean over seeds",
-                  f">= {AT_DATA}", weighted, at_least(AT_DATA),
+                  1.0, weighted, at_least(AT_DATA),
                   "the claim puts every cluster at a data point; a quarter is left for pairs a released pin leaves "
                   "behind", min_n=3),
         Criterion("in-hull breakpoints in clusters at data points: adaptive minus max(init, kernel regime), per seed",
-                  f">= {MARGIN}", Measurement.mean(excess), at_least(MARGIN),
+                  "positive", Measurement.mean(excess), at_least(MARGIN),
                   "over twice the binomial spread of a fraction near 0.3 over ~70 in-hull planes", min_n=3),
-        Criterion("finding: clusters (not planes) at data points, pooled over seeds", "all",
+        Criterion("finding: clusters (not planes) at data points, pooled over seeds", 1.0,
                   Measurement.proportion(at_data_total, clusters_total) if clusters_total else
                   Measurement.exact(float("nan")), at_least(AT_DATA),
                   "reported: small clusters (2-3 planes) also sit between data points", judged=False),
         Criterion("finding: sup|f - LI|/max|y|, kernel-regime fit minus adaptive fit, per seed (related work, not the "
-                  "paper: 'adaptive fits are close to linear interpolation')", "> 0",
+                  "paper: 'adaptive fits are close to linear interpolation')", "positive",
                   Measurement.mean(np.subtract(li_kernel, li_adaptive)), at_least(0.0), judged=False),
     ]
     wrong = control(f"clusters at random positions (chance {chance:.3g} of lying within 1e-3 of a data point)",
-                    f"<= {chance:.3g}", weighted, at_most(chance))
+                    chance, weighted, at_most(chance))
     premises = [premise_1d, hull_premise(traj, adaptive), converged_premise(traj, adaptive),
                 Premise("networks with at least one cluster (fewest clusters over seeds)", min(counts), min(counts) > 0,
                         "no coincident breakpoints: nothing to place")]
@@ -149,19 +149,19 @@ def run_digits(act: Activation, context: Context) -> CheckResult:
     sharing = Measurement.proportion(shared_k, shared_n) if shared_n else Measurement.exact(float("nan"))
     criteria = [
         Criterion("units with a zero-plane within 1e-5 (relative) of a training image, adaptive, pooled over seeds",
-                  f">= max(init, kernel) + {DIGITS_MARGIN}", Measurement.proportion(*pinned["adaptive"]),
+                  "above init and kernel", Measurement.proportion(*pinned["adaptive"]),
                   at_least(baseline + DIGITS_MARGIN), f"init {fraction['init']:.3f}, kernel {fraction['kernel']:.3f}; "
                   "the margin exceeds twice the binomial spread of a fraction near 0.25 over 100 units"),
         Criterion("pinned units that share their image with another pinned unit (clusters at data points), pooled",
-                  f"> chance ({chance:.3g})", sharing, at_least(chance),
+                  "above chance", sharing, at_least(chance),
                   "chance: k pinned units on M images at random share with 1 - (1 - 1/M)^(k-1)"),
         Criterion("finding: units in clusters of coincident planes (DBSCAN, eps 1e-3 on (theta, -beta)/sqrt(1+beta^2)),"
-                  " adaptive, pooled", "> 0",
+                  " adaptive, pooled", "positive",
                   Measurement.proportion(sum(r["adaptive"]["coincident_units"] for r in runs), pinned["adaptive"][1]),
                   at_least(0.0), "reported: in 64 dimensions a plane pinned at one image still rotates about it, "
                   "so planes through one image need not coincide", judged=False),
     ]
-    wrong = control(f"pinned units placed on random images (chance {chance:.3g})", f"<= {chance:.3g}", sharing,
+    wrong = control(f"pinned units placed on random images (chance {chance:.3g})", chance, sharing,
                     at_most(chance))
     worst = max(r["loss_end"]["adaptive"] / r["loss_start"] for r in runs)
     premises = [Premise("pinned adaptive units, pooled over seeds (needs >= 10)", pinned["adaptive"][0],
