@@ -35,7 +35,9 @@ from .setup import (E7_OPTIONS, FIELD_OPTIONS, data_name, data_xy, diverges_in_f
                     kink_at_zero, no_motion)
 
 #: sharpness of the planes placed next to predicted equilibria (1/rho well below the data spacing)
-PLACEMENT_SHARPNESS = 16.0
+PLACEMENT_SHARPNESS = (8.0, 16.0, 32.0)
+#: start distances (in u) of the placed planes from the equilibrium
+PLACEMENT_DELTAS = (0.1, 0.2)
 #: fewest conclusive placements for the frozen-field criterion
 MIN_CONCLUSIVE = 8
 #: placements that behave as predicted: 90% leaves room for equilibria that move with the step size
@@ -53,8 +55,15 @@ LATE = 0.5
 
 @lru_cache(maxsize=16)
 def _placements(act: Activation, data: CsvData | None, steps: int) -> dict:
+    """:func:`placement_test` at every sharpness of :data:`PLACEMENT_SHARPNESS` and distance of
+    :data:`PLACEMENT_DELTAS`, the per-placement arrays concatenated."""
     x, y = data_xy(data)
-    return placement_test(act, x[:, 0], y, PLACEMENT_SHARPNESS, steps)
+    runs = [placement_test(act, x[:, 0], y, rho, steps, delta) for rho in PLACEMENT_SHARPNESS
+            for delta in PLACEMENT_DELTAS]
+    runs = [r for r in runs if r["placements"]]
+    keys = ("separated", "predicted_stable", "agree", "start_u", "target_u", "end_u")
+    merged = {k: np.concatenate([r[k] for r in runs]) for k in keys} if runs else {}
+    return {"placements": sum(r["placements"] for r in runs), **merged}
 
 
 @lru_cache(maxsize=16)
@@ -101,8 +110,8 @@ def run(act: Activation, context: Context) -> CheckResult:
     premises.append(Premise(f"conclusive placements (rho nearly frozen; needs >= {MIN_CONCLUSIVE})", conclusive,
                             conclusive >= MIN_CONCLUSIVE, "the scalar gap equation's premise fails for the others"))
     criteria.append(Criterion(
-        f"frozen field: placements next to predicted equilibria that behave as predicted (held / lost), sharpness "
-        f"{PLACEMENT_SHARPNESS:g}", 1.0, agree, at_least(AGREEMENT),
+        "frozen field: placements next to predicted equilibria that behave as predicted (held / lost), sharpness "
+        f"{', '.join(f'{r:g}' for r in PLACEMENT_SHARPNESS)}", 1.0, agree, at_least(AGREEMENT),
         "stable: pulled below 0.8 of the start distance (kinks: onto the plane); unstable: pushed beyond 1.25 of it; "
         "judged after 5 relaxation times; 10% for equilibria that move with the step size"))
     wrong = control("opposite stability sign: predicted-stable equilibria lose planes, unstable ones hold them",
@@ -119,7 +128,8 @@ def run(act: Activation, context: Context) -> CheckResult:
     if kink_at_zero(act) is not None:
         _trained_fixed_points(act, setup, context, criteria, premises, details, plots)
     return judged_result("attractor-stability", act, criteria, wrong, premises,
-                         setup=f"frozen-field placements at sharpness {PLACEMENT_SHARPNESS:g} ({steps} steps)"
+                         setup=f"frozen-field placements at sharpness {', '.join(f'{r:g}' for r in PLACEMENT_SHARPNESS)}, u* +- "
+                               f"{', '.join(f'{d:g}' for d in PLACEMENT_DELTAS)} ({steps} steps)"
                                + (f"; pinned fixed points of E7's adaptive runs: {setup.describe()}"
                                   if kink_at_zero(act) is not None else ""),
                          details=details, plots=plots)

@@ -155,11 +155,11 @@ def run_digits(act: Activation, context: Context) -> CheckResult:
         Criterion("pinned units that share their image with another pinned unit (clusters at data points), pooled",
                   "above chance", sharing, at_least(chance),
                   "chance: k pinned units on M images at random share with 1 - (1 - 1/M)^(k-1)"),
-        Criterion("finding: units in clusters of coincident planes (DBSCAN, eps 1e-3 on (theta, -beta)/sqrt(1+beta^2)),"
-                  " adaptive, pooled", "positive",
-                  Measurement.proportion(sum(r["adaptive"]["coincident_units"] for r in runs), pinned["adaptive"][1]),
-                  at_least(0.0), "reported: in 64 dimensions a plane pinned at one image still rotates about it, "
-                  "so planes through one image need not coincide", judged=False),
+        Criterion("finding: clusters of coincident planes (DBSCAN, eps 1e-3 on (theta, -beta)/sqrt(1+beta^2)), "
+                  "adaptive, most over seeds", "some",
+                  Measurement.exact(max(r["adaptive"]["coincident_clusters"] for r in runs)), at_least(1),
+                  "reported: in 64 dimensions a plane pinned at one image still rotates about it, so planes through "
+                  "one image need not coincide", judged=False),
     ]
     wrong = control(f"pinned units placed on random images (chance {chance:.3g})", chance, sharing,
                     at_most(chance))
