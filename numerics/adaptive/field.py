@@ -210,7 +210,7 @@ def _notes_equilibria(act, x, residual, v, rho, sign, point, u) -> np.ndarray:
 
 def soft_pinning(act: Activation, xs: np.ndarray, y: np.ndarray, sharpness: tuple[float, ...], steps: int,
                  window: float = 6.0, offsets=np.linspace(-3, 3, 7)) -> dict:
-    """Where zero-planes come to rest in the frozen field r = -y of 1D data ``xs`` (one
+    r"""Where zero-planes come to rest in the frozen field r = -y of 1D data ``xs`` (one
     population per initial sharpness, simulated together), against the roots of the exact gap
     equation (either stability: each plane's nearest root within :data:`LOCAL_SEARCH` and the
     sign of :math:`G'` there) and the stable roots of the notes' (A, B) form (5.4).
