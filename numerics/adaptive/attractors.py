@@ -55,15 +55,8 @@ LATE = 0.5
 
 @lru_cache(maxsize=16)
 def _placements(act: Activation, data: CsvData | None, steps: int) -> dict:
-    """:func:`placement_test` at every sharpness of :data:`PLACEMENT_SHARPNESS` and distance of
-    :data:`PLACEMENT_DELTAS`, the per-placement arrays concatenated."""
     x, y = data_xy(data)
-    runs = [placement_test(act, x[:, 0], y, rho, steps, delta) for rho in PLACEMENT_SHARPNESS
-            for delta in PLACEMENT_DELTAS]
-    runs = [r for r in runs if r["placements"]]
-    keys = ("separated", "predicted_stable", "agree", "start_u", "target_u", "end_u")
-    merged = {k: np.concatenate([r[k] for r in runs]) for k in keys} if runs else {}
-    return {"placements": sum(r["placements"] for r in runs), **merged}
+    return placement_test(act, x[:, 0], y, PLACEMENT_SHARPNESS, steps, PLACEMENT_DELTAS)
 
 
 @lru_cache(maxsize=16)

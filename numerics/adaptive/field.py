@@ -256,10 +256,11 @@ def soft_pinning(act: Activation, xs: np.ndarray, y: np.ndarray, sharpness: tupl
             "late_gap": late_gap, "late_rho": np.abs(W)}
 
 
-def placement_test(act: Activation, xs: np.ndarray, y: np.ndarray, rho0: float, steps: int, delta: float = 0.2,
+def placement_test(act: Activation, xs: np.ndarray, y: np.ndarray, sharpness, steps: int, deltas=(0.2,),
                    window: float = 6.0) -> dict:
-    r"""Predicted equilibria of the frozen-field gap equation, each probed by two planes placed
-    at :math:`u^* \pm \delta` (u = pre-activation at the data point) and judged after
+    r"""Predicted equilibria of the frozen-field gap equation at every sharpness in ``sharpness``,
+    each probed by two planes placed at :math:`u^* \pm \delta` for every :math:`\delta` in
+    ``deltas`` (all in one simulation; u = pre-activation at the data point) and judged after
     :data:`RELAXATION_TIMES` of the equilibrium's own time scale: stable equilibria must pull
     them closer (below 0.8 of the start distance; a kink: onto the plane within 5
     :data:`CHATTER`), unstable ones must lose them (beyond 1.25 of it, or across a kink and
@@ -274,37 +275,45 @@ def placement_test(act: Activation, xs: np.ndarray, y: np.ndarray, rho0: float, 
     active, the plane is marginal).  The field is r = -y on 1D data ``xs``.  Returns
     per-placement arrays."""
     residual = -np.asarray(y, dtype=float)
+    # targets: (k, s, v, u*, rho0), stability, kind, and the relaxation rates (left, right) per unit delta
     targets, stable, kind, rates = [], [], [], []
-    base = field_population(len(xs), [0.0], rho0)
-    for k, s, v in zip(base.point, base.sign, base.v):
-        for u, st in gap_roots(act, xs, residual, v, rho0, s, k, window):
-            if timescale_ratio(act, xs, residual, v, rho0, s, k, u) >= TIMESCALE_SEPARATION:
-                slope = abs(gap_velocity(act, xs, residual, v, rho0, s, k, u / rho0)[1][0])
-                targets.append((k, s, v, u))
-                stable.append(st)
-                kind.append("root")
-                rates.append((slope, slope))
-        for kink in kinks(act):
-            g = np.array([kink.location - 1e-9, kink.location + 1e-9]) / rho0
-            minus, plus = gap_velocity(act, xs, residual, v, rho0, s, k, g)[0]
-            if min(abs(minus), abs(plus)) > 1e-12:
-                # u = rho g moves at rho |G|: the inverse time to cover delta from each side
-                targets.append((k, s, v, kink.location))
-                stable.append(Sliding(minus, plus).attracting)
-                kind.append("kink")
-                rates.append((rho0 * abs(minus) / delta, rho0 * abs(plus) / delta))
+    for rho0 in sharpness:
+        base = field_population(len(xs), [0.0], rho0)
+        for k, s, v in zip(base.point, base.sign, base.v):
+            for u, st in gap_roots(act, xs, residual, v, rho0, s, k, window):
+                if timescale_ratio(act, xs, residual, v, rho0, s, k, u) >= TIMESCALE_SEPARATION:
+                    slope = abs(gap_velocity(act, xs, residual, v, rho0, s, k, u / rho0)[1][0])
+                    targets.append((k, s, v, u, rho0))
+                    stable.append(st)
+                    kind.append("root")
+                    rates.append((slope, slope, 0.0))
+            for kink in kinks(act):
+                g = np.array([kink.location - 1e-9, kink.location + 1e-9]) / rho0
+                minus, plus = gap_velocity(act, xs, residual, v, rho0, s, k, g)[0]
+                if min(abs(minus), abs(plus)) > 1e-12:
+                    # u = rho g moves at rho |G|: the inverse time to cover delta is rho |G| / delta
+                    targets.append((k, s, v, kink.location, rho0))
+                    stable.append(Sliding(minus, plus).attracting)
+                    kind.append("kink")
+                    rates.append((rho0 * abs(minus), rho0 * abs(plus), 1.0))
     if not targets:
         return {"placements": 0}
-    t = np.array(targets, dtype=float)
-    target = np.tile(t[:, 3], 2)
-    start = np.concatenate([t[:, 3] - delta, t[:, 3] + delta])
-    neurons = FieldNeurons(np.tile(t[:, 0].astype(int), 2), np.tile(t[:, 1], 2), np.tile(t[:, 2], 2), start,
-                           np.full(2 * len(t), rho0))
+    t, r = np.array(targets, dtype=float), np.array(rates, dtype=float)
+    # placements: every target x every delta x both sides (left start u* - delta, right u* + delta)
+    n, m = len(t), len(deltas)
+    index = np.tile(np.arange(n), 2 * m)
+    delta = np.repeat(np.tile(np.asarray(deltas, dtype=float), 2), n)
+    side = np.repeat(np.array([-1.0, 1.0]), m * n)
+    rho0 = t[index, 4]
+    target = t[index, 3]
+    start = target + side * delta
+    neurons = FieldNeurons(t[index, 0].astype(int), t[index, 1], t[index, 2], start, rho0)
     lr = field_step_size(act, xs, residual)
-    # each placement is judged after RELAXATION_TIMES of its own time scale; those that would
-    # need more than ``steps`` are inconclusive
-    rate = np.concatenate([np.array(rates)[:, 0], np.array(rates)[:, 1]])
-    times = np.where(np.tile(np.array(kind), 2) == "kink", CROSSING_TIMES, RELAXATION_TIMES)
+    # each placement is judged after RELAXATION_TIMES of its own time scale (kinks: CROSSING_TIMES
+    # of delta / |u'|); those that would need more than ``steps`` are inconclusive
+    rate = np.where(side < 0, r[index, 0], r[index, 1]) / np.where(r[index, 2] > 0, delta, 1.0)
+    kinds, predicted = np.array(kind)[index], np.array(stable)[index]
+    times = np.where(kinds == "kink", CROSSING_TIMES, RELAXATION_TIMES)
     needed = np.ceil(times / (rate * lr))
     horizon = np.minimum(steps, needed).astype(int)
     recorded, W, B = frozen_field_flow(act, xs, residual, neurons, steps, lr,
@@ -314,21 +323,20 @@ def placement_test(act: Activation, xs: np.ndarray, y: np.ndarray, rho0: float, 
     w, b = W[at, idx], B[at, idx]
     rho, sign = np.abs(w), np.sign(w)
     end = w * xs[neurons.point] + b
-    predicted, kinds = np.tile(np.array(stable), 2), np.tile(np.array(kind), 2)
     drift = np.abs(rho / rho0 - 1)
     # distances in g = u / rho from the equilibrium recomputed at the sharpness reached
     # (a root of the scalar equation may sit at fixed u, or at fixed g, as rho drifts)
     distance, scale = np.abs(end - target), np.ones(len(end))
     smooth = np.nonzero(kinds != "kink")[0]
     if len(smooth):
-        g0 = target[smooth] / rho0
-        span = rho[smooth] * 4 * delta / rho0
+        g0 = target[smooth] / rho0[smooth]
+        span = rho[smooth] * 4 * delta[smooth] / rho0[smooth]
         found = gap_roots_many(act, xs, residual, neurons.v[smooth], rho[smooth], sign[smooth],
                                neurons.point[smooth], rho[smooth] * g0 - span, rho[smooth] * g0 + span)
-        for n, i in enumerate(smooth):
-            same = [u for u, st in found[n] if st == predicted[i]]
-            nearest = min(same, key=lambda u: abs(u / rho[i] - g0[n])) if same else np.inf
-            distance[i], scale[i] = abs(end[i] / rho[i] - nearest / rho[i]), 1.0 / rho0
+        for j, i in enumerate(smooth):
+            same = [u for u, st in found[j] if st == predicted[i]]
+            nearest = min(same, key=lambda u: abs(u / rho[i] - g0[j])) if same else np.inf
+            distance[i], scale[i] = abs(end[i] / rho[i] - nearest / rho[i]), 1.0 / rho0[i]
     is_kink = kinds == "kink"
     held = np.where(is_kink, distance <= 5 * CHATTER, distance <= 0.8 * scale * delta)
     crossed = np.sign(end - target) != np.sign(start - target)
