@@ -283,6 +283,43 @@ def test_attractor_stability_does_not_agree_without_evidence(formula):
     assert (result.verdict, result.inconclusive_kind) == ("inconclusive", "premise")
 
 
+def test_pinned_fixed_point_and_its_sliding_flow():
+    """Gauss-Newton lands on r = 0 with the pinned planes exactly on their data points; the
+    reduced linearization -(JT)^T (JT)/N equals the autodiff Hessian of the loss restricted to the
+    pinned surface (an independent route: second derivatives instead of the Gauss-Newton form),
+    and projected GD follows it."""
+    from torch.func import hessian
+
+    act = theory.activation("relu")
+    x, y = toy_1d()
+    traj = ad.Ensemble(act, x, y, 30, [(ad.ADAPTIVE, 0)], 4.0).train(8000, [0, 8000])
+    state = traj.states[-1, 0]
+    pairs = ad.pinned_pairs(state, x, 1e-3)
+    assert len(pairs) >= 3
+    fixed = ad.refine_pinned(act, x, y, state, pairs)
+    C = ad.sliding_constraints(fixed, x, pairs)
+    assert np.max(np.abs(C @ fixed.ravel())) < 1e-12                      # pinned planes through their points
+    out = ad.sliding_stability(act, x, y, fixed, pairs, steps=200)
+    assert out["surface_dimension"] == fixed.size - len(pairs)
+    assert out["rank"] == len(y) and np.all(out["transverse"] < 0)
+    assert out["max_decay_error"] < 1e-2                                  # rounding ~200 x 1e-16 / delta
+    # the reduced Hessian by autodiff has the same nonzero spectrum
+    _, _, vt = np.linalg.svd(C)
+    T = torch.as_tensor(vt[len(pairs):].T)
+    p0 = torch.as_tensor(fixed.ravel())
+    sigma = torch_activation(act)
+    X, Y = as_tensor(x), torch.as_tensor(y)
+
+    def reduced(q):
+        rows = (p0 + T @ q).view(30, 3)
+        r = sigma(X @ rows[:, 1:2].T + rows[:, 2]) @ rows[:, 0] - Y
+        return 0.5 * (r * r).mean()
+
+    H = hessian(reduced)(torch.zeros(T.shape[1], dtype=torch.float64)).numpy()
+    top = np.sort(np.linalg.eigvalsh(H))[::-1][:len(y)]
+    assert np.sort(-out["transverse"])[::-1] == pytest.approx(top, rel=1e-8)
+
+
 def test_user_formulas_kinked_and_smooth():
     kinked = _run("pinning", "max(x, 0.25*x)")
     assert _criterion(kinked, "sign rule").outcome == "pass" and kinked.control.outcome == "fail"

@@ -40,8 +40,7 @@ from .ensemble import ADAPTIVE, KERNEL, Ensemble, Regime, Trajectory, record_sch
 from .field import (MIN_PAIRS, FieldNeurons, _notes_equilibria, equilibrium_positions, field_population,
                     field_step_size, frozen_field_flow, gap_roots, gap_roots_many, gap_velocity, placement_test,
                     sharpness_slopes, soft_pinning)
-from .fixed_points import (pinned_pairs, refine_pinned, refine_to_interpolation, sliding_constraints,
-                           sliding_stability, transverse_stability)
+from .fixed_points import pinned_pairs, refine_pinned, sliding_constraints, sliding_stability
 from .planes import (breakpoint_cluster_summary, breakpoint_clusters, breakpoints, in_hull, linear_interpolation_gap,
                      one_sided_velocities, pinned_fraction, pinning_statistics, plane_clusters, plane_coordinates,
                      plane_gaps)
@@ -55,5 +54,5 @@ __all__ = ["ADAPTIVE", "DIGITS_EPS", "KERNEL", "MIN_PAIRS", "Ensemble", "FieldNe
            "gap_roots_many", "gap_velocity", "image_distances", "in_hull", "linear_interpolation_gap",
            "one_sided_velocities", "pinned_fraction", "pinned_pairs", "pinning_statistics", "placement_test",
            "plane_clusters", "plane_coordinates", "plane_gaps", "record_schedule", "refine_pinned",
-           "refine_to_interpolation", "shared_images", "sliding_constraints", "sliding_stability", "soft_pinning",
-           "sharpness_slopes", "transverse_stability"]
+           "shared_images", "sliding_constraints", "sliding_stability", "soft_pinning",
+           "sharpness_slopes"]

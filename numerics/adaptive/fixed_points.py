@@ -1,4 +1,5 @@
-r"""Fixed points of the full gradient flow and their linear stability (spectral_bias.md 5.5 step 4)."""
+r"""Pinned fixed points of the full gradient flow and the linear stability of the Filippov-reduced
+(sliding) flow there (spectral_bias.md 5.2, 5.5 step 4)."""
 
 from __future__ import annotations
 
@@ -6,7 +7,6 @@ import numpy as np
 import torch
 
 from theory.activations import Activation
-from theory.dynamics import kinks
 from theory.errors import IbcheckError
 
 from ..networks import as_tensor
@@ -29,103 +29,6 @@ def _flat_loss(act: Activation, x: torch.Tensor, y: torch.Tensor, width: int):
         r = residual(p)
         return 0.5 * (r * r).mean()
     return residual, loss
-
-
-def refine_to_interpolation(act: Activation, x, y, state: np.ndarray, iterations: int = 60,
-                            tol: float = 1e-12) -> np.ndarray:
-    r"""Damped Gauss-Newton (minimum-norm) steps :math:`p \leftarrow p - \alpha J^+ r`, with
-    :math:`\alpha` halved until :math:`|r|` decreases, from a trained state to the nearby point
-    of the interpolation manifold r = 0, a fixed point of the flow (the damping matters for
-    kinked activations, whose J jumps when a kink crosses a data point).  Raises
-    :class:`IbcheckError` when it does not get there."""
-    from torch.func import jacrev
-
-    xt, yt = as_tensor(x), torch.as_tensor(np.asarray(y, dtype=float), dtype=torch.float64)
-    residual, _ = _flat_loss(act, xt, yt, state.shape[0])
-    p = torch.as_tensor(state.ravel(), dtype=torch.float64).clone()
-    r = residual(p)
-    for _ in range(iterations):
-        if float(r.abs().max()) < tol:
-            return p.numpy().reshape(state.shape)
-        step = torch.as_tensor(np.linalg.lstsq(jacrev(residual)(p).numpy(), r.numpy(), rcond=None)[0])
-        alpha, norm = 1.0, float(r.norm())
-        while alpha > 1e-6:
-            trial = p - alpha * step
-            r_trial = residual(trial)
-            if float(r_trial.norm()) < norm:
-                p, r = trial, r_trial
-                break
-            alpha /= 2
-        else:
-            break
-    if float(r.abs().max()) < tol:
-        return p.numpy().reshape(state.shape)
-    raise IbcheckError(f"{act.label}: Gauss-Newton did not reach an interpolating fixed point "
-                       f"(max |r| = {float(r.abs().max()):.2e}); train longer")
-
-
-def transverse_stability(act: Activation, x, y, state: np.ndarray, steps: int, delta: float = 1e-6) -> dict:
-    r"""Linear stability of the gradient flow :math:`F = -\nabla L` at an interpolating state.
-
-    The Jacobian :math:`DF = -\nabla^2 L` comes from autodiff (``torch.func.hessian``).  At
-    r = 0 the interpolation manifold has dimension P - N (the null space of the residual
-    Jacobian J); the rescaling orbits (homogeneous :math:`\sigma`: tangent
-    :math:`(-k v_i, w_i, b_i)` per neuron) lie inside it.  Those zero modes are removed by
-    restricting DF to the row space of J; its eigenvalues :math:`\lambda_j` are the transverse
-    rates (all negative: stable).  Simulation: GD with the stable step
-    :math:`\eta = 1/\max_j|\lambda_j|` from the state displaced by ``delta`` along every
-    transverse eigenvector at once; each component must shrink by the linear prediction
-    :math:`(1 + \eta\lambda_j)^{\rm steps}` (compared where that is above 1e-3; the error is
-    in units of ``delta``, where float64 rounding adds about steps x 1e-16/delta).
-
-    A kink lying on a data point (a pinned plane) makes the flow one-sided there: ``delta`` is
-    cut to 1% of the smallest distance of a pre-activation from a kink, and the simulation is
-    skipped (error NaN) when that is below :data:`MIN_PERTURBATION`; the autodiff Jacobian is
-    then the one-sided (Filippov-reduced along the pinned surface) linearization."""
-    from torch.func import hessian, jacrev
-
-    xt, yt = as_tensor(x), torch.as_tensor(np.asarray(y, dtype=float), dtype=torch.float64)
-    width = state.shape[0]
-    residual, loss = _flat_loss(act, xt, yt, width)
-    p0 = torch.as_tensor(state.ravel(), dtype=torch.float64)
-    J = jacrev(residual)(p0).numpy()
-    DF = -hessian(loss)(p0).numpy()
-    _, singular, vt = np.linalg.svd(J)
-    rank = int(np.sum(singular > singular[0] * 1e-10))
-    rows, null = vt[:rank], vt[rank:]
-    values, vectors = np.linalg.eigh(rows @ DF @ rows.T)
-    directions = rows.T @ vectors                                    # (P, rank), orthonormal
-    manifold = np.linalg.eigvalsh(null @ DF @ null.T) if len(null) else np.zeros(0)
-    symmetry = None
-    k = act.homogeneity_degree
-    if k is not None:
-        tangents = np.zeros((width, p0.numel()))
-        for i in range(width):
-            tangents[i, i * state.shape[1]:(i + 1) * state.shape[1]] = np.concatenate(
-                [[-k * state[i, 0]], state[i, 1:]])
-        tangents /= np.linalg.norm(tangents, axis=1, keepdims=True)
-        symmetry = {"max_residual_change": float(np.max(np.abs(J @ tangents.T))),
-                    "max_field_change": float(np.max(np.abs(DF @ tangents.T)))}
-    lr = 1.0 / float(np.max(np.abs(values)))
-    predicted = (1 + lr * values) ** steps
-    resolved = predicted > 1e-3
-    # a kink sitting on a data point makes the field one-sided there: keep the perturbation
-    # well inside the smooth region (1% of the closest pre-activation to a kink)
-    pre = as_tensor(x).numpy() @ state[:, 1:-1].T + state[:, -1]
-    nearest_kink = min((float(np.min(np.abs(pre - k.location))) for k in kinks(act)), default=np.inf)
-    delta = min(delta, 1e-2 * nearest_kink)
-    measured = np.full(len(values), np.nan)
-    error = float("nan")
-    if delta >= MIN_PERTURBATION:
-        p = (p0 + delta * torch.as_tensor(directions.sum(1))).clone().requires_grad_(True)
-        gradient_descent([p], lambda: loss(p), steps, lr, record_steps=[0], describe=f"{act.label} perturbation")
-        measured = directions.T @ (p.detach().numpy() - p0.numpy()) / delta
-        if resolved.any():
-            error = float(np.max(np.abs(measured[resolved] - predicted[resolved])))
-    return {"parameters": int(p0.numel()), "data": len(yt), "rank": rank, "transverse": values,
-            "manifold": manifold, "symmetry": symmetry, "lr": lr, "steps": steps, "delta": delta,
-            "nearest_kink": nearest_kink, "predicted_decay": predicted, "measured_decay": measured,
-            "max_decay_error": error, "resolved": int(resolved.sum())}
 
 
 def pinned_pairs(state: np.ndarray, x: np.ndarray, eps: float) -> np.ndarray:
