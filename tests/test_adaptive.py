@@ -217,6 +217,12 @@ def test_pinning_stopped_early_is_inconclusive_not_converged_premise():
     assert "converged" in result.reason
 
 
+def test_a_kernel_scale_init_is_not_the_adaptive_regime():
+    result = _run("zero-plane-clusters", "relu", Context(options={"init_scale": "1", "steps": "500", "seeds": "3"}))
+    assert (result.verdict, result.inconclusive_kind) == ("inconclusive", "premise")
+    assert "adaptive regime" in result.reason and result.parameters["options"]["init_scale"] == 1.0
+
+
 def test_zero_plane_clusters_relu_quick():
     result = _run("zero-plane-clusters", "relu")
     assert result.verdict == "agrees" and result.control.outcome == "fail"   # random placement rejected

@@ -32,7 +32,7 @@ from .field import placement_test
 from .fixed_points import pinned_pairs, refine_pinned, sliding_stability
 from .planes import PINNED_EPS, pinning_statistics
 from .setup import (E7_OPTIONS, FIELD_OPTIONS, data_name, data_xy, diverges_in_field, e7_runs, e7_setup,
-                    kink_at_zero, no_motion)
+                    kink_at_zero, no_motion, regime_premise)
 
 #: sharpness of the planes placed next to predicted equilibria (1/rho well below the data spacing)
 PLACEMENT_SHARPNESS = (8.0, 16.0, 32.0)
@@ -162,6 +162,7 @@ def _trained_fixed_points(act, setup, context, criteria, premises, details, plot
         "pinned fixed points: largest transverse eigenvalue of the Filippov-reduced flow", "negative",
         Measurement.exact(top), at_most(0.0), "negative semidefinite by construction at r = 0 (a global minimum "
         "of the loss): reported, not evidence", judged=False))
+    premises.append(regime_premise(setup))
     premises.append(Premise("pinned fixed points reached by Gauss-Newton (seeds)", f"{len(reached)} of {len(fixed)}",
                             len(reached) == len(fixed), "; ".join(f["error"] for f in fixed if "error" in f)))
     details["late_trajectory"] = [s.summary() for s in stats]

@@ -23,7 +23,7 @@ from .planes import PINNED_EPS, breakpoint_cluster_summary, breakpoints, linear_
     plane_coordinates
 from .ensemble import Regime
 from .setup import (CONVERGED, E7_OPTIONS, converged_premise, data_name, e7_runs, e7_setup, e9_runs, hull_premise,
-                    kink_at_zero_applies, one_dimensional_premise)
+                    kink_at_zero_applies, one_dimensional_premise, regime_premise)
 
 #: a cluster "at a data point" must hold most of the clustered planes: the claim places all of
 #: them there; a quarter is left for pairs that a released pin (r_k -> 0) leaves behind
@@ -83,7 +83,7 @@ def run(act: Activation, context: Context) -> CheckResult:
     ]
     wrong = control(f"clusters at random positions (chance {chance:.3g} of lying within 1e-3 of a data point)",
                     chance, weighted, at_most(chance))
-    premises = [premise_1d, hull_premise(traj, adaptive), converged_premise(traj, adaptive),
+    premises = [premise_1d, hull_premise(traj, adaptive), converged_premise(traj, adaptive), regime_premise(setup),
                 Premise("networks with at least one cluster (fewest clusters over seeds)", min(counts), min(counts) > 0,
                         "no coincident breakpoints: nothing to place")]
     details = {"data": data_name(setup.data), "data_points": N, "adaptive": end, "init": init, "kernel": kern,

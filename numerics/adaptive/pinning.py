@@ -23,7 +23,7 @@ from .field import MIN_PAIRS, OFFSET_TOLERANCE, equilibrium_positions, sharpness
 from .planes import breakpoints, displacement, in_hull, pinned_fraction, pinning_statistics, plane_gaps
 from .setup import (E7_OPTIONS, FIELD_OPTIONS, converged_premise, data_name, data_xy, diverges_in_field, e7_runs,
                     e7_setup, e9_runs, hull_premise, kernel_width_sweep, kind, kink_at_zero, kink_at_zero_applies,
-                    no_motion, one_dimensional_premise, slope_tends_to_a_constant)
+                    no_motion, one_dimensional_premise, regime_premise, slope_tends_to_a_constant)
 
 #: fewest pinned-kink samples per seed for the sign rule to say anything
 MIN_SAMPLES = 10
@@ -105,7 +105,7 @@ def _hard(act: Activation, context: Context) -> CheckResult:
         Premise("kink at 0: jump kappa of sigma'", kappa, kappa is not None and kappa != 0),
         Premise(f"pinned-kink samples per seed (fewest; needs >= {MIN_SAMPLES})", min(samples),
                 min(samples) >= MIN_SAMPLES, "no kink came within 1e-4 of a data point with |r_k| > 1e-4"),
-        hull_premise(traj, adaptive), converged_premise(traj, adaptive),
+        hull_premise(traj, adaptive), converged_premise(traj, adaptive), regime_premise(setup),
     ]
     if setup.full and setup.data is None:
         context.progress("kernel regime at widths 100, 400, 1600")

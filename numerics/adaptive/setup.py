@@ -140,6 +140,13 @@ def converged_premise(traj: Trajectory, members: list[int]) -> Premise:
                    f"the claim is about the end of training; needs <= {CONVERGED:g} (raise steps or step_size)")
 
 
+def regime_premise(setup: Setup) -> Premise:
+    """The adaptive regime of P11: s_v / s_w >= 10 (v ~ N(0, 1), so s_w = init_scale <= 0.1)."""
+    ratio = 1.0 / setup.init_scale
+    return Premise("adaptive regime: s_v / s_w of the adaptive init (P11: >= 10)", ratio, ratio >= 10,
+                   "init_scale too large: the 'adaptive' networks are not in the adaptive regime")
+
+
 def hull_premise(traj: Trajectory, members: list[int]) -> Premise:
     """Planes inside the data hull at the end, in every seed (else nothing is measured)."""
     counts = [int(in_hull(plane_gaps(traj.states[-1, m], traj.x)).sum()) for m in members]
