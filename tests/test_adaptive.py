@@ -363,6 +363,11 @@ def test_own_2d_data_is_not_applicable_to_1d_clusters(tmp_path):
     context = Context(profile="quick", options={"data": str(path), "seeds": "1", "steps": "10"})
     result = run_check(get_check("zero-plane-clusters"), theory.activation("relu"), context)
     assert result.verdict == "not_applicable" and "1D data" in result.reason
+    smooth = run_check(get_check("attractor-stability"), theory.activation("tanh"), context)
+    assert smooth.verdict == "not_applicable"                         # no frozen field in 2D, no kink
+    kinked = run_check(get_check("attractor-stability"), theory.activation("relu"), context)
+    assert "pinned kinks repel" in kinked.control.name                # trained fixed points only
+    assert kinked.verdict == "inconclusive"                           # 10 steps: nothing pinned yet
 
 
 def test_bad_data_file_is_an_error_with_one_line(tmp_path):

@@ -18,6 +18,7 @@ The control flips every stability prediction (stable <-> unstable) on the same m
 from __future__ import annotations
 
 import dataclasses
+from dataclasses import dataclass
 from functools import lru_cache
 
 import numpy as np
@@ -32,7 +33,7 @@ from .field import placement_test
 from .fixed_points import pinned_pairs, refine_pinned, sliding_stability
 from .planes import PINNED_EPS, pinning_statistics
 from .setup import (E7_OPTIONS, FIELD_OPTIONS, data_name, data_xy, diverges_in_field, e7_runs, e7_setup,
-                    kink_at_zero, no_motion, regime_premise)
+                    kink_at_zero, no_motion, one_dimensional_premise, regime_premise)
 
 #: sharpness of the planes placed next to predicted equilibria (1/rho well below the data spacing)
 PLACEMENT_SHARPNESS = (8.0, 16.0, 32.0)
@@ -77,17 +78,51 @@ def applies(act: Activation) -> str | None:
     return None
 
 
+@dataclass
+class Evidence:
+    """Criteria, the control, premises, details and plots of one kind of evidence."""
+
+    criteria: list
+    control: Criterion
+    premises: list
+    details: dict
+    plots: list
+
+
 def run(act: Activation, context: Context) -> CheckResult:
     setup = e7_setup(context)
-    data, steps = setup.data, context.option("field_steps")
-    x, _ = data_xy(data)
-    criteria, premises, details = [], [], {"data": data_name(data)}
+    steps = context.option("field_steps")
+    x, _ = data_xy(setup.data)
+    kinked = kink_at_zero(act) is not None
+    parts, described = [], []
+    if x.shape[1] == 1:
+        parts.append(_frozen_field(act, setup.data, steps, context))
+        described.append(f"frozen-field placements at sharpness {', '.join(f'{r:g}' for r in PLACEMENT_SHARPNESS)}, "
+                         f"u* +- {', '.join(f'{d:g}' for d in PLACEMENT_DELTAS)} ({steps} steps)")
+    if kinked:
+        parts.append(_trained_fixed_points(act, setup, context))
+        described.append(f"pinned fixed points of E7's adaptive runs: {setup.describe()}")
+    if not parts:
+        nothing = Criterion("placements behave as predicted", 1.0, Measurement.exact(float("nan")), at_least(AGREEMENT))
+        return judged_result("attractor-stability", act, [nothing], None,
+                             [one_dimensional_premise(x, "the frozen-field gap equation (no kink at 0 for trained "
+                                                         "fixed points)")], setup=data_name(setup.data))
+    details = {"data": data_name(setup.data)}
+    for part in parts:
+        details.update(part.details)
+    return judged_result("attractor-stability", act, [c for p in parts for c in p.criteria], parts[0].control,
+                         [q for p in parts for q in p.premises], setup="; ".join(described), details=details,
+                         plots=[q for p in parts for q in p.plots])
+
+
+def _frozen_field(act: Activation, data, steps: int, context: Context) -> Evidence:
+    """Planes placed next to predicted equilibria of the frozen-field gap equation (1D data)."""
+    details, plots = {}, []
     diverges = diverges_in_field(act)
-    premises.append(Premise("frozen field defined: sigma grows at most linearly", act.growth.reason,
-                            diverges is None, "in a frozen residual field the neuron's scale blows up in finite time"))
-    premises.append(Premise("1D data for the frozen-field gap equation", f"{x.shape[1]}D", x.shape[1] == 1))
+    premises = [Premise("frozen field defined: sigma grows at most linearly", act.growth.reason, diverges is None,
+                        "in a frozen residual field the neuron's scale blows up in finite time")]
     place = {"placements": 0}
-    if diverges is None and x.shape[1] == 1:
+    if diverges is None:
         context.progress("planes placed next to predicted equilibria (frozen field)")
         place = _placements(act, data, steps)
     agree = Measurement.exact(float("nan"))
@@ -98,19 +133,6 @@ def run(act: Activation, context: Context) -> CheckResult:
             details[f"{label}_conclusive"] = int(mask.sum())
             details[f"{label}_agreement"] = float(hit[mask].mean()) if mask.any() else float("nan")
         details["outside_premise"] = int((~sep).sum())
-    details["placements"] = place["placements"]
-    conclusive = details.get("stable_conclusive", 0) + details.get("unstable_conclusive", 0)
-    premises.append(Premise(f"conclusive placements (rho nearly frozen; needs >= {MIN_CONCLUSIVE})", conclusive,
-                            conclusive >= MIN_CONCLUSIVE, "the scalar gap equation's premise fails for the others"))
-    criteria.append(Criterion(
-        "frozen field: placements next to predicted equilibria that behave as predicted (held / lost), sharpness "
-        f"{', '.join(f'{r:g}' for r in PLACEMENT_SHARPNESS)}", 1.0, agree, at_least(AGREEMENT),
-        "stable: pulled below 0.8 of the start distance (kinks: onto the plane); unstable: pushed beyond 1.25 of it; "
-        "judged after 5 relaxation times; 10% for equilibria that move with the step size"))
-    wrong = control("opposite stability sign: predicted-stable equilibria lose planes, unstable ones hold them",
-                    0.0, agree, at_most(1 - AGREEMENT))
-    plots = []
-    if place["placements"]:
         st = place["predicted_stable"]
         plots.append(Plot("Planes placed next to predicted equilibria (frozen field)", "start u - u*", "end u - u*",
                           [Series("predicted stable", (place["start_u"] - place["target_u"])[st].tolist(),
@@ -118,18 +140,23 @@ def run(act: Activation, context: Context) -> CheckResult:
                            Series("predicted unstable", (place["start_u"] - place["target_u"])[~st].tolist(),
                                   (place["end_u"] - place["target_u"])[~st].tolist(), "points")],
                           note="u = pre-activation at the data point; stable: pulled back, unstable: pushed away"))
-    if kink_at_zero(act) is not None:
-        _trained_fixed_points(act, setup, context, criteria, premises, details, plots)
-    return judged_result("attractor-stability", act, criteria, wrong, premises,
-                         setup=f"frozen-field placements at sharpness {', '.join(f'{r:g}' for r in PLACEMENT_SHARPNESS)}, u* +- "
-                               f"{', '.join(f'{d:g}' for d in PLACEMENT_DELTAS)} ({steps} steps)"
-                               + (f"; pinned fixed points of E7's adaptive runs: {setup.describe()}"
-                                  if kink_at_zero(act) is not None else ""),
-                         details=details, plots=plots)
+    details["placements"] = place["placements"]
+    conclusive = details.get("stable_conclusive", 0) + details.get("unstable_conclusive", 0)
+    premises.append(Premise(f"conclusive placements (rho nearly frozen; needs >= {MIN_CONCLUSIVE})", conclusive,
+                            conclusive >= MIN_CONCLUSIVE, "the scalar gap equation's premise fails for the others"))
+    criterion = Criterion(
+        "frozen field: placements next to predicted equilibria that behave as predicted (held / lost), sharpness "
+        f"{', '.join(f'{r:g}' for r in PLACEMENT_SHARPNESS)}", 1.0, agree, at_least(AGREEMENT),
+        "stable: pulled below 0.8 of the start distance (kinks: onto the plane); unstable: pushed beyond 1.25 of it; "
+        "judged after 5 relaxation times; 10% for equilibria that move with the step size")
+    wrong = control("opposite stability sign: predicted-stable equilibria lose planes, unstable ones hold them",
+                    0.0, agree, at_most(1 - AGREEMENT))
+    return Evidence([criterion], wrong, premises, details, plots)
 
 
-def _trained_fixed_points(act, setup, context, criteria, premises, details, plots) -> None:
+def _trained_fixed_points(act: Activation, setup, context: Context) -> Evidence:
     """Criteria on the pinned fixed points of trained adaptive networks (kink at 0)."""
+    criteria, premises, details, plots = [], [], {}, []
     context.progress(f"E7: {setup.seeds} adaptive + {setup.seeds} kernel networks, {setup.steps} steps")
     traj = e7_runs(act, setup)
     adaptive = traj.member("adaptive")
@@ -172,6 +199,9 @@ def _trained_fixed_points(act, setup, context, criteria, premises, details, plot
         plots.append(Plot("Transverse eigenvalues of the Filippov-reduced flow at pinned fixed points", "index",
                           "eigenvalue", [Series(f"seed {i}", list(range(len(f["transverse"]))),
                                                 f["transverse"].tolist(), "points") for i, f in enumerate(reached)]))
+    wrong = control("opposite stability sign: pinned kinks repel, g'(0-) < 0 < g'(0+)", 0.0, attracting,
+                    at_most(1 - ATTRACTING))
+    return Evidence(criteria, wrong, premises, details, plots)
 
 
 CHECK = Check("attractor-stability", "Stability of zero-plane equilibria and pinned fixed points", "5.2, 5.4, 5.5",
