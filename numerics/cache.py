@@ -50,12 +50,27 @@ def code_version() -> str:
     return digest.hexdigest()[:16]
 
 
+def _file_digests(options: dict) -> dict:
+    """SHA-256 of every option value that names an existing file (``--option data=PATH``): a file
+    edited in place must not hit the result cached for its old contents."""
+    digests = {}
+    for key, value in options.items():
+        path = Path(str(value))
+        try:
+            if path.is_file():
+                digests[str(key)] = hashlib.sha256(path.read_bytes()).hexdigest()
+        except (OSError, ValueError):
+            continue
+    return digests
+
+
 def cache_inputs(act: Activation, check: str, profile: str | None = None, seed: int | None = None,
                  options: dict | None = None) -> dict:
-    """What a cached result depends on (hashed into its key)."""
+    """What a cached result depends on (hashed into its key): option files by their contents."""
+    options = options or {}
     return {"activation": act.label, "expression": sp.srepr(act.bound), "check": check,
-            "profile": profile, "seed": seed, "options": {str(k): str(v) for k, v in (options or {}).items()},
-            "code_version": code_version()}
+            "profile": profile, "seed": seed, "options": {str(k): str(v) for k, v in options.items()},
+            "files": _file_digests(options), "code_version": code_version()}
 
 
 def cache_key(inputs: dict) -> str:
