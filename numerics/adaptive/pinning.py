@@ -119,6 +119,8 @@ def _hard(act: Activation, context: Context) -> CheckResult:
         criteria.append(Criterion("kernel-regime displacement vs width, log-log slope (P11: expected n^-1/2, "
                                   "not a claim of the paper)", -0.5, Measurement.exact(slope), within(-0.5, 0.2),
                                   judged=False))
+    if setup.data is None:
+        # both profiles judge the same claim (P10 in 1D and 2D); they differ only in size
         context.progress("E9: 2D runs")
         traj2 = e9_runs(act, setup)
         stats2 = [pinning_statistics(traj2, m) for m in range(setup.seeds)]
@@ -129,6 +131,8 @@ def _hard(act: Activation, context: Context) -> CheckResult:
                                   Measurement.mean(counted2) if counted2 else Measurement.exact(float("nan")),
                                   at_least(0.95), "P10's 2D threshold (planes pinned at two points need the "
                                   "two-surface rule)", min_n=3))
+        premises.append(Premise("E9: pinned-kink samples per seed (fewest; needs >= 10)",
+                                min(s.samples for s in stats2), min(s.samples for s in stats2) >= MIN_SAMPLES))
     wrong = control("sign rule reversed: v r_k kappa < 0 (the barrier on the wrong side)", 0.0, sign,
                     at_most(1 - sign_bound))
     return judged_result("pinning", act, criteria, wrong, premises,
