@@ -100,7 +100,7 @@ def _hard(act: Activation, context: Context) -> CheckResult:
         "kernel_pinned_fraction_end_per_seed": kernel_end,
         "median_displacement_adaptive": [displacement(traj, m) for m in adaptive],
         "median_displacement_kernel": [displacement(traj, m) for m in kernel],
-        "relative_loss_end": [float(0.5 * np.mean(traj.residuals[-1, m] ** 2)) for m in adaptive],
+        "loss_end": [float(0.5 * np.mean(traj.residuals[-1, m] ** 2)) for m in adaptive],
     }
     samples = [s.samples for s in stats]
     premises = [
