@@ -268,7 +268,8 @@ def first_update_expectation(act: Activation, run: Run, draws: int = 200) -> flo
     z = p.sigma0 * rng.standard_normal((draws, p.width, p.n)) @ chol.T
     with np.errstate(all="ignore"):
         u = np.asarray(dsigma(z), dtype=float) * np.ones_like(z) * weights
-    return float(np.mean(rank.gram_stable_rank(u @ gram @ np.swapaxes(u, 1, 2))))
+    v = u @ chol                       # sr(U X) from the n x n Gram (U L)^T (U L): same nonzero spectrum
+    return float(np.mean(rank.gram_stable_rank(np.swapaxes(v, 1, 2) @ v)))
 
 
 def marchenko_pastur(width: int, d: int) -> float:
