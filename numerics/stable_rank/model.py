@@ -2,7 +2,7 @@ r"""Stable rank and margins of two-layer networks on nearly-orthogonal data, mea
 
 **Models** (notes Sec. 1): :math:`f(x) = \sum_r a_r\,\sigma(\langle w_r, x\rangle)` with a fixed
 second layer, logistic loss :math:`L = \frac1n\sum_i \log(1+e^{-q_i})`, :math:`q_i = y_if(x_i)`,
-full-batch GD with step :math:`\eta`, :math:`w_r^0 \sim N(0, \sigma_0^2 I)`, torch float64.
+full-batch GD with step :math:`\eta`, :math:`w_r^0 \sim N(0, \sigma_0^2 I)`, numpy float64.
 
 * Kou et al.: m neurons per class, :math:`a_r = j_r/m`, :math:`j_r = \pm1` (:func:`kou_layer`);
 * Frei et al.: m neurons, :math:`a_r = \pm 1/\sqrt m` at random (:func:`frei_layer`).
@@ -16,7 +16,9 @@ full-batch GD with step :math:`\eta`, :math:`w_r^0 \sim N(0, \sigma_0^2 I)`, tor
 A step costs O(Mn^2) instead of O(Mnd) (d = 2000: ~100x less), and
 :math:`W W^T = W^0W^{0T} + CZ^{0T} + Z^0C^T + CGC^T` gives every stable rank without forming W.
 The loop is checked against autograd on the full weights (``tests/test_stable_rank.py``).
-Several problems with the same n and M train as one batch (one torch op per step for all).
+Several problems with the same n and M train as one batch: one numpy op per step for all seeds
+(numpy, not torch: at these sizes, (B, 100, 10) arrays, torch's per-operation overhead made the same
+batched loop ~5x slower, ``benchmarks/bench_stable_rank.py``).
 
 **Tracking** on log-spaced steps: per-class and full-matrix stable rank, loss, margins and
 normalized margins :math:`q_i/\|W\|_F`, activation-pattern changes (pairs whose sign of Z
@@ -36,6 +38,7 @@ from functools import cached_property
 
 import numpy as np
 import torch
+from scipy.special import expit
 from threadpoolctl import threadpool_limits
 
 from theory import rank
@@ -45,7 +48,6 @@ from theory.errors import IbcheckError
 from ..data import digits, gaussian_classes, near_orthogonality
 from ..progress import progress
 from ..reproducibility import generators
-from ..torch_activation import torch_activation
 from ..training import TrainingDiverged, log_spaced_steps
 
 F64 = torch.float64
@@ -274,44 +276,48 @@ def train(act: Activation, problems: list[Problem], steps: int, record_steps=Non
         raise IbcheckError("problems trained together need the same number of samples and neurons")
     wanted = sorted(set(record_steps if record_steps is not None else
                         log_spaced_steps(steps, 10) + [steps // 2]) | {0, steps})
-    sigma, dsigma = torch_activation(act, 0), torch_activation(act, 1)
+    compiled = act.numeric("numpy"), act.numeric("numpy", 1)
+
+    def sigma(z, k=0):                        # compiled sympy: constant pieces may come back as scalars
+        return np.broadcast_to(np.asarray(compiled[k](z), dtype=float), z.shape)
+
     start = time.perf_counter()
-    w0 = [torch.as_tensor(p.initial_weights()) for p in problems]
-    xs = [torch.as_tensor(p.x) for p in problems]
-    gram = torch.stack([x @ x.T for x in xs])
-    z = torch.stack([w @ x.T for w, x in zip(w0, xs)])
-    z0 = z.clone()
-    init_gram = torch.stack([w @ w.T for w in w0])
+    w0 = [p.initial_weights() for p in problems]
+    gram = np.stack([p.x @ p.x.T for p in problems])
+    z = np.stack([w @ p.x.T for w, p in zip(w0, problems)])
+    z0 = z.copy()
+    init_gram = np.stack([w @ w.T for w in w0])
     del w0
-    y = torch.stack([torch.as_tensor(p.y) for p in problems])[:, None, :]           # (B, 1, n)
-    a_row = torch.stack([torch.as_tensor(p.a) for p in problems])[:, None, :]       # (B, 1, M)
-    rate = torch.as_tensor([p.eta / n for p in problems], dtype=F64)[:, None, None] * a_row.transpose(1, 2)
-    own = (torch.sign(a_row.transpose(1, 2)) == y)                                  # (B, M, n)
-    coeff = torch.zeros_like(z)
+    y = np.stack([p.y for p in problems])[:, None, :]                                # (B, 1, n)
+    a_row = np.stack([p.a for p in problems])[:, None, :]                            # (B, 1, M)
+    a_col = np.swapaxes(a_row, 1, 2)
+    rate = np.array([p.eta / n for p in problems])[:, None, None] * a_col
+    own = np.sign(a_col) == y                                                        # (B, M, n)
+    coeff = np.zeros_like(z)
     active = z > 0
-    ever = active.clone()
-    changed = torch.zeros_like(active)
+    ever = active.copy()
+    changed = np.zeros_like(active)
     rec = {"q": [], "c": [], "changes": [], "never": []}
-    with torch.inference_mode(), progress(steps, describe, unit="step") as bar:
+    with np.errstate(all="ignore"), progress(steps, describe, unit="step") as bar:
         for step in range(steps + 1):
             q = y * (a_row @ sigma(z))                                               # (B, 1, n)
             if step in wanted or step % 128 == 0:
-                if not (torch.isfinite(q).all() and torch.isfinite(coeff).all()):
+                if not (np.isfinite(q).all() and np.isfinite(coeff).all()):
                     raise TrainingDiverged(f"{describe}: {act.label} diverged at step {step} (non-finite margins)")
-                if z.abs().max() > MAX_PRE_ACTIVATION:
+                if np.abs(z).max() > MAX_PRE_ACTIVATION:
                     raise TrainingDiverged(f"{describe}: {act.label} diverged at step {step} (pre-activations "
                                            f"above {MAX_PRE_ACTIVATION:g}); use a smaller step size")
                 if step in wanted:
-                    rec["q"].append(q[:, 0].clone())
-                    rec["c"].append(coeff.clone())
+                    rec["q"].append(q[:, 0].copy())
+                    rec["c"].append(coeff.copy())
                     rec["changes"].append(changed.sum(2))
-                    changed.zero_()
-                    rec["never"].append((own & ~ever).sum((1, 2)).double() / own.sum((1, 2)))
+                    changed[:] = False
+                    rec["never"].append((own & ~ever).sum((1, 2)) / own.sum((1, 2)))
             if step == steps:
                 break
-            update = dsigma(z) * (torch.sigmoid(-q) * y) * rate
+            update = sigma(z, 1) * (expit(-q) * y) * rate
             coeff += update
-            z.baddbmm_(update, gram)
+            z += update @ gram
             now = z > 0
             changed |= now != active
             ever |= now
@@ -319,16 +325,13 @@ def train(act: Activation, problems: list[Problem], steps: int, record_steps=Non
             if step % 100 == 0:
                 bar.update(min(100, steps - bar.n))
     runtime = (time.perf_counter() - start) / len(problems)
-    margins = torch.stack(rec["q"], 1).numpy()
-    coefficients = torch.stack(rec["c"], 1).numpy()
-    changes = torch.stack(rec["changes"], 1).numpy()
-    never = torch.stack(rec["never"], 1).numpy()
+    margins, coefficients, changes, never = (np.stack(rec[k], 1) for k in ("q", "c", "changes", "never"))
     steps_arr = np.array(wanted)
     runs = []
     for b, p in enumerate(problems):
         loss = np.logaddexp(0.0, -margins[b]).mean(axis=1)
-        run = Run(p, steps_arr, loss, margins[b], coefficients[b], changes[b], never[b],
-                  z0[b].numpy(), init_gram[b].numpy(), runtime)
+        run = Run(p, steps_arr, loss, margins[b], coefficients[b], changes[b], never[b], z0[b], init_gram[b],
+                  runtime)
         run.per_class, run.full, run.normalized_margins  # noqa: B018 - computed here, single-threaded
         runs.append(run)
     return runs
