@@ -4,7 +4,7 @@ Table 1 times the GD of the ``stable-rank``/``margins`` batch of leaky ReLU 0.1 
 d = 2000, m = 50, T = 5000; 5 seeds plus their P14 and P15 variants: 15 problems) three ways, all on
 one thread:
 
-* ``torch batched`` -- :func:`numerics.stable_rank.train` with the 15 problems in one tensor (the
+* ``numpy batched`` -- :func:`numerics.stable_rank.train` with the 15 problems in one array (the
   path the checks use), including the bookkeeping on log-spaced steps;
 * ``numpy reduced, loop`` -- the same reduced-coordinate algorithm as a plain numpy loop, one
   problem after the other;
@@ -68,7 +68,7 @@ def training_table() -> None:
     problems = [r.problem for r in runs]
     reference = np.array([r.per_class[-1] for r in runs])
     sigma, dsigma = act.numeric("numpy"), act.numeric("numpy", 1)
-    rows = [(f"torch batched ({len(problems)} problems, numerics.stable_rank.train)", batched, 0.0)]
+    rows = [(f"numpy batched ({len(problems)} problems in one array, numerics.stable_rank.train)", batched, 0.0)]
 
     def per_class(w, a):
         return [stable_rank(w[a > 0]), stable_rank(w[a < 0])]

@@ -365,3 +365,11 @@ def test_generic_activations_never_agree_where_a_limit_is_missed(name):
         if result.verdict == "agrees":
             assert all(c.outcome == "pass" for c in result.criteria if c.judged)
             assert result.control.outcome == "fail"
+
+
+def test_relu_one_step_reports_p12_bound_outside_the_leaky_family():
+    """P12's sr(W^T)/sr(W^0) >= 0.7 was measured for leaky ReLU; ReLU's 0.60 is reported, not judged."""
+    result = _run("one-step-collapse", RELU)
+    p12 = _criterion(result, "P12: default init sr(W^T)")
+    assert not p12.judged and p12.measurement.estimate < 0.7
+    assert result.verdict == "agrees", result.reason
