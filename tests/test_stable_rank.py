@@ -368,8 +368,9 @@ def test_generic_activations_never_agree_where_a_limit_is_missed(name):
 
 
 def test_relu_one_step_reports_p12_bound_outside_the_leaky_family():
-    """P12's sr(W^T)/sr(W^0) >= 0.7 was measured for leaky ReLU; ReLU's 0.60 is reported, not judged."""
+    """P12's sr(W^T)/sr(W^0) >= 0.7 was measured for leaky ReLU (Frei's activation); for ReLU it is
+    reported, not judged (0.88 here; softplus measures 0.60, softsign 0.50)."""
     result = _run("one-step-collapse", RELU)
     p12 = _criterion(result, "P12: default init sr(W^T)")
-    assert not p12.judged and p12.measurement.estimate < 0.7
+    assert not p12.judged and p12.measurement.n == 5
     assert result.verdict == "agrees", result.reason

@@ -648,7 +648,7 @@ def run_one_step(act: Activation, context: Context):
         Criterion(f"P12: default init sr(W^T) / sr(W^0), T = {setup.steps}", f">= {P12_LAST}",
                   Measurement.mean([float(r.full[-1] / r.full[0]) for r in default]), at_least(P12_LAST),
                   "notes: 0.79 at T = 2000 for leaky ReLU" + ("" if frei_family else "; reported only: Frei et al. "
-                  "state it for leaky ReLU (0 < s- < s+); ReLU measures 0.60, softsign 0.50"),
+                  "state it for leaky ReLU (0 < s- < s+); softplus measures 0.60, softsign 0.50"),
                   judged=frei_family, min_n=MIN_SEEDS),
     ]
     ctrl = control("the first update at the default init is rank one (sr = 1, the tiny-init value of smooth sigma)",
