@@ -316,8 +316,7 @@ def test_silu_barrier_is_judged_on_both_sides():
     bracket = _criterion(result, "barrier location")
     assert bracket.outcome == "pass" and bracket.judged
     assert result.control.outcome == "fail"
-    runs = S.kou_experiment(SILU, C.kou_setup(SILU, Context().__class__(declared=C.BARRIER_OPTIONS),
-                                              rank_conditions=True)).runs
+    runs = S.kou_experiment(SILU, C.kou_setup(SILU, Context(declared=C.BARRIER_OPTIONS), rank_conditions=True)).runs
     assert C.misplaced_fraction(runs, rank.barrier(SILU)) == 0
     for wrong in (-3.0, -2.0, -0.5):
         assert C.misplaced_fraction(runs, wrong) > 0.01
