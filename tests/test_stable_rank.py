@@ -373,3 +373,36 @@ def test_relu_one_step_reports_p12_bound_outside_the_leaky_family():
     p12 = _criterion(result, "P12: default init sr(W^T)")
     assert not p12.judged and p12.measurement.n == 5
     assert result.verdict == "agrees", result.reason
+
+
+def test_records_round_trip_and_re_judge_to_the_same_verdict(leaky):
+    """The stored criteria (intervals with inf ends, counts, brackets) re-judge to the same outcome."""
+    import json
+
+    from numerics.checks import CheckResult
+
+    for result in leaky.values():
+        again = CheckResult.from_dict(json.loads(json.dumps(result.to_dict())))
+        assert (again.verdict, again.inconclusive_kind) == (result.verdict, result.inconclusive_kind)
+
+
+def test_finite_size_gaussian_stable_rank_matches_direct_draws():
+    """The Bartlett/Wishart Monte Carlo of E sr(W) equals the mean over direct Gaussian draws (an
+    independent route) and sits above Marchenko-Pastur at small sizes."""
+    rng = np.random.default_rng(5)
+    direct = np.mean([rank.stable_rank(rng.standard_normal((30, 400))) for _ in range(300)])
+    wishart = E.gaussian_stable_rank(30, 400, seed=0, draws=300)
+    # two Monte Carlo means of 300 draws; sr of one draw fluctuates ~1.5%, so the means agree to ~0.2%
+    assert abs(wishart / direct - 1) < 0.005
+    assert wishart > E.marchenko_pastur(30, 400)
+
+
+def test_one_step_is_informative_for_smooth_activations():
+    """Issue 13/14: at tiny init the first update is rank one for every smooth sigma, so the check
+    could not fail.  At the default init (v = 1) softplus's first update has sr ~ 1.16, matching its
+    expectation, and the rank-one control is rejected."""
+    result = _run("one-step-collapse", theory.activation("softplus"), n=30, d=2000, m=60, T=200)
+    update = _criterion(result, "first update at the default init")
+    assert update.judged and update.outcome == "pass"
+    assert result.control.outcome == "fail" and result.control.measurement.estimate > 1.1
+    assert result.parameters["options"]["m"] == 60
