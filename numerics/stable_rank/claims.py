@@ -338,13 +338,15 @@ def run_stable_rank(act: Activation, context: Context):
             "Frei et al.: full-matrix sr <= 2 (the limit has rank <= 2)", "<= 2", float(np.mean(full_limit)), full_t,
             [float(r.full[_early(r)]) for r in runs], at_most(2.0), "gradient flow reaches a rank <= 2 network "
             "(notes Sec. 2.3); at finite T the init adds to the rank", short))
-    r_max = max(float(np.sqrt((r.problem.x**2).sum(axis=1).max())) for r in runs)
-    spread = runs[0].problem.sigma0 * r_max * math.sqrt(2 * math.log(4 * setup.m * setup.n))
-    criteria.append(Criterion(
-        "init scale sigma0 R_max sqrt(2 log(4mn)) (largest initial |<w, x>|) vs s-/s+", "<= s-/s+",
-        Measurement.exact(spread), at_most(float(rank.slopes(act)[1] / rank.slopes(act)[0])),
-        "reported: the notes' fast-settling condition (Sec. 2.4); the settling itself is measured above",
-        judged=False))
+    slope_ratio = float(rank.slopes(act)[1] / rank.slopes(act)[0])
+    if slope_ratio > 0:              # the notes' leaky ReLU condition; meaningless for s- = 0
+        r_max = max(float(np.sqrt((r.problem.x**2).sum(axis=1).max())) for r in runs)
+        spread = runs[0].problem.sigma0 * r_max * math.sqrt(2 * math.log(4 * setup.m * setup.n))
+        criteria.append(Criterion(
+            "init scale sigma0 R_max sqrt(2 log(4mn)) (largest initial |<w, x>|) vs s-/s+", "<= s-/s+",
+            Measurement.exact(spread), at_most(slope_ratio),
+            "reported: the notes' fast-settling condition (Sec. 2.4); the settling itself is measured above",
+            judged=False))
     one_step = None
     s_plus, s_minus = (float(v) for v in rank.slopes(act))
     p14_applies = 0 < s_minus <= P14_MAX_SLOPE_RATIO * s_plus
