@@ -45,7 +45,7 @@ from theory import rank
 from theory.activations import Activation
 from theory.errors import IbcheckError
 
-from ..data import digits, gaussian_classes, near_orthogonality
+from ..data import digits, gaussian_classes, near_orthogonality, orthogonal_classes
 from ..progress import progress
 from ..reproducibility import generators
 from ..training import TrainingDiverged, log_spaced_steps
@@ -146,11 +146,7 @@ def draw_data(kind: str, n: int, d: int, seed: int) -> tuple[np.ndarray, np.ndar
     if kind == "gaussian":
         return gaussian_classes(n, d, seed)
     if kind == "orthogonal":
-        if n > d:
-            raise IbcheckError(f"cannot have n = {n} orthogonal inputs in d = {d} dimensions")
-        x = np.zeros((n, d))
-        x[np.arange(n), np.arange(n)] = math.sqrt(d)
-        return x, np.where(np.arange(n) < (n + 1) // 2, 1.0, -1.0)
+        return orthogonal_classes(n, d)
     if kind == "digits":
         x, labels = digits((0, 1), n, seed)
         return x, np.where(labels == 0, 1.0, -1.0)
