@@ -99,11 +99,11 @@ def _run_and_write(args, specs, title: str, out: str):
     if args.jobs is not None and args.jobs < 1:
         raise IbcheckError(f"--jobs must be at least 1, got {args.jobs}")
     only = [c.strip() for c in args.only.split(",") if c.strip()] if getattr(args, "only", None) else None
-    directory = ensure_writable(out)  # before minutes of work, not after
+    directory = ensure_writable(out, args.force)  # before minutes of work, not after
     report = run_suite(specs, profile=args.profile, seed=args.seed, options=_options(args.option), only=only,
                        executor=executor_from_name(args.executor, args.jobs), cache=ResultCache(read=not args.no_cache),
                        title=title, command=shlex.join(["ibcheck", *args.argv]), until_decided=args.until_decided)
-    return report, write_report(report, directory)
+    return report, write_report(report, directory, args.force)
 
 
 def _check_folder(act: theory.Activation) -> str:
@@ -180,6 +180,9 @@ def build_parser() -> argparse.ArgumentParser:
                             "tolerance, too few seeds), rerun it with twice the seeds, up to SEEDS in all")
         p.add_argument("--out", default=default_out,
                        help=f"folder for index.html, report.md and report.json (default {shown_out})")
+        p.add_argument("--force", action="store_true",
+                       help="write into --out even if it holds files the report did not write (they are left "
+                            "alone; index.html, report.md and report.json are replaced)")
         p.add_argument("--no-cache", action="store_true",
                        help="recompute every result instead of reusing cached ones (fresh results are still stored)")
         p.add_argument("--jobs", type=int, default=None,
