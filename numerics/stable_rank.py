@@ -104,7 +104,9 @@ class Problem:
         if not set(np.unique(self.y)) <= {-1.0, 1.0}:
             raise IbcheckError(f"{self.label}: labels must be +1 or -1")
         if not (self.sigma0 > 0 and self.eta > 0):
-            raise IbcheckError(f"{self.label}: sigma0 and eta must be positive")
+            raise IbcheckError(f"{self.label}: the setup derived an initialization scale sigma0 = {self.sigma0:.3g} and "
+                               f"step size eta = {self.eta:.3g}; both must be positive and finite (eta scales with "
+                               "1/K_same, the activation's margin-kernel factor)")
 
     @property
     def n(self) -> int:

@@ -7,7 +7,7 @@ finite, real and bounded, or raises :class:`IbcheckError` with a one-line messag
 escapes, and no input executes code (a canary file would be removed or created).
 
 Parse work is bounded structurally, not timed: the result holds no number beyond
-``10**MAX_MAGNITUDE`` and no fraction with more than ``MAX_BITS`` bits in its denominator, so
+``10**MAX_MAGNITUDE`` (nor nonzero below its inverse) and no fraction with more than ``MAX_BITS`` bits in its denominator, so
 nothing huge is built, printed or simplified.  The default run draws about 1,000 formulas; the
 ``slow`` run 10,000 more.
 """
@@ -24,21 +24,21 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 import theory
-from theory.activations import BUILTINS
+from theory.activations import BUILTINS, MAX_MAGNITUDE
 from theory.errors import IbcheckError
-from theory.parsing import FUNCTIONS, MAX_BITS, MAX_MAGNITUDE, parse_activation
+from theory.parsing import FUNCTIONS, MAX_BITS, parse_activation
 
 CANARY = os.path.join(tempfile.gettempdir(), f"ibcheck-canary-{os.getpid()}")
 PLANTED = CANARY + ".planted"
 
 # the constants that broke the parser before, and the edges of its limits
-NUMBERS = ["0", "1", "2", "0.5", ".5", "3.", "1e21", "1e300", "1e-300", "1e301", "9" * 30, "9" * 31,
+NUMBERS = ["0", "1", "2", "0.5", ".5", "3.", "1e21", "1e100", "1e-100", "1e101", "1e-101", "1e300", "9" * 30, "9" * 31,
            "1.5e-1", "700", "1000", "64", "65"]
 HOSTILE = [f"__import__('os').remove('{CANARY}')", f"open('{PLANTED}','w')", "x.__class__.__bases__",
            "().__class__.__mro__[1].__subclasses__()", "lambda: 0", "exec('1')", "eval('1')", "x[0]",
            "'a'", "globals()", "x;import os", "x if x else 0", "`x`", "x @ x", "x % 2", "x // 2", "x != 0"]
 KEYWORDS = {"a": ["0.2", "2", "-1", "0"], "k": ["1", "2", "8", "9", "2.5", "sinh(1e21)"],
-            "beta": ["1", "0", "-1", "1e300"], "alpha": ["1", "sqrt(-2)", "log(0)"]}
+            "beta": ["1", "0", "-1", "1e100", "1e-100"], "alpha": ["1", "sqrt(-2)", "log(0)"]}
 
 
 def _call(name: str, args: list[str]) -> str:
@@ -70,7 +70,8 @@ def _assert_bounded(act: theory.Activation) -> None:
     expr = act.bound
     assert not expr.has(sp.zoo, sp.oo, -sp.oo, sp.nan, sp.I)
     for number in expr.atoms(sp.Rational):
-        assert abs(number) <= sp.Integer(10) ** MAX_MAGNITUDE and number.q.bit_length() <= MAX_BITS
+        assert number == 0 or sp.Rational(1, 10**MAX_MAGNITUDE) <= abs(number) <= 10**MAX_MAGNITUDE
+        assert number.q.bit_length() <= MAX_BITS
     str(expr), act.label  # printable (a 4,300-digit integer used to fail here)
 
 
@@ -112,7 +113,8 @@ def test_formulas_parse_or_fail_cleanly_long_run(text):
 CRASHED_OR_HUNG = [
     "min(log(0), x)", "x**(log(0)-log(0))", "2**sqrt(-1)", "elu(sqrt(-2))*x", "relu_k(x, k=sinh(1e21))",
     "x" + "*1e300" * 15, "x**exp(exp(exp(20)))", "relu(x)*sinh(1e21)", "exp(x*exp(400)*exp(400))",
-    "x*tan(pi/2)", "(-8)^(1/3)*x", "x/(1e-300*1e-300)",
+    "x*tan(pi/2)", "(-8)^(1/3)*x", "x/(1e-60*1e-60)",
+    "1e300*x", "x*1e-300",  # derivations squared these constants and overflowed float64
 ]
 
 
@@ -131,7 +133,8 @@ def test_builtin_used_in_a_formula_needs_no_simplify():
 
 
 @pytest.mark.parametrize("value", [None, True, [1], 1j, "2", float("nan"), float("inf"), Decimal("NaN"),
-                                   Decimal("1e999999999"), Decimal("1e-999999999"), 10**400, sp.pi, sp.I,
+                                   Decimal("1e999999999"), Decimal("1e-999999999"), 10**400, 10**101, 1e-101,
+                                   sp.Rational(1, 10**101), sp.pi, sp.I,
                                    sp.Float("1e400"), sp.Float("1e-400")])
 def test_bad_parameter_values_are_one_line_errors(value):
     with pytest.raises(IbcheckError) as err:

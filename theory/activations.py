@@ -235,16 +235,24 @@ BUILTINS: dict[str, BuiltinSpec] = {s.name: s for s in [
 ]}
 
 
-#: largest numerator or denominator of a parameter value, in bits (as for numbers in formulas)
+#: every nonzero number an activation holds lies within 10^-MAX_MAGNITUDE .. 10^MAX_MAGNITUDE in
+#: absolute value: far beyond any sensible scale, and squares and cubes stay finite in float64
+MAX_MAGNITUDE = 100
+#: largest numerator or denominator of a parameter value, in bits (a 30-digit mantissa times 10^-100 needs 432)
 MAX_VALUE_BITS = 1200
+
+
+def in_range(value: sp.Expr) -> bool:
+    r"""True if the real number ``value`` is 0 or within :math:`10^{\pm m}`, m = :data:`MAX_MAGNITUDE`, in absolute value."""
+    return value == 0 or sp.Integer(10) ** -MAX_MAGNITUDE <= abs(value) <= sp.Integer(10) ** MAX_MAGNITUDE
 
 
 def coerce_value(param: Parameter, value) -> sp.Rational:
     r"""An exact rational parameter value, checked against the parameter's allowed range.
 
     Accepted: ``int``, ``Fraction``, sympy rationals, and finite ``float``, ``Decimal`` or sympy
-    ``Float`` (by their decimal digits: ``0.2`` is 1/5), of magnitude within
-    :math:`10^{\pm 300}`.  Anything else (``None``, ``True``, text, lists, complex numbers,
+    ``Float`` (by their decimal digits: ``0.2`` is 1/5), zero or of magnitude within
+    :math:`10^{\pm 100}` (:data:`MAX_MAGNITUDE`).  Anything else (``None``, ``True``, text, lists, complex numbers,
     irrational constants, NaN, infinities, rationals of more than :data:`MAX_VALUE_BITS` bits)
     is an :class:`IbcheckError`; nothing is simplified or evaluated.
     """
@@ -254,9 +262,10 @@ def coerce_value(param: Parameter, value) -> sp.Rational:
         text = format(float(value), "g") if isinstance(value, sp.Float) else \
             sp.sstr(value) if isinstance(value, sp.Basic) else repr(value)
         raise IbcheckError(f"parameter {param.name} must be a finite rational number (an int, a fraction, "
-                           f"or a float or Decimal within 1e-300..1e300), got {text[:40]}")
-    if v.p.bit_length() > MAX_VALUE_BITS or v.q.bit_length() > MAX_VALUE_BITS:
-        raise IbcheckError(f"parameter {param.name}: the value has more than {MAX_VALUE_BITS} bits")
+                           f"or a float or Decimal), got {text[:40]}")
+    if v.p.bit_length() > MAX_VALUE_BITS or v.q.bit_length() > MAX_VALUE_BITS or not in_range(v):
+        raise IbcheckError(f"parameter {param.name}: the value must be 0 or within 1e-{MAX_MAGNITUDE} .. "
+                           f"1e{MAX_MAGNITUDE} in absolute value")
     if not param.check(v):
         raise IbcheckError(f"parameter {param.name}={v} is out of range: it must be {param.allowed}")
     return v
@@ -273,8 +282,8 @@ def _rational(value) -> sp.Rational | None:
             magnitude = abs(float(value))
         except (OverflowError, ValueError):  # a Decimal or Float beyond the float range
             return None
-        if not math.isfinite(magnitude) or (magnitude == 0) != (value == 0) or (value and not
-                                                                               1e-300 <= magnitude <= 1e300):
+        if not math.isfinite(magnitude) or (magnitude == 0) != (value == 0) or \
+                (value and not 10.0**-MAX_MAGNITUDE <= magnitude <= 10.0**MAX_MAGNITUDE):
             return None
         # shortest round-trip digits of a float; a Decimal's or Float's own digits, at most 400 of them
         digits = repr(value) if isinstance(value, float) else str(value)

@@ -1,4 +1,4 @@
-"""Formula strings to :class:`~theory.activations.Activation`, without ``eval``.
+r"""Formula strings to :class:`~theory.activations.Activation`, without ``eval``.
 
 A small tokenizer and recursive-descent parser accept exactly this grammar::
 
@@ -20,12 +20,12 @@ subscripts and string literals simply do not parse.
 
 Parsing does bounded work whatever the input: the text is at most :data:`MAX_LENGTH`
 characters and :data:`MAX_DEPTH` levels deep, and every number the formula builds is kept
-finite, real and bounded as it is built (:meth:`_Parser.checked`).  An exact rational is at
-most :math:`10^{300}` in absolute value, with a denominator of at most :data:`MAX_BITS`
-bits; any other constant subexpression (``exp(3)``, ``sinh(1e21)``, ``log(0)``,
-``sqrt(-1)``) is evaluated once, to 15 digits, from children already bounded, and refused
-unless it is a finite real number of magnitude at most :math:`10^{300}`.  So no huge number
-is ever constructed, printed or simplified, no sympy function receives an infinite or complex
+finite, real and in range as it is built (:meth:`_Parser.checked`): zero or within
+:math:`10^{\pm 100}` in absolute value (:data:`~theory.activations.MAX_MAGNITUDE`), an exact
+rational with a denominator of at most :data:`MAX_BITS` bits.  A constant subexpression
+(``exp(3)``, ``sinh(1e21)``, ``log(0)``, ``sqrt(-1)``) is evaluated once, to 15 digits, from
+children already checked, and refused unless it is such a number.  So no huge number is ever
+constructed, printed or simplified, no sympy function receives an infinite or complex
 argument, and the parser calls no ``simplify``.
 """
 
@@ -37,7 +37,7 @@ from dataclasses import dataclass
 
 import sympy as sp
 
-from .activations import BUILTINS, Activation, Parameter, coerce_value, get_activation
+from .activations import BUILTINS, MAX_MAGNITUDE, Activation, Parameter, coerce_value, get_activation, in_range
 from .errors import IbcheckError
 from .symbols import x as X
 
@@ -45,11 +45,8 @@ MAX_LENGTH = 500
 MAX_DEPTH = 40
 MAX_DIGITS = 30
 MAX_EXPONENT = 64
-#: log10 of the largest number a formula may hold (numeric powers, functions of constants)
-MAX_MAGNITUDE = 300
-#: largest denominator of an exact rational, in bits (a 30-digit mantissa times 10^-300 needs 1097)
+#: largest denominator of an exact rational, in bits (a 30-digit mantissa times 10^-100 needs 432)
 MAX_BITS = 1200
-_LARGEST = sp.Integer(10) ** MAX_MAGNITUDE
 
 FUNCTIONS: dict[str, tuple[int, object]] = {
     "exp": (1, sp.exp), "log": (1, sp.log), "ln": (1, sp.log), "sqrt": (1, sp.sqrt),
@@ -136,8 +133,9 @@ class _Parser:
             if sub in self.bounded:
                 walk.skip()
             elif sub.is_Rational:
-                if abs(sub) > _LARGEST:
-                    raise self.error(f"a number in the formula exceeds 1e{MAX_MAGNITUDE} in absolute value", tok)
+                if not in_range(sub):
+                    raise self.error(f"{_short(sub)} is out of range (numbers must be 0 or within "
+                                     f"1e-{MAX_MAGNITUDE} .. 1e{MAX_MAGNITUDE} in absolute value)", tok)
                 if sub.q.bit_length() > MAX_BITS:
                     raise self.error(f"a fraction in the formula has a denominator of more than {MAX_BITS} bits", tok)
             elif sub.is_number and not isinstance(sub, sp.NumberSymbol):
@@ -147,8 +145,9 @@ class _Parser:
                     value = None
                 if not isinstance(value, (sp.Float, sp.Rational)):
                     raise self.error(f"{_short(sub)} is not a finite real number", tok)
-                if abs(value) > _LARGEST:
-                    raise self.error(f"{_short(sub)} is too large (at most 1e{MAX_MAGNITUDE} in absolute value)", tok)
+                if not in_range(value):
+                    raise self.error(f"{_short(sub)} is out of range (numbers must be 0 or within "
+                                     f"1e-{MAX_MAGNITUDE} .. 1e{MAX_MAGNITUDE} in absolute value)", tok)
                 self.bounded.add(sub)
                 walk.skip()
         return expr
