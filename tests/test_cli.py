@@ -82,6 +82,7 @@ BAD = [
     (["report", "--activations", "x**exp(exp(exp(20)))"], "out of range"),
     (["report", "--activations", "relu(x)*sinh(1e21)"], "out of range"),
     (["design", "omega^-2"], "W* = omega**(-2) is a power law, but"),
+    (["check", "relu", "--only", "fd-theorems", "--option", "trials=abc"], "--option trials=abc: invalid literal"),
 ]
 
 
