@@ -112,7 +112,9 @@ def validated_record(task: Task, record: dict) -> dict:
     return dict(result.to_dict(), drawn=drawn)
 
 
-#: the JSON shape of a derivation summary: a type, or a dict/list of shapes (dict keys optional)
+#: the JSON shape of a derivation summary: a type, or a dict/list of shapes (dict keys optional);
+#: it must follow :func:`~numerics.report.derivation.derivation_summary` (the cache-rerun test in
+#: tests/test_suite.py fails if a new field makes every cached summary look corrupt)
 _TEXT = (str, type(None))
 _DERIVATION_SHAPE = {
     "status": str, "expression": {"text": str, "latex": str, "mathml": str}, "parameters": {str: str},
