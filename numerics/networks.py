@@ -43,6 +43,7 @@ import torch
 from theory.activations import Activation
 from theory.errors import IbcheckError
 
+from . import threads
 from .reproducibility import generators
 from .torch_activation import torch_activation
 from .training import History, gradient_descent
@@ -200,7 +201,7 @@ class ShallowNetwork:
         _check_layers(layers)
         derivative = self._derivative() if layers == "all" else None
         out = torch.zeros(len(x1), len(x2), dtype=torch.float64)
-        with torch.no_grad():
+        with torch.no_grad(), threads.for_entries(out.numel()):
             for lo in range(0, self.width, CHUNK):
                 part = slice(lo, lo + CHUNK)
                 z1 = torch.addmm(self.b[part], x1, self.w[part].T)
