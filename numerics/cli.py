@@ -20,7 +20,9 @@ import theory
 from theory.errors import IbcheckError
 from theory.parsing import parse_formula
 
-from .checks import PROFILES, all_checks
+from . import threads
+from .catalogue import listed_checks
+from .checks import PROFILES
 
 FORMATS = ("text", "markdown", "latex", "json")
 
@@ -99,10 +101,17 @@ def _run_and_write(args, specs, title: str, out: str):
     if args.jobs is not None and args.jobs < 1:
         raise IbcheckError(f"--jobs must be at least 1, got {args.jobs}")
     only = [c.strip() for c in args.only.split(",") if c.strip()] if getattr(args, "only", None) else None
+    threads.configure(args.threads)
     directory = ensure_writable(out)  # before minutes of work, not after
-    report = run_suite(specs, profile=args.profile, seed=args.seed, options=_options(args.option), only=only,
-                       executor=executor_from_name(args.executor, args.jobs), cache=ResultCache(read=not args.no_cache),
-                       title=title, command=shlex.join(["ibcheck", *args.argv]))
+    executor = executor_from_name(args.executor, args.jobs)
+    try:
+        report = run_suite(specs, profile=args.profile, seed=args.seed, options=_options(args.option), only=only,
+                           executor=executor, cache=ResultCache(read=not args.no_cache),
+                           title=title, command=shlex.join(["ibcheck", *args.argv]))
+    finally:
+        close = getattr(executor, "close", None)  # a MODULE:FACTORY executor may have none
+        if callable(close):
+            close()
     return report, write_report(report, directory)
 
 
@@ -157,8 +166,8 @@ def cmd_list(args) -> int:
         params = f" ({', '.join(spec.parameters)})" if spec.parameters else ""
         print(f"  {name + params:<22} {spec.description}")
     print("\nChecks:")
-    for check in all_checks().values():
-        print(f"  {check.id:<22} {check.title} [{check.claim}]")
+    for check_id, title, claim in listed_checks():  # from the catalogue: no check module (torch) imported
+        print(f"  {check_id:<22} {title} [{claim}]")
     return 0
 
 
@@ -179,7 +188,11 @@ def build_parser() -> argparse.ArgumentParser:
         p.add_argument("--jobs", type=int, default=None,
                        help="worker processes (default: one per CPU; 1 runs everything in this process)")
         p.add_argument("--executor", default="process",
-                       help="process (default), serial, or MODULE:FACTORY for another engine (see docs/reports.md)")
+                       help="process (default), serial, dask[:ADDRESS], ray[:ADDRESS] (a local cluster without an "
+                            "address), or MODULE:FACTORY for another engine (see docs/reports.md)")
+        p.add_argument("--threads", default="auto", metavar="auto|N",
+                       help="threads for large linear algebra (auto: each task's share of the CPUs); small-tensor "
+                            "work always runs on one thread (see docs/reports.md)")
 
     def activation_args(p):
         p.add_argument("activation", help="built-in name (see `ibcheck list`) or a formula in x, "
