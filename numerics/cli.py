@@ -107,7 +107,7 @@ def _run_and_write(args, specs, title: str, out: str):
     try:
         report = run_suite(specs, profile=args.profile, seed=args.seed, options=_options(args.option), only=only,
                            executor=executor, cache=ResultCache(read=not args.no_cache),
-                           title=title, command=shlex.join(["ibcheck", *args.argv]))
+                           title=title, command=shlex.join(["ibcheck", *args.argv]), until_decided=args.until_decided)
     finally:
         close = getattr(executor, "close", None)  # a MODULE:FACTORY executor may have none
         if callable(close):
@@ -151,7 +151,7 @@ def cmd_report(args) -> int:
     else:
         specs, title = standard_suite(), "ibcheck report: the standard suite"
     report, paths = _run_and_write(args, specs, title, args.out)
-    counts = ", ".join(f"{n} {verdict.replace('_', ' ')}" for verdict, n in report.counts().items() if n)
+    counts = ", ".join(f"{n} {verdict.replace('_', ' ')}" for verdict, n in report.counts().items())
     print(f"{len(report.activations)} activations x {len(report.checks)} checks: {counts}; "
           f"{report.cache['hits']} results from the cache; {report.runtime_s:.0f} s")
     for label, result in report.problems():
@@ -166,8 +166,10 @@ def cmd_list(args) -> int:
         params = f" ({', '.join(spec.parameters)})" if spec.parameters else ""
         print(f"  {name + params:<22} {spec.description}")
     print("\nChecks:")
-    for check_id, title, claim in listed_checks():  # from the catalogue: no check module (torch) imported
+    for check_id, title, claim, options in listed_checks():  # the catalogue: no check module (torch) imported
         print(f"  {check_id:<22} {title} [{claim}]")
+        if options:
+            print(f"  {'':<22}   options: {', '.join(options)}")
     return 0
 
 
@@ -180,7 +182,11 @@ def build_parser() -> argparse.ArgumentParser:
                        help="quick (minutes for the whole suite) or full (the notes' reference sizes)")
         p.add_argument("--seed", type=int, default=0)
         p.add_argument("--option", action="append", metavar="KEY=VALUE",
-                       help="check-specific option (repeatable), e.g. --option architecture=4-8-8-1")
+                       help="setup option of the selected checks (repeatable), e.g. --option seeds=10; "
+                            "an option no selected check reads is an error that names the valid keys")
+        p.add_argument("--until-decided", type=int, default=0, metavar="SEEDS",
+                       help="seed budget: while a check's outcome is undecided (interval straddles the "
+                            "tolerance, too few seeds), rerun it with twice the seeds, up to SEEDS in all")
         p.add_argument("--out", default=default_out,
                        help=f"folder for index.html, report.md and report.json (default {shown_out})")
         p.add_argument("--no-cache", action="store_true",

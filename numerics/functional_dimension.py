@@ -55,7 +55,7 @@ from theory.functional_dimension import (Architecture, always_active_deficit, de
                                          rescaling_support, symbolic_invariance)
 
 from . import threads
-from .checks import Check, CheckResult, Context, Plot, Series, register
+from .checks import Check, CheckResult, Context, Option, Plot, Series, register
 from .mlp import MLP, PAPER, TrainingPreset, train_classifier
 from .progress import progress
 
@@ -1801,9 +1801,18 @@ def run_training(act, context: Context) -> CheckResult:
         details=details, parameters=details["parameters"], plots=plots)
 
 
+_ARCHITECTURE = Option("network widths N0-N1-...-NL, e.g. 4-8-8-1 (default: random architectures)")
 register(Check("fd-theorems", "Functional dimension: theorems F1-F7 on random deep ReLU nets", "F1-F7",
-               _applies, run_theorems))
+               _applies, run_theorems,
+               {"architecture": _ARCHITECTURE, "trials": Option("random (architecture, theta, X) trials", int, 300, 1000)}))
 register(Check("fd-sampling", "Functional dimension: CFFD by exact region enumeration and the sampling bound",
-               "F8-F9", _applies, run_sampling))
+               "F8-F9", _applies, run_sampling,
+               {"architecture": _ARCHITECTURE, "scale": Option("input box half-width"),
+                "draws": Option("sampled inputs per size")}))
 register(Check("fd-training", "Functional dimension during training (geometry-induced regularization)", "F10-F13",
-               _applies, run_training))
+               _applies, run_training,
+               {"seeds": Option("training seeds", int, 5), "mnist": Option("path to MNIST (IDX or .npz)"),
+                "dataset": Option("digits4x4 | digits | synthetic | mnist"),
+                "epochs": Option("comma-separated checkpoint epochs starting at 0, e.g. 0,40,680"),
+                "architecture": _ARCHITECTURE, "n_train": Option("training inputs"),
+                "n_test": Option("test inputs")}))

@@ -13,7 +13,6 @@ check, with the quick profile.
 
 from __future__ import annotations
 
-import dataclasses
 import time
 from dataclasses import dataclass
 from datetime import datetime
@@ -25,7 +24,7 @@ from theory.activations import Activation
 from theory.errors import IbcheckError
 
 from .cache import ResultCache, cache_inputs
-from .checks import PROFILES, CheckResult, Context, Plot, Series, all_checks, run_check
+from .checks import PROFILES, CheckResult, Context, all_checks, check_options, run_check
 from .executor import Executor, Failed, ProcessExecutor
 from .progress import progress
 from .report.derivation import derivation_summary
@@ -61,7 +60,8 @@ class Task:
     check: str
     profile: str = "quick"
     seed: int = 0
-    options: tuple[tuple[str, str], ...] = ()
+    options: tuple[tuple[str, str], ...] = ()  # only the options this check declares
+    until_decided: int = 0
 
 
 @lru_cache(maxsize=64)
@@ -77,18 +77,16 @@ def perform(task: Task, say=lambda message: None) -> dict:
     checks = all_checks()
     if task.check not in checks:
         raise IbcheckError(f"check {task.check!r} is not registered in this worker process")
-    context = Context(profile=task.profile, seed=task.seed, options=dict(task.options), progress=say)
+    context = Context(profile=task.profile, seed=task.seed, options=dict(task.options), progress=say,
+                      until_decided=task.until_decided)
     result = run_check(checks[task.check], act, context)
     return dict(result.to_dict(), drawn=drawn_record(result.plots))  # drawn here: in parallel, and cached
 
 
 def result_from_dict(record: dict) -> CheckResult:
-    """A :class:`CheckResult` from its :meth:`~numerics.checks.CheckResult.to_dict` form."""
-    fields = {f.name for f in dataclasses.fields(CheckResult)}
-    data = {k: v for k, v in record.items() if k in fields}
-    data["plots"] = [Plot(**{**p, "series": [Series(**s) for s in p.get("series", [])]})
-                     for p in data.get("plots") or []]
-    return CheckResult(**data)
+    """A :class:`CheckResult` from its :meth:`~numerics.checks.CheckResult.to_dict` form, re-judged
+    (:meth:`~numerics.checks.CheckResult.from_dict`)."""
+    return CheckResult.from_dict(record)
 
 
 def _failure_record(task: Task, failure: Failed) -> dict:
@@ -138,11 +136,14 @@ class _Bars:
 
 def run_suite(activations: list[ActivationSpec | str], *, profile: str = "quick", seed: int = 0,
               options: dict | None = None, only: list[str] | None = None, executor: Executor | None = None,
-              cache: ResultCache | None = None, title: str = "ibcheck report", command: str = "") -> Report:
+              cache: ResultCache | None = None, title: str = "ibcheck report", command: str = "",
+              until_decided: int = 0) -> Report:
     """Every selected check (all registered ones by default) on every activation, as a :class:`Report`.
 
-    Bad input (unknown activation, malformed formula, unknown check or profile) raises
-    :class:`IbcheckError` before any work starts.
+    Bad input (unknown activation, malformed formula, unknown check or profile, an option that no
+    selected check reads) raises :class:`IbcheckError` before any work starts.  Each check gets
+    the options it declares; ``until_decided`` is the seed budget of
+    :func:`~numerics.checks.run_check`.
     """
     start, started = time.perf_counter(), datetime.now().astimezone().isoformat(timespec="seconds")
     if profile not in PROFILES:
@@ -158,7 +159,15 @@ def run_suite(activations: list[ActivationSpec | str], *, profile: str = "quick"
         if check_id not in checks:
             raise IbcheckError(f"unknown check {check_id!r}; known: {', '.join(checks)}")
     options = {str(k): str(v) for k, v in (options or {}).items()}
-    tasks = [Task(spec, check_id, profile, seed, tuple(sorted(options.items())))
+    check_options(options, [checks[c] for c in ids])
+    if until_decided < 0:
+        raise IbcheckError(f"--until-decided takes a non-negative seed budget, got {until_decided}")
+
+    def declared(check_id: str) -> tuple[tuple[str, str], ...]:
+        known = checks[check_id].options if check_id != DERIVATION else {}
+        return tuple(sorted((k, v) for k, v in options.items() if k in known))
+
+    tasks = [Task(spec, check_id, profile, seed, declared(check_id), until_decided if check_id != DERIVATION else 0)
              for spec in built for check_id in [DERIVATION, *ids]]
     cache = cache or ResultCache()
     executor = executor or ProcessExecutor()
@@ -186,7 +195,8 @@ def _execute(tasks: list[Task], built: dict[ActivationSpec, Activation], cache: 
         act = built[task.activation]
         if task.check == DERIVATION:
             return cache_inputs(act, DERIVATION)
-        return cache_inputs(act, task.check, task.profile, task.seed, dict(task.options))
+        extra = {"--until-decided": str(task.until_decided)} if task.until_decided else {}
+        return cache_inputs(act, task.check, task.profile, task.seed, {**dict(task.options), **extra})
 
     records = {}
     for index, task in enumerate(tasks):

@@ -15,7 +15,8 @@ import time
 from collections import Counter
 
 from numerics import checks
-from numerics.checks import Check, CheckResult, Plot, Series
+from numerics.checks import Check, CheckResult, Option, Plot, Series, judged_result, positive_int
+from numerics.verdicts import Criterion, Measurement, control, within
 
 #: how many times each fake check ran in this process (cache tests use the serial executor)
 CALLS: Counter = Counter()
@@ -30,16 +31,19 @@ def _agree(act, context):
     plot = Plot("fake decay", "width", "distance", [Series("measured", [10, 100, 1000], [1.0, 0.1, 0.01], "points"),
                                                    Series("theory slope -1", [10, 1000], [1.0, 0.01], "dashed")],
                 xscale="log", yscale="log", note="synthetic data")
-    return CheckResult("fake-agree", act.label, prediction=1.0, measured=1.04, tolerance=0.1, verdict="agrees",
-                       reason="|1.04 - 1| <= 0.1", tolerance_note="synthetic", seed=context.seed,
-                       parameters={"width": 7, "profile": context.profile, "options": dict(context.options)},
-                       details={"per_seed": [1.03, 1.05], "ratio": 1.04}, plots=[plot])
+    ratio = Measurement.mean([1.03, 1.05, 1.04, 1.035, 1.045])
+    return judged_result("fake-agree", act, [Criterion("ratio", 1.0, ratio, within(1.0, 0.1), "synthetic")],
+                         control("ratio of a wrong theory", 2.0, ratio, within(2.0, 0.2)),
+                         setup=f"synthetic, width {context.option('width')}",
+                         parameters={"width": context.option("width"), "profile": context.profile},
+                         details={"per_seed": [1.03, 1.05, 1.04, 1.035, 1.045], "ratio": 1.04}, plots=[plot])
 
 
 def _disagree(act, context):
     CALLS["fake-disagree"] += 1
-    return CheckResult("fake-disagree", act.label, prediction=-2.0, measured=-1.25, tolerance=0.2,
-                       verdict="disagrees", reason="slope -1.25 is not -2 +- 0.2", seed=context.seed)
+    slope = Measurement.exact(-1.25)
+    return judged_result("fake-disagree", act, [Criterion("slope", -2.0, slope, within(-2.0, 0.2))],
+                         control("slope of a wrong theory", -1.0, slope, within(-1.0, 0.2)), setup="synthetic")
 
 
 def _raise(act, context):
@@ -78,7 +82,8 @@ def _crash(act, context):
     os._exit(3)  # a worker process dying (segfault, out of memory)
 
 
-AGREE = Check("fake-agree", "Fake agreeing check", "F1", _always, _agree)
+AGREE = Check("fake-agree", "Fake agreeing check", "F1", _always, _agree,
+              {"width": Option("synthetic width", positive_int, 7)})
 DISAGREE = Check("fake-disagree", "Fake disagreeing check", "F2", _always, _disagree)
 RAISE = Check("fake-raise", "Fake check that raises", "F3", _always, _raise)
 SLOW = Check("fake-slow", "Fake slow check", "F4", _always, _slow)

@@ -66,6 +66,9 @@ BAD = [
     (["report", "--profile", "slow"], "invalid choice: 'slow'"),
     (["report", "--jobs", "0"], "--jobs must be at least 1"),
     (["report", "--executor", "no_such_module_xyz:make"], "cannot load it"),
+    (["check", "relu", "--only", "transform", "--option", "widht=3"],
+     "unknown option 'widht' for check transform; valid keys: none"),
+    (["report", "--until-decided", "-5"], "--until-decided takes a non-negative seed budget"),
 ]
 
 
@@ -79,6 +82,12 @@ def test_unwritable_output_folder(capsys, tmp_path, command):
     (tmp_path / "a_file").write_text("not a folder")
     err = one_line_error(capsys, command.split() + ["--out", str(tmp_path / "a_file" / "reports")])
     assert "cannot write the report" in err and "--out" in err
+
+
+def test_an_unknown_option_names_the_valid_keys_and_runs_nothing(capsys, registry):
+    err = one_line_error(capsys, ["check", "relu", "--only", "fake-agree,fake-disagree", "--option", "with=9"])
+    assert "unknown option 'with' for checks fake-agree, fake-disagree; valid keys: width" in err
+    assert not fakes.CALLS
 
 
 def test_unwritable_output_is_refused_before_any_work(capsys, tmp_path, registry):
@@ -100,7 +109,8 @@ def test_check_json_prints_the_records_and_writes_the_report(capsys, tmp_path, r
     assert status == 0
     records = json.loads(out)  # stdout is exactly the JSON list
     assert [(r["check"], r["verdict"]) for r in records] == [("fake-agree", "agrees"), ("fake-disagree", "disagrees")]
-    assert "plots" not in records[0] and records[0]["details"] == {"per_seed": [1.03, 1.05], "ratio": 1.04}
+    assert "plots" not in records[0] and records[0]["details"]["ratio"] == 1.04
+    assert records[0]["criteria"][0]["outcome"] == "pass" and records[0]["control"]["rejected"] is True
     assert err == "ibcheck: report written to reports/relu/index.html\n"
     saved = json.loads((tmp_path / "reports" / "relu" / "report.json").read_text())
     assert saved["activations"][0]["results"][0]["plots"][0]["title"] == "fake decay"
@@ -157,7 +167,7 @@ def test_report_with_no_arguments_runs_the_standard_suite(capsys, tmp_path, monk
         status = main(["report"])
     out, err = capsys.readouterr()
     assert status == 0 and err == ""
-    assert "16 activations x 2 checks: 1 agrees, 16 disagrees, 15 not applicable" in out
+    assert "16 activations x 2 checks: 1 agrees, 16 disagrees, 0 inconclusive, 15 not applicable, 0 error" in out
     assert out.splitlines()[-1] == "Report: reports/index.html (also report.md, report.json)"
     saved = json.loads((tmp_path / "reports" / "report.json").read_text())
     labels = [theory.activation(name).label for name in theory.BUILTINS]

@@ -116,3 +116,10 @@ def test_ray_gives_the_answers_and_time_limits_of_the_process_pool(monkeypatch):
         values = dict(executor.run(spin_under_limit, [0.2, 0.3]))
     assert values[0]["message"].startswith("spinning on a worker took longer than 0.2 s")
     assert values[1]["message"].startswith("spinning on a worker took longer than 0.3 s")
+
+
+@pytest.mark.parametrize("engine, module", [("dask", "distributed"), ("ray", "ray")])
+def test_a_missing_engine_is_a_clean_error(engine, module, monkeypatch):
+    monkeypatch.setitem(sys.modules, module, None)  # what `import ray` does where it is not installed
+    with pytest.raises(IbcheckError, match=rf"--executor {engine} needs {engine}: pip install ibcheck\[{engine}\]"):
+        executor_from_name(engine, jobs=1)

@@ -43,14 +43,14 @@ def test_every_activation_gets_every_check_in_order(registry, tmp_path):
     failed = other.result("fake-raise")
     assert failed.reason == "internal error: RuntimeError: boom in a fake check"
     assert "_raise" in failed.details["traceback"]  # the report can show where it failed
-    assert report.counts() == {"agrees": 3, "disagrees": 2, "not_applicable": 1, "error": 2}
+    assert report.counts() == {"agrees": 3, "disagrees": 2, "inconclusive": 0, "not_applicable": 1, "error": 2}
 
 
 def test_results_keep_seed_parameters_and_plots(registry, tmp_path):
     report = run(["relu"], tmp_path, seed=7, profile="full", options={"width": 5})
     agree = report.activations[0].result("fake-agree")
     assert agree.seed == 7
-    assert agree.parameters == {"width": 7, "profile": "full", "options": {"width": "5"}}
+    assert agree.parameters == {"width": 5, "profile": "full", "options": {"width": 5}}
     assert agree.plots[0].yscale == "log" and agree.plots[0].series[1].style == "dashed"
     drawn = report.activations[0].drawn["fake-agree"]  # drawn where the check ran, cached with it
     assert len(drawn) == 1 and base64.b64decode(drawn[0]["png"])[:8] == b"\x89PNG\r\n\x1a\n"

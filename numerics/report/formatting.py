@@ -7,7 +7,38 @@ from __future__ import annotations
 
 import re
 
-VERDICT_LABELS = {"agrees": "agrees", "disagrees": "disagrees", "not_applicable": "n/a", "error": "error"}
+VERDICT_LABELS = {"agrees": "agrees", "disagrees": "disagrees", "inconclusive": "inconclusive",
+                  "not_applicable": "n/a", "error": "error"}
+
+#: the header of :func:`criteria_rows`
+CRITERIA_HEADER = ["role", "criterion", "prediction", "estimate", "95% interval", "accepted", "outcome"]
+
+
+def verdict_label(result) -> str:
+    """``agrees``, ``inconclusive (no power)``, ``n/a``, ..."""
+    label = VERDICT_LABELS.get(result.verdict, result.verdict)
+    kind = getattr(result, "inconclusive_kind", None)
+    return f"{label} ({kind.replace('_', ' ')})" if kind else label
+
+
+def criteria_rows(result) -> list[list[str]]:
+    """The table under a check's verdict: judged criteria, reported ones, the control, the premises."""
+    def interval(low, high) -> str:
+        return number(low) if low == high else f"[{number(low)}, {number(high)}]"
+
+    rows = []
+    for role, criterion in [("judged" if c.judged else "reported, not part of the claim", c) for c in result.criteria] + \
+            ([("control", result.control)] if result.control is not None else []):
+        m = criterion.measurement
+        outcome = criterion.outcome if role != "control" else \
+            ("rejected" if criterion.outcome == "fail" else "not rejected")
+        rows.append([role, criterion.name, short(criterion.prediction, 60), number(m.estimate)
+                     + (f" (n = {m.n})" if m.n > 1 else ""), interval(*m.interval),
+                     criterion.tolerance.text, outcome])
+    for premise in result.premises:
+        rows.append(["premise", premise.name, "", short(premise.measured, 60), "", premise.note,
+                     "holds" if premise.holds else "fails"])
+    return rows
 
 
 def number(value: float) -> str:

@@ -12,11 +12,11 @@ from html import escape
 from numerics.checks import CheckResult
 
 from .figures import Figure, Figures
-from .formatting import VERDICT_LABELS, cut, full, seconds, short, slug
+from .formatting import CRITERIA_HEADER, VERDICT_LABELS, criteria_rows, cut, full, seconds, short, slug, verdict_label
 from .model import ActivationReport, Report
 
 _CSS = """
-:root { --agrees: #1a7f37; --disagrees: #cf222e; --not_applicable: #6e7781; --error: #9a6700; }
+:root { --agrees: #1a7f37; --disagrees: #cf222e; --inconclusive: #8250df; --not_applicable: #6e7781; --error: #9a6700; }
 body { font: 15px/1.5 system-ui, -apple-system, "Segoe UI", sans-serif; margin: 0 auto; max-width: 1180px;
        padding: 1.5rem; color: #1f2328; }
 h1 { margin-bottom: .2rem; } h2 { border-bottom: 1px solid #d0d7de; padding-bottom: .2rem; margin-top: 2.2rem; }
@@ -31,6 +31,7 @@ th { background: #f6f8fa; }
 .v-agrees .badge, .badge.v-agrees { background: var(--agrees); }
 .v-disagrees .badge, .badge.v-disagrees { background: var(--disagrees); }
 .v-not_applicable .badge, .badge.v-not_applicable { background: var(--not_applicable); }
+.v-inconclusive .badge, .badge.v-inconclusive { background: var(--inconclusive); }
 .v-error .badge, .badge.v-error { background: var(--error); }
 td.v-disagrees { background: #ffebe9; } td.v-error { background: #fff8c5; }
 .cell { font-size: 11.5px; color: #3d444d; margin-top: .15rem; max-width: 13rem; }
@@ -48,8 +49,17 @@ ol.steps li { margin-bottom: .5rem; } pre { white-space: pre-wrap; font-size: 12
 """
 
 
-def _badge(verdict: str) -> str:
-    return f'<span class="badge v-{verdict}">{VERDICT_LABELS.get(verdict, verdict)}</span>'
+def _badge(verdict: str, label: str | None = None) -> str:
+    return f'<span class="badge v-{verdict}">{escape(label or VERDICT_LABELS.get(verdict, verdict))}</span>'
+
+
+def _criteria(result: CheckResult) -> str:
+    """The criteria, control and premises of a result as a table (empty when it has none)."""
+    if not result.criteria:
+        return ""
+    head = "".join(f"<th>{escape(h)}</th>" for h in CRITERIA_HEADER)
+    body = "".join("<tr>" + "".join(f"<td>{escape(cell)}</td>" for cell in row) + "</tr>" for row in criteria_rows(result))
+    return f'<table class="criteria"><thead><tr>{head}</tr></thead><tbody>{body}</tbody></table>'
 
 
 def anchors(report: Report) -> dict[str, str]:
@@ -83,7 +93,8 @@ def _summary_table(report: Report, anchor: dict[str, str]) -> str:
             else:  # why not applicable is in the tooltip and below; an error says why right here
                 detail = cut(result.reason, 70) if result.verdict == "error" else ""
             cells.append(f'<td class="v-{result.verdict}" title="{escape(result.reason, quote=True)}">'
-                         f'{_badge(result.verdict)}' + (f'<div class="cell">{escape(detail)}</div>' if detail else "")
+                         f'{_badge(result.verdict, verdict_label(result))}'
+                         + (f'<div class="cell">{escape(detail)}</div>' if detail else "")
                          + "</td>")
         rows.append(f'<tr><th><a href="#{anchor[activation.label]}">{escape(activation.label)}</a></th>{"".join(cells)}</tr>')
     return (f'<div class="scroll"><table class="summary"><thead><tr><th>activation</th>{head}</tr></thead>'
@@ -134,10 +145,10 @@ def _verdict_table(activation: ActivationReport, report: Report) -> str:
         rows.append(
             f'<tr class="v-{result.verdict} first"><td><b>{escape(result.check)}</b><br>'
             f'<span class="muted">{escape(check["title"])} [{escape(check["claim"])}]</span></td>'
-            f"<td>{_badge(result.verdict)}</td><td>{escape(full(result.prediction))}</td>"
+            f"<td>{_badge(result.verdict, verdict_label(result))}</td><td>{escape(full(result.prediction))}</td>"
             f"<td>{escape(full(result.measured))}</td><td>{escape(full(result.tolerance))}</td>"
             f"<td>{escape(str(result.seed))}</td><td>{seconds(result.runtime_s)}{cached}</td></tr>"
-            f'<tr class="why"><td colspan="7">{why}</td></tr>')
+            f'<tr class="why"><td colspan="7">{why}{_criteria(result)}</td></tr>')
     return ('<div class="scroll"><table class="verdicts"><thead><tr><th>check</th><th>verdict</th><th>predicted</th>'
             "<th>measured</th><th>tolerance</th><th>seed</th><th>time</th></tr></thead>"
             f'<tbody>{"".join(rows)}</tbody></table></div>')
@@ -182,7 +193,7 @@ def _run_details(report: Report) -> str:
 def render_html(report: Report, figures: Figures) -> str:
     anchor = anchors(report)
     counts = report.counts()
-    tally = " &middot; ".join(f"{_badge(v)} {n}" for v, n in counts.items() if n)
+    tally = " &middot; ".join(f"{_badge(v)} {n}" for v, n in counts.items())
     parts = [('<!DOCTYPE html><html lang="en"><head><meta charset="utf-8">'
               '<meta name="viewport" content="width=device-width, initial-scale=1">'
               f"<title>{escape(report.title)}</title><style>{_CSS}</style></head><body>"),
@@ -197,8 +208,8 @@ def render_html(report: Report, figures: Figures) -> str:
     problems = report.problems()
     if problems:
         items = "".join(f'<li><a href="#{anchor[label]}">{escape(label)}</a> &middot; <b>{escape(r.check)}</b> '
-                        f"{_badge(r.verdict)} {escape(r.reason)}</li>" for label, r in problems)
-        parts.append(f'<section id="problems"><h2>What did not agree, and why</h2><ul>{items}</ul></section>')
+                        f"{_badge(r.verdict, verdict_label(r))} {escape(r.reason)}</li>" for label, r in problems)
+        parts.append(f'<section id="problems"><h2>What did not agree (or could not be decided), and why</h2><ul>{items}</ul></section>')
     if figures.overview is not None:
         parts += ['<section id="spectral-weights"><h2>Spectral weights</h2>',
                   _figure(figures.overview, figures.overview.plot.title + "."), "</section>"]

@@ -4,7 +4,7 @@ PNG files in ``figures/`` next to it (content-addressed names)."""
 from __future__ import annotations
 
 from .figures import Figure, Figures
-from .formatting import VERDICT_LABELS, cut, full, seconds, short
+from .formatting import CRITERIA_HEADER, VERDICT_LABELS, criteria_rows, cut, full, seconds, short, verdict_label
 from .model import ActivationReport, Report
 
 FIGURE_FOLDER = "figures"
@@ -51,11 +51,15 @@ def _activation(activation: ActivationReport, report: Report, figures: Figures) 
     for r in activation.results:
         check = titles.get(r.check, {"title": r.check, "claim": ""})
         why = r.reason + (f" (tolerance: {r.tolerance_note})" if r.tolerance_note else "")
-        rows.append([f"**{r.check}** {check['title']} [{check['claim']}]", VERDICT_LABELS[r.verdict],
+        rows.append([f"**{r.check}** {check['title']} [{check['claim']}]", verdict_label(r),
                      full(r.prediction), full(r.measured), full(r.tolerance), why, str(r.seed),
                      seconds(r.runtime_s) + (" (cached)" if r.check in activation.cached else "")])
     lines += ["### Verdicts", ""]
     lines += _table(["check", "verdict", "predicted", "measured", "tolerance", "why", "seed", "time"], rows)
+    for r in activation.results:
+        if r.criteria:
+            lines += [f"**{r.check}**: criteria, control and premises", ""]
+            lines += _table(CRITERIA_HEADER, criteria_rows(r))
     groups = [(r, figures.by_result.get((activation.label, r.check), [])) for r in activation.results]
     if any(group for _, group in groups):
         lines += ["### Plots", ""]
@@ -66,7 +70,7 @@ def _activation(activation: ActivationReport, report: Report, figures: Figures) 
 
 
 def render_markdown(report: Report, figures: Figures) -> str:
-    counts = ", ".join(f"{VERDICT_LABELS[v]}: {n}" for v, n in report.counts().items() if n)
+    counts = ", ".join(f"{VERDICT_LABELS[v]}: {n}" for v, n in report.counts().items())
     lines = [f"# {report.title}", "",
              (f"{len(report.activations)} activation(s), {len(report.checks)} check(s), profile **{report.profile}**, "
               f"seed {report.seed}, {report.started}, {seconds(report.runtime_s)}. Verdicts: {counts}."), "",
@@ -83,14 +87,14 @@ def render_markdown(report: Report, figures: Figures) -> str:
                 elif r.verdict in ("agrees", "disagrees"):
                     row.append(f"**{VERDICT_LABELS[r.verdict]}**: {short(r.measured, 32)} vs {short(r.prediction, 32)}")
                 else:
-                    row.append(f"**{VERDICT_LABELS[r.verdict]}**: {cut(r.reason, 60)}")
+                    row.append(f"**{verdict_label(r)}**: {cut(r.reason, 60)}")
             rows.append(row)
         lines += ["## Summary", "", "Cells: verdict, then measured vs predicted (or why there is no verdict).", ""]
         lines += _table(["activation"] + [c["id"] for c in report.checks], rows)
     problems = report.problems()
     if problems:
-        lines += ["## What did not agree, and why", ""]
-        lines += [f"- {label} / **{r.check}** ({VERDICT_LABELS[r.verdict]}): {r.reason}" for label, r in problems]
+        lines += ["## What did not agree (or could not be decided), and why", ""]
+        lines += [f"- {label} / **{r.check}** ({verdict_label(r)}): {r.reason}" for label, r in problems]
         lines.append("")
     if figures.overview is not None:
         lines += ["## Spectral weights", ""] + _figure(figures.overview, figures.overview.plot.title + ".")

@@ -11,6 +11,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 from numerics.checks import CheckResult
+from numerics.verdicts import OUTCOMES
 
 
 @dataclass
@@ -48,13 +49,14 @@ class Report:
     command: str = ""
 
     def counts(self) -> dict[str, int]:
-        """How many results have each verdict."""
-        counts = {"agrees": 0, "disagrees": 0, "not_applicable": 0, "error": 0}
+        """How many results have each of the five outcomes."""
+        counts = dict.fromkeys(OUTCOMES, 0)
         for activation in self.activations:
             for result in activation.results:
                 counts[result.verdict] = counts.get(result.verdict, 0) + 1
         return counts
 
     def problems(self) -> list[tuple[str, CheckResult]]:
-        """(activation label, result) for every ``disagrees`` and ``error``, in report order."""
-        return [(a.label, r) for a in self.activations for r in a.results if r.verdict in ("disagrees", "error")]
+        """(activation label, result) for every ``disagrees``, ``inconclusive`` and ``error``, in report order."""
+        return [(a.label, r) for a in self.activations for r in a.results
+                if r.verdict in ("disagrees", "inconclusive", "error")]
