@@ -120,7 +120,8 @@ def limited(threads: int):
         before = torch.get_num_threads()
         torch.set_num_threads(torch_threads)
     try:
-        with _controller(len(sys.modules)).limit(limits=threads):
+        # BLAS only: OpenMP is torch's (set above); limiting it here would undo torch_threads
+        with _controller(len(sys.modules)).limit(limits=threads, user_api="blas"):
             yield
     finally:
         with _lock:
