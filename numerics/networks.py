@@ -332,13 +332,25 @@ def train(net: ShallowNetwork, x, y, steps: int, lr: float | Sequence[float], la
     x = as_tensor(x)
     y = torch.as_tensor(np.asarray(y, dtype=float), dtype=torch.float64)
     if layers == "all":
-        net._derivative()  # a clear error for activations whose sigma' is a point mass
+        slope = net._derivative()  # a clear error for activations whose sigma' is a point mass
         params, rates = net.parameters, list(rates)
     else:
         params, rates = [net.v], [rates[0]]
+    scale = net.output_scale / len(x)
 
     def loss():
-        return 0.5 * torch.mean((net(x) - y) ** 2)
+        r"""L and its gradient in closed form (no autograd tape): with :math:`r = f(X) - y` and s the
+        output scale, :math:`\partial_v L = \frac sN\sigma(z)^Tr`, :math:`\partial_w L = q^TX`,
+        :math:`\partial_b L = q^T\mathbf 1` with :math:`q = \frac sN\sigma'(z)\odot(r v^T)`."""
+        with torch.no_grad():
+            z = torch.addmm(net.b, x, net.w.T)
+            features = net.sigma(z)
+            r = net.output_scale * (features @ net.v) - y
+            grads = [scale * (features.T @ r)]
+            if layers == "all":
+                q = scale * slope(z) * torch.outer(r, net.v)
+                grads += [q.T @ x, q.sum(0)]
+            return 0.5 * torch.dot(r, r) / len(x), grads
     return gradient_descent(params, loss, steps, rates, describe=f"{net.describe} ({layers} layers)",
                             stop_loss=stop_loss, record_steps=record_steps)
 
