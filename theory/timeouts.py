@@ -30,6 +30,7 @@ from __future__ import annotations
 import contextlib
 import ctypes
 import itertools
+import math
 import os
 import sys
 import threading
@@ -78,7 +79,7 @@ class _Limit:
     clock: object  # reads that thread's CPU clock
     deadline: float
     message: str
-    expiry: type  # the TimeLimitExceeded subclass raised (PyThreadState_SetAsyncExc takes a class)
+    expiry: type | None = None  # made on the first expiry (PyThreadState_SetAsyncExc takes a class)
     fired: bool = False
 
 
@@ -89,14 +90,16 @@ class _Watchdog:
         self.wake = threading.Condition()
         self.limits: dict[int, _Limit] = {}
         self.thread: threading.Thread | None = None
+        self.wakes_at = math.inf  # monotonic time the watchdog sleeps until
 
-    def add(self, key: int, limit: _Limit) -> None:
+    def add(self, key: int, limit: _Limit, seconds: float) -> None:
         with self.wake:
             self.limits[key] = limit
             if self.thread is None or not self.thread.is_alive():
                 self.thread = threading.Thread(target=self._watch, name="ibcheck-time-limits", daemon=True)
                 self.thread.start()
-            self.wake.notify()
+            if time.monotonic() + seconds < self.wakes_at:  # CPU time cannot run out sooner than this
+                self.wake.notify()
 
     def remove(self, key: int) -> None:
         with self.wake:
@@ -123,8 +126,11 @@ class _Watchdog:
                 for limit in expired.values():
                     limit.fired = True
                     limit.deadline = limit.clock() + REFIRE_SECONDS
+                    limit.expiry = limit.expiry or _expiry_class(limit.message)
                     _SET_ASYNC_EXC(limit.thread, limit.expiry)
-                self.wake.wait(None if sleep is None else max(sleep, MIN_SLEEP))
+                sleep = None if sleep is None else max(sleep, MIN_SLEEP)
+                self.wakes_at = math.inf if sleep is None else time.monotonic() + sleep
+                self.wake.wait(sleep)
 
 
 _WATCHDOG = _Watchdog()
@@ -180,10 +186,10 @@ def time_limit(seconds: float | None, what: str):
         _warn_once("clock", "no per-thread CPU clock on this platform: time limits count wall time")
     message = f"{what} took longer than {seconds:g} s{' of CPU time' if CPU_TIME else ''} and was stopped"
     clock = _CLOCK_OF_THIS_THREAD()
-    limit = _Limit(threading.get_ident(), clock, clock() + seconds, message, _expiry_class(message))
+    limit = _Limit(threading.get_ident(), clock, clock() + seconds, message)
     key = next(_KEYS)
     try:  # registered inside the try: an outer limit's expiry may arrive at any bytecode
-        _WATCHDOG.add(key, limit)
+        _WATCHDOG.add(key, limit, seconds)
         yield
     finally:
         while True:  # an outer expiry delivered while leaving: the body is over, leave anyway
