@@ -7,7 +7,8 @@ a task starts).  A task that raises, or whose worker process dies, yields a :cla
 value instead of stopping the others.
 
 * :class:`ProcessExecutor` (default): a pool of local worker processes, one task per process
-  at a time, each with one torch thread (parallelism is across processes).
+  at a time; small-tensor work on one thread each (parallelism is across processes), large
+  linear algebra on the worker's share of the CPUs (:mod:`numerics.threads`).
 * :class:`SerialExecutor`: everything in the calling process (``--jobs 1``, debugging).
 * :class:`~numerics.clusters.DaskExecutor` and :class:`~numerics.clusters.RayExecutor`
   (``--executor dask[:ADDRESS]``, ``--executor ray[:ADDRESS]``): a Dask or Ray cluster, a local
