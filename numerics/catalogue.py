@@ -31,10 +31,13 @@ CHECKS: tuple[tuple[str, str, str, tuple[str, ...]], ...] = (
 
 
 def from_registry() -> list[tuple[str, str, str, tuple[str, ...]]]:
-    """The table as the registry has it (imports every check module: seconds)."""
-    from .checks import all_checks
+    """The table as the registry has it (imports every check module: seconds): the checks of
+    :data:`~numerics.checks.CHECK_MODULES`, in that order (the order a fresh process registers them)."""
+    from . import checks
 
-    return [(c.id, c.title, c.claim, tuple(c.options)) for c in all_checks().values()]
+    rank = {module: index for index, module in enumerate(checks.CHECK_MODULES)}
+    registered = [c for c in checks.all_checks().values() if getattr(c.run, "__module__", None) in rank]
+    return [(c.id, c.title, c.claim, tuple(c.options)) for c in sorted(registered, key=lambda c: rank[c.run.__module__])]
 
 
 def listed_checks() -> list[tuple[str, str, str, tuple[str, ...]]]:
