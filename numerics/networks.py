@@ -348,7 +348,7 @@ def train(net: ShallowNetwork, x, y, steps: int, lr: float | Sequence[float], la
             r = net.output_scale * (features @ net.v) - y
             grads = [scale * (features.T @ r)]
             if layers == "all":
-                q = scale * slope(z) * torch.outer(r, net.v)
+                q = torch.outer(r, net.v).mul_(slope(z)).mul_(scale)  # in place: one (N, n) temporary
                 grads += [q.T @ x, q.sum(0)]
             return 0.5 * torch.dot(r, r) / len(x), grads
     return gradient_descent(params, loss, steps, rates, describe=f"{net.describe} ({layers} layers)",
