@@ -66,3 +66,18 @@ def test_the_policy_is_recorded_in_the_environment():
     recorded = environment()
     assert recorded["threads"] == "4" and recorded["large_linear_algebra_threads"] == 4
     assert recorded["small_tensor_threads"] == 1
+
+
+def test_the_command_line_policy_reaches_the_report(tmp_path, monkeypatch):
+    import json
+
+    import fake_checks as fakes
+    from numerics.cli import main
+
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setenv("IBCHECK_PROGRESS", "0")
+    monkeypatch.setenv("IBCHECK_CACHE_DIR", str(tmp_path / "cache"))
+    with fakes.registered(fakes.AGREE, alone=True):
+        assert main(["check", "relu", "--jobs", "1", "--threads", "3", "--out", "out"]) == 0
+    recorded = json.loads((tmp_path / "out" / "report.json").read_text())["environment"]
+    assert recorded["threads"] == "3" and recorded["large_linear_algebra_threads"] == 3
