@@ -15,10 +15,10 @@ CHECKS: tuple[tuple[str, str, str, tuple[str, ...]], ...] = (
     ('fd-theorems', 'Functional dimension: theorems F1-F7 on random deep ReLU nets', 'F1-F7', ('architecture', 'trials')),
     ('fd-sampling', 'Functional dimension: CFFD by exact region enumeration and the sampling bound', 'F8-F9', ('architecture', 'scale', 'draws')),
     ('fd-training', 'Functional dimension during training (geometry-induced regularization)', 'F10-F13', ('seeds', 'mnist', 'dataset', 'epochs', 'architecture', 'n_train', 'n_test')),
-    ('stable-rank', 'Stable rank per class and of the full matrix (Kou et al.)', 'stable_rank.md P1, P2, P9, P16', ()),
-    ('margins', 'Loss constant, margin law and equal normalized margins', 'stable_rank.md P4-P7', ()),
-    ('one-step-collapse', 'One GD step collapses the rank at small init (Frei et al.)', 'stable_rank.md P11, P12', ()),
-    ('rank-conditions', 'Barrier z* and never-activated pairs (generic activations)', 'stable_rank.md P16, Sec. 3', ()),
+    ('stable-rank', 'Stable rank per class and of the full matrix (Kou et al.)', 'stable_rank.md P1, P2, P8, P9, P14, P15', ('n', 'd', 'm', 'data', 'sigma0', 'eta', 'T', 'seeds')),
+    ('margins', 'Loss constant, margin law, equal normalized margins, linear boundary', 'stable_rank.md P4-P7, P13', ('n', 'd', 'm', 'data', 'sigma0', 'eta', 'T', 'seeds')),
+    ('one-step-collapse', 'One GD step collapses the rank at small init (Frei et al.)', 'stable_rank.md P11, P12', ('n', 'd', 'm', 'data', 'sigma0', 'eta', 'T', 'seeds')),
+    ('rank-conditions', 'Barrier z* and never-activated pairs (generic activations)', 'stable_rank.md P16, Sec. 3', ('n', 'd', 'm', 'data', 'sigma0', 'eta', 'T', 'seeds')),
     ('kernel-fit-1d', 'Kernel regime in 1D: random features vs the penalty minimizer', 'P4, P5, P6', ()),
     ('kernel-fit-2d', 'Kernel regime in 2D: random features vs the penalty minimizer', 'P7', ()),
     ('kernel-training', 'Full training vs the linearized model', 'kernel regime (2.1)', ()),
@@ -35,9 +35,13 @@ def from_registry() -> list[tuple[str, str, str, tuple[str, ...]]]:
     :data:`~numerics.checks.CHECK_MODULES`, in that order (the order a fresh process registers them)."""
     from . import checks
 
-    rank = {module: index for index, module in enumerate(checks.CHECK_MODULES)}
-    registered = [c for c in checks.all_checks().values() if getattr(c.run, "__module__", None) in rank]
-    return [(c.id, c.title, c.claim, tuple(c.options)) for c in sorted(registered, key=lambda c: rank[c.run.__module__])]
+    def rank(check) -> int | None:  # the CHECK_MODULES entry its code lives in (a module or a package)
+        module = getattr(check.run, "__module__", "") or ""
+        return next((index for index, name in enumerate(checks.CHECK_MODULES)
+                     if module == name or module.startswith(name + ".")), None)
+
+    registered = [c for c in checks.all_checks().values() if rank(c) is not None]
+    return [(c.id, c.title, c.claim, tuple(c.options)) for c in sorted(registered, key=rank)]
 
 
 def listed_checks() -> list[tuple[str, str, str, tuple[str, ...]]]:
