@@ -30,12 +30,13 @@ ARCHITECTURE = "64-96-32-10"  # N_par = 9674, H = 128, N_par - H = 9546
 def measure(n: int, threads: int, rank: bool, queue) -> None:
     import numpy as np
     import torch
-    from threadpoolctl import threadpool_limits
-
     from numerics import functional_dimension as F
+    from numerics import threads as T
     from numerics.mlp import MLP
 
     torch.set_num_threads(threads)
+    T.configure(threads)  # the policy's thread count for large linear algebra
+    T.LARGE_ENTRIES = 0  # let the thread count asked for apply to every size
     net = MLP.initialize(ARCHITECTURE, "he", 0)
     x = np.random.default_rng(0).standard_normal((n, net.arch.input_dim))
     F.jacobian_autodiff(net, x[:2])  # warm-up: torch.func's first call imports its compiler stack
@@ -51,7 +52,7 @@ def measure(n: int, threads: int, rank: bool, queue) -> None:
     del blocks
     row = {"n": n, "rows": jac.shape[0], "cols": jac.shape[1], "autodiff_s": t_autodiff, "blocks_s": t_blocks,
            "route_diff": route_diff, "bound": net.arch.bound(n), "jac_mb": jac.nbytes / 2**20}
-    with threadpool_limits(threads):
+    with T.large_work():
         start = time.perf_counter()
         certified = F.certified_rank(net, x)  # BFD without J or an SVD (from the states, included)
         row["certified_s"] = time.perf_counter() - start
@@ -61,8 +62,7 @@ def measure(n: int, threads: int, rank: bool, queue) -> None:
         row["peak_mb"] = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
         queue.put(row)
         return
-    with threadpool_limits(threads):
-        F.SINGLE_THREAD_ENTRIES = 0  # let the thread count asked for apply to every size
+    with T.large_work():
         start = time.perf_counter()
         svd = F.svd_rank(jac)
         t_svd = time.perf_counter() - start

@@ -39,7 +39,6 @@ import itertools
 import math
 import os
 import time
-from contextlib import nullcontext
 from dataclasses import dataclass, field
 from fractions import Fraction
 from functools import lru_cache
@@ -55,6 +54,7 @@ from theory.functional_dimension import (Architecture, always_active_deficit, de
                                          necessary_region_estimate, parse_architecture, relu_only_reason,
                                          rescaling_support, symbolic_invariance)
 
+from . import threads
 from .checks import Check, CheckResult, Context, Option, Plot, Series, register
 from .mlp import MLP, PAPER, TrainingPreset, train_classifier
 from .progress import progress
@@ -239,24 +239,6 @@ class Rank:
                 "method": self.method}
 
 
-#: matrices with fewer entries than this are factored on one BLAS thread: on a loaded machine,
-#: thread hand-offs made a 366 x 65 SVD take 0.3-0.9 s instead of 1 ms
-SINGLE_THREAD_ENTRIES = 4_000_000
-
-
-@lru_cache(maxsize=1)
-def _blas_controller():
-    from threadpoolctl import ThreadpoolController
-
-    return ThreadpoolController()  # scanning the loaded libraries takes ~5 ms: do it once
-
-
-def _blas_threads(matrix: np.ndarray):
-    if matrix.size >= SINGLE_THREAD_ENTRIES:
-        return nullcontext()
-    return _blas_controller().limit(limits=1, user_api="blas")
-
-
 def _eps_of(jac) -> float:
     dtype = jac.dtype
     if isinstance(jac, torch.Tensor):
@@ -290,7 +272,7 @@ def svd_rank(jac, eps: float | None = None) -> Rank:
     matrix = _to_numpy64(jac)
     if matrix.size == 0:
         return Rank(0, 0.0, eps, 0.0, math.inf, matrix.shape)
-    with _blas_threads(matrix):
+    with threads.for_entries(matrix.size):
         values = scipy.linalg.svdvals(matrix, check_finite=True)
     return _rank_from_values(values, matrix.shape, eps, "svd")
 
@@ -302,7 +284,7 @@ def pivoted_qr_rank(jac, eps: float | None = None) -> Rank:
     matrix = _to_numpy64(jac)
     if matrix.size == 0:
         return Rank(0, 0.0, eps, 0.0, math.inf, matrix.shape, "pivoted_qr")
-    with _blas_threads(matrix):
+    with threads.for_entries(matrix.size):
         r = scipy.linalg.qr(matrix, mode="r", pivoting=True)[0]
     return _rank_from_values(np.abs(np.diag(r)), matrix.shape, eps, "pivoted_qr")
 
@@ -427,6 +409,12 @@ def certified_rank(net: MLP, x) -> Rank | None:
     rows = m <= arch.rescaling_bound
     check_gram_memory(arch, len(x))
     layers = net.numpy_layers()
+    with threads.for_entries(min(m, p) ** 2):  # the Gram matrix's size: GEMMs and one Cholesky on it
+        return _certified_rank(net, x, arch, m, p, rows, layers)
+
+
+def _certified_rank(net: MLP, x: torch.Tensor, arch: Architecture, m: int, p: int, rows: bool, layers) -> Rank | None:
+    """The proof of :func:`certified_rank`, on the network's numpy layers."""
     hidden, slopes = network_states(net, x)
     backprops = backprop_matrices([w for w, _ in layers], slopes, len(x))
     augmented = _augmented(hidden)
@@ -1525,7 +1513,7 @@ def run_theorems(act, context: Context) -> CheckResult:
     spec = context.options.get("architecture")
     arch = parse_architecture(spec) if spec else None
     count = _int_option(context, "trials", context.pick(300, 1000))
-    with _blas_controller().limit(limits=1, user_api="blas"):
+    with threads.small_work():
         trials = theorem_trials(count, seed=context.seed, architecture=arch, exact_count=context.pick(20, 60))
     details = summarize_trials(trials)
     proof = symbolic_invariance()
@@ -1630,7 +1618,7 @@ def run_sampling(act, context: Context) -> CheckResult:
         nets = SAMPLING_NETS[context.profile]
     draws = _int_option(context, "draws", 200)
     sizes = [10, 20, 50, 100, 200, 500, 1000, 2000, 5000, 10000, 20000] + context.pick([], [50000, 100000])
-    with _blas_controller().limit(limits=1, user_api="blas"):
+    with threads.small_work():
         results = [_sampling_one(arch, scale, sizes, draws, context.seed) for arch, scale in nets]
     label = {r["architecture"]: r for r in results}
     problems = []
@@ -1724,7 +1712,7 @@ def run_training(act, context: Context) -> CheckResult:
     """fd-training: F10 at initialization, F11 and F13 after training, and the paper's claim F12
     (BFD on training and test inputs decreases during training), over several seeds."""
     setups = _training_setups(context)
-    with _blas_controller().limit(limits=1, user_api="blas"):
+    with threads.small_work():
         traces = {role: [bfd_training_run(setup, seed) for seed in seeds] for role, setup, seeds in setups}
         f10_seeds = list(range(context.seed, context.seed + 5))
         f10 = {arch: initialization_bfd(arch, f10_seeds) for arch in ("4-6-4-3", "5-10-10-10-3")}

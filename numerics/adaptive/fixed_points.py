@@ -82,7 +82,7 @@ def refine_pinned(act: Activation, x, y, state: np.ndarray, pairs: np.ndarray, i
             break
     if float(r.abs().max()) >= tol:
         raise IbcheckError(f"{act.label}: Gauss-Newton did not reach a pinned interpolating fixed point "
-                           f"(max |r|, |C p| = {float(r.abs().max()):.2e}); train longer")
+                           f"(max |r|, |C p| = {float(r.abs().max()):.2e}) from the trained network")
     return p.numpy().reshape(state.shape)
 
 
