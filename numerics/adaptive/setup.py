@@ -12,6 +12,7 @@ import numpy as np
 
 from theory.activations import Activation
 from theory.dynamics import derivative_functions, equilibrium_branches, kinks
+from theory.errors import IbcheckError
 
 from ..checks import Context, Option, positive_float, positive_int
 from ..data import CsvData, load_csv_data, toy_1d, toy_2d
@@ -33,9 +34,17 @@ def sharpness_list(text: str) -> tuple[float, ...]:
     return values
 
 
+def csv_data(text: str) -> CsvData:
+    """The ``data`` option: :func:`numerics.data.load_csv_data`, a bad file being a bad option value."""
+    try:
+        return load_csv_data(text)
+    except IbcheckError as err:
+        raise ValueError(str(err)) from None
+
+
 def _data_option() -> Option:
     return Option("CSV file with columns x,y (1D) or x1,x2,y (2D); default: the six-point toy set of E7",
-                  load_csv_data, None)
+                  csv_data, None)
 
 
 #: options of the checks that train E7's adaptive/kernel ensembles
