@@ -33,6 +33,7 @@ def measure(n: int, threads: int, rank: bool, queue) -> None:
     from threadpoolctl import threadpool_limits
 
     from numerics import functional_dimension as F
+    from numerics.functional_dimension import rank as rank_module
     from numerics.mlp import MLP
 
     torch.set_num_threads(threads)
@@ -62,7 +63,7 @@ def measure(n: int, threads: int, rank: bool, queue) -> None:
         queue.put(row)
         return
     with threadpool_limits(threads):
-        F.SINGLE_THREAD_ENTRIES = 0  # let the thread count asked for apply to every size
+        rank_module.SINGLE_THREAD_ENTRIES = 0  # let the thread count asked for apply to every size
         start = time.perf_counter()
         svd = F.svd_rank(jac)
         t_svd = time.perf_counter() - start

@@ -14,6 +14,10 @@ import torch
 import theory
 from numerics import data
 from numerics import functional_dimension as F
+from numerics.functional_dimension import bfd as bfd_module
+from numerics.functional_dimension.rank import _augmented
+from numerics.functional_dimension.sampling import _pattern_codes
+from numerics.functional_dimension.theorems import _set_bias
 from numerics.checks import Context, get_check, run_check
 from numerics.mlp import MLP, TrainingPreset, train_classifier
 from theory.errors import IbcheckError
@@ -196,7 +200,7 @@ def test_input_geometry_bound_bites_on_coplanar_inputs():
 
 def test_dead_neuron_deficit_is_a_lower_bound():
     net, x = net_and_inputs("3-6-6-2", 80, seed=4)
-    net = F._set_bias(net, 1, 2, -50.0)  # neuron (1, 2) inactive on every input
+    net = _set_bias(net, 1, 2, -50.0)  # neuron (1, 2) inactive on every input
     pattern = net.pattern(torch.as_tensor(x))
     dead, _ = F.dead_and_active(pattern, net.arch)
     assert (1, 2) in dead
@@ -215,7 +219,7 @@ def test_structured_grams_are_the_products_of_the_jacobian(arch, n):
     jac = F.jacobian_blocks(net, x)
     hidden, slopes = F.network_states(net, x)
     backprops = F.backprop_matrices([w for w, _ in net.numpy_layers()], slopes, n)
-    augmented = F._augmented(hidden)
+    augmented = _augmented(hidden)
     columns = jac[:, F.structured_order(net.arch)]
     gram = F.column_gram(backprops, augmented)
     assert np.abs(gram - columns.T @ columns).max() <= 1e-12 * np.abs(gram).max()
@@ -251,7 +255,7 @@ def test_certified_rank_is_the_svd_rank_or_declines(arch, n):
 
 def test_certified_rank_declines_below_the_bound_and_bfd_falls_back_to_the_svd():
     net, x = net_and_inputs("3-5-4-2", 40, seed=1)  # attains the bound N_par - H = 45
-    dead = F._set_bias(net, 1, 2, -50.0)  # a dead neuron: BFD below N_par - H (1.5.5)
+    dead = _set_bias(net, 1, 2, -50.0)  # a dead neuron: BFD below N_par - H (1.5.5)
     duplicated = np.vstack([x[:3], x[:3]])  # equal rows of J: BFD below n N_L
     tanh_net = MLP.initialize("3-5-2", "he", 0, act=theory.activation("tanh"))  # no rescaling null vectors
     tanh_x = np.random.default_rng(0).standard_normal((40, 3))
@@ -274,7 +278,7 @@ def test_gram_memory_is_sized_before_allocating(monkeypatch):
     assert F.gram_bytes(arch, 4) == 8 * (2 * 8**2 + 4**2)  # row route: two (n N_L)^2 and one n^2 array
     assert F.gram_bytes(arch, 40) >= 8 * arch.n_parameters**2  # column route: at least G itself
     net, x = net_and_inputs("3-5-4-2", 40, seed=1)
-    monkeypatch.setattr(F, "gram_bytes", lambda arch, n: 2**62)  # "does not fit": straight to the SVD
+    monkeypatch.setattr(bfd_module, "gram_bytes", lambda arch, n: 2**62)  # "does not fit": straight to the SVD
     assert F.batch_functional_dimension(net, x, rank_method="certified").rank.method == "svd"
 
 # ---- regions and CFFD ----------------------------------------------------------------------------
@@ -311,8 +315,8 @@ def test_two_dimensional_regions_against_sampling_and_quadrature():
         # midpoint rule on 4000 angles: the integrand has kinks, error ~1e-5 of the region's angular extent
         assert mass == pytest.approx(_polar_quadrature_mass(region, 2.0), abs=2e-4)
     x = np.random.default_rng(0).standard_normal((100_000, 2)) * 2.0
-    codes = F._pattern_codes(net.pattern(torch.as_tensor(x)))
-    known = F._pattern_codes(np.array([r.pattern for r in regions]).T)
+    codes = _pattern_codes(net.pattern(torch.as_tensor(x)))
+    known = _pattern_codes(np.array([r.pattern for r in regions]).T)
     assert np.isin(codes, known).all()  # sampling never meets a region the enumeration missed
     frequency = np.array([(codes == k).mean() for k in known])
     sigma = np.sqrt(np.maximum(masses * (1 - masses), 1e-12) / len(x))
