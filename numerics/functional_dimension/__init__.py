@@ -39,13 +39,14 @@ Modules, in the order of the notes: :mod:`.jacobian` (1.3, 3.1), :mod:`.symmetri
 :mod:`.claims` (the checks: criteria, controls and premises for the verdict engine).
 """
 
-from .bfd import (BFD, affine_rank, batch_functional_dimension, closed_form_matrix, closed_form_rank, dead_and_active,
-                  exact_bfd, exact_frozen_rank, frozen_pattern_rank, output_jacobian, random_layers, region_count)
+from .bfd import (BFD, RANK_METHODS, SVD_MAX_ENTRIES, affine_rank, batch_functional_dimension, closed_form_matrix,
+                  closed_form_rank, dead_and_active, exact_bfd, exact_frozen_rank, frozen_pattern_rank, output_jacobian,
+                  random_layers, region_count, to_fraction)
 from .jacobian import (CHUNK_BYTES, backprop_matrices, check_gram_memory, check_jacobian_memory, frozen_jacobian,
                        frozen_states, gram_bytes, jacobian_autodiff, jacobian_blocks, jacobian_from_states,
                        network_states)
-from .rank import (GAP_FLAG, SINGLE_THREAD_ENTRIES, Rank, certified_rank, column_gram, exact_rank, pivoted_qr_rank,
-                   row_gram, structured_order, svd_rank)
+from .rank import (GAP_FLAG, NEAR_TOLERANCE, SINGLE_THREAD_ENTRIES, Rank, certified_rank, column_gram, exact_rank,
+                   gram_eigen_rank, pivoted_qr_rank, row_gram, structured_order, svd_rank)
 from .regions import (RADIUS_CAP, CFFDResult, Region, decisive_set, enumerate_regions, exact_cffd, region_masses,
                       region_row_jacobian, sufficient_counts)
 from .sampling import CFFDEstimate, SamplingRun, estimate_cffd, sampling_experiment
@@ -53,5 +54,5 @@ from .symmetries import permuted, rescaled, rescaling_null_vectors
 from .theorems import (EXACT_MAX_ENTRIES, NULL_VECTOR_TOLERANCE, PERMUTATION_SV_TOLERANCE, ROUTE_TOLERANCE,
                        random_architecture, summarize_trials, theorem_trial, theorem_trials)
 from .training import (DATASETS, SWEEPS, TrainingSetup, TrainingTrace, bfd_training_run, classification_data,
-                       f12_evidence, initialization_bfd, sweep)
+                       f12_evidence, initialization_bfd, relative_changes, sweep)
 from . import claims  # noqa: F401  (registers the checks)

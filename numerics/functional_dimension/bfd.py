@@ -15,7 +15,7 @@ from theory.functional_dimension import Architecture
 
 from ..mlp import MLP
 from .jacobian import _as_inputs, _memory_limit, frozen_jacobian, gram_bytes, jacobian_autodiff, jacobian_blocks
-from .rank import Rank, certified_rank, exact_rank, svd_rank
+from .rank import Rank, certified_rank, exact_rank, gram_eigen_rank, svd_rank
 
 
 # ---- batch functional dimension -------------------------------------------------------------
@@ -56,29 +56,43 @@ def output_jacobian(jac: np.ndarray, logits: np.ndarray, outputs: str) -> np.nda
     raise IbcheckError(f"unknown outputs {outputs!r}; known: logits, softmax, centred")
 
 
+#: above this many Jacobian entries ``rank_method="auto"`` takes the Gram eigenvalues instead of an SVD
+#: (an SVD of 3000 x 2350 took ~48 s on 2 loaded cores, 3.4; its cost grows as m n min(m, n))
+SVD_MAX_ENTRIES = 3 * 10**7
+RANK_METHODS = ("svd", "certified", "gram", "auto")
+
+
 def batch_functional_dimension(net: MLP, x, route: str = "blocks", outputs: str = "logits",
-                               rank_method: str = "svd") -> BFD:
+                               rank_method: str = "svd", device: str = "cpu") -> BFD:
     r"""BFD(theta, X): the rank of the (n N_L) x N_par Jacobian of ``outputs`` (1.3).
 
     ``route``: ``blocks`` (closed form, numpy) or ``autodiff`` (``torch.func``); both float64.
-    ``rank_method``: ``svd`` (:func:`svd_rank`) or ``certified`` (logits only: :func:`certified_rank`,
-    the same number proved without J or an SVD when it equals the bound, else the SVD).
+    ``rank_method``: ``svd`` (:func:`svd_rank`); ``certified`` (logits only: :func:`certified_rank`,
+    the same number proved without J or an SVD when it equals the bound, else the SVD); ``gram``
+    (logits only: :func:`gram_eigen_rank` on ``device``, for Jacobians too large for an SVD);
+    ``auto`` (certified, then the SVD up to :data:`SVD_MAX_ENTRIES` entries, the Gram above).
     Any activation is accepted (BFD is a Jacobian rank); the bound reported is
     :math:`\min(nN_L, N_{par} - H)`, a theorem for positively 1-homogeneous activations.
     ``zero_preactivations`` counts exact zeros of :math:`z^l_j(x_i)`, where BFD is undefined.
     """
     if route not in ("blocks", "autodiff"):
         raise IbcheckError(f"unknown Jacobian route {route!r}; known: blocks, autodiff")
-    if rank_method not in ("svd", "certified"):
-        raise IbcheckError(f"unknown rank method {rank_method!r}; known: svd, certified")
+    if rank_method not in RANK_METHODS:
+        raise IbcheckError(f"unknown rank method {rank_method!r}; known: {', '.join(RANK_METHODS)}")
     x = _as_inputs(x, net.arch)
     start = time.perf_counter()
     zeros = int(sum((z == 0).sum() for z in net.preactivations(x)[:-1]))
-    if rank_method == "certified" and outputs == "logits" and gram_bytes(net.arch, len(x)) <= _memory_limit():
+    logits = outputs == "logits"
+    if rank_method in ("certified", "auto") and logits and gram_bytes(net.arch, len(x)) <= _memory_limit():
         rank = certified_rank(net, x)
         if rank is not None:
             return BFD(rank.rank, rank, net.arch.bound(len(x)), len(x), "gram", outputs, zeros, 0.0,
                        time.perf_counter() - start)
+    entries = len(x) * net.arch.output_dim * net.arch.n_parameters
+    if logits and (rank_method == "gram" or (rank_method == "auto" and entries > SVD_MAX_ENTRIES)):
+        rank = gram_eigen_rank(net, x, device)
+        return BFD(rank.rank, rank, net.arch.bound(len(x)), len(x), "gram", outputs, zeros, 0.0,
+                   time.perf_counter() - start)
     jac = jacobian_autodiff(net, x).numpy() if route == "autodiff" else jacobian_blocks(net, x)
     if outputs != "logits":
         with torch.no_grad():
@@ -130,22 +144,57 @@ def exact_frozen_rank(arch: Architecture, pattern: np.ndarray, seed: int = 0, ma
     return exact_rank(frozen_jacobian(layers, inputs, pattern.astype(int)))
 
 
-def exact_bfd(net: MLP, x) -> int:
-    r"""BFD at the network's own float parameters and inputs, in exact rational arithmetic: every
-    float is converted exactly to a Fraction, the pattern is read from exact pre-activations, and
-    J is ranked over the rationals (the reference for the float64 SVD rank, F7)."""
-    x = np.asarray(x, dtype=np.float64)
-    to_exact = np.vectorize(Fraction, otypes=[object])
-    layers = [(to_exact(w), to_exact(b)) for w, b in net.numpy_layers()]
-    h = to_exact(x)
-    rows = []
+def to_fraction(value) -> Fraction:
+    """An exact rational from an int, a Fraction, a sympy Rational, a string such as ``"1/3"``, or a
+    float (taken at its exact binary value: ``0.1`` becomes 3602879701896397/2^55, not 1/10)."""
+    if isinstance(value, bool):
+        raise IbcheckError(f"not a number: {value!r}")
+    if isinstance(value, (int, Fraction, np.integer)):
+        return Fraction(int(value)) if isinstance(value, np.integer) else Fraction(value)
+    if isinstance(value, (float, np.floating)):
+        if not math.isfinite(float(value)):
+            raise IbcheckError(f"exact ranks need finite numbers, got {value!r}")
+        return Fraction(float(value))
+    if isinstance(value, str):
+        try:
+            return Fraction(value)
+        except (ValueError, ZeroDivisionError):
+            raise IbcheckError(f"not a rational number: {value!r}") from None
+    if getattr(value, "is_Rational", False):  # sympy Integer / Rational
+        return Fraction(int(value.p), int(value.q))
+    raise IbcheckError(f"exact ranks need rational numbers (int, Fraction, sympy Rational, 'p/q'), got {value!r}")
+
+
+def exact_bfd(net_or_layers, x) -> int:
+    r"""BFD in exact rational arithmetic: the pattern is read from exact pre-activations and J is
+    ranked over the rationals (the reference for the float64 SVD rank, F7).
+
+    ``net_or_layers``: a list of exact ``(W, b)`` pairs (nested sequences or object arrays of ints,
+    Fractions, sympy Rationals or ``"p/q"`` strings), with ``x`` exact too: the rank of the network
+    the numbers describe.  An :class:`MLP` (float parameters), or float entries anywhere, are taken
+    at their **exact binary values**: floats are rounded, so exact relations of the decimal numbers
+    meant (inputs on the plane :math:`x_3 = x_1/3`, equal rows) can be lost and the rank can rise
+    (a 3-5-2 net on 20 coplanar inputs: 22 exactly, 26 from the rounded floats).  An exact zero
+    pre-activation (BFD undefined there, 1.3) is an error."""
+    to_exact = np.vectorize(to_fraction, otypes=[object])
+    if isinstance(net_or_layers, MLP):
+        pairs = net_or_layers.numpy_layers()
+    else:
+        pairs = list(net_or_layers)
+    layers = [(to_exact(np.asarray(w, dtype=object)), to_exact(np.asarray(b, dtype=object))) for w, b in pairs]
+    h = to_exact(np.asarray(x, dtype=object))
+    if h.ndim != 2 or h.shape[1] != layers[0][0].shape[1]:
+        raise IbcheckError(f"inputs must have shape (n, {layers[0][0].shape[1]}), got {h.shape}")
+    inputs, rows = h, []
     for w, b in layers[:-1]:
         z = h @ w.T + b
+        if any(v == 0 for v in z.ravel()):
+            raise IbcheckError("an exact pre-activation is 0: BFD is undefined at this (theta, X)")
         d = np.vectorize(lambda v: int(v > 0), otypes=[object])(z)
         rows.append(d.T)
         h = d * z
     pattern = np.concatenate(rows).astype(int)
-    return exact_rank(frozen_jacobian(layers, to_exact(x), pattern))
+    return exact_rank(frozen_jacobian(layers, inputs, pattern))
 
 
 def closed_form_matrix(pattern: np.ndarray, x) -> np.ndarray:

@@ -22,6 +22,10 @@ from .symmetries import rescaling_null_vectors
 
 #: log10 gaps at the rank cut below this many decades are flagged as ill-determined (3.1)
 GAP_FLAG = 3.0
+#: a singular value within this factor of the tolerance (either side) flags the rank as ill-determined:
+#: the rule's factor max(m, n) is a convention (numpy's; LAPACK's guides use sqrt(mn) or 1), so a value
+#: within one decade of the cut is counted differently by equally valid rules
+NEAR_TOLERANCE = 10.0
 
 
 # ---- ranks -----------------------------------------------------------------------------------
@@ -39,12 +43,24 @@ class Rank:
     singular_values: np.ndarray | None = field(default=None, repr=False)
 
     @property
+    def near_tolerance(self) -> int:
+        """How many singular values lie within :data:`NEAR_TOLERANCE` of the tolerance (either side)."""
+        if self.singular_values is None or self.tolerance <= 0:
+            return 0
+        values = np.abs(self.singular_values)
+        return int(np.sum((values > self.tolerance / NEAR_TOLERANCE) & (values <= self.tolerance * NEAR_TOLERANCE)))
+
+    @property
     def ill_determined(self) -> bool:
-        return self.gap_log10 < GAP_FLAG
+        """The gap at the cut is under :data:`GAP_FLAG` decades, or some singular value lies within
+        :data:`NEAR_TOLERANCE` of the tolerance (a wide gap between the kept values and a dropped
+        one just under the tolerance does not make the cut safe)."""
+        return self.gap_log10 < GAP_FLAG or self.near_tolerance > 0
 
     def summary(self) -> dict:
         return {"rank": self.rank, "tolerance": self.tolerance, "eps": self.eps, "s_max": self.s_max,
-                "gap_log10": self.gap_log10, "ill_determined": self.ill_determined, "shape": list(self.shape),
+                "gap_log10": self.gap_log10, "near_tolerance": self.near_tolerance,
+                "ill_determined": self.ill_determined, "shape": list(self.shape),
                 "method": self.method}
 
 
@@ -60,8 +76,11 @@ def _blas_controller():
     return ThreadpoolController()  # scanning the loaded libraries takes ~5 ms: do it once
 
 
-def _blas_threads(matrix: np.ndarray):
-    if matrix.size >= SINGLE_THREAD_ENTRIES:
+def _blas_threads(matrix: np.ndarray | int):
+    """One BLAS thread for factorizations of fewer than :data:`SINGLE_THREAD_ENTRIES` entries
+    (``matrix``: the array or its entry count), the library's own count otherwise."""
+    entries = matrix if isinstance(matrix, int) else matrix.size
+    if entries >= SINGLE_THREAD_ENTRIES:
         return nullcontext()
     return _blas_controller().limit(limits=1, user_api="blas")
 
@@ -229,18 +248,32 @@ def certified_rank(net: MLP, x) -> Rank | None:
     certified lower bound.
     """
     x = _as_inputs(x, net.arch)
-    arch = net.arch
     if net.activation.homogeneity_degree != 1:
         return None  # the null vectors (1.5.2) and the rounding bound on J need sigma(z) = sigma'(z) z
-    m, p = len(x) * arch.output_dim, arch.n_parameters
-    rows = m <= arch.rescaling_bound
+    m, p = len(x) * net.arch.output_dim, net.arch.n_parameters
+    with _blas_threads(min(m, p) ** 2):  # the Gram products, Cholesky and the pivoted QR alike
+        return _certified_rank(net, x)
+
+
+def _structured_gram(net: MLP, x: torch.Tensor):
+    """The smaller Gram matrix of J from the blocks (:func:`row_gram` when :math:`nN_L \le N_{par} - H`,
+    else :func:`column_gram`), with what the rounding bounds need: (gram, rows, layers, slopes)."""
+    arch = net.arch
     check_gram_memory(arch, len(x))
     layers = net.numpy_layers()
     hidden, slopes = network_states(net, x)
     backprops = backprop_matrices([w for w, _ in layers], slopes, len(x))
     augmented = _augmented(hidden)
-    eps = float(np.finfo(np.float64).eps)
+    rows = len(x) * arch.output_dim <= arch.rescaling_bound
     gram = row_gram(backprops, augmented) if rows else column_gram(backprops, augmented)
+    return gram, rows, layers, slopes
+
+
+def _certified_rank(net: MLP, x: torch.Tensor) -> Rank | None:
+    arch = net.arch
+    m, p = len(x) * arch.output_dim, arch.n_parameters
+    eps = float(np.finfo(np.float64).eps)
+    gram, rows, layers, slopes = _structured_gram(net, x)
     trace = float(np.trace(gram))
     if not np.isfinite(trace) or trace <= 0:
         return None
@@ -295,3 +328,46 @@ def _dropped_coordinates(net: MLP, arch: Architecture) -> np.ndarray:
     vectors = rescaling_null_vectors(net)[:, structured_order(arch)]
     _, _, pivots = scipy.linalg.qr(vectors, mode="economic", pivoting=True)
     return np.sort(pivots[:arch.hidden_neurons])
+
+
+def gram_eigen_rank(net: MLP, x, device: str = "cpu") -> Rank:
+    r"""The rank of J from the eigenvalues of its smaller Gram matrix (row :math:`JJ^T` or column
+    :math:`J^TJ`, built from the blocks without forming J), for Jacobians too large for an SVD
+    (the paper's 20 000 x 25 720 at n = 2000): one symmetric eigensolver (LAPACK through scipy on
+    the CPU, ``torch.linalg.eigvalsh`` in float64 on ``device``) instead of an SVD of J.
+
+    Squaring halves the dynamic range (3.1), so the SVD rule's tolerance
+    :math:`s_{max}\max(m, n)\varepsilon` cannot be resolved on the Gram.  The tolerance here is the
+    eigenvalues' own error bound: :math:`\delta = \gamma_{m+p+2}\,\mathrm{tr}(G)` (rounding of the
+    Gram, as in :func:`certified_rank`) plus :math:`q\,u\,\hat\lambda_{max}` (the backward error of
+    a Householder-based symmetric eigensolver, :math:`|\hat\lambda_i - \lambda_i| \le p(q)\,u\,\|G\|_2`
+    with :math:`p(q) = q`, conservative against the LAPACK Users' Guide's p = 1, section 4.7.1) plus
+    the rounding of J itself, :math:`2\|J\|_2\|\Delta J\|_2`.  An eigenvalue above
+    :math:`\delta` is a singular value :math:`\sigma_i > 0` of the exact J, so the rank returned
+    (eigenvalues above :math:`\delta`) is a proved lower bound on the exact rank, and on the SVD
+    rule's rank whenever :math:`\sqrt\delta` exceeds that rule's tolerance.  It equals them unless J
+    has singular values between the SVD tolerance and :math:`\sqrt\delta`, which the Gram cannot
+    see: ``singular_values`` are :math:`\sqrt{\max(\hat\lambda, 0)}`, ``tolerance`` is
+    :math:`\sqrt\delta`, and the rank is flagged ill-determined when a value lies within
+    :data:`NEAR_TOLERANCE` of it.  Memory is checked before anything is allocated.
+    """
+    x = _as_inputs(x, net.arch)
+    m, p = len(x) * net.arch.output_dim, net.arch.n_parameters
+    gram, _, layers, slopes = _structured_gram(net, x)
+    q = len(gram)
+    trace = float(np.trace(gram))
+    eps = float(np.finfo(np.float64).eps)
+    if device == "cpu":
+        values = scipy.linalg.eigh(gram, eigvals_only=True, overwrite_a=True, check_finite=True)
+    else:
+        values = torch.linalg.eigvalsh(torch.from_numpy(gram).to(device)).cpu().numpy()
+    del gram
+    top = float(max(values.max(), 0.0))
+    rounding_j = _jacobian_rounding(layers, x.numpy(), slopes) + eps * math.sqrt(max(trace, 0.0)) * 1.01
+    delta = _gamma(m + p + 2) * trace + q * eps / 2 * top + 2 * math.sqrt(top) * rounding_j + rounding_j**2
+    sigma = np.sqrt(np.clip(values, 0.0, None))[::-1]
+    tol = math.sqrt(delta)
+    rank = int(np.sum(sigma > tol))
+    dropped = sigma[rank] if rank < len(sigma) else tol
+    gap = math.inf if rank == 0 or dropped == 0 else float(np.log10(sigma[rank - 1] / max(dropped, tol)))
+    return Rank(rank, tol, eps, math.sqrt(top), gap, (m, p), f"gram-eigh ({device})", sigma)

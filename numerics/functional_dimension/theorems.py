@@ -116,6 +116,7 @@ def theorem_trial(arch: Architecture, n: int, seed: int, kind: str = "gaussian",
     record["frozen_rank_same_x"] = frozen_pattern_rank(arch, pattern, x, seed=seed + 1).rank
     record["frozen_rank"] = frozen_pattern_rank(arch, pattern, rng.standard_normal(x.shape), seed=seed + 2).rank
     record["general_position"] = kind != "coplanar"
+    record["full_affine_rank"] = x_rank == min(n, arch.input_dim + 1)  # measured, not assumed
     # F5: shallow scalar closed form
     if arch.depth == 2 and arch.output_dim == 1:
         record["closed_form_rank"] = closed_form_rank(pattern, x).rank
@@ -151,6 +152,14 @@ def theorem_trials(count: int, seed: int = 0, architecture: Architecture | None 
     return trials
 
 
+def smallest_bound(trial: dict) -> int:
+    """The smallest proven upper bound on BFD in a :func:`theorem_trial` record: min(n N_L, N_par - H),
+    the region and input-geometry bounds (1.5.3-4) and N_par - H minus the dead/active deficits (1.5.5)."""
+    rescaling = trial["bfd"] + trial["deficit"]
+    return min(trial["bound"], trial["region_bound"], trial["input_geometry_bound"],
+               rescaling - trial["dead_bound"], rescaling - trial["active_bound"])
+
+
 def summarize_trials(trials: list[dict]) -> dict:
     """The fd-theorems details from a list of :func:`theorem_trial` records."""
     general = [t for t in trials if t["general_position"]]
@@ -162,6 +171,8 @@ def summarize_trials(trials: list[dict]) -> dict:
 
     return {
         "trials": len(trials),
+        "max_excess_over_bound": max(t["bfd"] - smallest_bound(t) for t in trials),
+        "bound_attained": sum(t["bfd"] == smallest_bound(t) for t in trials),
         "bound_violations": sum(len(t["bound_violations"]) for t in trials),
         "bound_violation_kinds": sorted({v for t in trials for v in t["bound_violations"]}),
         "invariance_failures": sum(len(t["invariance_failures"]) for t in trials),
@@ -169,6 +180,7 @@ def summarize_trials(trials: list[dict]) -> dict:
         "frozen_pattern_agreement": fraction(general, lambda t: t["frozen_rank"] == t["bfd"]),
         "frozen_pattern_agreement_same_x": fraction(trials, lambda t: t["frozen_rank_same_x"] == t["bfd"]),
         "frozen_pattern_trials": len(general),
+        "general_position_full_rank": sum(bool(t["full_affine_rank"]) for t in general),
         "closed_form_agreement": fraction(shallow, lambda t: t["closed_form_rank"] == t["bfd"]),
         "closed_form_trials": len(shallow),
         "exact_rank_agreement": fraction(exact, lambda t: t["exact_bfd"] == t["bfd"]
