@@ -203,7 +203,10 @@ def row_gram(backprops: Sequence[np.ndarray], augmented: Sequence[np.ndarray]) -
     view = gram.reshape(n, out_dim, n, out_dim)
     for b, h in zip(backprops, augmented):
         flat = b.reshape(n * out_dim, -1)
-        view += (flat @ flat.T).reshape(n, out_dim, n, out_dim) * (h @ h.T)[:, None, :, None]
+        product = flat @ flat.T  # one (n N_L)^2 temporary, scaled in place (the peak gram_bytes sizes)
+        product.reshape(n, out_dim, n, out_dim)[...] *= (h @ h.T)[:, None, :, None]
+        view += product.reshape(n, out_dim, n, out_dim)
+        del product
     return gram
 
 
@@ -256,7 +259,7 @@ def certified_rank(net: MLP, x) -> Rank | None:
 
 
 def _structured_gram(net: MLP, x: torch.Tensor):
-    """The smaller Gram matrix of J from the blocks (:func:`row_gram` when :math:`nN_L \le N_{par} - H`,
+    r"""The smaller Gram matrix of J from the blocks (:func:`row_gram` when :math:`nN_L \le N_{par} - H`,
     else :func:`column_gram`), with what the rounding bounds need: (gram, rows, layers, slopes)."""
     arch = net.arch
     check_gram_memory(arch, len(x))
