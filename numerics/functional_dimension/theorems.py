@@ -11,7 +11,7 @@ from ..mlp import MLP
 from ..progress import progress
 from .jacobian import jacobian_autodiff, jacobian_blocks
 from .symmetries import permuted, rescaled, rescaling_null_vectors
-from .rank import GAP_FLAG, svd_rank
+from .rank import svd_rank
 from .bfd import (affine_rank, closed_form_rank, dead_and_active, exact_bfd, exact_frozen_rank,
                   frozen_pattern_rank, region_count)
 from .sampling import _preactivation
@@ -77,7 +77,7 @@ def theorem_trial(arch: Architecture, n: int, seed: int, kind: str = "gaussian",
     record["route_diff"] = float(np.abs(jac_auto - jac).max() / scale)
     rank = svd_rank(jac)
     bfd = rank.rank
-    record.update(bfd=bfd, gap_log10=rank.gap_log10, bound=arch.bound(n))
+    record.update(bfd=bfd, gap_log10=rank.gap_log10, ill_determined=rank.ill_determined, bound=arch.bound(n))
     pattern = net.pattern(torch.as_tensor(x))
     # F1, F6: bounds
     regions, x_rank = region_count(pattern), affine_rank(x)
@@ -190,7 +190,7 @@ def summarize_trials(trials: list[dict]) -> dict:
         "max_null_vector_residual": max(t["null_vector_residual"] for t in trials),
         "max_permutation_sv_diff": max(t["permutation_sv_diff"] for t in trials),
         "min_gap_log10": min(t["gap_log10"] for t in trials),
-        "ill_determined_ranks": sum(t["gap_log10"] < GAP_FLAG for t in trials),
+        "ill_determined_ranks": sum(t["ill_determined"] for t in trials),
         "dead_neuron_trials": sum(t["dead_neurons"] > 0 for t in trials),
         "deficit_minus_dead_bound": [t["deficit"] - t["dead_bound"] for t in trials if t["kind"] == "dead"],
         "deficit_minus_active_bound": [t["deficit"] - t["active_bound"] for t in trials if t["kind"] == "active"],
