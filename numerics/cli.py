@@ -159,6 +159,8 @@ def cmd_list(args) -> int:
     print("\nChecks:")
     for check in all_checks().values():
         print(f"  {check.id:<22} {check.title} [{check.claim}]")
+        if check.options:
+            print(f"  {'':<22}   options: {', '.join(check.options)}")
     return 0
 
 
