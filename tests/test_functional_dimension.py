@@ -620,7 +620,19 @@ def test_f12_rule_on_synthetic_per_seed_changes():
     assert _claim(down, down, loss=(2.3, 1.5)).kind == "premise"  # not converged: F12 is about trained nets
 
 
-def test_training_check_small(tmp_path):
+def test_training_check_refuses_bad_options_in_one_line(tmp_path):
+    for bad, words in (({"epochs": "5,10"}, "epochs"), ({"mnist": str(tmp_path / "absent")}, "does not exist"),
+                       ({"device": "tpu"}, "device"), ({"dataset": "cifar"}, "unknown dataset"),
+                       ({"seeds": "0"}, "seeds"), ({"architecture": "16-8-3"}, "10 classes")):
+        refused = run_check(get_check("fd-training"), RELU, Context(options=bad))
+        assert refused.verdict == "error" and words in refused.reason and "\n" not in refused.reason
+    if not torch.cuda.is_available():
+        refused = run_check(get_check("fd-training"), RELU, Context(options={"device": "cuda"}))
+        assert refused.verdict == "error" and "CUDA" in refused.reason
+
+
+@pytest.mark.slow
+def test_training_check_small():
     options = {"architecture": "16-4-4-10", "seeds": "5", "n_train": "30", "n_test": "30", "epochs": "0,10"}
     result = run_check(get_check("fd-training"), RELU, Context(options=options))
     details = result.details
@@ -634,15 +646,9 @@ def test_training_check_small(tmp_path):
     judged = [c.name for c in result.criteria if c.judged]
     assert any(n.startswith("F12") and "train" in n for n in judged) and any(n.startswith("F11") for n in judged)
     assert result.parameters["options"]["seeds"] == 5 and result.parameters["options"]["epochs"] == (0, 10)
+    assert details["f11"]["epochs"] == [10]
     labels = [s.label for s in result.plots[0].series]
     assert any("softmax" in l for l in labels) and any("centred" in l for l in labels) and "N_par - H" in labels
-    for bad, words in (({"epochs": "5,10"}, "epochs"), ({"mnist": str(tmp_path / "absent")}, "does not exist"),
-                       ({"device": "tpu"}, "device"), ({"dataset": "cifar"}, "unknown dataset")):
-        refused = run_check(get_check("fd-training"), RELU, Context(options=bad))
-        assert refused.verdict == "error" and words in refused.reason and "\n" not in refused.reason
-    if not torch.cuda.is_available():
-        refused = run_check(get_check("fd-training"), RELU, Context(options={"device": "cuda"}))
-        assert refused.verdict == "error" and "CUDA" in refused.reason
 
 
 @pytest.mark.slow

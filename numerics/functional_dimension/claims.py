@@ -16,6 +16,7 @@ same measurement, and measured premises.
 from __future__ import annotations
 
 import math
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
@@ -330,8 +331,9 @@ def run_sampling(act, context: Context) -> CheckResult:
 #: with the public script's 600 training and 2000 evaluation inputs
 DATASET_DEFAULTS = {"digits4x4": ("16-8-8-8-10", 100, 100), "digits": ("64-10-10-10-10", 300, 300),
                     "synthetic": ("20-16-16-16-5", 300, 300), "mnist": ("784-30-30-30-10", 600, 2000)}
-#: F11's setting: width 20 (the claim is about w >= 20) with n_test N_L = 2000 > N_par - H = 1330 (caps not binding)
-F11_SETUP = TrainingSetup("16-20-20-20-10", "digits4x4", 100, 200, epochs=(0, 680), output_ranks=False)
+#: F11's setting: width 20 (the claim is about w >= 20) with n_test N_L = 2000 > N_par - H = 1330 (caps not
+#: binding); ranked once, at the F12 setting's last checkpoint
+F11_SETUP = TrainingSetup("16-20-20-20-10", "digits4x4", 100, 200, epochs=(680,), output_ranks=False)
 F10_ARCHITECTURES = ("4-6-4-3", "5-10-10-10-3")
 #: F10: Gaussian-input BFD at initialization >= this fraction of N_par - H (narrowing architectures)
 F10_FRACTION = 0.9
@@ -395,9 +397,10 @@ def run_training(act, context: Context) -> CheckResult:
     setup = f12_setup(context)
     seeds = list(range(context.seed, context.seed + context.option("seeds")))
     f11_seeds = seeds[:context.pick(3, 5)]
+    f11_setup = replace(F11_SETUP, epochs=(max(setup.epochs),))  # F11 reads the end point only
     with _one_thread():
         main = [bfd_training_run(setup, seed) for seed in seeds]
-        f11 = [bfd_training_run(F11_SETUP, seed) for seed in f11_seeds]
+        f11 = [bfd_training_run(f11_setup, seed) for seed in f11_seeds]
         f10_seeds = list(range(context.seed, context.seed + 5))
         f10 = {arch: initialization_bfd(arch, f10_seeds) for arch in F10_ARCHITECTURES}
         sweeps = {}
@@ -429,7 +432,7 @@ def run_training(act, context: Context) -> CheckResult:
         "centred_logit_rank_end": [t.centred_train[-1] if t.centred_train else None for t in main],
         "seeds_decreasing": evidence["seeds_decreasing"], "f12": evidence,
         "f10": {"fractions": f10, "seeds": f10_seeds},
-        "f11": {"setup": F11_SETUP.architecture, "seeds": f11_seeds,
+        "f11": {"setup": F11_SETUP.architecture, "seeds": f11_seeds, "epochs": list(f11_setup.epochs),
                 "gap_points": [100 * (t.random[-1] - t.test[-1]) / F11_SETUP.arch.rescaling_bound for t in f11]},
         "f13": {"ordering_holds": all(ordering), "saturated_seeds": saturation},
         "final_loss": [t.loss[-1] for t in main], "final_train_accuracy": [t.accuracy[-1] for t in main],
