@@ -175,8 +175,30 @@ def test_gram_eigen_rank_agrees_with_the_svd(arch, n):
         assert eigen.rank == svd.rank
         assert eigen.tolerance > svd.tolerance  # the squared route cannot resolve the SVD rule's cut
         assert eigen.gap_log10 <= svd.gap_log10 + 1e-6  # its gap is measured to its own, larger cut
+        assert eigen.rank == int(np.sum(svd.singular_values > eigen.tolerance))
+        pivoted = F.pivoted_gram_rank(candidate, x)  # observed to prove the rank in all these cases
+        assert pivoted is not None and pivoted.rank == svd.rank and pivoted.gap_log10 <= svd.gap_log10 + 1e-6
         value = F.batch_functional_dimension(candidate, x, rank_method="gram")
-        assert value.value == svd.rank and value.route == "gram"
+        assert value.value == svd.rank and value.route == "gram" and value.rank.method == "gram-pivoted"
+
+
+def test_pivoted_gram_rank_is_sound_or_declines():
+    """Over random nets (some with a dead neuron), the pivoted-Cholesky route either proves how many
+    singular values lie above its cut (checked against the SVD of the explicit J) or returns None."""
+    proved = 0
+    for seed in range(6):
+        for arch, n in (("3-5-4-2", 40), ("10-8-8-3", 100), ("16-8-8-8-10", 100)):
+            net, x = net_and_inputs(arch, n, seed=seed)
+            candidate = _set_bias(net, 1, 0, -50.0) if seed % 2 else net
+            pivoted = F.pivoted_gram_rank(candidate, x)
+            if pivoted is None:
+                continue
+            svd = F.svd_rank(F.jacobian_blocks(candidate, x))
+            # what it proves: exactly r singular values of J above its own cut sqrt(U) (the Gram
+            # cannot see below it), hence never more than the SVD rule's rank
+            assert pivoted.rank == int(np.sum(svd.singular_values > pivoted.tolerance)) <= svd.rank
+            proved += 1
+    assert proved >= 6  # it is not a route that always declines
 
 
 @pytest.mark.parametrize("arch, n", [("2-3-2-1", 12), ("1-4-1", 6), ("2-2-2-2", 5)])
@@ -559,8 +581,8 @@ def test_theorem_claim_decides_from_its_numbers():
     from numerics.verdicts import decide
 
     base = {"trials": 400, "max_excess_over_bound": 0, "max_null_vector_residual": 1e-16, "invariance_failures": 0,
-            "max_permutation_sv_diff": 1e-15, "frozen_pattern_agreement": 1.0, "frozen_pattern_trials": 380,
-            "closed_form_agreement": 1.0, "closed_form_trials": 100, "exact_rank_agreement": 1.0, "exact_trials": 20,
+            "max_permutation_sv_diff": 1e-15, "frozen_pattern_agreeing": 380, "frozen_pattern_trials": 380,
+            "closed_form_mismatches": 0, "closed_form_trials": 100, "exact_rank_mismatches": 0, "exact_trials": 20,
             "jacobian_route_max_diff": 1e-16, "ill_determined_ranks": 0, "general_position_full_rank": 380}
     assert decide(*theorem_claim(base, True)).verdict == "agrees"
     violated = decide(*theorem_claim(dict(base, max_excess_over_bound=1), True))
@@ -568,7 +590,8 @@ def test_theorem_claim_decides_from_its_numbers():
     # no trial attains its bound: the "one lower" control is not rejected -> no power
     assert decide(*theorem_claim(dict(base, max_excess_over_bound=-1), True)).kind == "no_power"
     assert decide(*theorem_claim(dict(base, ill_determined_ranks=10), True)).kind == "premise"
-    assert decide(*theorem_claim(dict(base, frozen_pattern_agreement=0.9), True)).verdict == "disagrees"
+    assert decide(*theorem_claim(dict(base, frozen_pattern_agreeing=342), True)).verdict == "disagrees"  # 0.9
+    assert decide(*theorem_claim(dict(base, exact_rank_mismatches=1), True)).verdict == "disagrees"
 
 
 def test_sampling_check_on_a_chosen_net():

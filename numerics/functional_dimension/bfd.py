@@ -15,7 +15,7 @@ from theory.functional_dimension import Architecture
 
 from ..mlp import MLP
 from .jacobian import _as_inputs, _memory_limit, frozen_jacobian, gram_bytes, jacobian_autodiff, jacobian_blocks
-from .rank import Rank, certified_rank, exact_rank, gram_eigen_rank, svd_rank
+from .rank import Rank, certified_rank, exact_rank, gram_eigen_rank, pivoted_gram_rank, svd_rank
 
 
 # ---- batch functional dimension -------------------------------------------------------------
@@ -69,7 +69,8 @@ def batch_functional_dimension(net: MLP, x, route: str = "blocks", outputs: str 
     ``route``: ``blocks`` (closed form, numpy) or ``autodiff`` (``torch.func``); both float64.
     ``rank_method``: ``svd`` (:func:`svd_rank`); ``certified`` (logits only: :func:`certified_rank`,
     the same number proved without J or an SVD when it equals the bound, else the SVD); ``gram``
-    (logits only: :func:`gram_eigen_rank` on ``device``, for Jacobians too large for an SVD);
+    (logits only, for Jacobians too large for an SVD: :func:`pivoted_gram_rank` on the CPU, and
+    where it cannot prove its cut, or on another ``device``, :func:`gram_eigen_rank`);
     ``auto`` (certified, then the SVD up to :data:`SVD_MAX_ENTRIES` entries, the Gram above).
     Any activation is accepted (BFD is a Jacobian rank); the bound reported is
     :math:`\min(nN_L, N_{par} - H)`, a theorem for positively 1-homogeneous activations.
@@ -90,7 +91,7 @@ def batch_functional_dimension(net: MLP, x, route: str = "blocks", outputs: str 
                        time.perf_counter() - start)
     entries = len(x) * net.arch.output_dim * net.arch.n_parameters
     if logits and (rank_method == "gram" or (rank_method == "auto" and entries > SVD_MAX_ENTRIES)):
-        rank = gram_eigen_rank(net, x, device)
+        rank = (pivoted_gram_rank(net, x) if device == "cpu" else None) or gram_eigen_rank(net, x, device)
         return BFD(rank.rank, rank, net.arch.bound(len(x)), len(x), "gram", outputs, zeros, 0.0,
                    time.perf_counter() - start)
     jac = jacobian_autodiff(net, x).numpy() if route == "autodiff" else jacobian_blocks(net, x)

@@ -115,18 +115,18 @@ def theorem_claim(details: dict, proof_holds: bool) -> tuple[list[Criterion], Cr
                   "SVD backward error ~1e-15 s_max"),
     ]
     if details["frozen_pattern_trials"]:
-        agreeing = round(details["frozen_pattern_agreement"] * details["frozen_pattern_trials"])
         criteria.append(Criterion("F4: fraction of general-position trials with frozen-pattern rank = BFD", 1,
-                                  Measurement.proportion(agreeing, details["frozen_pattern_trials"]),
+                                  Measurement.proportion(details["frozen_pattern_agreeing"],
+                                                         details["frozen_pattern_trials"]),
                                   at_least(F4_FRACTION), "Wilson 95% interval; the theorem gives 1 almost surely"))
     if details["closed_form_trials"]:
-        mismatches = details["closed_form_trials"] - round(details["closed_form_agreement"] * details["closed_form_trials"])
-        criteria.append(Criterion("F5: shallow scalar closed-form rank != BFD (trials)", 0, Measurement.exact(mismatches),
-                                  exactly(0), f"{details['closed_form_trials']} shallow scalar trials"))
+        criteria.append(Criterion("F5: shallow scalar closed-form rank != BFD (trials)", 0,
+                                  Measurement.exact(details["closed_form_mismatches"]), exactly(0),
+                                  f"{details['closed_form_trials']} shallow scalar trials"))
     if details["exact_trials"]:
-        mismatches = details["exact_trials"] - round(details["exact_rank_agreement"] * details["exact_trials"])
-        criteria.append(Criterion("F7: float64 rank != exact rational rank (trials)", 0, Measurement.exact(mismatches),
-                                  exactly(0), f"{details['exact_trials']} small Jacobians ranked over Q"))
+        criteria.append(Criterion("F7: float64 rank != exact rational rank (trials)", 0,
+                                  Measurement.exact(details["exact_rank_mismatches"]), exactly(0),
+                                  f"{details['exact_trials']} small Jacobians ranked over Q"))
     criteria += [
         Criterion("F7: autodiff vs closed-form Jacobian, max |diff| / max |J|", 0,
                   Measurement.exact(details["jacobian_route_max_diff"]), at_most(ROUTE_TOLERANCE),
@@ -252,7 +252,8 @@ def sampling_claim(results: list[dict]) -> tuple[list[Criterion], Criterion, lis
     sigma_note = "sizes n where the empirical P(hit) misses the bound by > 3 binomial sigma, sqrt(q(1-q)/draws)"
     decisive = worst("decisive_bfd", "exact_cffd")
     criteria = [
-        Criterion("F8: n -> BFD(X_n) decreases (nested batches)", 0, total("monotone_violations"), exactly(0), exact_note),
+        Criterion("F8: n -> BFD(X_n) decreases (nested batches)", 0, total("monotone_violations"), exactly(0),
+                  exact_note),
         Criterion("F8: BFD above the exact CFFD", 0, total("above_cffd"), exactly(0), exact_note),
         Criterion("F8: every region holds N_0 + 1 points but BFD < CFFD", 0, total("complete_not_hit"), exactly(0),
                   exact_note),
@@ -264,8 +265,8 @@ def sampling_claim(results: list[dict]) -> tuple[list[Criterion], Criterion, lis
                   exactly(0), sigma_note),
         Criterion("F8: P(hit) above the necessary-region upper bound (sizes)", 0, total("above_upper_bound_at"),
                   exactly(0), sigma_note),
-        Criterion("F9: max |frozen rank of the achievable patterns - CFFD|", 0, worst("frozen_generic_rank", "exact_cffd"),
-                  exactly(0), exact_note),
+        Criterion("F9: max |frozen rank of the achievable patterns - CFFD|", 0,
+                  worst("frozen_generic_rank", "exact_cffd"), exactly(0), exact_note),
         Criterion("CFFD: max |decisive-set BFD - CFFD|", 0, decisive, exactly(0),
                   "BFD at N_0 + 1 points inside every region (SVD of J) vs the rank of the regions' row spaces"),
         Criterion("CFFD invariance: max |CFFD(T_lambda theta) - CFFD(theta)|", 0, worst("cffd_rescaled", "exact_cffd"),
@@ -355,7 +356,8 @@ def f12_setup(context: Context) -> TrainingSetup:
                          output_ranks=dataset != "mnist", device=context.option("device"))
 
 
-def training_claim(main: list, f10: dict, f11: list, bound_f11: int) -> tuple[list[Criterion], Criterion, list[Premise]]:
+def training_claim(main: list, f10: dict, f11: list,
+                   bound_f11: int) -> tuple[list[Criterion], Criterion, list[Premise]]:
     """Criteria (F12 train and test, F10, F11, and reported F12 fractions), control and premises."""
     train = Measurement.mean(relative_changes(main, "train"))
     test = Measurement.mean(relative_changes(main, "test"))

@@ -180,6 +180,10 @@ def summarize_trials(trials: list[dict]) -> dict:
         "frozen_pattern_agreement": fraction(general, lambda t: t["frozen_rank"] == t["bfd"]),
         "frozen_pattern_agreement_same_x": fraction(trials, lambda t: t["frozen_rank_same_x"] == t["bfd"]),
         "frozen_pattern_trials": len(general),
+        "frozen_pattern_agreeing": sum(t["frozen_rank"] == t["bfd"] for t in general),
+        "closed_form_mismatches": sum(t["closed_form_rank"] != t["bfd"] for t in shallow),
+        "exact_rank_mismatches": sum(t["exact_bfd"] != t["bfd"] or t["exact_frozen_rank"] != t["float_frozen_rank"]
+                                     for t in exact),
         "general_position_full_rank": sum(bool(t["full_affine_rank"]) for t in general),
         "closed_form_agreement": fraction(shallow, lambda t: t["closed_form_rank"] == t["bfd"]),
         "closed_form_trials": len(shallow),

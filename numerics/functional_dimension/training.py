@@ -138,8 +138,8 @@ def bfd_training_run(setup: TrainingSetup, seed: int) -> TrainingTrace:
     arch = setup.arch
     x_train, y_train, x_test, _ = classification_data(setup, seed)
     x_random = np.random.default_rng(seed + 7919).normal(0.5, 1.0, (setup.random_count, arch.input_dim))
-    large = [n * arch.output_dim * arch.n_parameters > SVD_MAX_ENTRIES for n in (len(x_train), len(x_test), len(x_random))]
-    for n, gram in zip((len(x_train), len(x_test), len(x_random)), large):
+    for n in (len(x_train), len(x_test), len(x_random)):  # the route "auto" takes for each, sized first
+        gram = n * arch.output_dim * arch.n_parameters > SVD_MAX_ENTRIES
         (check_gram_memory if gram else check_jacobian_memory)(arch, n)
     net = MLP.initialize(arch, setup.preset.init, seed)
     inputs = torch.as_tensor(x_train)
