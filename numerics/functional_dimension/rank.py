@@ -16,7 +16,7 @@ import torch
 from theory.functional_dimension import Architecture
 
 from ..mlp import MLP
-from .jacobian import _as_inputs, backprop_matrices, check_gram_memory, network_states
+from .jacobian import _as_inputs, _check_memory, backprop_matrices, check_gram_memory, network_states
 from .symmetries import rescaling_null_vectors
 
 
@@ -361,7 +361,8 @@ def gram_eigen_rank(net: MLP, x, device: str = "cpu") -> Rank:
     trace = float(np.trace(gram))
     eps = float(np.finfo(np.float64).eps)
     if device == "cpu":
-        values = scipy.linalg.eigh(gram, eigvals_only=True, overwrite_a=True, check_finite=True)
+        # G is symmetric: its transpose is the Fortran-ordered view LAPACK overwrites without a copy
+        values = scipy.linalg.eigh(gram.T, eigvals_only=True, overwrite_a=True, check_finite=True)
     else:
         values = torch.linalg.eigvalsh(torch.from_numpy(gram).to(device)).cpu().numpy()
     del gram
@@ -405,6 +406,9 @@ def pivoted_gram_rank(net: MLP, x) -> Rank | None:
     x = _as_inputs(x, net.arch)
     m, p = len(x) * net.arch.output_dim, net.arch.n_parameters
     eps = float(np.finfo(np.float64).eps)
+    side = m if m <= net.arch.rescaling_bound else p
+    # G, LAPACK's copy and factor, then the kept block and its shifted copy: at most three q^2 arrays
+    _check_memory(3 * 8 * side**2, f"the pivoted Cholesky of the Gram matrix of {net.arch} on {len(x)} inputs")
     with _blas_threads(min(m, p) ** 2):
         gram, _, layers, slopes = _structured_gram(net, x)
         q = len(gram)
