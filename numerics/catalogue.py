@@ -14,7 +14,7 @@ CHECKS: tuple[tuple[str, str, str, tuple[str, ...]], ...] = (
     ('transform', 'Generalized Fourier transform', 'P1', ()),
     ('fd-theorems', 'Functional dimension: theorems F1-F7 on random deep ReLU nets', 'F1-F7', ('architecture', 'trials')),
     ('fd-sampling', 'Functional dimension: CFFD by exact region enumeration and the sampling bound', 'F8-F9', ('architecture', 'scale', 'draws')),
-    ('fd-training', 'Functional dimension during training (geometry-induced regularization)', 'F10-F13', ('seeds', 'mnist', 'dataset', 'epochs', 'architecture', 'n_train', 'n_test')),
+    ('fd-training', 'Functional dimension during training (geometry-induced regularization)', 'F10-F13', ('seeds', 'mnist', 'dataset', 'epochs', 'architecture', 'n_train', 'n_test', 'device')),
     ('stable-rank', 'Stable rank per class and of the full matrix (Kou et al.)', 'stable_rank.md P1, P2, P8, P9, P14, P15', ('n', 'd', 'm', 'data', 'sigma0', 'eta', 'T', 'seeds')),
     ('margins', 'Loss constant, margin law, equal normalized margins, linear boundary', 'stable_rank.md P4-P7, P13', ('n', 'd', 'm', 'data', 'sigma0', 'eta', 'T', 'seeds')),
     ('one-step-collapse', 'One GD step collapses the rank at small init (Frei et al.)', 'stable_rank.md P11, P12', ('n', 'd', 'm', 'data', 'sigma0', 'eta', 'T', 'seeds')),
