@@ -395,12 +395,3 @@ def run_check(check: Check, act: Activation, context: Context) -> CheckResult:
     result.runtime_s = time.perf_counter() - start
     result.seed = context.seed if result.seed is None else result.seed
     return result
-
-
-# --- transitional: used by family modules not yet expressed as criteria (issues 14-16 remove them)
-
-def verdict_with_reason(criteria: dict[str, bool], setup: str) -> tuple[str, str]:
-    """The verdict (``agrees`` iff every criterion holds) and the reason: ``setup``, then each
-    failed criterion by name."""
-    failed = [name for name, holds in criteria.items() if not holds]
-    return ("disagrees" if failed else "agrees"), setup + ("; failed: " + "; ".join(failed) if failed else "")
