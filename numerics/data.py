@@ -170,3 +170,49 @@ def mnist(path, split: str = "train", n: int | None = None, seed: int = 0,
     x = np.asarray(images, dtype=np.float64).reshape(len(images), -1) / scale
     y = np.asarray(labels).astype(np.int64).reshape(-1)
     return _subsample(x, y, n, seed, f"MNIST {split} images")
+
+
+def read_xy_csv(path, dim: int) -> tuple[np.ndarray, np.ndarray, str]:
+    """A regression data set from a CSV file with a header: columns ``x, y`` (``dim = 1``) or
+    ``x1, x2, y`` (``dim = 2``), one point a row; returns inputs (N, dim), targets (N,) and the
+    file's sha256.  Every problem (missing file, other columns, a non-number, a repeated input,
+    too few points) raises :class:`IbcheckError` with one line naming the file."""
+    import csv
+    import hashlib
+    from pathlib import Path
+
+    columns = ["x", "y"] if dim == 1 else [f"x{i + 1}" for i in range(dim)] + ["y"]
+    file = Path(path)
+    try:
+        raw = file.read_bytes()
+    except OSError as err:
+        raise IbcheckError(f"data file {path}: cannot read it ({err.strerror or err})") from None
+    try:
+        rows = list(csv.reader(raw.decode("utf-8-sig").splitlines()))
+    except (UnicodeDecodeError, csv.Error) as err:
+        raise IbcheckError(f"data file {path}: not a UTF-8 CSV file ({err})") from None
+    rows = [r for r in rows if any(cell.strip() for cell in r)]
+    if not rows or [c.strip().lower() for c in rows[0]] != columns:
+        raise IbcheckError(f"data file {path}: the first line must be the header {','.join(columns)} "
+                           f"(a {dim}D check), got {','.join(rows[0]) if rows else 'an empty file'}")
+    values = []
+    for line, row in enumerate(rows[1:], start=2):
+        try:
+            if len(row) != len(columns):
+                raise ValueError(f"{len(row)} columns instead of {len(columns)}")
+            numbers = [float(cell) for cell in row]
+            if not all(np.isfinite(numbers)):
+                raise ValueError("a value is not finite")
+        except ValueError as err:
+            raise IbcheckError(f"data file {path}, line {line}: {err}") from None
+        values.append(numbers)
+    table = np.array(values, dtype=float).reshape(-1, len(columns))
+    needed = dim + 2
+    if len(table) < needed:
+        raise IbcheckError(f"data file {path}: {len(table)} data rows; a {dim}D kernel check needs at least {needed}")
+    x, y = table[:, :dim], table[:, dim]
+    if len(np.unique(x, axis=0)) < len(x):
+        raise IbcheckError(f"data file {path}: repeated input points; interpolation needs distinct inputs")
+    if not np.any(y):
+        raise IbcheckError(f"data file {path}: every target is 0 (nothing to fit)")
+    return x, y, hashlib.sha256(raw).hexdigest()

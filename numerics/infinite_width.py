@@ -1,0 +1,263 @@
+r"""The exact infinite-width prediction of a shallow network for its actual initialization.
+
+A random-feature network :math:`f(x) = \sum_i v_i\,\sigma(w_i\cdot x + b_i)` whose output layer is
+trained to infinite time from :math:`v = 0` is the minimum-norm interpolant of its features; as
+the width grows it tends to the kernel interpolant
+
+.. math::
+   f_\infty(x) = K(x, X)\,K(X, X)^{-1} y, \qquad K(x, x') = \mathbb E_{(w, b)\sim\text{init}}\big[
+   \sigma(w\cdot x + b)\,\sigma(w\cdot x' + b)\big],
+
+with the expectation over the *actual* initialization (finite offset range, no free polynomial
+part: the affine/null-space part of the fit is paid for by the kernel itself; spectral_bias.md
+2.1).  Trained in all layers (NTK parameterization, :math:`v\sim N(0, s_v^2)`) the kernel is the
+neural tangent kernel
+:math:`\Theta = K + s_v^2\,(x\cdot x' + 1)\,\mathbb E[\sigma'(w\cdot x + b)\sigma'(w\cdot x' + b)]`
+(Jacot et al. 2018), and after T gradient-descent steps the prediction is
+:class:`numerics.networks.LinearizedSolution` with :math:`\Theta` in place of the empirical kernel.
+
+The expectations are computed by deterministic quadrature, never by sampling:
+
+* ``uniform`` and ``directions`` inits: the offset b is independent of w and uniform on
+  :math:`[-A, A]` (:math:`A = a_b`, resp. :math:`\rho B`).  For each first-layer node w (composite
+  Gauss-Legendre in :math:`w\in[-a_w, a_w]`; :math:`\pm\rho` in 1D; equally spaced angles on the
+  circle in 2D, the periodic trapezoid rule) the integral over b is split at every point where
+  :math:`w\cdot x + b` or :math:`w\cdot x' + b` crosses a breakpoint of :math:`\sigma` (and, for
+  non-polynomial pieces, at :math:`0, \pm1, \pm3, \pm9, \pm27` around them), and each piece gets
+  Gauss-Legendre nodes: piecewise-polynomial integrands (ReLU, |x|, ReLU^k, step) are integrated
+  exactly in b.
+* ``gaussian`` init (any dimension): :math:`(u, u') = (w\cdot x + b, w\cdot x' + b)` is a centred
+  Gaussian pair with :math:`\Sigma_{11} = s_w^2|x|^2 + s_b^2`, :math:`\Sigma_{12} = s_w^2 x\cdot x' + s_b^2`;
+  :math:`\mathbb E[\sigma(u)\sigma(u')] = \mathbb E_u[\sigma(u)\,\mathbb E[\sigma(u')\mid u]]`, both
+  one-dimensional Gaussian integrals on :math:`[-8.5, 8.5]` standard deviations (tail mass
+  :math:`2\cdot10^{-17}`), split at the breakpoints as above.
+
+The quadrature error is estimated by recomputing with fewer nodes (:func:`prediction`,
+``quadrature_error``); tests compare with the arc-cosine kernel (Cho & Saul 2009) and the
+closed form of :math:`\mathbb E[\sin u\,\sin u']`.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from dataclasses import dataclass
+
+import numpy as np
+import sympy as sp
+
+from theory.activations import Activation
+from theory.errors import IbcheckError
+
+from .kernel_interpolation import as_points
+from .networks import Init
+
+#: anchors around each breakpoint for non-polynomial pieces (where tanh, GELU, ... change shape)
+SMOOTH_ANCHORS = (0.0, -1.0, 1.0, -3.0, 3.0, -9.0, 9.0, -27.0, 27.0)
+#: Gaussian integrals are truncated at this many standard deviations
+GAUSS_CUT = 8.5
+
+
+@dataclass(frozen=True)
+class Accuracy:
+    """Quadrature sizes: Gauss-Legendre order per piece, uniform panels of the offset range,
+    first-layer nodes (panels of [-a_w, a_w] per side, or angles in 2D)."""
+
+    order: int = 6
+    panels: int = 16
+    outer: int = 48
+    angles: int = 256
+
+    def coarser(self) -> "Accuracy":
+        return Accuracy(self.order - 2, self.panels // 2, self.outer // 2, self.angles // 2)
+
+
+FINE = Accuracy()
+
+
+def _legendre(order: int):
+    return np.polynomial.legendre.leggauss(order)
+
+
+def _pieces(lo, hi, cuts, order: int):
+    """Gauss-Legendre nodes and weights on [lo, hi] split at ``cuts`` (last axis), batched."""
+    cuts = np.clip(cuts, lo[..., None], hi[..., None])
+    edges = np.sort(np.concatenate([lo[..., None], cuts, hi[..., None]], axis=-1), axis=-1)
+    left, right = edges[..., :-1], edges[..., 1:]
+    half, mid = (right - left) / 2, (right + left) / 2
+    t, w = _legendre(order)
+    nodes = (mid[..., None] + half[..., None] * t).reshape(*mid.shape[:-1], -1)
+    weights = (half[..., None] * w).reshape(*mid.shape[:-1], -1)
+    return nodes, weights
+
+
+def _anchors(act: Activation) -> np.ndarray:
+    """Points of the pre-activation where the pieces of sigma change (or, for non-polynomial
+    pieces, change shape)."""
+    breaks = np.array([float(b) for b in act.pieces.breaks], dtype=float)
+    if act.homogeneity_degree is not None or (act.pieces.pieces and all(
+            sp.S(p).is_polynomial() for p in act.pieces.pieces)):
+        return breaks
+    around = breaks if len(breaks) else np.zeros(1)
+    return np.unique(np.concatenate([breaks, (around[:, None] + np.array(SMOOTH_ANCHORS)).ravel()]))
+
+
+def _sigma(act: Activation, derivative: int):
+    f = act.numeric("numpy", derivative)
+
+    def evaluate(z):
+        with np.errstate(over="ignore", invalid="ignore"):
+            out = np.asarray(f(z), dtype=float)
+        return np.broadcast_to(out, np.shape(z)) if out.shape != np.shape(z) else out
+    return evaluate
+
+
+def _offset_range(init: Init) -> float:
+    return init.a_b if init.kind == "uniform" else init.rho * init.offset
+
+
+def _first_layer_nodes(init: Init, dim: int, acc: Accuracy) -> tuple[np.ndarray, np.ndarray]:
+    """Nodes w (O, d) and probability weights (O,) of the first-layer weight distribution."""
+    if init.kind == "uniform" and dim == 1:
+        edges = np.linspace(-init.a_w, init.a_w, 2 * acc.outer + 1)
+        nodes, weights = _pieces(edges[:1], edges[-1:], edges[None, 1:-1], acc.order)
+        return nodes.reshape(-1, 1), weights.ravel() / (2 * init.a_w)
+    if init.kind == "directions" and dim == 1:
+        return np.array([[init.rho], [-init.rho]]), np.array([0.5, 0.5])
+    if init.kind == "directions" and dim == 2:
+        phi = (np.arange(acc.angles) + 0.5) * 2 * np.pi / acc.angles
+        return init.rho * np.stack([np.cos(phi), np.sin(phi)], axis=1), np.full(acc.angles, 1 / acc.angles)
+    raise IbcheckError(f"no exact kernel for the {init.kind} initialization in {dim} dimensions "
+                       f"(available: uniform in 1D, directions in 1D/2D, gaussian in any dimension)")
+
+
+def _flat_offset_kernel(f, anchors, init: Init, a, c, acc: Accuracy, chunk: int = 4_000_000) -> np.ndarray:
+    r""":math:`\mathbb E_w \frac1{2A}\int_{-A}^{A} f(w\cdot a + b) f(w\cdot c + b)\,db` (module docstring)."""
+    w_nodes, w_weights = _first_layer_nodes(init, a.shape[1], acc)
+    big = _offset_range(init)
+    panel_cuts = np.linspace(-big, big, acc.panels + 1)[1:-1]
+    out = np.zeros((len(a), len(c)))
+    pieces = (len(panel_cuts) + 2 * len(anchors) + 1) * acc.order
+    rows = max(1, chunk // max(1, len(c) * pieces))
+    for k, (w, weight) in enumerate(zip(w_nodes, w_weights)):
+        p_all, q = a @ w, c @ w
+        for lo in range(0, len(a), rows):
+            p = p_all[lo:lo + rows]
+            cuts = np.concatenate([np.broadcast_to(panel_cuts, (len(p), len(q), len(panel_cuts))),
+                                   np.broadcast_to((anchors[None, :] - p[:, None])[:, None, :],
+                                                   (len(p), len(q), len(anchors))),
+                                   np.broadcast_to((anchors[None, :] - q[:, None])[None, :, :],
+                                                   (len(p), len(q), len(anchors)))], axis=-1)
+            shape = (len(p), len(q))
+            b, bw = _pieces(np.full(shape, -big), np.full(shape, big), cuts, acc.order)
+            values = f(p[:, None, None] + b) * f(q[None, :, None] + b)
+            out[lo:lo + rows] += weight * np.sum(bw * values, axis=-1) / (2 * big)
+    return out
+
+
+def _gaussian_kernel(f, anchors, init: Init, a, c, acc: Accuracy, chunk: int = 2_000_000) -> np.ndarray:
+    r""":math:`\mathbb E[f(u) f(u')]` for the Gaussian pair (u, u') of the module docstring."""
+    s11 = init.s_w**2 * np.sum(a**2, axis=1) + init.s_b**2
+    s22 = init.s_w**2 * np.sum(c**2, axis=1) + init.s_b**2
+    s12 = init.s_w**2 * (a @ c.T) + init.s_b**2
+    out = np.zeros((len(a), len(c)))
+    cut = GAUSS_CUT
+    panel_cuts = np.linspace(-cut, cut, acc.panels + 1)[1:-1]
+    per_axis = (len(panel_cuts) + len(anchors) + 1) * acc.order
+    rows = max(1, chunk // (len(c) * per_axis**2))
+    for lo in range(0, len(a), rows):
+        sd1 = np.sqrt(s11[lo:lo + rows])[:, None]  # (R, 1)
+        # outer: z standard normal, u = sd1 z, cut at the anchors
+        zc = np.concatenate([np.broadcast_to(panel_cuts, (len(sd1), len(panel_cuts))), anchors[None, :] / sd1], axis=1)
+        z, zw = _pieces(np.full(len(sd1), -cut), np.full(len(sd1), cut), zc, acc.order)  # (R, Z)
+        zw = zw * np.exp(-z**2 / 2) / np.sqrt(2 * np.pi)
+        u = sd1 * z
+        slope = s12[lo:lo + rows] / sd1**2  # (R, N): E[u' | u] = slope u
+        tau = np.sqrt(np.maximum(s22[None, :] - s12[lo:lo + rows]**2 / sd1**2, 0.0))  # (R, N)
+        mu = slope[:, :, None] * u[:, None, :]  # (R, N, Z)
+        tiny = tau < 1e-9 * np.sqrt(s22)[None, :]
+        safe = np.where(tiny, 1.0, tau)[:, :, None]
+        tcuts = np.concatenate([np.broadcast_to(panel_cuts, (*mu.shape, len(panel_cuts))),
+                                (anchors - mu[..., None]) / safe[..., None]], axis=-1)
+        shape = mu.shape
+        s, sw = _pieces(np.full(shape, -cut), np.full(shape, cut), tcuts, acc.order)
+        sw = sw * np.exp(-s**2 / 2) / np.sqrt(2 * np.pi)
+        inner = np.sum(sw * f(mu[..., None] + safe[..., None] * s), axis=-1)  # E[f(u') | u]
+        inner = np.where(tiny[:, :, None], f(mu), inner)
+        out[lo:lo + rows] = np.einsum("rz,rnz->rn", zw * f(u), inner)
+    return out
+
+
+def exact_kernel(act: Activation, init: Init, a, c, acc: Accuracy = FINE, derivative: int = 0) -> np.ndarray:
+    r""":math:`\mathbb E[\sigma^{(k)}(w\cdot a_i + b)\,\sigma^{(k)}(w\cdot c_j + b)]` over ``init``
+    (k = ``derivative``), shape (len(a), len(c)) (module docstring)."""
+    a, c = as_points(a), as_points(c)
+    f = _sigma(act, derivative)
+    anchors = _anchors(act)
+    if init.kind == "gaussian":
+        return _gaussian_kernel(f, anchors, init, a, c, acc)
+    return _flat_offset_kernel(f, anchors, init, a, c, acc)
+
+
+def tangent_kernel(act: Activation, init: Init, a, c, acc: Accuracy = FINE) -> np.ndarray:
+    r"""The infinite-width NTK :math:`K + s_v^2 (a\cdot c + 1)\,\mathbb E[\sigma'\sigma']` (module docstring)."""
+    a, c = as_points(a), as_points(c)
+    return exact_kernel(act, init, a, c, acc) + \
+        init.s_v**2 * (a @ c.T + 1) * exact_kernel(act, init, a, c, acc, derivative=1)
+
+
+# ---------------------------------------------------------------------------------------
+# predictions, cached per (activation, init, data, points)
+
+@dataclass(frozen=True)
+class Prediction:
+    """The infinite-width prediction on ``points`` and its estimated quadrature error (sup of
+    the difference to a coarser quadrature, relative to max|y|)."""
+
+    values: np.ndarray
+    quadrature_error: float
+    what: str
+
+
+def _digest(*arrays) -> str:
+    h = hashlib.sha256()
+    for arr in arrays:
+        arr = np.ascontiguousarray(np.asarray(arr, dtype=float))
+        h.update(str(arr.shape).encode())
+        h.update(arr.tobytes())
+    return h.hexdigest()
+
+
+_CACHE: dict[tuple, Prediction] = {}
+
+
+def _solve(k_points: np.ndarray, k_data: np.ndarray, y: np.ndarray, steps: int | None, lr: float | None) -> np.ndarray:
+    """:math:`K(x, X)\\alpha` with the kernel-descent weights of
+    :func:`numerics.networks.kernel_descent_weights` (T = ``steps`` steps of size ``lr``; None: infinite time)."""
+    import torch
+
+    from .networks import kernel_descent_weights
+    gram = torch.as_tensor(k_data * (1.0 if lr is None else lr))
+    alpha = kernel_descent_weights(gram, -torch.as_tensor(y, dtype=torch.float64), steps, what="the infinite-width kernel")
+    return k_points * (1.0 if lr is None else lr) @ alpha.numpy()
+
+
+def prediction(act: Activation, init: Init, x, y, points, layers: str = "output", steps: int | None = None,
+               lr: float | None = None) -> Prediction:
+    """The infinite-width prediction of ``act``'s network under ``init`` fitted to (x, y), on
+    ``points``: random features (``layers='output'``) at infinite time, or all layers (NTK) after
+    ``steps`` gradient-descent steps of size ``lr`` (the loss :math:`\\frac1{2N}\\sum r^2`)."""
+    x, points = as_points(x), as_points(points)
+    y = np.asarray(y, dtype=float)
+    key = (act.label, str(act.bound), init, layers, steps, lr, _digest(x, y, points))
+    if key in _CACHE:
+        return _CACHE[key]
+    kernel = exact_kernel if layers == "output" else tangent_kernel
+    results = []
+    for acc in (FINE, FINE.coarser()):
+        results.append(_solve(kernel(act, init, points, x, acc), kernel(act, init, x, x, acc), y, steps, lr))
+    scale = float(np.max(np.abs(y)))
+    error = float(np.max(np.abs(results[0] - results[1])) / scale)
+    what = (f"infinite-width {'random-feature' if layers == 'output' else 'tangent'} kernel of the {init.kind} "
+            f"init by quadrature" + ("" if steps is None else f", after {steps} steps"))
+    _CACHE[key] = Prediction(results[0], error, what)
+    return _CACHE[key]
