@@ -40,13 +40,15 @@ closed form of :math:`\mathbb E[\sin u\,\sin u']`.
 from __future__ import annotations
 
 import hashlib
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
+from functools import lru_cache
 
 import numpy as np
 import sympy as sp
 
 from theory.activations import Activation
 from theory.errors import IbcheckError
+from theory.symbols import x as X
 
 from .kernel_interpolation import as_points
 from .networks import Init
@@ -64,16 +66,17 @@ class Accuracy:
 
     order: int = 6
     panels: int = 16
-    outer: int = 48
+    outer: int = 24
     angles: int = 256
 
     def coarser(self) -> "Accuracy":
-        return Accuracy(self.order - 2, self.panels // 2, self.outer // 2, self.angles // 2)
+        return Accuracy(self.order - 1, self.panels * 3 // 4, self.outer * 3 // 4, self.angles * 3 // 4)
 
 
 FINE = Accuracy()
 
 
+@lru_cache(maxsize=16)
 def _legendre(order: int):
     return np.polynomial.legendre.leggauss(order)
 
@@ -90,12 +93,16 @@ def _pieces(lo, hi, cuts, order: int):
     return nodes, weights
 
 
+def _polynomial_pieces(act: Activation) -> bool:
+    """Every piece of sigma is a polynomial (ReLU, |x|, ReLU^k, step): Gauss-Legendre is exact per piece."""
+    return act.homogeneity_degree is not None or all(sp.S(p).is_polynomial(X) for p in act.pieces.pieces)
+
+
 def _anchors(act: Activation) -> np.ndarray:
     """Points of the pre-activation where the pieces of sigma change (or, for non-polynomial
     pieces, change shape)."""
     breaks = np.array([float(b) for b in act.pieces.breaks], dtype=float)
-    if act.homogeneity_degree is not None or (act.pieces.pieces and all(
-            sp.S(p).is_polynomial() for p in act.pieces.pieces)):
+    if _polynomial_pieces(act):
         return breaks
     around = breaks if len(breaks) else np.zeros(1)
     return np.unique(np.concatenate([breaks, (around[:, None] + np.array(SMOOTH_ANCHORS)).ravel()]))
@@ -130,60 +137,69 @@ def _first_layer_nodes(init: Init, dim: int, acc: Accuracy) -> tuple[np.ndarray,
                        f"(available: uniform in 1D, directions in 1D/2D, gaussian in any dimension)")
 
 
-def _flat_offset_kernel(f, anchors, init: Init, a, c, acc: Accuracy, chunk: int = 4_000_000) -> np.ndarray:
+def _flat_offset_kernel(f, anchors, init: Init, a, c, acc: Accuracy, chunk: int = 3_000_000) -> np.ndarray:
     r""":math:`\mathbb E_w \frac1{2A}\int_{-A}^{A} f(w\cdot a + b) f(w\cdot c + b)\,db` (module docstring)."""
     w_nodes, w_weights = _first_layer_nodes(init, a.shape[1], acc)
     big = _offset_range(init)
     panel_cuts = np.linspace(-big, big, acc.panels + 1)[1:-1]
-    out = np.zeros((len(a), len(c)))
+    p_all, q_all = w_nodes @ a.T, w_nodes @ c.T  # (O, M), (O, N)
     pieces = (len(panel_cuts) + 2 * len(anchors) + 1) * acc.order
-    rows = max(1, chunk // max(1, len(c) * pieces))
-    for k, (w, weight) in enumerate(zip(w_nodes, w_weights)):
-        p_all, q = a @ w, c @ w
+    per_node = len(c) * pieces
+    rows = max(1, chunk // per_node)
+    nodes = max(1, rows // len(a))
+    out = np.zeros((len(a), len(c)))
+    for o in range(0, len(w_nodes), nodes):
         for lo in range(0, len(a), rows):
-            p = p_all[lo:lo + rows]
-            cuts = np.concatenate([np.broadcast_to(panel_cuts, (len(p), len(q), len(panel_cuts))),
-                                   np.broadcast_to((anchors[None, :] - p[:, None])[:, None, :],
-                                                   (len(p), len(q), len(anchors))),
-                                   np.broadcast_to((anchors[None, :] - q[:, None])[None, :, :],
-                                                   (len(p), len(q), len(anchors)))], axis=-1)
-            shape = (len(p), len(q))
+            p, q = p_all[o:o + nodes, lo:lo + rows], q_all[o:o + nodes]  # (k, m), (k, N)
+            shape = (p.shape[0], p.shape[1], q.shape[1])
+            cuts = np.concatenate([np.broadcast_to(panel_cuts, (*shape, len(panel_cuts))),
+                                   np.broadcast_to((anchors - p[..., None])[:, :, None, :], (*shape, len(anchors))),
+                                   np.broadcast_to((anchors - q[..., None])[:, None, :, :], (*shape, len(anchors)))],
+                                  axis=-1)
             b, bw = _pieces(np.full(shape, -big), np.full(shape, big), cuts, acc.order)
-            values = f(p[:, None, None] + b) * f(q[None, :, None] + b)
-            out[lo:lo + rows] += weight * np.sum(bw * values, axis=-1) / (2 * big)
+            values = f(p[:, :, None, None] + b) * f(q[:, None, :, None] + b)
+            out[lo:lo + rows] += np.einsum("k,kmn->mn", w_weights[o:o + nodes], np.sum(bw * values, axis=-1)) / (2 * big)
     return out
 
 
-def _gaussian_kernel(f, anchors, init: Init, a, c, acc: Accuracy, chunk: int = 2_000_000) -> np.ndarray:
-    r""":math:`\mathbb E[f(u) f(u')]` for the Gaussian pair (u, u') of the module docstring."""
+def _gaussian_kernel(f, anchors, breaks, init: Init, a, c, acc: Accuracy, chunk: int = 2_000_000) -> np.ndarray:
+    r""":math:`\mathbb E[f(u) f(u')]` for the Gaussian pair (u, u') of the module docstring.
+
+    The outer variable is :math:`z = u/\sqrt{\Sigma_{11}}`; :math:`g(u) = \mathbb E[f(u')\mid u]` varies on
+    the scale :math:`\tau/|\text{slope}|` where the conditional mean crosses a breakpoint of f, so the
+    outer integral is also cut there (at 0, ±1, ±3, ±9 of that scale)."""
     s11 = init.s_w**2 * np.sum(a**2, axis=1) + init.s_b**2
     s22 = init.s_w**2 * np.sum(c**2, axis=1) + init.s_b**2
     s12 = init.s_w**2 * (a @ c.T) + init.s_b**2
     out = np.zeros((len(a), len(c)))
     cut = GAUSS_CUT
     panel_cuts = np.linspace(-cut, cut, acc.panels + 1)[1:-1]
-    per_axis = (len(panel_cuts) + len(anchors) + 1) * acc.order
+    scales = np.array([0.0, -1.0, 1.0, -3.0, 3.0, -9.0, 9.0])
+    per_axis = (len(panel_cuts) + len(anchors) + len(breaks) * len(scales) + 1) * acc.order
     rows = max(1, chunk // (len(c) * per_axis**2))
     for lo in range(0, len(a), rows):
         sd1 = np.sqrt(s11[lo:lo + rows])[:, None]  # (R, 1)
-        # outer: z standard normal, u = sd1 z, cut at the anchors
-        zc = np.concatenate([np.broadcast_to(panel_cuts, (len(sd1), len(panel_cuts))), anchors[None, :] / sd1], axis=1)
-        z, zw = _pieces(np.full(len(sd1), -cut), np.full(len(sd1), cut), zc, acc.order)  # (R, Z)
-        zw = zw * np.exp(-z**2 / 2) / np.sqrt(2 * np.pi)
-        u = sd1 * z
         slope = s12[lo:lo + rows] / sd1**2  # (R, N): E[u' | u] = slope u
         tau = np.sqrt(np.maximum(s22[None, :] - s12[lo:lo + rows]**2 / sd1**2, 0.0))  # (R, N)
-        mu = slope[:, :, None] * u[:, None, :]  # (R, N, Z)
+        shape = slope.shape
+        steep = np.where(np.abs(slope) > 1e-12, slope, 1e-12) * sd1  # dmu/dz
+        crossings = (breaks[:, None] / steep[..., None, None] + scales * (tau / np.abs(steep))[..., None, None])
+        zc = np.concatenate([np.broadcast_to(panel_cuts, (*shape, len(panel_cuts))),
+                             np.broadcast_to((anchors / sd1)[:, None, :], (*shape, len(anchors))),
+                             crossings.reshape(*shape, -1)], axis=-1)
+        z, zw = _pieces(np.full(shape, -cut), np.full(shape, cut), zc, acc.order)  # (R, N, Z)
+        zw = zw * np.exp(-z**2 / 2) / np.sqrt(2 * np.pi)
+        u = sd1[..., None] * z
+        mu = slope[..., None] * u
         tiny = tau < 1e-9 * np.sqrt(s22)[None, :]
         safe = np.where(tiny, 1.0, tau)[:, :, None]
         tcuts = np.concatenate([np.broadcast_to(panel_cuts, (*mu.shape, len(panel_cuts))),
                                 (anchors - mu[..., None]) / safe[..., None]], axis=-1)
-        shape = mu.shape
-        s, sw = _pieces(np.full(shape, -cut), np.full(shape, cut), tcuts, acc.order)
+        s, sw = _pieces(np.full(mu.shape, -cut), np.full(mu.shape, cut), tcuts, acc.order)
         sw = sw * np.exp(-s**2 / 2) / np.sqrt(2 * np.pi)
         inner = np.sum(sw * f(mu[..., None] + safe[..., None] * s), axis=-1)  # E[f(u') | u]
         inner = np.where(tiny[:, :, None], f(mu), inner)
-        out[lo:lo + rows] = np.einsum("rz,rnz->rn", zw * f(u), inner)
+        out[lo:lo + rows] = np.sum(zw * f(u) * inner, axis=-1)
     return out
 
 
@@ -193,8 +209,11 @@ def exact_kernel(act: Activation, init: Init, a, c, acc: Accuracy = FINE, deriva
     a, c = as_points(a), as_points(c)
     f = _sigma(act, derivative)
     anchors = _anchors(act)
-    if init.kind == "gaussian":
-        return _gaussian_kernel(f, anchors, init, a, c, acc)
+    if _polynomial_pieces(act) and init.kind != "gaussian":
+        acc = replace(acc, panels=1)  # exact per piece: the breakpoints are the only cuts needed
+    if init.kind == "gaussian":  # two nested Gaussian integrals over 17 standard deviations: more nodes
+        breaks = np.array([float(b) for b in act.pieces.breaks], dtype=float)
+        return _gaussian_kernel(f, anchors, breaks, init, a, c, replace(acc, order=acc.order + 2))
     return _flat_offset_kernel(f, anchors, init, a, c, acc)
 
 
@@ -242,21 +261,21 @@ def _solve(k_points: np.ndarray, k_data: np.ndarray, y: np.ndarray, steps: int |
 
 
 def prediction(act: Activation, init: Init, x, y, points, layers: str = "output", steps: int | None = None,
-               lr: float | None = None) -> Prediction:
+               lr: float | None = None, estimate_error: bool = True) -> Prediction:
     """The infinite-width prediction of ``act``'s network under ``init`` fitted to (x, y), on
     ``points``: random features (``layers='output'``) at infinite time, or all layers (NTK) after
     ``steps`` gradient-descent steps of size ``lr`` (the loss :math:`\\frac1{2N}\\sum r^2`)."""
     x, points = as_points(x), as_points(points)
     y = np.asarray(y, dtype=float)
     key = (act.label, str(act.bound), init, layers, steps, lr, _digest(x, y, points))
-    if key in _CACHE:
+    if key in _CACHE and (not estimate_error or np.isfinite(_CACHE[key].quadrature_error)):
         return _CACHE[key]
     kernel = exact_kernel if layers == "output" else tangent_kernel
     results = []
-    for acc in (FINE, FINE.coarser()):
+    for acc in (FINE, FINE.coarser()) if estimate_error else (FINE,):
         results.append(_solve(kernel(act, init, points, x, acc), kernel(act, init, x, x, acc), y, steps, lr))
     scale = float(np.max(np.abs(y)))
-    error = float(np.max(np.abs(results[0] - results[1])) / scale)
+    error = float(np.max(np.abs(results[0] - results[1])) / scale) if estimate_error else float("nan")
     what = (f"infinite-width {'random-feature' if layers == 'output' else 'tangent'} kernel of the {init.kind} "
             f"init by quadrature" + ("" if steps is None else f", after {steps} steps"))
     _CACHE[key] = Prediction(results[0], error, what)
