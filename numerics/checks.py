@@ -52,6 +52,7 @@ CHECK_MODULES = (
     "numerics.functional_dimension",
     "numerics.stable_rank",
     "numerics.kernel_regime",
+    "numerics.activation_specificity",
     "numerics.adaptive",
 )
 

@@ -230,6 +230,8 @@ class WidthStudy:
     slope: float
     last_fit: np.ndarray
     other_distance: dict[str, list[float]]  # mean sup distance to each other reference, per width
+    per_replicate: dict[str, list[float]]  # at the smallest width: each sub-network's sup distance to each reference
+    per_replicate_ms: dict[str, list[float]]  # ... and its mean squared difference / max|y|^2
 
 
 def width_study(act: Activation, x, y, grid, target: np.ndarray, widths, init: Init, seed: int,
@@ -263,10 +265,12 @@ def width_study(act: Activation, x, y, grid, target: np.ndarray, widths, init: I
     sups, l2s, counts, spread = [], [], [], []
     other_distance = {name: [] for name in others}
     fit = None
+    per_replicate, per_replicate_ms = {}, {}
     for width in widths:
         m = width // base
         here, l2_here = [], []
         other_here = {name: [] for name in others}
+        ms_here = {name: [] for name in others}
         for r in range(total // width):
             gram = sum(k_data[r * m:(r + 1) * m])
             alpha = kernel_descent_weights(gram, -y_t, what=f"{act.label} random features, width {width}")
@@ -275,14 +279,17 @@ def width_study(act: Activation, x, y, grid, target: np.ndarray, widths, init: I
             l2_here.append(relative_l2(fit, target))
             for name, values in others.items():
                 other_here[name].append(sup_distance(fit, values, scale))
+                ms_here[name].append(float(np.mean((fit - values) ** 2)) / scale**2)
         sups.append(float(np.mean(here)))
         l2s.append(float(np.mean(l2_here)))
         counts.append(len(here))
         spread.append([float(min(here)), float(max(here))])
         for name in others:
             other_distance[name].append(float(np.mean(other_here[name])))
+        if width == base:
+            per_replicate, per_replicate_ms = {"target": here, **other_here}, ms_here
     return WidthStudy(widths, sups, l2s, counts, spread, seed, total, loglog_slope(widths, sups), fit,
-                      other_distance)
+                      other_distance, per_replicate, per_replicate_ms)
 
 
 
