@@ -218,10 +218,12 @@ def exact_kernel(act: Activation, init: Init, a, c, acc: Accuracy = FINE, deriva
 
 
 def tangent_kernel(act: Activation, init: Init, a, c, acc: Accuracy = FINE) -> np.ndarray:
-    r"""The infinite-width NTK :math:`K + s_v^2 (a\cdot c + 1)\,\mathbb E[\sigma'\sigma']` (module docstring)."""
+    r"""The infinite-width NTK :math:`K + s_v^2 (a\cdot c + 1)\,\mathbb E[\sigma'\sigma']` (module docstring),
+    halved for an antisymmetric init (:class:`numerics.networks.ShallowNetwork` scales its output by
+    :math:`\sqrt{1/2}` there, so that the doubled neurons keep the kernel's size)."""
     a, c = as_points(a), as_points(c)
-    return exact_kernel(act, init, a, c, acc) + \
-        init.s_v**2 * (a @ c.T + 1) * exact_kernel(act, init, a, c, acc, derivative=1)
+    return (0.5 if init.antisymmetric else 1.0) * (exact_kernel(act, init, a, c, acc) + init.s_v**2 * (
+        a @ c.T + 1) * exact_kernel(act, init, a, c, acc, derivative=1))
 
 
 # ---------------------------------------------------------------------------------------
