@@ -664,8 +664,12 @@ def run_training(act: Activation, context: Context) -> CheckResult:
                    Measurement.mean([s.to_control[-1] for s in studies]), at_most(FIT_TOLERANCE),
                    f"the nearest candidate wrong by >= {2 * FIT_TOLERANCE:.0%} (gap {gaps[label]:.2%})")
     change = max(s.weight_change[-1] for s in studies)
+    lazy = float(np.mean([s.sup_distance[-1] for s in studies]))
     premises = [Premise(f"relative first-layer change at n = {n:g} (largest over the seeds)", change,
                         change <= LAZY_BOUND, f"lazy regime: <= {LAZY_BOUND:g}"),
+                Premise(f"sup|f_train - f_lin|/max|y| at n = {n:g} (mean over the seeds)", lazy, lazy <= FIT_TOLERANCE,
+                        "lazy at this width: the network follows its own linearization within the tolerance "
+                        "(otherwise the infinite-width statement says nothing definite at this size)"),
                 Premise("quadrature error of the exact prediction / tolerance", exact.quadrature_error / FIT_TOLERANCE,
                         exact.quadrature_error <= QUADRATURE_SHARE * FIT_TOLERANCE)]
     mean = lambda attr: [float(np.mean([getattr(s, attr)[i] for s in studies])) for i in range(len(widths))]  # noqa: E731
