@@ -53,6 +53,7 @@ CHECK_MODULES = (
     "numerics.stable_rank",
     "numerics.kernel_regime",
     "numerics.activation_specificity",
+    "numerics.design_round_trip",
     "numerics.adaptive",
 )
 

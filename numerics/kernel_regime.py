@@ -766,35 +766,63 @@ RATE_FREQUENCIES = (1.0, 1.5, 2.0)
 RATE_TOLERANCE = 0.05
 
 
-def run_rate(act: Activation, context: Context) -> CheckResult:
+@dataclass
+class RateStudy:
+    """Decay-rate ratios rate(omega_k)/rate(omega_1) of random-feature networks (one row per seed)."""
+
+    frequencies: np.ndarray
+    ratios: np.ndarray
+    seeds: list[int]
+    length: float
+    order: int
+    init: Init
+    points: np.ndarray
+    residuals: np.ndarray
+
+
+def rate_study(act: Activation, width: int, seeds: int, seed: int, profile_length: float) -> RateStudy:
+    """The P8 experiment: windowed sinusoids on [-L/2, L/2] (null space projected out), flat offsets
+    10 beyond the window, rho = 1, output-layer decay rates of ``seeds`` independent networks."""
     order = activation_kernel(act).order
-    rho = 1.0
     # the window's main lobe biases a steep power law K_hat ~ omega^(-2m) by ~ m(2m+1)/2 (pi/L)^2 4k^2/(4k-1);
     # for m >= 4 (ReLU^3 and steeper) the window grows with m to keep that below ~3%
-    length = context.pick(120.0, 160.0) * max(1.0, (order - 1) / 2)
+    length = profile_length * max(1.0, (order - 1) / 2)
     spacing = 0.2
-    width, seeds = context.option("width"), context.option("seeds")
     points = np.arange(-length / 2, length / 2 + spacing / 2, spacing)
     freqs = np.array(RATE_FREQUENCIES)
     if freqs[0] < 2 * np.pi * 10 / length:
         raise IbcheckError(f"the lowest frequency must be >= 2 pi 10 / L = {2 * np.pi * 10 / length:.2f}")
+    residuals = windowed_sinusoids(points, freqs, length, order)
+    init = Init("directions", rho=1.0, offset=length / 2 + 10)
+    seed_list = [seed + 7919 * r for r in range(seeds)]
+    ratios = []
+    for s in seed_list:
+        rates = decay_rates(ShallowNetwork(act, width, 1, init, "standard", s), points, residuals)
+        ratios.append(rates[1:] / rates[0])
+    return RateStudy(freqs, np.array(ratios), seed_list, length, order, init, points, residuals)
+
+
+def wrong_rate(ratio: float, frequencies) -> float:
+    """The control of a rate ratio: the ratio of a penalty one order steeper, W(omega) omega^2."""
+    return float(ratio * (frequencies[0] / frequencies[-1]) ** 2)
+
+
+def run_rate(act: Activation, context: Context) -> CheckResult:
+    rho = 1.0
+    width, seeds = context.option("width"), context.option("seeds")
+    study = rate_study(act, width, seeds, context.seed, context.pick(120.0, 160.0))
+    freqs, ratios, length, order, init = study.frequencies, study.ratios, study.length, study.order, study.init
+    spacing = 0.2
     theory_rates = spectral_density(act, freqs, rho)
     idealized = theory_rates[1:] / theory_rates[0]
-    residuals = windowed_sinusoids(points, freqs, length, order)
-    init = Init("directions", rho=rho, offset=length / 2 + 10)
     exact_all = []
     for acc in (infinite_width.FINE, infinite_width.FINE.coarser()):
-        rates = kernel_decay_rates(infinite_width.exact_kernel(act, init, points, points, acc), residuals)
+        rates = kernel_decay_rates(infinite_width.exact_kernel(act, init, study.points, study.points, acc),
+                                   study.residuals)
         exact_all.append(rates[1:] / rates[0])
     exact = exact_all[0]
     quad_error = float(np.max(np.abs(exact_all[1] / exact - 1)))
-    ratios = []
-    seed_list = [context.seed + 7919 * r for r in range(seeds)]
-    for s in seed_list:
-        net = ShallowNetwork(act, width, 1, init, "standard", s)
-        rates = decay_rates(net, points, residuals)
-        ratios.append(rates[1:] / rates[0])
-    ratios = np.array(ratios)
+    seed_list = study.seeds
     labels = [f"rate({w:g})/rate({freqs[0]:g})" for w in freqs[1:]]
     criteria = []
     for i, label in enumerate(labels):
@@ -808,7 +836,7 @@ def run_rate(act: Activation, context: Context) -> CheckResult:
     gap = float(np.max(np.abs(exact / idealized - 1)))
     criteria.append(Criterion("idealization gap: max |exact ratio / W ratio - 1|", 0.0, Measurement.exact(gap),
                               at_most(RATE_TOLERANCE), "window bias and finite offsets (quadrature)", judged=False))
-    wrong = float(idealized[-1] * (freqs[0] / freqs[-1]) ** 2)
+    wrong = wrong_rate(idealized[-1], freqs)
     ctrl = control(f"{labels[-1]} for a penalty one order steeper, W(omega) omega^2 (a wrong rate)", wrong,
                    Measurement.mean(ratios[:, -1]), within_relative(wrong, RATE_TOLERANCE))
     premises = [Premise("quadrature error of the exact ratios (relative) / tolerance", quad_error / RATE_TOLERANCE,
