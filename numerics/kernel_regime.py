@@ -708,7 +708,7 @@ TRAINING = register(Check(
     "kernel regime (2.1)", training_applies, run_training,
     {"data": _fit_options([1], [1], 1, 1)["data"],
      "widths": Option("comma-separated widths", _widths, [1_000, 3_000, 10_000], [1_000, 3_000, 10_000, 30_000]),
-     "seeds": Option("independent initializations", positive_int, 3, 5),
+     "seeds": Option("independent initializations", positive_int, 5, 8),
      "steps": Option("gradient-descent steps", positive_int, 200, 1_000),
      "step_fraction": Option("step size as a fraction of 1/lambda_max(Theta/N)", positive_float, 0.5),
      "spacing": Option("grid spacing of the data hull", positive_float)}))
