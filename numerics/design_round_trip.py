@@ -106,8 +106,9 @@ def run_design(act: Activation, context: Context) -> CheckResult:
         criteria.append(Criterion(f"P9 phase invariance: sup|f_{p1} - f_{p2}|/max|y| (exact infinite-width "
                                   f"predictions)", 0.0, Measurement.exact(gap), at_most(PHASE_TOLERANCE),
                                   "P9: equal |sigma_hat| gives the same kernel-regime interpolant (about 1%)"))
-        fits = width_study(a1, x, y, grid, e1.values, [width // seeds, width], PHASE_INIT, context.seed,
-                           width, others={"other phase": e2.values})
+        base = width // seeds
+        fits = width_study(a1, x, y, grid, e1.values, [base, base * seeds], PHASE_INIT, context.seed,
+                           base * seeds, others={"other phase": e2.values})
         details.update(phase_gap_exact=gap, phase_quadrature_errors=[e1.quadrature_error, e2.quadrature_error],
                        distance_of_the_first_phase_networks_to_the_other_prediction=fits.per_replicate["other phase"])
         premises.append(Premise("quadrature error of the phase predictions", max(e1.quadrature_error,
