@@ -60,12 +60,15 @@ CHECK_MODULES = (
 
 @dataclass
 class Series:
-    """One curve or point set of a plot."""
+    """One curve or point set of a plot; ``low``/``high`` (optional, same length as ``y``) are the
+    ends of a 95% interval at each point: drawn as error bars on points, as a band on lines."""
 
     label: str
     x: list[float]
     y: list[float]
     style: str = "line"  # line | points | dashed | step
+    low: list[float] | None = None
+    high: list[float] | None = None
 
 
 @dataclass
@@ -127,6 +130,18 @@ class CheckResult:
         if plots:
             data["plots"] = _jsonable([asdict(p) for p in self.plots])
         return data
+
+    def _repr_html_(self) -> str:  # Jupyter: the verdict, its criteria table and the plots
+        from .report.html_report import result_fragment
+
+        return result_fragment(self)
+
+    def _repr_latex_(self) -> str:  # Jupyter (LaTeX front ends): the verdict and the criteria as a table
+        from .report.formatting import CRITERIA_HEADER, criteria_rows, cut, latex_table, latex_text, verdict_label
+
+        head = f"$$\\text{{{latex_text(f'{self.check} on {self.activation}: {verdict_label(self)}')}}}$$"
+        reason = f"$$\\text{{{latex_text(cut(self.reason, 160))}}}$$"
+        return head + reason + (latex_table(CRITERIA_HEADER, criteria_rows(self)) if self.criteria else "")
 
     @classmethod
     def from_dict(cls, record: dict) -> "CheckResult":

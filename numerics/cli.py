@@ -66,6 +66,14 @@ def cmd_derive(args) -> int:
         print(derive_architecture(args.architecture).render(args.format))
         return 0
     act = _activation(args)
+    if args.kernel == "gaussian":
+        from theory.gaussian_kernels import gaussian_kernel_derivation
+
+        if args.dim != 1:
+            raise IbcheckError("derive --kernel gaussian: the Gaussian-weight kernels take 1-D inputs (--dim 1)")
+        kern = theory.gaussian_kernel(act, args.weight_variance, args.bias_variance)
+        print(gaussian_kernel_derivation(kern).render(args.format))
+        return 0
     result = theory.derive(act, args.dim)
     if result.status == "not_applicable":
         raise IbcheckError(f"{act.label}: {result.notes[0] if result.notes else 'not applicable'}")
@@ -124,7 +132,9 @@ def cmd_check(args) -> int:
     report, paths = _run_and_write(args, [spec], f"ibcheck check: {act.label}", args.out or _check_folder(act))
     results = report.activations[0].results
     if args.format == "json":
-        print(json.dumps([r.to_dict(plots=False) for r in results], indent=2))
+        from .schemas import SCHEMA_VERSION
+
+        print(json.dumps([dict(r.to_dict(plots=False), schema_version=SCHEMA_VERSION) for r in results], indent=2))
         print(f"ibcheck: report written to {paths['index.html']}", file=sys.stderr)
     else:
         width = max(len(r.check) for r in results) if results else 5
@@ -159,6 +169,8 @@ def cmd_list(args) -> int:
     print("\nChecks:")
     for check in all_checks().values():
         print(f"  {check.id:<22} {check.title} [{check.claim}]")
+        if check.options:
+            print(f"  {'':<22}   options: {', '.join(check.options)}")
     return 0
 
 
@@ -200,6 +212,13 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--architecture", metavar="N0-N1-...-NL",
                    help="derive the functional dimension of a ReLU network instead, e.g. 4-8-8-1")
     p.add_argument("--dim", type=int, default=1, help="input dimension d (default 1)")
+    p.add_argument("--kernel", choices=("flat", "gaussian"), default="flat",
+                   help="flat: the full derivation with the flat-offset random-feature kernel (default); gaussian: "
+                        "the Gaussian-weight NNGP and NTK instead (see docs/theory.md)")
+    p.add_argument("--weight-variance", type=float, default=1.0,
+                   help="with --kernel gaussian: variance of the first-layer weights (default 1)")
+    p.add_argument("--bias-variance", type=float, default=1.0,
+                   help="with --kernel gaussian: variance of the first-layer biases (default 1)")
     p.add_argument("--format", choices=FORMATS, default="text")
     p.set_defaults(func=cmd_derive)
 

@@ -337,7 +337,8 @@ def decide(criteria: list[Criterion], control_criterion: Criterion | None = None
             f"{c.describe()}: " + ("too few replicates" if c.kind == "too_few_seeds" else
                                    "not converged at the horizon" if c.kind == "not_converged" else
                                    "interval straddles the tolerance") for c in undecided))
-    passed = f"all {len(judged)} criteria inside their tolerance"
+    passed = f"all {len(judged)} criteria inside their tolerance" if len(judged) > 1 else \
+        f"the criterion ({judged[0].name}) inside its tolerance"
     if control_criterion is None:
         return Decision("inconclusive", "no_power", prefix + passed + ", but no control was judged (no power shown)")
     if control_criterion.outcome != "fail":

@@ -39,6 +39,10 @@ def main() -> int:
           f"{page['fractionHeight'] or 0:.0f} px tall; a text line is {page['lineHeight']:.0f} px)")
     print(f"tables           {page['tables']}")
     print(f"console messages {len(seen.console)}")
+    if page.get("matrix"):
+        m = page["matrix"]
+        print(f"summary matrix   {m['cells']} cells, {m['scrollWidth']} px wide in {m['clientWidth']} px "
+              f"(window {m['viewport']} px); first column {m['firstColumn']}, header {m['header']}")
     if args.screenshot:
         Path(args.screenshot).write_bytes(seen.screenshot)
         print(f"screenshot       {args.screenshot}")

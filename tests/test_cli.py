@@ -66,6 +66,9 @@ BAD = [
     (["report", "--profile", "slow"], "invalid choice: 'slow'"),
     (["report", "--jobs", "0"], "--jobs must be at least 1"),
     (["report", "--executor", "no_such_module_xyz:make"], "cannot load it"),
+    (["check", "relu", "--only", "transform", "--option", "widht=3"],
+     "unknown option 'widht' for check transform; valid keys: none"),
+    (["report", "--until-decided", "-5"], "--until-decided takes a non-negative seed budget"),
 ]
 
 
@@ -79,6 +82,12 @@ def test_unwritable_output_folder(capsys, tmp_path, command):
     (tmp_path / "a_file").write_text("not a folder")
     err = one_line_error(capsys, command.split() + ["--out", str(tmp_path / "a_file" / "reports")])
     assert "cannot write the report" in err and "--out" in err
+
+
+def test_an_unknown_option_names_the_valid_keys_and_runs_nothing(capsys, registry):
+    err = one_line_error(capsys, ["check", "relu", "--only", "fake-agree,fake-disagree", "--option", "with=9"])
+    assert "unknown option 'with' for checks fake-agree, fake-disagree; valid keys: width" in err
+    assert not fakes.CALLS
 
 
 def test_unwritable_output_is_refused_before_any_work(capsys, tmp_path, registry):

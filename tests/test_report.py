@@ -136,8 +136,17 @@ def test_html_summary_table_has_a_row_per_activation_and_a_column_per_check(writ
     assert header == ["activation", "transform", "slope", "broken", "bad-plot"]
     body = {r[0]: r[1:] for r in page.rows[page.rows.index(header) + 1:page.rows.index(header) + 3]}
     assert list(body) == ["relu", "tanh"]
-    assert body["relu"][1] == "disagrees measured -1.25 vs predicted -2"
-    assert body["relu"][2].startswith("error internal error: RuntimeError: boom")
+    assert body["relu"] == ["\u2713", "\u2717", "!", "\u2713"]  # agrees, disagrees, error, agrees
+
+
+def test_every_summary_cell_links_to_an_existing_anchor_with_the_reason(written):
+    page = _Page((written / "index.html").read_text())
+    ids = {a["id"] for _, a in page.tags if "id" in a}
+    links = [a for t, a in page.tags if t == "a" and a.get("href", "").startswith("#")]
+    cell_links = [a for a in links if "--" in a["href"]]
+    assert len(cell_links) == 2 * 4  # activations x checks
+    assert all(a["href"][1:] in ids for a in links)
+    assert any("slope -1.25 is not -2 +- 0.2" in a.get("title", "") for a in cell_links)
 
 
 def test_html_shows_problems_errors_and_broken_plots_without_failing(written):
@@ -276,20 +285,21 @@ def test_render_png_handles_log_axes_nan_strings_and_many_series():
 
 
 def test_palette_png_keeps_the_line_colours():
-    """Independent decoder (Pillow) on the palette PNG: every tab10 line colour drawn is still in
-    the palette within 12/255 per channel (octree bins average a few antialiased shades)."""
+    """Independent decoder (Pillow) on the palette PNG: every line colour drawn is still in the
+    palette within 12/255 per channel (octree bins average a few antialiased shades)."""
     import io
 
-    import matplotlib
     from PIL import Image
+
+    from numerics.report.plots import QUALITATIVE
 
     plot = Plot("colours", "x", "y", [Series(f"s{i}", [0, 1], [i, i + 1]) for i in range(5)])
     image = Image.open(io.BytesIO(render_png(plot)))
     assert image.mode == "P"
     palette = image.getpalette()
     used = [tuple(palette[3 * index:3 * index + 3]) for _, index in image.getcolors()]
-    for colour in matplotlib.colormaps["tab10"].colors[:5]:
-        target = [round(255 * c) for c in colour]
+    for colour in QUALITATIVE[:5]:
+        target = [int(colour[i:i + 2], 16) for i in (1, 3, 5)]
         assert min(max(abs(a - b) for a, b in zip(entry, target)) for entry in used) <= 12, colour
 
 
@@ -356,3 +366,140 @@ def test_the_browser_check_notices_a_broken_page(tmp_path):
     problems = check_in_browser(page).problems()
     assert "image did not load: corrupt" in problems
     assert any("something failed" in p for p in problems)
+
+
+# ---- markup injection ------------------------------------------------------------------------
+EVIL = '<script>alert(1)</script><img src=x onerror=alert(2)>"\'&'
+
+
+def _evil_report() -> Report:
+    from numerics.verdicts import Criterion, Measurement, Premise, control, within
+
+    m = Measurement.mean([1.0, 1.01, 0.99, 1.0, 1.0])
+    plot = Plot(EVIL, EVIL, EVIL, [Series(EVIL, [1, 2], [1, 2])], note=EVIL)
+    result = CheckResult(EVIL, EVIL, EVIL, EVIL, EVIL, "disagrees", reason=EVIL, tolerance_note=EVIL,
+                         details={EVIL: EVIL, "traceback": EVIL}, parameters={EVIL: EVIL}, plots=[plot],
+                         criteria=[Criterion(EVIL, EVIL, m, within(5.0, 0.1), EVIL)],
+                         control=control(EVIL, EVIL, m, within(9.0, 0.1), EVIL),
+                         premises=[Premise(EVIL, EVIL, True, EVIL)], setup=EVIL)
+    error = CheckResult("broken", EVIL, None, None, None, "error", reason=EVIL, details={"traceback": EVIL})
+    formula = {"key": EVIL, "meaning": EVIL, "text": EVIL, "latex": EVIL, "mathml": f"<math>{EVIL}</math>"}
+    summary = {"expression": formula, "parameters": {EVIL: EVIL}, "results": [formula], "notes": [EVIL],
+               "steps": [{"section": EVIL, "text": EVIL, "formula": EVIL, "mathml": EVIL}], "error": EVIL}
+    activations = [ActivationReport(EVIL + str(i), EVIL, EVIL, EVIL, summary, [result, error], cached=[EVIL],
+                                    drawn={EVIL: [{"error": EVIL}]}) for i in range(2)]
+    checks = [{"id": EVIL, "title": EVIL, "claim": EVIL}, {"id": "broken", "title": EVIL, "claim": EVIL}]
+    return Report(EVIL, activations, checks, EVIL, 0, {EVIL: EVIL}, EVIL, 1.0, {EVIL: EVIL}, EVIL, {EVIL: EVIL},
+                  command=EVIL)
+
+
+def test_no_field_can_inject_markup_into_the_html(tmp_path):
+    write_report(_evil_report(), tmp_path)
+    text = (tmp_path / "index.html").read_text()
+    page = _Page(text)
+    assert not [t for t, _ in page.tags if t in ("script", "iframe", "object", "embed")]
+    handlers = [(t, k) for t, a in page.tags for k in a if k.startswith("on")]
+    assert not handlers
+    assert not [a for t, a in page.tags if t == "img" and not a.get("src", "").startswith("data:image/png;base64,")]
+    assert "alert(1)" in text  # shown, as text
+
+
+def test_stored_mathml_is_kept_only_when_it_is_pure_presentation_mathml():
+    from numerics.report.mathml import sanitized_mathml, to_mathml
+
+    genuine = to_mathml(sp.sympify("x**2/(1 + x)"))
+    assert sanitized_mathml(genuine) is not None and "<mfrac>" in sanitized_mathml(genuine)
+    for tampered in ("<math><script>alert(1)</script></math>", '<math onload="alert(1)"><mi>x</mi></math>',
+                     '<math><mi style="background:url(x)">x</mi></math>', "<b>x</b>", "<math><!-- x --></math>",
+                     '<math><a href="javascript:alert(1)">x</a></math>'):
+        assert sanitized_mathml(tampered) is None, tampered
+
+
+def test_every_registered_check_judges_named_claims_and_docs_list_them():
+    from pathlib import Path
+
+    from numerics.checks import all_checks
+    from numerics.claims import CHECK_CLAIMS, CLAIMS, claims_markdown
+
+    assert set(all_checks()) <= set(CHECK_CLAIMS), set(all_checks()) - set(CHECK_CLAIMS)
+    assert all(c in CLAIMS for ids in CHECK_CLAIMS.values() for c in ids)
+    docs = (Path(__file__).resolve().parent.parent / "docs" / "claims.md").read_text()
+    for claim in CLAIMS.values():  # the committed docs list every claim with its statement
+        assert f"### {claim.id}\n\n{claim.statement}\n" in docs
+    assert claims_markdown().startswith("# Claims")
+
+
+def test_reports_link_claim_ids_to_their_statements(tmp_path):
+    from numerics.claims import claims_of
+
+    result = CheckResult("transform", "relu", None, None, None, "not_applicable", reason="none")
+    report = Report("t", [ActivationReport("relu", "relu", "x", "", {}, [result])],
+                    [{"id": "transform", "title": "T", "claim": "P1"}], "quick", 0, {}, "now", 1.0, {}, "serial", {})
+    write_report(report, tmp_path)
+    text = (tmp_path / "index.html").read_text()
+    claim = claims_of("transform")[0]
+    assert f'href="#claim-{claim.id.lower()}"' in text and f'id="claim-{claim.id.lower()}"' in text
+    assert claim.statement in text
+
+
+# ---- Jupyter displays -------------------------------------------------------------------------
+def _judged() -> CheckResult:
+    from numerics.verdicts import Criterion, Measurement, Premise, control, within
+
+    m = Measurement.mean([1.01, 0.99, 1.0, 1.02, 0.98])
+    return CheckResult.from_dict(dict(CheckResult(
+        "slope", "relu", None, None, None, "disagrees", criteria=[Criterion("slope_a", 2.0, m, within(2.0, 0.1))],
+        control=control("slope_b", 1.0, m, within(1.0, 0.1)), premises=[Premise("lazy {regime}", 0.01, True)],
+        plots=[LOG_PLOT]).to_dict(), verdict="agrees"))  # re-judged on reading: disagrees
+
+
+def test_check_result_displays_its_verdict_criteria_and_plots_in_jupyter():
+    result = _judged()
+    page = _Page(result._repr_html_())
+    assert [t for t, _ in page.tags].count("img") == 1
+    assert not [t for t, _ in page.tags if t == "script"]
+    rows = [r for r in page.rows if r]
+    assert rows[0] == CRITERIA_HEADER_CELLS
+    assert rows[1][:3] == ["judged", "slope_a", "2"] and rows[1][-1] == "fail"
+    assert rows[2][0] == "control" and rows[2][-1] == "not rejected"  # estimate 1.0 sits on the wrong slope
+    assert rows[3][:2] == ["premise", "lazy {regime}"]
+    latex = result._repr_latex_()
+    assert latex.startswith("$$\\text{slope on relu: disagrees}$$") and latex.endswith("\\end{array}$$")
+    assert "\\text{slope\\_a}" in latex and "\\text{lazy \\{regime\\}}" in latex
+    assert latex.count("{") == latex.count("}") + latex.count("\\}") - latex.count("\\{")
+
+
+def test_a_suite_report_displays_its_counts_and_matrix_in_jupyter(report):
+    page = _Page(report._repr_html_())
+    assert sum(1 for t, a in page.tags if t == "a" and "--" in a.get("href", "")) == 2 * 4
+    text = report._repr_html_()
+    assert "test report" in text
+    for outcome, count in report.counts().items():  # the five counts, each after its badge
+        assert f'<span class="badge v-{outcome}">{VERDICT_LABELS[outcome]}</span> {count}' in text
+    latex = report._repr_latex_()
+    assert "\\text{relu}" in latex and "\\text{disagrees}" in latex and latex.count("\\\\") == 2
+
+
+from numerics.report.formatting import VERDICT_LABELS  # noqa: E402
+
+CRITERIA_HEADER_CELLS = ["role", "criterion", "prediction", "estimate", "95% interval", "accepted", "outcome"]
+
+
+@pytest.mark.slow
+@needs_chromium
+def test_the_standard_suite_matrix_fits_a_1280_px_window_and_every_link_lands(tmp_path):
+    """Every built-in x every registered check (plus room for two more), long check ids, at
+    1280 x 800: no horizontal scrolling, sticky first column and header, no dangling link."""
+    from numerics.checks import all_checks
+
+    ids = list(all_checks()) + ["activation-specificity", "design-round-trip"]
+    verdicts = ["agrees", "disagrees", "not_applicable", "error"]
+    activations = [ActivationReport(name, name, name, "", {}, [
+        CheckResult(check, name, None, None, None, verdicts[(i + j) % 4], reason="r") for j, check in enumerate(ids)])
+        for i, name in enumerate(theory.builtin_names())]
+    report = Report("suite", activations, [{"id": c, "title": c, "claim": "P1"} for c in ids], "quick", 0, {}, "now",
+                    1.0, {}, "serial", {})
+    write_report(report, tmp_path)
+    seen = check_in_browser(tmp_path / "index.html")
+    assert seen.problems() == []
+    assert seen.page["matrix"]["cells"] == len(activations) * len(ids)

@@ -2,7 +2,7 @@
 
 Public API::
 
-    from theory import activation, derive, fourier_transform, spectral_weight, kernel
+    from theory import activation, derive, fourier_transform, spectral_weight, kernel, gaussian_kernel
 
     relu = activation("relu")                  # a built-in (see BUILTINS)
     mish = activation("x*tanh(log(1+exp(x)))") # any formula in x, parsed without eval
@@ -16,6 +16,7 @@ from .derivation import Derivation, Section, Step
 from .derive import derive, register_section
 from .errors import IbcheckError, TimeLimitExceeded, Unsupported
 from .fourier import FourierResult, fourier_transform
+from .gaussian_kernels import GaussianKernel, gaussian_kernel
 from .kernels import Kernel, kernel
 from .parsing import parse_activation
 from .penalty import null_space_order, radon_operator, spectral_weight
@@ -34,8 +35,8 @@ def activation(text: str, **params) -> Activation:
 
 
 __all__ = [
-    "Activation", "BUILTINS", "Derivation", "FourierResult", "IbcheckError", "Kernel", "Section", "Step",
-    "TimeLimitExceeded", "Unsupported", "activation", "builtin_names", "derive", "fourier_transform",
-    "get_activation", "kernel", "null_space_order", "parse_activation", "radon_operator",
+    "Activation", "BUILTINS", "Derivation", "FourierResult", "GaussianKernel", "IbcheckError", "Kernel", "Section",
+    "Step", "TimeLimitExceeded", "Unsupported", "activation", "builtin_names", "derive", "fourier_transform",
+    "gaussian_kernel", "get_activation", "kernel", "null_space_order", "parse_activation", "radon_operator",
     "register_section", "spectral_weight",
 ]

@@ -16,6 +16,7 @@ from dataclasses import dataclass, field
 from functools import cached_property
 from typing import Callable
 
+import mpmath
 import sympy as sp
 
 from .errors import IbcheckError, Unsupported
@@ -98,8 +99,8 @@ class Activation:
 
     # ---- calculus -----------------------------------------------------------------
     def derivative(self, n: int = 1, *, bound: bool = True) -> sp.Expr:
-        r""":math:`\sigma^{(n)}(x)` (ordinary derivative; ``DiracDelta`` at jumps)."""
-        return sp.diff(self.bound if bound else self.symbolic, X, n)
+        r""":math:`\sigma^{(n)}(x)` (ordinary derivative; ``DiracDelta`` at jumps, sifted by :func:`sift_deltas`)."""
+        return sift_deltas(sp.diff(self.bound if bound else self.symbolic, X, n))
 
     @cached_property
     def pieces(self) -> PiecewiseSmooth:
@@ -178,6 +179,28 @@ class Activation:
 
     def __str__(self) -> str:
         return self.label
+
+
+def sift_deltas(expr: sp.Expr) -> sp.Expr:
+    r"""Products :math:`g(x)\,\delta^{(j)}(x - c)` rewritten with constant coefficients:
+    :math:`g\,\delta^{(j)}_c = \sum_{i=0}^{j} (-1)^i \binom{j}{i} g^{(i)}(c)\, \delta^{(j-i)}_c`
+    (so that :math:`x\,\delta(x) = 0` and :math:`(x \mathbf 1_{x>0})' = H(x)`, not
+    :math:`H(x) + x\delta(x)`)."""
+    if not expr.has(sp.DiracDelta):
+        return expr
+    total = sp.S.Zero
+    for term in sp.Add.make_args(sp.expand(expr)):
+        deltas = [f for f in sp.Mul.make_args(term) if isinstance(f, sp.DiracDelta)]
+        arg = deltas[0].args[0] if len(deltas) == 1 else None
+        if arg is None or not arg.is_polynomial(X) or sp.degree(arg, X) != 1 or arg.coeff(X) != 1:
+            total += term
+            continue
+        delta, c = deltas[0], X - arg
+        j = int(delta.args[1]) if len(delta.args) > 1 else 0
+        g = term / delta
+        total += sum((-1) ** i * sp.binomial(j, i) * sp.diff(g, X, i).subs(X, c)
+                     * (sp.DiracDelta(X - c, j - i) if j - i else sp.DiracDelta(X - c)) for i in range(j + 1))
+    return total
 
 
 # ---------------------------------------------------------------------------------------
@@ -260,6 +283,26 @@ def get_activation(name: str, **values) -> Activation:
 
 def builtin_names() -> list[str]:
     return list(BUILTINS)
+
+
+#: points at which an activation must be real and finite (none is a typical breakpoint)
+REALITY_PROBES = (-2.7, -0.9, -0.3, 0.4, 1.3, 3.1)
+
+
+def ensure_real_valued(act: Activation) -> None:
+    """Raise :class:`IbcheckError` unless ``act`` is real and finite at a few probe points of the line
+    (``log(x)``, ``sqrt(x)`` are complex for x < 0: not an activation on the real line)."""
+    func = act.numeric("mpmath")
+    for point in REALITY_PROBES:
+        try:
+            with mpmath.workdps(20):
+                value = mpmath.mpmathify(func(mpmath.mpf(point)))
+        except (ValueError, ZeroDivisionError, TypeError) as err:
+            raise IbcheckError(f"{act.label} cannot be evaluated at x = {point} ({err}): an activation "
+                               "must be a real function on the whole line") from None
+        if not mpmath.isfinite(value) or (isinstance(value, mpmath.mpc) and abs(value.imag) > 1e-15 * max(1, abs(value))):
+            raise IbcheckError(f"{act.label} is not real-valued at x = {point} (value {mpmath.nstr(value, 6)}): "
+                               "an activation must be a real function on the whole line")
 
 
 def ensure_tempered(act: Activation) -> None:

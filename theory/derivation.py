@@ -20,9 +20,9 @@ import sympy as sp
 _LATEX_NAMES: dict[sp.Symbol, str] = {}
 
 
-def name(plain: str, latex: str) -> sp.Symbol:
+def name(plain: str, latex: str, **assumptions) -> sp.Symbol:
     """A symbol standing for a named quantity: ``plain`` in text output, ``latex`` in LaTeX."""
-    symbol = sp.Symbol(plain)
+    symbol = sp.Symbol(plain, **assumptions)
     _LATEX_NAMES[symbol] = latex
     return symbol
 
@@ -35,10 +35,32 @@ def _latex(value: Any) -> str:
     return sp.latex(value, symbol_names=_LATEX_NAMES)
 
 
+def exported_name(symbol: sp.Symbol) -> str:
+    """The name ``symbol`` gets in exported strings: its own, unless ``sympy.sympify`` would read
+    that name as something else (``beta`` is sympy's beta function, ``gamma``, ``zeta``, ``E``,
+    ``I``, ``N``, ``S``, ``O``, ``Q`` likewise); then the name with a trailing underscore (``beta_``)."""
+    if not symbol.name.isidentifier():  # a display name such as \\partial_\\beta: not parsed back
+        return symbol.name
+    try:
+        read_back = sp.sympify(symbol.name)
+    except (sp.SympifyError, SyntaxError, TypeError):
+        read_back = None
+    clashes = not (isinstance(read_back, sp.Symbol) and read_back.name == symbol.name)
+    return symbol.name + "_" if clashes else symbol.name
+
+
+def export_string(value: sp.Basic) -> str:
+    """``str(value)`` with every free symbol renamed by :func:`exported_name`, so that
+    ``sympy.sympify`` on the string reads back the same expression (up to symbol assumptions)."""
+    renames = {s: sp.Symbol(exported_name(s), **s.assumptions0) for s in value.free_symbols
+               if isinstance(s, sp.Symbol) and exported_name(s) != s.name}
+    return str(value.xreplace(renames) if renames else value)
+
+
 def _plain(value: Any) -> Any:
-    """JSON-ready form: sympy objects become strings, containers recurse."""
+    """JSON-ready form: sympy objects become strings (:func:`export_string`), containers recurse."""
     if isinstance(value, sp.Basic):
-        return str(value)
+        return export_string(value)
     if isinstance(value, dict):
         return {str(k): _plain(v) for k, v in value.items()}
     if isinstance(value, (list, tuple)):
@@ -46,6 +68,37 @@ def _plain(value: Any) -> Any:
     if isinstance(value, float) or isinstance(value, (int, str, bool)) or value is None:
         return value
     return str(value)
+
+
+def _bind(value: Any, values: dict[sp.Symbol, Any]) -> Any:
+    """``value`` with parameter symbols replaced by their values (containers recurse)."""
+    if not values:
+        return value
+    if isinstance(value, sp.Basic):
+        return value.subs(values)
+    if isinstance(value, dict):
+        return {k: _bind(v, values) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return type(value)(_bind(v, values) for v in value)
+    return value
+
+
+def _has_expression(value: Any) -> bool:
+    if isinstance(value, sp.Basic):
+        return True
+    if isinstance(value, dict):
+        return any(_has_expression(v) for v in value.values())
+    if isinstance(value, (list, tuple)):
+        return any(_has_expression(v) for v in value)
+    return False
+
+
+#: version of the ``derive --format json`` layout (``theory/schemas/derive.schema.json``)
+DERIVE_SCHEMA_VERSION = "1.0"
+
+
+def _unavailable_tag(section: "Section") -> str:
+    return f" (unavailable: {section.reason})" if section.status != "available" else ""
 
 
 @dataclass
@@ -71,11 +124,21 @@ class Step:
 
 @dataclass
 class Section:
-    """A titled group of steps and the results they establish."""
+    """A titled group of steps and the results they establish.
+
+    ``status`` is ``"available"``, or ``"unavailable"`` with the ``reason`` (a section that could
+    not be derived: the others still are).
+    """
 
     title: str
     steps: list[Step] = field(default_factory=list)
     results: dict[str, Any] = field(default_factory=dict)
+    status: str = "available"
+    reason: str = ""
+
+    @classmethod
+    def unavailable(cls, title: str, reason: str) -> "Section":
+        return cls(title, [Step(f"Unavailable: {reason}.")], {}, "unavailable", reason)
 
     def step(self, text: str, formula: Any = None) -> Step:
         s = Step(text, formula)
@@ -85,7 +148,12 @@ class Section:
 
 @dataclass
 class Derivation:
-    """An ordered set of sections about one subject (an activation or an architecture)."""
+    """An ordered set of sections about one subject (an activation or an architecture).
+
+    ``parameters`` maps each parameter symbol to its exact value.  Results and the expression
+    are kept in the symbols (:attr:`general`); every rendering shows them with the values
+    substituted (:attr:`bound_results`) and lists the general form beside them.
+    """
 
     subject: str
     expression: Any
@@ -93,6 +161,7 @@ class Derivation:
     sections: list[Section] = field(default_factory=list)
     verification: dict[str, Any] = field(default_factory=dict)
     notes: list[str] = field(default_factory=list)
+    parameters: dict[sp.Symbol, Any] = field(default_factory=dict)
 
     @property
     def results(self) -> dict[str, Any]:
@@ -100,6 +169,30 @@ class Derivation:
         for s in self.sections:
             merged.update(s.results)
         return merged
+
+    @property
+    def bound_expression(self) -> Any:
+        return _bind(self.expression, self.parameters)
+
+    @property
+    def bound_results(self) -> dict[str, Any]:
+        """:attr:`results` with the parameter values substituted."""
+        return {k: _bind(v, self.parameters) for k, v in self.results.items()}
+
+    @property
+    def general(self) -> dict[str, Any]:
+        """The expression and every expression-valued result in the parameter symbols."""
+        general = {"expression": self.expression}
+        general.update({k: v for k, v in self.results.items() if _has_expression(v)})
+        return general
+
+    @property
+    def parameter_values(self) -> dict[str, Any]:
+        """Parameter name -> exact value."""
+        return {p.name: v for p, v in self.parameters.items()}
+
+    def _general_differs(self, key: str, value: Any) -> bool:
+        return bool(self.parameters) and _has_expression(value) and _bind(value, self.parameters) != value
 
     def numbered_steps(self):
         n = 0
@@ -110,19 +203,24 @@ class Derivation:
 
     # ---- renderers ----------------------------------------------------------------
     def to_text(self) -> str:
-        lines = [f"Derivation for {self.subject}", f"  expression: {_plain(self.expression)}",
-                 f"  status: {self.status}", ""]
+        lines = [f"Derivation for {self.subject}", f"  expression: {_plain(self.bound_expression)}"]
+        if self.parameters:
+            lines += [f"  parameters: {', '.join(f'{k} = {v}' for k, v in self.parameter_values.items())} "
+                      f"(steps in the symbols; results with the values, general form beside them)",
+                      f"  general expression: {_plain(self.expression)}"]
+        lines += [f"  status: {self.status}", ""]
         current = None
         for n, section, step in self.numbered_steps():
             if section is not current:
                 current = section
-                lines += [f"== {section.title} =="]
+                lines += [f"== {section.title} ==" + _unavailable_tag(section)]
             lines.append(f"{n:>3}. {step.text}")
             if step.formula is not None:
                 lines.append(f"       {step.plain_formula()}")
         lines += ["", "Results:"]
         for key, value in self.results.items():
-            lines.append(f"  {key}: {_plain(value)}")
+            general = f"   (general: {_plain(value)})" if self._general_differs(key, value) else ""
+            lines.append(f"  {key}: {_plain(_bind(value, self.parameters))}{general}")
         if self.verification:
             lines += ["", "Verification:"]
             for key, value in self.verification.items():
@@ -133,15 +231,26 @@ class Derivation:
 
     def to_markdown(self) -> str:
         lines = [f"# Derivation for `{self.subject}`", "",
-                 f"$$\\sigma(x) = {_latex(self.expression)}$$", "", f"Status: **{self.status}**", ""]
+                 f"$$\\sigma(x) = {_latex(self.bound_expression)}$$", ""]
+        if self.parameters:
+            lines += ["Parameters: " + ", ".join(f"${_latex(p)} = {_latex(v)}$" for p, v in self.parameters.items())
+                      + f"; in general $\\sigma(x) = {_latex(self.expression)}$ (the steps keep the symbols).", ""]
+        lines += [f"Status: **{self.status}**", ""]
         current = None
         for n, section, step in self.numbered_steps():
             if section is not current:
                 current = section
-                lines += [f"## {section.title}", ""]
+                lines += [f"## {section.title}" + _unavailable_tag(section), ""]
             lines.append(f"{n}. {step.text}")
             if step.formula is not None:
                 lines += ["", f"   $$ {step.latex} $$", ""]
+        lines += ["## Results", ""]
+        for key, value in self.results.items():
+            if isinstance(value, sp.Basic):
+                general = (f" (general: ${_latex(value)}$)" if self._general_differs(key, value) else "")
+                lines.append(f"- {key}: ${_latex(_bind(value, self.parameters))}${general}")
+            elif value is not None and not isinstance(value, dict):
+                lines.append(f"- {key}: {_plain(_bind(value, self.parameters))}")
         if self.verification:
             lines += ["", "## Verification", ""]
             lines += [f"- {k}: {_plain(v)}" for k, v in self.verification.items()]
@@ -154,24 +263,40 @@ class Derivation:
                 .replace("&", r"\&").replace("#", r"\#")
 
         lines = [f"\\section*{{Derivation for \\texttt{{{esc(self.subject)}}}}}",
-                 f"\\[ \\sigma(x) = {_latex(self.expression)} \\]", f"Status: {esc(self.status)}."]
+                 f"\\[ \\sigma(x) = {_latex(self.bound_expression)} \\]"]
+        if self.parameters:
+            lines.append("Parameters: " + ", ".join(f"${_latex(p)} = {_latex(v)}$" for p, v in self.parameters.items())
+                         + f"; in general \\( \\sigma(x) = {_latex(self.expression)} \\).")
+        lines.append(f"Status: {esc(self.status)}.")
         current = None
         for _, section, step in self.numbered_steps():
             if section is not current:
                 if current is not None:
                     lines.append("\\end{enumerate}")
                 current = section
-                lines += [f"\\subsection*{{{esc(section.title)}}}", "\\begin{enumerate}"]
+                lines += [f"\\subsection*{{{esc(section.title + _unavailable_tag(section))}}}", "\\begin{enumerate}"]
             lines.append(f"  \\item {esc(step.text)}")
             if step.formula is not None:
                 lines.append(f"  \\[ {step.latex} \\]")
         if current is not None:
             lines.append("\\end{enumerate}")
+        expressions = [(k, v) for k, v in self.results.items() if isinstance(v, sp.Basic)]
+        if expressions:
+            lines += ["\\subsection*{Results}", "\\begin{itemize}"]
+            for key, value in expressions:
+                general = (f" (general: \\( {_latex(value)} \\))" if self._general_differs(key, value) else "")
+                lines.append(f"  \\item {esc(key)}: \\( {_latex(_bind(value, self.parameters))} \\){general}")
+            lines.append("\\end{itemize}")
         return "\n".join(lines) + "\n"
 
     def to_dict(self) -> dict[str, Any]:
-        data = {"activation": self.subject, "expression": _plain(self.expression), "status": self.status}
-        data.update(_plain(self.results))
+        data = {"schema_version": DERIVE_SCHEMA_VERSION, "activation": self.subject,
+                "expression": _plain(self.bound_expression), "status": self.status,
+                "parameters": _plain(self.parameter_values),
+                "parameter_symbols": {p.name: exported_name(p) for p in self.parameters}}
+        data.update(_plain(self.bound_results))
+        data["general"] = _plain(self.general)
+        data["sections"] = [{"title": s.title, "status": s.status, "reason": s.reason} for s in self.sections]
         data["steps"] = [{"section": s.title, "text": st.text, "latex": st.latex}
                          for _, s, st in self.numbered_steps()]
         data["verification"] = _plain(self.verification)

@@ -56,6 +56,7 @@ from .evaluation import compile_expression
 from .piecewise import Atom, PiecewiseSmooth
 from .symbolic import cached_limit, tidy
 from .symbols import omega as W
+from .symbols import omega_real as W_REAL
 from .symbols import x as X
 from .timeouts import time_limit
 
@@ -626,8 +627,9 @@ def _point_masses(expr: sp.Expr) -> tuple[Atom, ...] | None:
 
 
 def _point_mass_result(act: Activation, masses) -> FourierResult:
-    spectrum = sum((m.coefficient * (sp.DiracDelta(W - m.location, m.order) if m.order
-                                     else sp.DiracDelta(W - m.location)) for m in masses), sp.S.Zero)
+    # in the real frequency symbol: with omega > 0, DiracDelta(omega + 1) would evaluate to 0
+    spectrum = sum((m.coefficient * (sp.DiracDelta(W_REAL - m.location, m.order) if m.order
+                                     else sp.DiracDelta(W_REAL - m.location)) for m in masses), sp.S.Zero)
     steps = [Step("The activation is a trigonometric polynomial (plus a polynomial): each term "
                   "e^{i a x} transforms to 2 pi delta(omega - a), x^j to 2 pi i^j delta^{(j)}(omega).",
                   sp.Eq(name("sigma_hat(omega)", r"\hat\sigma(\omega)"), spectrum)),

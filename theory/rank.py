@@ -191,9 +191,12 @@ def positive_interval(act: Activation) -> PositiveInterval:
     pieces = _piece_functions(act)
     first = act.pieces.derivative()
     at_zero = float(first.value_at(sp.S.Zero, "+"))
+    if at_zero == 0 and float(first.value_at(sp.Rational(1, 1000), "+")) > 0:  # x*erf(x): flat, then rising
+        raise Unsupported(f"{act.label}: sigma'(0+) = 0: the slope vanishes at 0 (sigma increases for x > 0 "
+                          "only at higher order); the rank/margin mechanism needs sigma'(0+) > 0")
     if not at_zero > 0:
-        raise Unsupported(f"{act.label}: sigma'(0+) = {at_zero:g} <= 0, so sigma is not increasing just above "
-                          "0; the rank/margin mechanism needs sigma' > 0 there")
+        raise Unsupported(f"{act.label}: sigma'(0+) = {at_zero:g} and sigma' <= 0 just above 0, so sigma is not "
+                          "increasing just above 0; the rank/margin mechanism needs sigma'(0+) > 0")
     lower, upper, below = -math.inf, math.inf, "none"
     for lo, hi, piece, numeric, mp_fn in pieces:
         if piece.is_zero or (piece.is_number and float(piece) <= 0):

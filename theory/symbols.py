@@ -9,6 +9,8 @@ import sympy as sp
 
 x = sp.Symbol("x", real=True)
 omega = sp.Symbol("omega", positive=True)
+#: the frequency on the whole line: exported transforms use it, so that delta(omega + 1) is kept
+omega_real = sp.Symbol("omega", real=True)
 D = sp.Symbol("D", real=True)
 rho = sp.Symbol("rho", positive=True)
 t = sp.Symbol("t", real=True)

@@ -25,7 +25,7 @@ from pathlib import Path
 CHROMIUM_NAMES = ("chromium", "chromium-browser", "google-chrome", "google-chrome-stable")
 CHROMIUM_FLAGS = ("--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
                   "--disable-background-networking", "--disable-component-update", "--disable-sync",
-                  "--remote-debugging-port=0", "--window-size=1280,2000")
+                  "--remote-debugging-port=0", "--window-size=1280,800")
 
 #: the top of the page that a screenshot shows (px)
 SCREENSHOT_MAX_HEIGHT = 12000
@@ -46,6 +46,17 @@ _INSPECT = """JSON.stringify({
   external: [...document.querySelectorAll("[src],[href]")]
               .map(e => e.getAttribute("src") || e.getAttribute("href"))
               .filter(u => !u.startsWith("data:") && !u.startsWith("#")),
+  brokenLinks: [...document.querySelectorAll('a[href^="#"]')].map(a => a.getAttribute("href").slice(1))
+                 .filter(id => !document.getElementById(id)),
+  matrix: (() => { const wrap = document.querySelector(".matrix-wrap");
+                   if (!wrap) return null;
+                   const first = wrap.querySelector("tbody th"), head = wrap.querySelector("thead th");
+                   return {scrollWidth: wrap.scrollWidth, clientWidth: wrap.clientWidth,
+                           right: wrap.querySelector("table").getBoundingClientRect().right,
+                           viewport: window.innerWidth,
+                           firstColumn: first ? getComputedStyle(first).position : null,
+                           header: head ? getComputedStyle(head).position : null,
+                           cells: wrap.querySelectorAll("td a").length}; })(),
 })"""
 
 
@@ -72,6 +83,15 @@ class BrowserCheck:
             found.append("the page shows no text")
         if self.page["math"] and "math" not in (self.page["fractionDisplay"] or "math"):
             found.append(f"MathML is not laid out as math (display: {self.page['fractionDisplay']})")
+        found += [f"link to a missing anchor: #{target}" for target in self.page.get("brokenLinks", [])]
+        matrix = self.page.get("matrix")
+        if matrix:
+            if matrix["scrollWidth"] > matrix["clientWidth"] + 1 or matrix["right"] > matrix["viewport"]:
+                found.append(f"the summary matrix needs horizontal scrolling ({matrix['scrollWidth']} px in "
+                             f"{matrix['clientWidth']} px at a {matrix['viewport']} px window)")
+            if (matrix["firstColumn"], matrix["header"]) != ("sticky", "sticky"):
+                found.append(f"the matrix's first column / header do not stay fixed ({matrix['firstColumn']}, "
+                             f"{matrix['header']})")
         return found
 
 

@@ -83,3 +83,21 @@ def seconds(value: float) -> str:
 def slug(text: str) -> str:
     """An id-safe version of ``text`` (letters, digits, dash)."""
     return re.sub(r"[^A-Za-z0-9]+", "-", text).strip("-").lower() or "x"
+
+
+def latex_text(text) -> str:
+    """``text`` safe inside ``\\text{...}`` (LaTeX's special characters escaped)."""
+    out = str(text)
+    for char, replacement in (("\\", "\u29f5"), ("{", r"\{"), ("}", r"\}"), ("_", r"\_"), ("^", r"\hat{}"),
+                              ("#", r"\#"), ("%", r"\%"), ("&", r"\&"), ("$", r"\$"), ("~", r"\sim ")):
+        out = out.replace(char, replacement)
+    return out
+
+
+def latex_table(header: list[str], rows: list[list[str]]) -> str:
+    """A MathJax-friendly table: ``$$\\begin{array}{l...}`` with every cell as text."""
+    def line(cells):
+        return " & ".join(f"\\text{{{latex_text(cut(c, 60))}}}" for c in cells)
+
+    body = " \\\\ ".join([line(header)] + [line(r) for r in rows])
+    return f"$$\\begin{{array}}{{{'l' * len(header)}}} {body} \\end{{array}}$$"

@@ -1,9 +1,12 @@
-"""The JSON report: every number, tolerance, seed, parameter, package version and run time."""
+"""The JSON report: every number, tolerance, seed, parameter, package version and run time.
+
+Its layout is ``numerics/schemas/report.schema.json`` (version ``schema_version``)."""
 
 from __future__ import annotations
 
 import json
 
+from ..schemas import SCHEMA_VERSION
 from .model import Report
 
 SCHEMA = "ibcheck-report/1"
@@ -20,7 +23,7 @@ def _without_mathml(value):
 def report_dict(report: Report) -> dict:
     """The report as JSON-ready data (check results in full, plots as their data)."""
     return {
-        "schema": SCHEMA, "title": report.title, "command": report.command, "profile": report.profile,
+        "schema_version": SCHEMA_VERSION, "schema": SCHEMA, "title": report.title, "command": report.command, "profile": report.profile,
         "seed": report.seed, "options": report.options, "started": report.started,
         "runtime_s": report.runtime_s, "executor": report.executor, "cache": report.cache,
         "environment": report.environment, "counts": report.counts(), "checks": report.checks,

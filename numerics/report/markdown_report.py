@@ -6,6 +6,7 @@ from __future__ import annotations
 from .figures import Figure, Figures
 from .formatting import CRITERIA_HEADER, VERDICT_LABELS, criteria_rows, cut, full, seconds, short, verdict_label
 from .model import ActivationReport, Report
+from .plots import scale_note
 
 FIGURE_FOLDER = "figures"
 
@@ -21,7 +22,8 @@ def _table(header: list[str], rows: list[list[str]]) -> list[str]:
 
 
 def _figure(figure: Figure, caption: str) -> list[str]:
-    note = f" {figure.plot.note}" if figure.plot.note else ""
+    note = " ".join(n for n in (figure.plot.note, scale_note(figure.plot)) if n)
+    note = f" {note}" if note else ""
     if figure.png is None:
         return [f"*The plot \u201c{figure.plot.title}\u201d could not be drawn: {figure.error}*", ""]
     return [f"![{figure.plot.title}]({FIGURE_FOLDER}/{figure.filename})", "", f"*{caption}*{note}", ""]

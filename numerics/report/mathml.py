@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import re
 from html import escape
+from html.parser import HTMLParser
 from xml.dom.minidom import Document, Element
 
 import sympy as sp
@@ -266,3 +267,65 @@ def to_mathml(value, lhs_latex: str | None = None) -> str:
     except Exception:  # noqa: BLE001 - any printer failure degrades to text, never breaks a report
         text = sp.sstr(expr) if lhs_latex is None else f"{lhs_latex} = {sp.sstr(expr)}"
         return _math(f"<mtext>{escape(text)}</mtext>", latex)
+
+
+#: presentation-MathML elements and attributes a report may contain (everything else is refused)
+SAFE_ELEMENTS = frozenset({"math", "mrow", "mi", "mn", "mo", "mtext", "msup", "msub", "msubsup", "mfrac", "msqrt",
+                           "mroot", "mover", "munder", "munderover", "mtable", "mtr", "mtd", "mfenced", "mspace",
+                           "mstyle", "mpadded", "mphantom", "semantics", "annotation"})
+SAFE_ATTRIBUTES = frozenset({"display", "alttext", "xmlns", "mathvariant", "stretchy", "accent", "accentunder",
+                             "fence", "separators", "open", "close", "columnalign", "rowspacing", "columnspacing",
+                             "linethickness", "form", "lspace", "rspace", "width", "encoding"})
+
+
+class _Sanitizer(HTMLParser):
+    """Re-serializes markup keeping only :data:`SAFE_ELEMENTS` / :data:`SAFE_ATTRIBUTES`;
+    ``refused`` is set at the first thing outside them."""
+
+    def __init__(self):
+        super().__init__(convert_charrefs=True)
+        self.out: list[str] = []
+        self.refused = False
+
+    def handle_starttag(self, tag, attrs):
+        if tag not in SAFE_ELEMENTS or any(name not in SAFE_ATTRIBUTES for name, _ in attrs):
+            self.refused = True
+            return
+        shown = "".join(f' {name}="{escape(value or "", quote=True)}"' for name, value in attrs)
+        self.out.append(f"<{tag}{shown}>")
+
+    def handle_endtag(self, tag):
+        if tag not in SAFE_ELEMENTS:
+            self.refused = True
+            return
+        self.out.append(f"</{tag}>")
+
+    def handle_data(self, data):
+        self.out.append(escape(data))
+
+    def handle_comment(self, data):
+        self.refused = True
+
+    def handle_decl(self, decl):
+        self.refused = True
+
+    def handle_pi(self, data):
+        self.refused = True
+
+    def unknown_decl(self, data):
+        self.refused = True
+
+
+def sanitized_mathml(markup: str) -> str | None:
+    """``markup`` rebuilt from presentation-MathML elements only, every text and attribute value
+    escaped; None when it holds anything else (a script, an event handler, a style, a link).
+    Reports pass every stored MathML string through this: a tampered cache cannot inject markup."""
+    parser = _Sanitizer()
+    try:
+        parser.feed(str(markup))
+        parser.close()
+    except Exception:  # noqa: BLE001 - whatever the parser chokes on is refused
+        return None
+    if parser.refused or not str(markup).lstrip().startswith("<math"):
+        return None
+    return "".join(parser.out)

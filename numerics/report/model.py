@@ -56,6 +56,18 @@ class Report:
                 counts[result.verdict] = counts.get(result.verdict, 0) + 1
         return counts
 
+    def _repr_html_(self) -> str:  # Jupyter: the five counts and the outcome matrix
+        from .html_report import report_fragment
+
+        return report_fragment(self)
+
+    def _repr_latex_(self) -> str:  # Jupyter (LaTeX front ends): the outcome matrix as a table
+        from .formatting import latex_table, verdict_label
+
+        rows = [[a.label] + [verdict_label(r) if (r := a.result(c["id"])) else "" for c in self.checks]
+                for a in self.activations]
+        return latex_table(["activation"] + [c["id"] for c in self.checks], rows)
+
     def problems(self) -> list[tuple[str, CheckResult]]:
         """(activation label, result) for every ``disagrees``, ``inconclusive`` and ``error``, in report order."""
         return [(a.label, r) for a in self.activations for r in a.results

@@ -10,7 +10,6 @@ from __future__ import annotations
 import io
 import math
 
-import matplotlib
 from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
 from PIL import Image
@@ -22,13 +21,23 @@ FIGURE_SIZE = (6.4, 3.8)
 WIDE_FIGURE_SIZE = (8.4, 4.2)
 DPI = 100
 PALETTE_COLORS = 256
+#: a qualitative palette of distinct hues (Kelly's colours of maximum contrast, white and black
+#: left out), one per series: no two curves share a hue up to 20 series
+QUALITATIVE = ("#0067A5", "#F38400", "#008856", "#BE0032", "#875692", "#C2B280", "#848482", "#E68FAC",
+               "#F3C300", "#604E97", "#F99379", "#882D17", "#8DB600", "#B3446C", "#2B3D26", "#A1CAF1",
+               "#654522", "#E25822", "#DCD300", "#F6A600")
+_MARKERS = ("o", "s", "^", "D", "v", "P", "X", "*")
+_LINESTYLES = ("-", "--", "-.", ":")
 _STYLES = {  # Series.style -> matplotlib keyword arguments
     "line": {"linestyle": "-"},
     "dashed": {"linestyle": "--"},
     "points": {"linestyle": "none", "marker": "o", "markersize": 4},
     "step": {"linestyle": "-", "drawstyle": "steps-post"},
 }
-_LINESTYLES = ("-", "--", "-.", ":")
+#: a legend label longer than this is cut (the full label is in report.json)
+LABEL_WIDTH = 34
+#: values spanning more decades than this get a log (or symmetric log) axis
+DECADES_FOR_LOG = 3
 
 
 def _numbers(values) -> list[float]:
@@ -42,42 +51,97 @@ def _numbers(values) -> list[float]:
     return out
 
 
-def render_png(plot: Plot) -> bytes:
-    """The figure for ``plot`` as PNG bytes (non-positive values are masked on log axes)."""
-    many = len(plot.series) > 6  # legend outside the axes, distinct colours and dashes
+def _automatic_scale(plot: Plot) -> tuple[str, str]:
+    """The y scale to draw with and why: a linear axis whose values span more than
+    :data:`DECADES_FOR_LOG` decades becomes log (all positive) or symlog (mixed signs)."""
+    if plot.yscale != "linear":
+        return plot.yscale, ""
+    values = [abs(v) for s in plot.series for v in _numbers(s.y) if math.isfinite(v) and v != 0]
+    if len(values) < 2 or max(values) / min(values) <= 10 ** DECADES_FOR_LOG:
+        return "linear", ""
+    decades = math.log10(max(values) / min(values))
+    signs = {v > 0 for s in plot.series for v in _numbers(s.y) if math.isfinite(v) and v != 0}
+    return ("log" if signs == {True} else "symlog"), f"(y on a {'log' if signs == {True} else 'symmetric log'} " \
+        f"axis: the values span {decades:.0f} decades)"
+
+
+def _cut_label(label: str) -> str:
+    return label if len(label) <= LABEL_WIDTH else label[: LABEL_WIDTH - 1] + "\u2026"
+
+
+def legend_inside(figure: Figure) -> bool:
+    """Whether the legend (if any) lies inside the figure canvas (after a draw)."""
+    legend = next(iter(figure.legends), None) or next((a.get_legend() for a in figure.axes if a.get_legend()), None)
+    if legend is None:
+        return True
+    box, canvas = legend.get_window_extent(), figure.bbox
+    return box.x0 >= canvas.x0 - 0.5 and box.y0 >= canvas.y0 - 0.5 and box.x1 <= canvas.x1 + 0.5 \
+        and box.y1 <= canvas.y1 + 0.5
+
+
+def draw_figure(plot: Plot) -> tuple[Figure, str]:
+    """The matplotlib figure for ``plot`` (drawn) and the automatic-scale note ("" if none).
+
+    Many series: one hue and marker per series, legend to the right, the axes narrowed until the
+    legend fits inside the canvas.  Intervals (``Series.low/high``) as error bars or bands."""
+    many = len(plot.series) > 6
     figure = Figure(figsize=WIDE_FIGURE_SIZE if many else FIGURE_SIZE, dpi=DPI)
     # fixed margins: twice as fast as a layout engine, and these figures all look alike
     figure.subplots_adjust(left=0.12 if many else 0.15, right=0.76 if many else 0.97, bottom=0.13, top=0.91)
     FigureCanvasAgg(figure)
     axes = figure.add_subplot()
-    colors = matplotlib.colormaps["tab20"].colors
     for number, series in enumerate(plot.series):
         style = dict(_STYLES.get(series.style, _STYLES["line"]))
+        style["color"] = QUALITATIVE[number % len(QUALITATIVE)]
         if many:
-            style.update(color=colors[number % len(colors)])
             if series.style in ("line", "dashed"):
-                style["linestyle"] = _LINESTYLES[number % len(_LINESTYLES)]
-        axes.plot(_numbers(series.x), _numbers(series.y), label=series.label, linewidth=1.4, **style)
+                style["linestyle"] = _LINESTYLES[(number // 5) % len(_LINESTYLES)]
+                style.update(marker=_MARKERS[number % len(_MARKERS)], markevery=0.12, markersize=4)
+        x, y = _numbers(series.x), _numbers(series.y)
+        axes.plot(x, y, label=_cut_label(series.label), linewidth=1.4, **style)
+        if series.low is not None and series.high is not None:
+            low, high = _numbers(series.low), _numbers(series.high)
+            if series.style == "points":
+                axes.errorbar(x, y, yerr=[[max(0.0, a - b) for a, b in zip(y, low)],
+                                          [max(0.0, b - a) for a, b in zip(y, high)]],
+                              fmt="none", ecolor=style["color"], elinewidth=1, capsize=2)
+            else:
+                axes.fill_between(x, low, high, color=style["color"], alpha=0.18, linewidth=0)
+    yscale, note = _automatic_scale(plot)
     if plot.xscale != "linear":
         axes.set_xscale(plot.xscale, **({"nonpositive": "mask"} if plot.xscale == "log" else {}))
-    if plot.yscale != "linear":
-        axes.set_yscale(plot.yscale, **({"nonpositive": "mask"} if plot.yscale == "log" else {}))
+    if yscale != "linear":
+        axes.set_yscale(yscale, **({"nonpositive": "mask"} if yscale == "log" else {}))
     axes.set_title(plot.title, fontsize=11)
     axes.set_xlabel(plot.xlabel)
     axes.set_ylabel(plot.ylabel)
     axes.grid(True, which="major", alpha=0.3)
     if many:
-        axes.legend(fontsize=8, loc="upper left", bbox_to_anchor=(1.02, 1.0), borderaxespad=0)
+        legend = axes.legend(fontsize=8, loc="upper left", bbox_to_anchor=(1.02, 1.0), borderaxespad=0)
+        figure.canvas.draw()
+        width = legend.get_window_extent().width / figure.bbox.width  # narrow the axes until it fits
+        figure.subplots_adjust(right=max(0.35, 0.97 - width - 0.02))
     elif any(s.label for s in plot.series):
         axes.legend(fontsize=8, loc="best")
+    figure.canvas.draw()
+    return figure, note
+
+
+def render_png(plot: Plot) -> bytes:
+    """The figure for ``plot`` as PNG bytes (non-positive values are masked on log axes)."""
+    figure, _ = draw_figure(plot)
     canvas = figure.canvas
-    canvas.draw()
     image = Image.frombuffer("RGBA", canvas.get_width_height(), canvas.buffer_rgba()).convert("RGB")
     buffer = io.BytesIO()
-    # 256-colour palette (octree keeps the tab10/tab20 line colours; antialiasing blends round to
-    # the nearest entry): a third of the RGBA PNG's size, indistinguishable for line plots
+    # 256-colour palette (octree keeps the line colours; antialiasing blends round to the nearest
+    # entry): a third of the RGBA PNG's size, indistinguishable for line plots
     image.quantize(colors=PALETTE_COLORS, method=Image.Quantize.FASTOCTREE).save(buffer, format="png")
     return buffer.getvalue()
+
+
+def scale_note(plot: Plot) -> str:
+    """What the caption says about an automatic log axis ("" when the axis is as asked)."""
+    return _automatic_scale(plot)[1]
 
 
 def spectral_weight_plot(curves: dict[str, dict]) -> Plot | None:
