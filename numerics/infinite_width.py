@@ -32,8 +32,9 @@ The expectations are computed by deterministic quadrature, never by sampling:
   one-dimensional Gaussian integrals on :math:`[-8.5, 8.5]` standard deviations (tail mass
   :math:`2\cdot10^{-17}`), split at the breakpoints as above.
 
-The quadrature error is estimated by recomputing with fewer nodes (:func:`prediction`,
-``quadrature_error``); tests compare with the arc-cosine kernel (Cho & Saul 2009) and the
+For Gaussian weights in 1D the theory layer's NNGP (issue 17, :mod:`theory.gaussian_kernels`)
+is used and this module's quadrature is the independent check.  The quadrature error is
+estimated by recomputing with fewer nodes (:func:`prediction`, ``quadrature_error``); tests compare with the arc-cosine kernel (Cho & Saul 2009) and the
 closed form of :math:`\mathbb E[\sin u\,\sin u']`.
 """
 
@@ -48,6 +49,7 @@ import sympy as sp
 
 from theory.activations import Activation
 from theory.errors import IbcheckError
+from theory.gaussian_kernels import gaussian_kernel
 from theory.symbols import x as X
 
 from .kernel_interpolation import as_points
@@ -203,10 +205,23 @@ def _gaussian_kernel(f, anchors, breaks, init: Init, a, c, acc: Accuracy, chunk:
     return out
 
 
-def exact_kernel(act: Activation, init: Init, a, c, acc: Accuracy = FINE, derivative: int = 0) -> np.ndarray:
+def exact_kernel(act: Activation, init: Init, a, c, acc: Accuracy = FINE, derivative: int = 0,
+                 quadrature_only: bool = False) -> np.ndarray:
     r""":math:`\mathbb E[\sigma^{(k)}(w\cdot a_i + b)\,\sigma^{(k)}(w\cdot c_j + b)]` over ``init``
-    (k = ``derivative``), shape (len(a), len(c)) (module docstring)."""
+    (k = ``derivative``), shape (len(a), len(c)) (module docstring).
+
+    For Gaussian weights in 1D (k = 0) the theory layer's NNGP is used
+    (:func:`theory.gaussian_kernels.gaussian_kernel`: closed forms such as the arc-cosine kernel,
+    else its own quadrature), unless ``quadrature_only``; :func:`prediction` then estimates the
+    quadrature error against this module's quadrature, an independent route."""
     a, c = as_points(a), as_points(c)
+    if init.kind == "gaussian" and a.shape[1] == 1 and derivative == 0 and not quadrature_only:
+        try:
+            kern = gaussian_kernel(act, init.s_w**2, init.s_b**2)
+        except IbcheckError:
+            kern = None
+        if kern is not None:
+            return np.asarray(kern.nngp(a[:, 0][:, None], c[:, 0][None, :]), dtype=float)
     f = _sigma(act, derivative)
     anchors = _anchors(act)
     if _polynomial_pieces(act) and init.kind != "gaussian":
@@ -217,13 +232,13 @@ def exact_kernel(act: Activation, init: Init, a, c, acc: Accuracy = FINE, deriva
     return _flat_offset_kernel(f, anchors, init, a, c, acc)
 
 
-def tangent_kernel(act: Activation, init: Init, a, c, acc: Accuracy = FINE) -> np.ndarray:
+def tangent_kernel(act: Activation, init: Init, a, c, acc: Accuracy = FINE, quadrature_only: bool = False) -> np.ndarray:
     r"""The infinite-width NTK :math:`K + s_v^2 (a\cdot c + 1)\,\mathbb E[\sigma'\sigma']` (module docstring),
     halved for an antisymmetric init (:class:`numerics.networks.ShallowNetwork` scales its output by
     :math:`\sqrt{1/2}` there, so that the doubled neurons keep the kernel's size)."""
     a, c = as_points(a), as_points(c)
-    return (0.5 if init.antisymmetric else 1.0) * (exact_kernel(act, init, a, c, acc) + init.s_v**2 * (
-        a @ c.T + 1) * exact_kernel(act, init, a, c, acc, derivative=1))
+    return (0.5 if init.antisymmetric else 1.0) * (exact_kernel(act, init, a, c, acc, quadrature_only=quadrature_only)
+                                                   + init.s_v**2 * (a @ c.T + 1) * exact_kernel(act, init, a, c, acc, 1))
 
 
 # ---------------------------------------------------------------------------------------
@@ -274,8 +289,9 @@ def prediction(act: Activation, init: Init, x, y, points, layers: str = "output"
         return _CACHE[key]
     kernel = exact_kernel if layers == "output" else tangent_kernel
     results = []
-    for acc in (FINE, FINE.coarser()) if estimate_error else (FINE,):
-        results.append(_solve(kernel(act, init, points, x, acc), kernel(act, init, x, x, acc), y, steps, lr))
+    for acc, only in ((FINE, False), (FINE.coarser(), True)) if estimate_error else ((FINE, False),):
+        results.append(_solve(kernel(act, init, points, x, acc, quadrature_only=only),
+                              kernel(act, init, x, x, acc, quadrature_only=only), y, steps, lr))
     scale = float(np.max(np.abs(y)))
     error = float(np.max(np.abs(results[0] - results[1])) / scale) if estimate_error else float("nan")
     what = (f"infinite-width {'random-feature' if layers == 'output' else 'tangent'} kernel of the {init.kind} "

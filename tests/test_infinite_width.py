@@ -29,10 +29,10 @@ def test_gaussian_relu_kernel_is_the_arc_cosine_kernel():
     cos = np.clip(s12 / norms, -1, 1)
     t = np.arccos(cos)
     closed = norms / (2 * np.pi) * (np.sin(t) + (np.pi - t) * cos)
-    k = infinite_width.exact_kernel(theory.activation("relu"), GAUSS, POINTS, POINTS)
+    k = infinite_width.exact_kernel(theory.activation("relu"), GAUSS, POINTS, POINTS, quadrature_only=True)
     assert np.max(np.abs(k - closed)) / closed.max() < 1e-10  # measured 1e-13 (piecewise-exact quadrature)
     # and step: E[H(u) H(u')] = (pi - t) / (2 pi)
-    k = infinite_width.exact_kernel(theory.activation("step"), GAUSS, POINTS, POINTS)
+    k = infinite_width.exact_kernel(theory.activation("step"), GAUSS, POINTS, POINTS, quadrature_only=True)
     assert np.max(np.abs(k - (np.pi - t) / (2 * np.pi))) < 1e-6  # the jump is a cut: measured 3e-7
 
 
@@ -40,7 +40,7 @@ def test_gaussian_sin_kernel_closed_form():
     """E[sin u sin u'] = exp(-(s11 + s22)/2) sinh(s12) for a centred Gaussian pair."""
     s11, s12 = _covariance(POINTS, GAUSS)
     closed = np.exp(-(s11[:, None] + s11[None, :]) / 2) * np.sinh(s12)
-    k = infinite_width.exact_kernel(theory.activation("sin"), GAUSS, POINTS, POINTS)
+    k = infinite_width.exact_kernel(theory.activation("sin"), GAUSS, POINTS, POINTS, quadrature_only=True)
     assert np.max(np.abs(k - closed)) < 1e-10  # measured 3e-13
 
 
@@ -94,3 +94,13 @@ def test_predictions_are_cached_and_singular_kernels_refused():
     # sin features of one frequency in 1D (theta = +-1): a rank-2 kernel, no interpolant
     with pytest.raises(IbcheckError, match="singular"):
         infinite_width.prediction(theory.activation("sin"), Init("directions", rho=4.0, offset=20.0), X, Y, grid)
+
+
+@pytest.mark.parametrize("name", ["relu", "gelu", "tanh", "x/(1+abs(x))"])
+def test_gaussian_quadrature_agrees_with_the_theory_layer_nngp(name):
+    """Two independent routes for Gaussian weights: theory.gaussian_kernels (closed forms or its own
+    panels in standard-normal coordinates) and this module's nested conditional quadrature."""
+    act = theory.activation(name)
+    theirs = infinite_width.exact_kernel(act, GAUSS, POINTS, POINTS)
+    ours = infinite_width.exact_kernel(act, GAUSS, POINTS, POINTS, quadrature_only=True)
+    assert np.max(np.abs(theirs - ours)) / np.max(np.abs(theirs)) < 1e-8  # both claim ~1e-12
