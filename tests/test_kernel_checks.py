@@ -125,3 +125,18 @@ def test_specificity_separates_the_issue_set():
     assert result.details["inconclusive_pairs"] == [] and result.details["confused_pairs"] == []
     mean = np.array(result.details["confusion_sup_mean"])
     assert np.all(np.argmin(mean, axis=1) == np.arange(len(mean)))  # every row is closest to its own
+
+
+def test_design_round_trip_for_relu():
+    """relu's own W = omega^4 designs Max(0, x) and -|x|/2; both reproduce the requested rates and
+    their exact predictions coincide (P9: measured 4e-5 of max|y|)."""
+    result = _run("design-round-trip", "relu")
+    assert result.verdict == "agrees", result.reason
+    assert set(result.details["designs"]) == {"minimum", "zero"}
+    assert result.details["phase_gap_exact"] < 1e-3
+    assert result.control.outcome == "fail"
+
+
+def test_design_round_trip_without_a_trainable_design_is_not_applicable():
+    # tanh's W = sinh^2(pi omega/2)/pi^2 vanishes at 0 and is not rational: no design to train
+    assert _run("design-round-trip", "tanh").verdict == "not_applicable"
