@@ -4,7 +4,8 @@ A result is stored under the SHA-256 of everything that determines it:
 
 * the activation: its label and its expression with parameter values (``sympy.srepr``),
 * the check id (or ``derivation`` for the derivation summary),
-* the profile, the seed and the check options,
+* the profile, the seed and the check options, and for an option that names a file (``data=PATH``,
+  ``mnist=PATH``) the SHA-256 of the file's content, so that editing the file invalidates the entry,
 * the code version: a hash of every ``.py`` source of the ``theory`` and ``numerics`` packages,
   so that any change to the code invalidates every entry.
 
@@ -53,9 +54,19 @@ def code_version() -> str:
 def cache_inputs(act: Activation, check: str, profile: str | None = None, seed: int | None = None,
                  options: dict | None = None) -> dict:
     """What a cached result depends on (hashed into its key)."""
-    return {"activation": act.label, "expression": sp.srepr(act.bound), "check": check,
-            "profile": profile, "seed": seed, "options": {str(k): str(v) for k, v in (options or {}).items()},
-            "code_version": code_version()}
+    options = {str(k): str(v) for k, v in (options or {}).items()}
+    inputs = {"activation": act.label, "expression": sp.srepr(act.bound), "check": check,
+              "profile": profile, "seed": seed, "options": options, "code_version": code_version()}
+    files = {k: _file_digest(v) for k, v in options.items() if Path(v).is_file()}
+    return {**inputs, "option_files": files} if files else inputs
+
+
+def _file_digest(path: str) -> str:
+    digest = hashlib.sha256()
+    with open(path, "rb") as handle:
+        for block in iter(lambda: handle.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
 
 
 def cache_key(inputs: dict) -> str:

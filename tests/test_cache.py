@@ -34,6 +34,16 @@ def test_key_changes_with_the_activation(other):
     assert key(theory.activation(other)) != key()
 
 
+def test_key_changes_when_an_option_file_changes(tmp_path):
+    """--option data=PATH: editing the file must not return the old result."""
+    path = tmp_path / "data.csv"
+    path.write_text("x,y\n0,1\n1,2\n2,0\n")
+    before = key(options={"data": str(path)})
+    assert key(options={"data": str(path)}) == before
+    path.write_text("x,y\n0,1\n1,2\n2,5\n")
+    assert key(options={"data": str(path)}) != before
+
+
 def test_default_and_explicit_parameters_share_a_key():
     assert key(theory.activation("leaky_relu")) == key(theory.activation("leaky_relu(a=0.1)"))
 
