@@ -21,6 +21,8 @@ pairs involving A (its row and its column of the confusion matrix) and reports t
 
 from __future__ import annotations
 
+import hashlib
+
 import numpy as np
 
 import theory
@@ -52,6 +54,12 @@ def _activation_set(text: str) -> list[str]:
 _CONFUSIONS: dict[tuple, tuple] = {}
 
 
+def activation_offset(act: Activation) -> int:
+    """A seed offset fixed by the activation's expression, so that its feature draw does not depend
+    on which other activations are in the set or in which order."""
+    return int(hashlib.sha256(str(act.bound).encode()).hexdigest()[:7], 16)
+
+
 def confusion(acts: list[Activation], ds: DataSet, grid: np.ndarray, width: int, seeds: int, seed: int,
               init: Init = SPECIFICITY_INIT):
     """Mean squared differences d[i][j][r] (relative to max|y|^2) and sup distances (relative to
@@ -72,7 +80,7 @@ def confusion(acts: list[Activation], ds: DataSet, grid: np.ndarray, width: int,
         others = {str(j): p.values for j, p in enumerate(preds)}
         # one draw of `width` neurons split into `seeds` sub-networks: per_replicate distances
         study = width_study(act, ds.x, ds.y, grid, preds[i].values, [width // seeds, width], init,
-                            seed + 104729 * i, width, others=others, desc=f"{act.label} (specificity)")
+                            seed + activation_offset(act), width, others=others, desc=f"{act.label} (specificity)")
         for j in range(len(acts)):
             d[i, j] = study.per_replicate_ms[str(j)]
             sup[i, j] = study.per_replicate[str(j)]
@@ -146,7 +154,7 @@ SPECIFICITY = register(Check(
     "the paper's core claim (spectral_bias.md 2, P4-P7)", fit_applies, run_specificity,
     {"activations": Option("the other activations, names or formulas separated by ';'", _activation_set,
                            _activation_set(DEFAULT_SET)),
-     "width": Option("neurons per activation (one draw, split into `seeds` sub-networks)", positive_int, 100_000),
+     "width": Option("neurons per activation (one draw, split into `seeds` sub-networks)", positive_int, 300_000),
      "seeds": Option("disjoint sub-networks (replicates) per activation", positive_int, 5, 10),
      "data": Option("CSV file with a header x,y; default: the notes' toy set"),
      "spacing": Option("grid spacing of the data hull", positive_float, 0.02, 0.01)}))
