@@ -759,7 +759,7 @@ def refine_to_interpolation(act: Activation, x, y, state: np.ndarray, iterations
     if float(r.abs().max()) < tol:
         return p.numpy().reshape(state.shape)
     raise IbcheckError(f"{act.label}: Gauss-Newton did not reach an interpolating fixed point "
-                       f"(max |r| = {float(r.abs().max()):.2e}); train longer")
+                       f"(max |r| = {float(r.abs().max()):.2e}) from the trained network")
 
 
 def transverse_stability(act: Activation, x, y, state: np.ndarray, steps: int, delta: float = 1e-6) -> dict:

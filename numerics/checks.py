@@ -245,11 +245,7 @@ class Context:
         spec = self.declared[key]
         if key not in self.options or self.options[key] is None:
             return spec.default(self.profile)
-        text = str(self.options[key])
-        try:
-            return spec.parse(text)
-        except (TypeError, ValueError, ArithmeticError) as err:
-            raise IbcheckError(f"--option {key}={text}: {err} ({spec.help})") from None
+        return parsed_option(key, spec, str(self.options[key]))
 
     def used(self) -> dict:
         """Every declared option with the value this run uses (recorded in the result)."""
@@ -304,14 +300,27 @@ def unknown_options(options: dict, checks: list[Check]) -> list[str]:
     return sorted(key for key in options if key not in known)
 
 
+def parsed_option(key: str, spec: Option, text: str) -> Any:
+    """``spec.parse(text)``, a bad value being a one-line :class:`IbcheckError` that names the option."""
+    try:
+        return spec.parse(text)
+    except (TypeError, ValueError, ArithmeticError) as err:
+        raise IbcheckError(f"--option {key}={text}: {err} ({spec.help})") from None
+
+
 def check_options(options: dict, checks: list[Check]) -> None:
-    """Raise :class:`IbcheckError` (one line naming the valid keys) for an option no selected check reads."""
+    """Raise :class:`IbcheckError` (one line) for an option no selected check reads (naming the valid
+    keys) or a value a check that reads it cannot parse: before any work starts."""
     unknown = unknown_options(options, checks)
     if unknown:
         valid = sorted({key for check in checks for key in check.options})
         raise IbcheckError(f"unknown option{'s' if len(unknown) > 1 else ''} {', '.join(map(repr, unknown))} for "
                            f"check{'s' if len(checks) > 1 else ''} {', '.join(c.id for c in checks)}; valid keys: "
                            + (", ".join(valid) if valid else "none (these checks take no options)"))
+    for check in checks:
+        for key, spec in check.options.items():
+            if options.get(key) is not None:
+                parsed_option(key, spec, str(options[key]))
 
 
 def judged_result(check_id: str, act: Activation, criteria: list[Criterion], control: Criterion | None = None,

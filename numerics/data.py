@@ -38,15 +38,13 @@ def gaussian_classes(n: int, d: int, seed: int = 0) -> tuple[np.ndarray, np.ndar
     return x, y
 
 
-def orthogonal_classes(n: int, d: int, norm: float | None = None, seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
-    """n exactly orthogonal inputs of norm ``norm`` (default sqrt(d)), balanced labels +-1."""
+def orthogonal_classes(n: int, d: int) -> tuple[np.ndarray, np.ndarray]:
+    """x_i = sqrt(d) e_i (exactly orthogonal, ||x_i||^2 = d as for N(0, I_d) inputs), balanced labels +-1."""
     if n > d:
-        raise IbcheckError(f"cannot have {n} orthogonal vectors in {d} dimensions")
-    rng = np.random.default_rng(seed)
-    q, _ = np.linalg.qr(rng.standard_normal((d, n)))
-    x = q.T * (np.sqrt(d) if norm is None else norm)
-    y = np.where(np.arange(n) < (n + 1) // 2, 1.0, -1.0)
-    return x, y
+        raise IbcheckError(f"cannot have n = {n} orthogonal inputs in d = {d} dimensions")
+    x = np.zeros((n, d))
+    x[np.arange(n), np.arange(n)] = np.sqrt(d)
+    return x, np.where(np.arange(n) < (n + 1) // 2, 1.0, -1.0)
 
 
 def near_orthogonality(x: np.ndarray) -> float:

@@ -16,11 +16,15 @@ value instead of stopping the others.
 from __future__ import annotations
 
 import concurrent.futures as cf
+import ctypes
 import importlib
 import multiprocessing as mp
 import os
 import queue
+import signal
 import sys
+import threading
+import time
 import traceback
 from abc import ABC, abstractmethod
 from collections.abc import Callable, Iterator, Sequence
@@ -89,8 +93,9 @@ _MESSAGES = None
 _STARTED = None
 
 
-def _init_worker(messages, started) -> None:
+def _init_worker(messages, started, parent: int) -> None:
     global _MESSAGES, _STARTED
+    _die_with_parent(parent)
     _MESSAGES, _STARTED = messages, started
     os.environ["IBCHECK_PROGRESS"] = "0"  # the parent draws the bars; nested ones would garble
     # one thread per worker: parallelism is across processes, and a forked child must not use
@@ -99,6 +104,33 @@ def _init_worker(messages, started) -> None:
     torch = sys.modules.get("torch")  # importing it here would cost seconds per worker
     if torch is not None:
         torch.set_num_threads(1)
+
+
+def _die_with_parent(parent: int) -> None:
+    """End this worker when ``parent`` (the process that started the pool) dies, even by SIGKILL.
+
+    On Linux the kernel sends SIGKILL to the worker when its parent exits
+    (``prctl(PR_SET_PDEATHSIG)``); elsewhere a daemon thread polls ``os.getppid()`` once a
+    second.  A parent that died before the watch was set is caught by comparing ``getppid()``
+    with ``parent`` afterwards.
+    """
+    try:
+        libc = ctypes.CDLL(None, use_errno=True)
+        watched = libc.prctl(_PR_SET_PDEATHSIG, signal.SIGKILL, 0, 0, 0) == 0
+    except (OSError, AttributeError):  # no prctl: not Linux
+        watched = False
+    if os.getppid() != parent:
+        os._exit(1)
+    if not watched:
+        def watch():
+            while os.getppid() == parent:
+                time.sleep(1.0)
+            os._exit(1)
+
+        threading.Thread(target=watch, name="ibcheck-parent-watch", daemon=True).start()
+
+
+_PR_SET_PDEATHSIG = 1  # from <linux/prctl.h>
 
 
 def _run_in_worker(work: Work, index: int, item: Any) -> Any:
@@ -116,7 +148,8 @@ class ProcessExecutor(Executor):
     including checks registered at run time) and ``spawn`` elsewhere (workers load
     :data:`numerics.checks.CHECK_MODULES`).  If a worker process dies (a crash, or killed for
     memory), the tasks it may have been running are rerun one at a time in a fresh process; the
-    one that dies again is reported as :class:`Failed` and the others go on.
+    one that dies again is reported as :class:`Failed` and the others go on.  Workers never
+    outlive the process that started them, even one killed by SIGKILL (:func:`_die_with_parent`).
     """
 
     def __init__(self, jobs: int | None = None, start_method: str | None = None):
@@ -141,7 +174,7 @@ class ProcessExecutor(Executor):
         messages = context.Queue()
         started = context.Array("l", len(items), lock=False)
         pool = cf.ProcessPoolExecutor(min(jobs, len(indices)), mp_context=context,
-                                      initializer=_init_worker, initargs=(messages, started))
+                                      initializer=_init_worker, initargs=(messages, started, os.getpid()))
         futures = {pool.submit(_run_in_worker, work, index, items[index]): index for index in indices}
         finished, broken, clean = set(), False, False
         try:

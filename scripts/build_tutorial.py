@@ -155,10 +155,10 @@ def to_markdown(nb: nbformat.NotebookNode) -> str:
                 name = f"figure-{figure}.png"
                 (FIGURES / name).write_bytes(base64.b64decode(data["image/png"]))
                 lines += [f"![figure {figure}](tutorial_files/{name})", ""]
-            elif "text/html" in data:
-                lines += [data["text/html"], ""]
             elif "text/markdown" in data:
                 lines += [data["text/markdown"], ""]
+            elif "text/html" in data:
+                lines += [data["text/html"], ""]
             elif "text/latex" in data:
                 lines += [data["text/latex"], ""]
             elif output.get("output_type") == "stream" or "text/plain" in data:

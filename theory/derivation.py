@@ -4,16 +4,21 @@ A :class:`Derivation` is what ``ibcheck derive`` prints and what a notebook show
 of :class:`Section` objects (the spectral penalty, the adaptive-regime conditions, the
 rank/margin constants, ...), each an ordered list of :class:`Step` and a dict of results.
 It renders as plain text, Markdown (formulas in ``$$...$$``), LaTeX, or a JSON-ready dict,
-and displays itself in Jupyter through ``_repr_markdown_``.
+and displays itself in Jupyter (``_repr_html_``, ``_repr_markdown_``, ``_repr_latex_``), the
+mathematics inside its sentences typeset by :func:`theory.prose.typeset_prose`.
 """
 
 from __future__ import annotations
 
+import html
 import json
 from dataclasses import dataclass, field
 from typing import Any
 
 import sympy as sp
+from sympy.printing.latex import LatexPrinter
+
+from .prose import prose_spans, typeset_prose
 
 
 #: LaTeX spellings of the named quantities that appear on the left of derivation steps
@@ -27,12 +32,31 @@ def name(plain: str, latex: str, **assumptions) -> sp.Symbol:
     return symbol
 
 
+#: inline-math delimiters of LaTeX documents and of MathJax in HTML
+INLINE_LATEX = (r"\(", r"\)")
+
+
+class _LatexPrinter(LatexPrinter):
+    """sympy's LaTeX, with the Heaviside step written :math:`\\operatorname{step}(x)`: sympy's
+    :math:`\\theta(x)` would clash with :math:`\\theta = w/\\rho` of the RS coordinates."""
+
+    def _print_Heaviside(self, expr, exp=None):
+        tex = r"\operatorname{step}\left(%s\right)" % self._print(expr.args[0])
+        return tex if exp is None else f"{tex}^{{{exp}}}"
+
+
 def _latex(value: Any) -> str:
     if value is None:
         return ""
     if isinstance(value, str):
         return value
-    return sp.latex(value, symbol_names=_LATEX_NAMES)
+    return _LatexPrinter({"symbol_names": _LATEX_NAMES}).doprint(value)
+
+
+def _latex_text(text: str) -> str:
+    """Words for a LaTeX document (its special characters escaped)."""
+    return text.replace("\\", r"\textbackslash{}").replace("_", r"\_").replace("%", r"\%") \
+        .replace("&", r"\&").replace("#", r"\#").replace("$", r"\$").replace("^", r"\^{}")
 
 
 def exported_name(symbol: sp.Symbol) -> str:
@@ -241,9 +265,9 @@ class Derivation:
             if section is not current:
                 current = section
                 lines += [f"## {section.title}" + _unavailable_tag(section), ""]
-            lines.append(f"{n}. {step.text}")
-            if step.formula is not None:
-                lines += ["", f"   $$ {step.latex} $$", ""]
+            lines.append(f"{n}. {typeset_prose(step.text)}")
+            if step.formula is not None:  # indented under the item's text, whatever the number's width
+                lines += ["", f"{' ' * len(f'{n}. ')}$$ {step.latex} $$", ""]
         lines += ["## Results", ""]
         for key, value in self.results.items():
             if isinstance(value, sp.Basic):
@@ -258,9 +282,7 @@ class Derivation:
         return "\n".join(lines) + "\n"
 
     def to_latex(self) -> str:
-        def esc(text: str) -> str:
-            return text.replace("\\", r"\textbackslash{}").replace("_", r"\_").replace("%", r"\%") \
-                .replace("&", r"\&").replace("#", r"\#")
+        esc = _latex_text
 
         lines = [f"\\section*{{Derivation for \\texttt{{{esc(self.subject)}}}}}",
                  f"\\[ \\sigma(x) = {_latex(self.bound_expression)} \\]"]
@@ -275,7 +297,7 @@ class Derivation:
                     lines.append("\\end{enumerate}")
                 current = section
                 lines += [f"\\subsection*{{{esc(section.title + _unavailable_tag(section))}}}", "\\begin{enumerate}"]
-            lines.append(f"  \\item {esc(step.text)}")
+            lines.append("  \\item " + typeset_prose(step.text, INLINE_LATEX, esc))
             if step.formula is not None:
                 lines.append(f"  \\[ {step.latex} \\]")
         if current is not None:
@@ -313,3 +335,38 @@ class Derivation:
 
     def _repr_markdown_(self) -> str:  # Jupyter
         return self.to_markdown()
+
+    def _repr_html_(self) -> str:  # Jupyter (MathJax typesets the \\( \\) and \\[ \\] spans)
+        def words(text: str) -> str:
+            return html.escape(text).replace("$", "&#36;")
+
+        def prose(text: str) -> str:
+            return typeset_prose(text, INLINE_LATEX, words)
+
+        parts = [f"<h3>Derivation for <code>{words(self.subject)}</code></h3>",
+                 f"<p>\\[ \\sigma(x) = {_latex(self.bound_expression)} \\]</p>",
+                 f"<p>Status: <b>{words(self.status)}</b></p>"]
+        current = None
+        for n, section, step in self.numbered_steps():
+            if section is not current:
+                parts.append("</ol>" if current is not None else "")
+                current = section
+                parts += [f"<h4>{words(section.title + _unavailable_tag(section))}</h4>", "<ol>"]
+            formula = f"<div>\\[ {step.latex} \\]</div>" if step.formula is not None else ""
+            parts.append(f'<li value="{n}">{prose(step.text)}{formula}</li>')
+        parts.append("</ol>" if current is not None else "")
+        parts += [f"<p><i>{prose(note)}</i></p>" for note in self.notes]
+        return "".join(parts)
+
+    def _repr_latex_(self) -> str:  # Jupyter front ends that take LaTeX: one MathJax array
+        def line(text: str) -> str:
+            return "".join(f"\\text{{{_latex_text(piece)}}}" if kind == "text" else piece
+                           for kind, piece in prose_spans(text))
+
+        rows = [line(f"Derivation for {self.subject} ({self.status})"),
+                f"\\sigma(x) = {_latex(self.bound_expression)}"]
+        for n, section, step in self.numbered_steps():
+            rows.append(line(f"{n}. {step.text}"))
+            if step.formula is not None:
+                rows.append(f"\\quad {step.latex}")
+        return "$$\\begin{array}{l} " + " \\\\ ".join(rows) + " \\end{array}$$"

@@ -2,7 +2,7 @@
 
 sympy's presentation printer does most of the work; :class:`_Printer` adds what it lacks for
 derivations: ``Piecewise`` as a brace with cases, ``DiracDelta`` and ``Heaviside`` as
-:math:`\\delta` and :math:`\\theta`, and the *named* quantities of a derivation
+:math:`\\delta` and :math:`\\operatorname{step}`, and the *named* quantities of a derivation
 (:func:`theory.derivation.name`, e.g. ``W(omega)`` spelled ``W(\\omega)``), whose LaTeX
 spelling is converted by :func:`latex_to_mathml`, a converter for the small LaTeX subset
 those names use.  Anything the printer cannot render falls back to the plain text formula.
@@ -210,8 +210,8 @@ class _Printer(MathMLPresentationPrinter):
         order = expr.args[1] if len(expr.args) > 1 and expr.args[1] != 0 else None
         return self._function("\u03B4", expr.args[0], superscript=None if order is None else str(order))
 
-    def _print_Heaviside(self, expr):
-        return self._function("\u03B8", expr.args[0])
+    def _print_Heaviside(self, expr):  # "step", as in the LaTeX: theta is theta = w / rho
+        return self._function("step", expr.args[0])
 
     def _print_Piecewise(self, expr):
         row = self.dom.createElement("mrow")
