@@ -68,15 +68,21 @@ def cache_inputs(act: Activation, check: str, profile: str | None = None, seed: 
     options = {str(k): str(v) for k, v in (options or {}).items()}
     inputs = {"activation": act.label, "expression": sp.srepr(act.bound), "check": check,
               "profile": profile, "seed": seed, "options": options, "code_version": code_version()}
-    files = {k: _file_digest(v) for k, v in options.items() if Path(v).is_file()}
+    files = {k: digest for k, digest in ((k, _file_digest(v)) for k, v in options.items()) if digest}
     return {**inputs, "option_files": files} if files else inputs
 
 
-def _file_digest(path: str) -> str:
+def _file_digest(value: str) -> str | None:
+    """The SHA-256 of the file an option value names, or None (not a readable file)."""
     digest = hashlib.sha256()
-    with open(path, "rb") as handle:
-        for block in iter(lambda: handle.read(1 << 20), b""):
-            digest.update(block)
+    try:
+        if not Path(value).is_file():
+            return None
+        with open(value, "rb") as handle:
+            for block in iter(lambda: handle.read(1 << 20), b""):
+                digest.update(block)
+    except (OSError, ValueError):  # a name too long, a NUL byte, no permission: not a file to key on
+        return None
     return digest.hexdigest()
 
 
