@@ -139,7 +139,7 @@ def run_specificity(act: Activation, context: Context) -> CheckResult:
                    for i in range(len(acts))], note="x: " + ", ".join(f"{k} = {lab}" for k, lab in enumerate(labels)))]
     return judged_result(
         "activation-specificity", act, criteria, ctrl, premises,
-        setup=f"{ds.name}, {init_text(SPECIFICITY_INIT)}, {len(acts)} activations, one draw of {width:g} each "
+        setup=f"{ds.label}, {init_text(SPECIFICITY_INIT)}, {len(acts)} activations, one draw of {width:g} each "
               f"split into {seeds} sub-networks, {len(grid)} hull points",
         details={"activations": labels, "confusion_sup_mean": mean.tolist(),
                  "confusion_mean_square": d.mean(axis=2).tolist(), "confusion_mean_square_per_replicate": d.tolist(),

@@ -372,6 +372,11 @@ class DataSet:
     name: str
     sha256: str | None = None
 
+    @property
+    def label(self) -> str:
+        """How the setup line names the data: the built-in's name, or the file with its hash's start."""
+        return f"{self.name} (sha256 {self.sha256[:12]})" if self.sha256 else self.name
+
     def record(self) -> dict:
         return {"data": self.name, **({"data_sha256": self.sha256} if self.sha256 else {})}
 
@@ -550,7 +555,7 @@ def run_fit(act: Activation, context: Context, dim: int) -> CheckResult:
     exact = infinite_width.prediction(act, init, ds.x, ds.y, grid).values
     return judged_result(
         f"kernel-fit-{dim}d", act, claim.criteria, claim.control, claim.premises,
-        setup=f"{ds.name}, {init_text(init)}, widths {widths}, {seeds} draws, {len(grid)} hull points",
+        setup=f"{ds.label}, {init_text(init)}, widths {widths}, {seeds} draws, {len(grid)} hull points",
         details=claim.details, plots=_fit_plots(act, ds, grid, exact, claim, widths),
         parameters={**ds.record(), "init": asdict(init), "grid_spacing": spacing,
                     "mode": "output layer (random features), minimum-norm solution"})
@@ -692,7 +697,7 @@ def run_training(act: Activation, context: Context) -> CheckResult:
                    _slope_line(widths, mean("sup_distance")[0], -0.5)], "log", "log")]
     return judged_result(
         "kernel-training", act, criteria, ctrl, premises,
-        setup=f"{ds.name}, NTK parameterization, {init_text(init)}, v ~ N(0, 1) antisymmetric, widths {widths}, "
+        setup=f"{ds.label}, NTK parameterization, {init_text(init)}, v ~ N(0, 1) antisymmetric, widths {widths}, "
               f"{seeds} seeds, {steps} steps of {lr:.3g}",
         details={"widths": widths, "sup_distance_to_linearization": mean("sup_distance"),
                  "sup_distance_to_exact": mean("to_exact"), "sup_distance_to_control": mean("to_control"),
