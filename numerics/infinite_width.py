@@ -32,8 +32,9 @@ The expectations are computed by deterministic quadrature, never by sampling:
   one-dimensional Gaussian integrals on :math:`[-8.5, 8.5]` standard deviations (tail mass
   :math:`2\cdot10^{-17}`), split at the breakpoints as above.
 
-For Gaussian weights in 1D the theory layer's NNGP (issue 17, :mod:`theory.gaussian_kernels`)
-is used and this module's quadrature is the independent check.  The quadrature error is
+For Gaussian weights in 1D the theory layer's closed-form NNGP (issue 17,
+:mod:`theory.gaussian_kernels`) is used where it exists and this module's quadrature is the
+independent check.  The quadrature error is
 estimated by recomputing with fewer nodes (:func:`prediction`, ``quadrature_error``); tests compare with the arc-cosine kernel (Cho & Saul 2009) and the
 closed form of :math:`\mathbb E[\sin u\,\sin u']`.
 """
@@ -210,9 +211,9 @@ def exact_kernel(act: Activation, init: Init, a, c, acc: Accuracy = FINE, deriva
     r""":math:`\mathbb E[\sigma^{(k)}(w\cdot a_i + b)\,\sigma^{(k)}(w\cdot c_j + b)]` over ``init``
     (k = ``derivative``), shape (len(a), len(c)) (module docstring).
 
-    For Gaussian weights in 1D (k = 0) the theory layer's NNGP is used
-    (:func:`theory.gaussian_kernels.gaussian_kernel`: closed forms such as the arc-cosine kernel,
-    else its own quadrature), unless ``quadrature_only``; :func:`prediction` then estimates the
+    For Gaussian weights in 1D (k = 0) the theory layer's closed-form NNGP is used where it has
+    one (:func:`theory.gaussian_kernels.gaussian_kernel`: arc-cosine family, erf, sin, cos,
+    gaussian), unless ``quadrature_only``; :func:`prediction` then estimates the
     quadrature error against this module's quadrature, an independent route."""
     a, c = as_points(a), as_points(c)
     if init.kind == "gaussian" and a.shape[1] == 1 and derivative == 0 and not quadrature_only:
@@ -220,7 +221,7 @@ def exact_kernel(act: Activation, init: Init, a, c, acc: Accuracy = FINE, deriva
             kern = gaussian_kernel(act, init.s_w**2, init.s_b**2)
         except IbcheckError:
             kern = None
-        if kern is not None:
+        if kern is not None and kern.nngp_expr is not None:  # closed forms only: its quadrature is slower than ours
             return np.asarray(kern.nngp(a[:, 0][:, None], c[:, 0][None, :]), dtype=float)
     f = _sigma(act, derivative)
     anchors = _anchors(act)

@@ -100,7 +100,9 @@ def test_predictions_are_cached_and_singular_kernels_refused():
 def test_gaussian_quadrature_agrees_with_the_theory_layer_nngp(name):
     """Two independent routes for Gaussian weights: theory.gaussian_kernels (closed forms or its own
     panels in standard-normal coordinates) and this module's nested conditional quadrature."""
+    from theory.gaussian_kernels import gaussian_kernel
+
     act = theory.activation(name)
-    theirs = infinite_width.exact_kernel(act, GAUSS, POINTS, POINTS)
+    theirs = gaussian_kernel(act, GAUSS.s_w**2, GAUSS.s_b**2).nngp(POINTS[:, 0][:, None], POINTS[:, 0][None, :])
     ours = infinite_width.exact_kernel(act, GAUSS, POINTS, POINTS, quadrature_only=True)
     assert np.max(np.abs(theirs - ours)) / np.max(np.abs(theirs)) < 1e-8  # both claim ~1e-12
