@@ -32,7 +32,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass, field
-from functools import lru_cache
+from functools import cached_property, lru_cache
 
 import numpy as np
 import torch
@@ -44,7 +44,7 @@ from theory.errors import IbcheckError
 from .checks import Check, CheckResult, Context, Plot, Series, register, verdict_with_reason
 from .data import digits, toy_1d, toy_2d
 from .networks import Init, ShallowNetwork, as_tensor
-from .training import gradient_descent, log_spaced_steps
+from .training import array_descent, gradient_descent, log_spaced_steps
 from .torch_activation import torch_activation
 
 #: pinned: |kink-plane gap| below this (data scale ~1); E7's sample threshold
@@ -149,21 +149,40 @@ class Ensemble:
         return p[:, 0], p[:, 1:1 + self.dim], p[:, 1 + self.dim]
 
     def loss_and_gradient(self) -> tuple[torch.Tensor, list[torch.Tensor]]:
-        """The weighted loss and its gradient with respect to ``params``, in closed form."""
+        """The weighted loss and its gradient with respect to ``params``, in closed form (as tensors)."""
+        grad = np.empty(tuple(self.params.shape))
+        loss = self._closed_form(grad)
+        return torch.tensor(loss, dtype=torch.float64), [torch.from_numpy(grad)]
+
+    @cached_property
+    def _closed_form(self):
+        r"""``gradient(out) -> loss``: the closed-form gradient written into ``out``, on numpy views
+        of ``params`` (which share its memory) and preallocated buffers (numpy: at these sizes
+        its per-call overhead is a fraction of torch's; see :func:`numerics.training.array_descent`)."""
         N, R, n, d = self.N, self.size, self.width, self.dim
-        with torch.no_grad():
-            p = self.params
-            v = p[:, 0].view(R, n)
-            z = torch.addmm(p[:, 1 + d], self.x, p[:, 1:1 + d].T)      # (N, R n)
-            s = self._sigma(z).view(N, R, n)
-            r = (s * v).sum(-1) - self.y[:, None]                       # (N, R)
-            weighted = (r * self._member_weights)[:, :, None]           # c_m r_j / N
-            q = (self._slope(z).view(N, R, n) * weighted * v).view(N, R * n)
-            grad = torch.empty_like(p)
-            grad[:, 0] = (s * weighted).sum(0).view(-1)
-            grad[:, 1:1 + d] = q.T @ self.x
-            grad[:, 1 + d] = q.sum(0)
-            return 0.5 * (r * weighted[:, :, 0]).sum(), [grad]
+        p = self.params.detach().numpy()
+        v, w_t, b = p[:, 0].reshape(R, n), p[:, 1:1 + d].T, p[:, 1 + d]
+        x, y = self.x.numpy(), self.y.numpy()[:, None]
+        sigma, slope = self.act.numeric("numpy"), self.act.numeric("numpy", 1)
+        member_weights = self._member_weights.numpy()                  # (1, R): c_m / N
+        z, r = np.empty((N, R * n)), np.empty((N, R))
+
+        def on_z(values):  # a constant (e.g. the slope of a linear piece) as an array of z's shape
+            return values if np.shape(values) == z.shape else np.broadcast_to(values, z.shape)
+
+        def gradient(out: np.ndarray) -> float:
+            np.matmul(x, w_t, out=z)
+            np.add(z, b, out=z)
+            s = on_z(sigma(z)).reshape(N, R, n)
+            np.einsum("jrk,rk->jr", s, v, out=r)
+            np.subtract(r, y, out=r)
+            weighted = r * member_weights                                 # c_m r_j / N
+            np.einsum("jrk,jr->rk", s, weighted, out=out[:, 0].reshape(R, n))
+            q = (on_z(slope(z)).reshape(N, R, n) * weighted[:, :, None] * v).reshape(N, R * n)
+            np.matmul(q.T, x, out=out[:, 1:1 + d])
+            q.sum(0, out=out[:, 1 + d])
+            return 0.5 * float(np.vdot(r, weighted))
+        return gradient
 
     def loss(self) -> torch.Tensor:
         """The weighted loss as one autograd node whose backward is the closed-form gradient."""
@@ -198,8 +217,8 @@ class Ensemble:
             residuals.append(self.residuals())
             return step
 
-        history = gradient_descent([self.params], self.loss_and_gradient, steps, self.lr, record=record,
-                                   record_steps=record_steps, describe=describe)
+        history = array_descent(self.params.detach().numpy(), self._closed_form, steps, self.lr, record=record,
+                                record_steps=record_steps, describe=describe)
         return Trajectory(self.act, self.x.numpy().copy(), self.y.numpy().copy(), self.members,
                           np.array(history.steps), np.array(states), np.array(residuals), self.rates)
 

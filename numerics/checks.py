@@ -41,6 +41,7 @@ from typing import Any, Callable
 from theory.activations import Activation
 from theory.errors import IbcheckError
 
+from .threads import single_threaded
 from .verdicts import INCONCLUSIVE_KINDS, OUTCOMES, Criterion, Premise, decide, rejected
 
 VERDICTS = OUTCOMES
@@ -353,6 +354,7 @@ def _bare(check: Check, act: Activation, context: Context, verdict: str, reason:
 SETTLED_BY_SEEDS = ("straddles", "too_few_seeds")
 
 
+@single_threaded  # small tensors: one thread; large linear algebra asks for the cores (numerics.threads)
 def run_check(check: Check, act: Activation, context: Context) -> CheckResult:
     """Run one check, never raising: inapplicable -> ``not_applicable``; failure -> ``error``;
     an option the check does not declare -> ``error`` naming the valid keys.

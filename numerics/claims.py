@@ -126,7 +126,7 @@ CHECK_CLAIMS: dict[str, tuple[str, ...]] = {
     "one-step-collapse": ("SR-P11", "SR-P12"),
     "rank-conditions": ("SR-P16",),
     "fd-theorems": ("FD-F1", "FD-F2", "FD-F3", "FD-F4", "FD-F5", "FD-F6", "FD-F7"),
-    "fd-sampling": ("FD-F8", "FD-F9"),
+    "fd-sampling": ("FD-F8", "FD-F9", "FD-F3"),
     "fd-training": ("FD-F10", "FD-F11", "FD-F12", "FD-F13"),
 }
 

@@ -20,7 +20,9 @@ import theory
 from theory.errors import IbcheckError
 from theory.parsing import parse_formula
 
-from .checks import PROFILES, all_checks
+from . import threads
+from .catalogue import listed_checks
+from .checks import PROFILES
 
 FORMATS = ("text", "markdown", "latex", "json")
 
@@ -122,10 +124,17 @@ def _run_and_write(args, specs, title: str, out: str):
     only = _only(getattr(args, "only", None))
     if args.out is not None and not args.out.strip():
         raise IbcheckError("--out must name a folder, got an empty string")
+    threads.configure(args.threads)
     directory = ensure_writable(out, args.force)  # before minutes of work, not after
-    report = run_suite(specs, profile=args.profile, seed=args.seed, options=_options(args.option), only=only,
-                       executor=executor_from_name(args.executor, args.jobs), cache=ResultCache(read=not args.no_cache),
-                       title=title, command=shlex.join(["ibcheck", *args.argv]), until_decided=args.until_decided)
+    executor = executor_from_name(args.executor, args.jobs)
+    try:
+        report = run_suite(specs, profile=args.profile, seed=args.seed, options=_options(args.option), only=only,
+                           executor=executor, cache=ResultCache(read=not args.no_cache),
+                           title=title, command=shlex.join(["ibcheck", *args.argv]), until_decided=args.until_decided)
+    finally:
+        close = getattr(executor, "close", None)  # a MODULE:FACTORY executor may have none
+        if callable(close):
+            close()
     return report, write_report(report, directory, args.force)
 
 
@@ -182,10 +191,10 @@ def cmd_list(args) -> int:
         params = f" ({', '.join(spec.parameters)})" if spec.parameters else ""
         print(f"  {name + params:<22} {spec.description}")
     print("\nChecks:")
-    for check in all_checks().values():
-        print(f"  {check.id:<22} {check.title} [{check.claim}]")
-        if check.options:
-            print(f"  {'':<22}   options: {', '.join(check.options)}")
+    for check_id, title, claim, options in listed_checks():  # the catalogue: no check module (torch) imported
+        print(f"  {check_id:<22} {title} [{claim}]")
+        if options:
+            print(f"  {'':<22}   options: {', '.join(options)}")
     return 0
 
 
@@ -213,7 +222,11 @@ def build_parser() -> argparse.ArgumentParser:
         p.add_argument("--jobs", type=int, default=None,
                        help="worker processes (default: one per CPU; 1 runs everything in this process)")
         p.add_argument("--executor", default="process",
-                       help="process (default), serial, or MODULE:FACTORY for another engine (see docs/reports.md)")
+                       help="process (default), serial, dask[:ADDRESS], ray[:ADDRESS] (a local cluster without an "
+                            "address), or MODULE:FACTORY for another engine (see docs/reports.md)")
+        p.add_argument("--threads", default="auto", metavar="auto|N",
+                       help="threads for large linear algebra (auto: each task's share of the CPUs); small-tensor "
+                            "work always runs on one thread (see docs/reports.md)")
 
     def activation_args(p):
         p.add_argument("activation", help="built-in name (see `ibcheck list`) or a formula in x, "

@@ -134,7 +134,7 @@ def test_executor_from_name():
     assert isinstance(custom, CustomExecutor) and custom.jobs == 4
 
 
-@pytest.mark.parametrize("name", ["ray", "no_such_module_xyz:factory", f"{__name__}:missing", "os:getcwd", ":x"])
+@pytest.mark.parametrize("name", ["spark", "no_such_module_xyz:factory", f"{__name__}:missing", "os:getcwd", ":x"])
 def test_executor_from_name_rejects_bad_names(name):
     with pytest.raises(IbcheckError) as info:
         executor_from_name(name, 2)

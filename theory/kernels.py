@@ -36,7 +36,6 @@ from functools import lru_cache
 from typing import Callable
 
 import numpy as np
-import scipy.integrate as si
 import sympy as sp
 
 from .activations import Activation
@@ -216,6 +215,8 @@ def _taylor_remainder_cos(z: np.ndarray, m: int) -> np.ndarray:
 
 def numerical_kernel(magnitude: Callable[[float], float], m: int) -> Callable[[np.ndarray], np.ndarray]:
     r"""k(D) from :math:`|\hat\sigma(\omega)|^2` by the gauge-fixed finite-part Fourier integral."""
+    import scipy.integrate as si  # here, not at the top: `import theory` stays light (ibcheck list, derive)
+
     def one(d: float) -> float:
         if d == 0:  # the subtracted Taylor polynomial is all of cos there
             return si.quad(magnitude, 1, np.inf, limit=200)[0] / np.pi

@@ -30,7 +30,6 @@ The experiments built on this trainer are in :mod:`.experiments`, the claims the
 
 from __future__ import annotations
 
-import functools
 import math
 import time
 from dataclasses import dataclass
@@ -39,7 +38,6 @@ from functools import cached_property
 import numpy as np
 import torch
 from scipy.special import expit
-from threadpoolctl import threadpool_limits
 
 from theory import rank
 from theory.activations import Activation
@@ -48,28 +46,12 @@ from theory.errors import IbcheckError
 from ..data import digits, gaussian_classes, near_orthogonality, orthogonal_classes
 from ..progress import progress
 from ..reproducibility import generators
+from ..threads import single_threaded
 from ..training import TrainingDiverged, log_spaced_steps
 
 F64 = torch.float64
 #: |<w, x>| beyond this counts as divergence (as numerics.training's max_abs on weights)
 MAX_PRE_ACTIVATION = 1e12
-
-
-def single_threaded(fn):
-    """Run ``fn`` with one BLAS thread and one torch thread (restored afterwards).  The tensors here
-    are small (<= 100 x 100): threads only add synchronisation, and on the shared 2-core machine
-    under load they cost 5-25x (eigvalsh of 27 matrices 100 x 100: 1.2 s with OpenBLAS threads vs
-    0.05 s with one; 1000 GD steps: 6.5 s with 2 torch threads vs 1.4 s with one)."""
-    @functools.wraps(fn)
-    def wrapper(*args, **kwargs):
-        threads = torch.get_num_threads()
-        torch.set_num_threads(1)
-        try:
-            with threadpool_limits(limits=1, user_api="blas"):
-                return fn(*args, **kwargs)
-        finally:
-            torch.set_num_threads(threads)
-    return wrapper
 
 
 # ---------------------------------------------------------------------------------------
