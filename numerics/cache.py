@@ -4,8 +4,7 @@ A result is stored under the SHA-256 of everything that determines it:
 
 * the activation: its label and its expression with parameter values (``sympy.srepr``),
 * the check id (or ``derivation`` for the derivation summary),
-* the profile, the seed and the check options, and for an option that names a file (``data=PATH``,
-  ``mnist=PATH``) the SHA-256 of the file's content, so that editing the file invalidates the entry,
+* the profile, the seed and the check options,
 * the code version: a hash of every ``.py`` source of the ``theory`` and ``numerics`` packages,
   so that any change to the code invalidates every entry.
 
@@ -62,28 +61,27 @@ def code_version() -> str:
     return digest.hexdigest()[:16]
 
 
+def _file_digests(options: dict) -> dict:
+    """SHA-256 of every option value that names an existing file (``--option data=PATH``): a file
+    edited in place must not hit the result cached for its old contents."""
+    digests = {}
+    for key, value in options.items():
+        path = Path(str(value))
+        try:
+            if path.is_file():
+                digests[str(key)] = hashlib.sha256(path.read_bytes()).hexdigest()
+        except (OSError, ValueError):
+            continue
+    return digests
+
+
 def cache_inputs(act: Activation, check: str, profile: str | None = None, seed: int | None = None,
                  options: dict | None = None) -> dict:
-    """What a cached result depends on (hashed into its key)."""
-    options = {str(k): str(v) for k, v in (options or {}).items()}
-    inputs = {"activation": act.label, "expression": sp.srepr(act.bound), "check": check,
-              "profile": profile, "seed": seed, "options": options, "code_version": code_version()}
-    files = {k: digest for k, digest in ((k, _file_digest(v)) for k, v in options.items()) if digest}
-    return {**inputs, "option_files": files} if files else inputs
-
-
-def _file_digest(value: str) -> str | None:
-    """The SHA-256 of the file an option value names, or None (not a readable file)."""
-    digest = hashlib.sha256()
-    try:
-        if not Path(value).is_file():
-            return None
-        with open(value, "rb") as handle:
-            for block in iter(lambda: handle.read(1 << 20), b""):
-                digest.update(block)
-    except (OSError, ValueError):  # a name too long, a NUL byte, no permission: not a file to key on
-        return None
-    return digest.hexdigest()
+    """What a cached result depends on (hashed into its key): option files by their contents."""
+    options = options or {}
+    return {"activation": act.label, "expression": sp.srepr(act.bound), "check": check,
+            "profile": profile, "seed": seed, "options": {str(k): str(v) for k, v in options.items()},
+            "files": _file_digests(options), "code_version": code_version()}
 
 
 def cache_key(inputs: dict) -> str:

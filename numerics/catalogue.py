@@ -25,10 +25,10 @@ CHECKS: tuple[tuple[str, str, str, tuple[str, ...]], ...] = (
     ('kernel-rate', 'Spectral decay rates in the kernel regime', 'P8', ('width', 'seeds')),
     ('activation-specificity', 'Activation specificity: each network is closest to its own predicted interpolant', "the paper's core claim (spectral_bias.md 2, P4-P7)", ('activations', 'width', 'seeds', 'data', 'spacing')),
     ('design-round-trip', 'Activation design round trip: designed activations reproduce the requested penalty', 'spectral_bias.md 4, P8, P9', ('target', 'width', 'seeds')),
-    ('pinning', 'Datapoint pinning (sign rule, pinned fractions)', 'P10, P11, P12', ()),
-    ('zero-plane-clusters', 'Zero-plane clusters at data points', 'P13', ()),
-    ('attractor-stability', 'Stability of zero-plane equilibria vs simulation', '5.2, 5.4, 5.5', ()),
-    ('digits-zero-planes', 'Zero-planes through digit images', 'MNIST stand-in', ()),
+    ('pinning', 'Datapoint pinning (sign rule, pinned fractions; soft pinning)', 'P10, P11, P12', ('seeds', 'width', 'steps', 'step_size', 'init_scale', 'data', 'sharpness', 'field_steps')),
+    ('zero-plane-clusters', 'Zero-plane clusters at data points', 'P13', ('seeds', 'width', 'steps', 'step_size', 'init_scale', 'data')),
+    ('attractor-stability', 'Stability of zero-plane equilibria and pinned fixed points', '5.2, 5.4, 5.5', ('seeds', 'width', 'steps', 'step_size', 'init_scale', 'data', 'field_steps')),
+    ('digits-zero-planes', 'Zero-planes through digit images', 'MNIST stand-in', ('seeds', 'images', 'width', 'steps', 'step_size', 'init_scale')),
 )
 
 

@@ -4,6 +4,8 @@ nothing is downloaded)."""
 
 from __future__ import annotations
 
+from dataclasses import dataclass, field
+
 import numpy as np
 
 from theory.errors import IbcheckError
@@ -170,47 +172,67 @@ def mnist(path, split: str = "train", n: int | None = None, seed: int = 0,
     return _subsample(x, y, n, seed, f"MNIST {split} images")
 
 
-def read_xy_csv(path, dim: int) -> tuple[np.ndarray, np.ndarray, str]:
-    """A regression data set from a CSV file with a header: columns ``x, y`` (``dim = 1``) or
-    ``x1, x2, y`` (``dim = 2``), one point a row; returns inputs (N, dim), targets (N,) and the
-    file's sha256.  Every problem (missing file, other columns, a non-number, a repeated input,
-    too few points) raises :class:`IbcheckError` with one line naming the file."""
+@dataclass(frozen=True)
+class CsvData:
+    """A user's data set read by :func:`load_csv_data`: inputs (N, d), targets (N,), the file's
+    path and the SHA-256 of its bytes (reports name both)."""
+
+    x: np.ndarray = field(compare=False, repr=False)
+    y: np.ndarray = field(compare=False, repr=False)
+    path: str
+    sha256: str
+
+    def describe(self) -> str:
+        """``PATH (N points in dD, sha256 abcd...)`` for reports."""
+        return f"{self.path} ({len(self.y)} points in {self.x.shape[1]}D, sha256 {self.sha256})"
+
+
+#: accepted CSV headers: the input columns of each dimension (the target column is ``y``)
+CSV_INPUTS = {1: ("x",), 2: ("x1", "x2")}
+
+
+def load_csv_data(path) -> CsvData:
+    """A 1D or 2D regression data set from a CSV file with a header row: columns ``x, y`` (1D)
+    or ``x1, x2, y`` (2D), in any order, one point per row, finite numbers, at least two points
+    and no repeated input (an interpolation claim needs distinct data points).  Equal objects
+    (same path and bytes) compare equal, so runs can be cached by data set."""
     import csv
     import hashlib
+    import io
     from pathlib import Path
 
-    columns = ["x", "y"] if dim == 1 else [f"x{i + 1}" for i in range(dim)] + ["y"]
-    file = Path(path)
+    path = Path(path)
     try:
-        raw = file.read_bytes()
+        raw = path.read_bytes()
     except OSError as err:
-        raise IbcheckError(f"data file {path}: cannot read it ({err.strerror or err})") from None
+        raise IbcheckError(f"cannot read data file {path}: {err.strerror}") from None
     try:
-        rows = list(csv.reader(raw.decode("utf-8-sig").splitlines()))
+        rows = list(csv.reader(io.StringIO(raw.decode("utf-8-sig"))))
     except (UnicodeDecodeError, csv.Error) as err:
-        raise IbcheckError(f"data file {path}: not a UTF-8 CSV file ({err})") from None
+        raise IbcheckError(f"{path}: not a readable CSV file ({err})") from None
     rows = [r for r in rows if any(cell.strip() for cell in r)]
-    if not rows or [c.strip().lower() for c in rows[0]] != columns:
-        raise IbcheckError(f"data file {path}: the first line must be the header {','.join(columns)} "
-                           f"(a {dim}D check), got {','.join(rows[0]) if rows else 'an empty file'}")
+    if not rows:
+        raise IbcheckError(f"{path} is empty; expected a header x,y (1D) or x1,x2,y (2D) and data rows")
+    header = [cell.strip().lower() for cell in rows[0]]
+    dims = [d for d, names in CSV_INPUTS.items() if sorted(header) == sorted(names + ("y",))]
+    if not dims:
+        raise IbcheckError(f"{path}: header {','.join(header)!r} is not x,y (1D) or x1,x2,y (2D)")
+    columns = [header.index(name) for name in CSV_INPUTS[dims[0]] + ("y",)]
     values = []
     for line, row in enumerate(rows[1:], start=2):
+        if len(row) != len(header):
+            raise IbcheckError(f"{path}, line {line}: {len(row)} fields, the header has {len(header)}")
         try:
-            if len(row) != len(columns):
-                raise ValueError(f"{len(row)} columns instead of {len(columns)}")
-            numbers = [float(cell) for cell in row]
-            if not all(np.isfinite(numbers)):
-                raise ValueError("a value is not finite")
-        except ValueError as err:
-            raise IbcheckError(f"data file {path}, line {line}: {err}") from None
+            numbers = [float(row[c]) for c in columns]
+        except ValueError:
+            raise IbcheckError(f"{path}, line {line}: not a number in {row!r}") from None
+        if not all(np.isfinite(numbers)):
+            raise IbcheckError(f"{path}, line {line}: non-finite value in {row!r}")
         values.append(numbers)
-    table = np.array(values, dtype=float).reshape(-1, len(columns))
-    needed = dim + 2
-    if len(table) < needed:
-        raise IbcheckError(f"data file {path}: {len(table)} data rows; a {dim}D kernel check needs at least {needed}")
-    x, y = table[:, :dim], table[:, dim]
+    if len(values) < 2:
+        raise IbcheckError(f"{path}: {len(values)} data row(s); need at least 2 points")
+    table = np.array(values, dtype=float)
+    x, y = table[:, :-1], table[:, -1]
     if len(np.unique(x, axis=0)) < len(x):
-        raise IbcheckError(f"data file {path}: repeated input points; interpolation needs distinct inputs")
-    if not np.any(y):
-        raise IbcheckError(f"data file {path}: every target is 0 (nothing to fit)")
-    return x, y, hashlib.sha256(raw).hexdigest()
+        raise IbcheckError(f"{path}: repeated input point(s); give each x once")
+    return CsvData(x, y, str(path), hashlib.sha256(raw).hexdigest())

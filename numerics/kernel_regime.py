@@ -382,11 +382,19 @@ class DataSet:
 
 
 def dataset(context: Context, dim: int) -> DataSet:
-    """The toy set of the notes (6.3; 2D: ``toy_2d(10, seed=0)``) or the user's CSV (``data=PATH``)."""
+    """The toy set of the notes (6.3; 2D: ``toy_2d(10, seed=0)``) or the user's CSV (``data=PATH``,
+    read by :func:`numerics.data.load_csv_data`)."""
     path = context.option("data")
     if path:
-        x, y, digest = data.read_xy_csv(path, dim)
-        return DataSet(x, y, str(path), digest)
+        table = data.load_csv_data(path)
+        if table.x.shape[1] != dim:
+            raise IbcheckError(f"data file {path}: a {dim}D check needs the header "
+                               f"{'x,y' if dim == 1 else 'x1,x2,y'}, the file is {table.x.shape[1]}D")
+        if len(table.y) < dim + 2:
+            raise IbcheckError(f"data file {path}: {len(table.y)} points; a {dim}D kernel check needs at least {dim + 2}")
+        if not np.any(table.y):
+            raise IbcheckError(f"data file {path}: every target is 0 (nothing to fit)")
+        return DataSet(table.x, table.y, table.path, table.sha256)
     if dim == 1:
         return DataSet(*data.toy_1d(), "toy_1d (spectral_bias.md 6.3)")
     return DataSet(*data.toy_2d(10, seed=0), "toy_2d(10, seed=0)")

@@ -73,10 +73,10 @@ def test_data_file_round_trip(tmp_path):
 
 @pytest.mark.parametrize("content,message", [
     (None, "cannot read"),
-    ("a,b\n1,2\n", "header x,y"),
+    ("a,b\n1,2\n", "x,y"),
     ("x,y\n0.1,2\n0.2,oops\n0.3,1\n", "line 3"),
     ("x,y\n0.1,2\n0.1,3\n0.3,1\n", "repeated input"),
-    ("x,y\n0.1,2\n", "at least 3"),
+    ("x,y\n0.1,2\n0.3,1\n", "at least 3"),
 ])
 def test_bad_data_files_give_one_line_errors(tmp_path, content, message):
     path = tmp_path / "bad.csv"
