@@ -53,6 +53,8 @@ CHECK_MODULES = (
     "numerics.functional_dimension",
     "numerics.stable_rank",
     "numerics.kernel_regime",
+    "numerics.activation_specificity",
+    "numerics.design_round_trip",
     "numerics.adaptive",
 )
 
