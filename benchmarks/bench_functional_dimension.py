@@ -11,6 +11,17 @@ rank with its time, the size of one Jacobian and the peak resident memory (both 
     python benchmarks/bench_functional_dimension.py                  # n = 125, 250, 500, 1000
     python benchmarks/bench_functional_dimension.py --inputs 125 250 --threads 1
     python benchmarks/bench_functional_dimension.py --rank-max-inputs 500   # time only J above 500
+    python benchmarks/bench_functional_dimension.py --paper            # the paper's scale (issue 16)
+    python benchmarks/bench_functional_dimension.py --paper --eigh     # ... and the Gram eigensolver route
+    python benchmarks/bench_functional_dimension.py --paper --eigh --paper-inputs 500   # a smaller n
+
+``--paper``: the paper's network [784, 30, 30, 30, 10] (N_par = 25 720) at n = 2000 inputs (the
+public script's N(0.5, 1) random inputs), a 20 000 x 25 720 Jacobian that is never formed: its rank
+by ``certified_rank`` (row Gram J J^T from the blocks, 20 000^2, then one Cholesky), where it
+declines by ``pivoted_gram_rank`` (pivoted Cholesky of the same Gram, then one Cholesky of the kept
+block) and, with ``--eigh``, by ``gram_eigen_rank`` (the symmetric eigensolver on the same Gram).  It reports the
+flop count of each route and the fraction of this machine's peak measured in the same process:
+a 4000^3 DGEMM and a 6000^3 Cholesky (LAPACK dpotrf) on the same thread count.
 
 Timings on a shared machine are noisy; the BLAS thread count is part of the result (default 2,
 the target's core count; on a loaded 2-core machine one thread was faster than two).
@@ -30,12 +41,13 @@ ARCHITECTURE = "64-96-32-10"  # N_par = 9674, H = 128, N_par - H = 9546
 def measure(n: int, threads: int, rank: bool, queue) -> None:
     import numpy as np
     import torch
-    from threadpoolctl import threadpool_limits
-
     from numerics import functional_dimension as F
+    from numerics import threads as T
     from numerics.mlp import MLP
 
     torch.set_num_threads(threads)
+    T.configure(threads)  # the policy's thread count for large linear algebra
+    T.LARGE_ENTRIES = 0  # let the thread count asked for apply to every size
     net = MLP.initialize(ARCHITECTURE, "he", 0)
     x = np.random.default_rng(0).standard_normal((n, net.arch.input_dim))
     F.jacobian_autodiff(net, x[:2])  # warm-up: torch.func's first call imports its compiler stack
@@ -51,7 +63,7 @@ def measure(n: int, threads: int, rank: bool, queue) -> None:
     del blocks
     row = {"n": n, "rows": jac.shape[0], "cols": jac.shape[1], "autodiff_s": t_autodiff, "blocks_s": t_blocks,
            "route_diff": route_diff, "bound": net.arch.bound(n), "jac_mb": jac.nbytes / 2**20}
-    with threadpool_limits(threads):
+    with T.large_work():
         start = time.perf_counter()
         certified = F.certified_rank(net, x)  # BFD without J or an SVD (from the states, included)
         row["certified_s"] = time.perf_counter() - start
@@ -61,8 +73,7 @@ def measure(n: int, threads: int, rank: bool, queue) -> None:
         row["peak_mb"] = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
         queue.put(row)
         return
-    with threadpool_limits(threads):
-        F.SINGLE_THREAD_ENTRIES = 0  # let the thread count asked for apply to every size
+    with T.large_work():
         start = time.perf_counter()
         svd = F.svd_rank(jac)
         t_svd = time.perf_counter() - start
@@ -74,13 +85,109 @@ def measure(n: int, threads: int, rank: bool, queue) -> None:
     queue.put(row)
 
 
+def machine_peak(threads: int) -> dict:
+    """GFLOP/s of DGEMM (4000^3) and Cholesky (6000^3 / 3), best of 2, on ``threads`` BLAS threads."""
+    import numpy as np
+    import scipy.linalg
+    from threadpoolctl import threadpool_limits
+
+    rng = np.random.default_rng(0)
+    a = rng.standard_normal((4000, 4000))
+    m = rng.standard_normal((6000, 6000))
+    spd = m @ m.T + 6000 * np.eye(6000)
+    out = {}
+    with threadpool_limits(threads):
+        times = []
+        for _ in range(2):
+            start = time.perf_counter()
+            a @ a
+            times.append(time.perf_counter() - start)
+        out["gemm_gflops"] = 2 * 4000**3 / min(times) / 1e9
+        times = []
+        for _ in range(2):
+            start = time.perf_counter()
+            scipy.linalg.lapack.dpotrf(spd, lower=1, clean=0, overwrite_a=0)
+            times.append(time.perf_counter() - start)
+        out["cholesky_gflops"] = 6000**3 / 3 / min(times) / 1e9
+    return out
+
+
+def paper_scale(threads: int, eigh: bool, n: int, queue) -> None:
+    """The paper-scale rank (module docstring), in a fresh process."""
+    import numpy as np
+    import torch
+    from threadpoolctl import threadpool_limits
+
+    from numerics import functional_dimension as F
+    from numerics.mlp import MLP
+
+    torch.set_num_threads(threads)
+    row = machine_peak(threads)
+    net = MLP.initialize("784-30-30-30-10", "glorot", 0)
+    x = np.random.default_rng(0).normal(0.5, 1.0, (n, 784))
+    q = n * 10
+    with threadpool_limits(threads):
+        start = time.perf_counter()
+        certified = F.certified_rank(net, x)
+        row["certified_s"] = time.perf_counter() - start
+    row["certified"] = "declined" if certified is None else certified.rank
+    if certified is None:  # the next route of rank_method="auto": pivoted Cholesky of the same Gram
+        with threadpool_limits(threads):
+            start = time.perf_counter()
+            pivoted = F.pivoted_gram_rank(net, x)
+            row["pivoted_s"] = time.perf_counter() - start
+        row["pivoted"] = "declined" if pivoted is None else f"{pivoted.rank} (gap >= {pivoted.gap_log10:.2f})"
+    # flop: the row Gram (per layer (n N_L) x N_l times its transpose) + 12 power steps + Cholesky
+    gram_flop = sum(2 * q * q * w for w in net.arch.widths[1:])
+    row["certified_flop"] = gram_flop + 12 * 2 * q * q + q**3 / 3
+    row["bound"] = net.arch.bound(n)
+    if eigh:
+        with threadpool_limits(threads):
+            start = time.perf_counter()
+            eigen = F.gram_eigen_rank(net, x)
+            row["eigh_s"] = time.perf_counter() - start
+        row["eigh_rank"], row["eigh_gap"] = eigen.rank, eigen.gap_log10
+        row["eigh_flop"] = gram_flop + 4 / 3 * q**3  # tridiagonalization dominates (eigenvalues only)
+    row["peak_mb"] = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    queue.put(row)
+
+
+def report_paper_scale(threads: int, eigh: bool, n: int) -> None:
+    context = mp.get_context("spawn")
+    queue = context.Queue()
+    worker = context.Process(target=paper_scale, args=(threads, eigh, n, queue))
+    worker.start()
+    row = queue.get()
+    worker.join()
+    print(f"784-30-30-30-10, n = {n} N(0.5, 1) inputs, J {10 * n} x 25720 (never formed), bound {row['bound']}, "
+          f"BLAS threads {threads}")
+    print(f"machine peak: DGEMM {row['gemm_gflops']:.1f} GFLOP/s, Cholesky {row['cholesky_gflops']:.1f} GFLOP/s")
+    rate = row["certified_flop"] / row["certified_s"] / 1e9
+    print(f"certified_rank: rank {row['certified']} in {row['certified_s']:.1f} s, {row['certified_flop']:.3g} flop, "
+          f"{rate:.1f} GFLOP/s = {rate / row['cholesky_gflops']:.0%} of the Cholesky peak, "
+          f"{rate / row['gemm_gflops']:.0%} of DGEMM")
+    if "pivoted" in row:
+        print(f"pivoted_gram_rank: rank {row['pivoted']} in {row['pivoted_s']:.1f} s")
+    if eigh:
+        rate = row["eigh_flop"] / row["eigh_s"] / 1e9
+        print(f"gram_eigen_rank: rank {row['eigh_rank']} (gap {row['eigh_gap']:.1f} decades) in {row['eigh_s']:.1f} s, "
+              f"{rate:.1f} GFLOP/s = {rate / row['gemm_gflops']:.0%} of DGEMM")
+    print(f"peak resident memory {row['peak_mb']:.0f} MB")
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--inputs", type=int, nargs="+", default=[125, 250, 500, 1000])
     parser.add_argument("--threads", type=int, default=2, help="BLAS and torch threads (default 2)")
     parser.add_argument("--rank-max-inputs", type=int, default=None,
                         help="rank (SVD, QR) only for batches up to this size; larger ones time the Jacobian only")
+    parser.add_argument("--paper", action="store_true", help="the paper-scale rank instead (784-30-30-30-10, n = 2000)")
+    parser.add_argument("--eigh", action="store_true", help="with --paper: also the Gram eigensolver route")
+    parser.add_argument("--paper-inputs", type=int, default=2000, help="with --paper: n (default 2000, the paper's)")
     args = parser.parse_args()
+    if args.paper:
+        report_paper_scale(args.threads, args.eigh, args.paper_inputs)
+        return
     context = mp.get_context("spawn")
     print(f"architecture {ARCHITECTURE}, 10 outputs, Gaussian inputs, float64, BLAS threads {args.threads}")
     header = (f"{'n':>6} {'J shape':>13} {'bound':>6} {'J autodiff s':>12} {'J blocks s':>10} {'routes':>8} "

@@ -41,6 +41,7 @@ from typing import Any, Callable
 from theory.activations import Activation
 from theory.errors import IbcheckError
 
+from .threads import single_threaded
 from .verdicts import INCONCLUSIVE_KINDS, OUTCOMES, Criterion, Premise, decide, rejected
 
 VERDICTS = OUTCOMES
@@ -52,6 +53,8 @@ CHECK_MODULES = (
     "numerics.functional_dimension",
     "numerics.stable_rank",
     "numerics.kernel_regime",
+    "numerics.activation_specificity",
+    "numerics.design_round_trip",
     "numerics.adaptive",
 )
 
@@ -243,11 +246,7 @@ class Context:
         spec = self.declared[key]
         if key not in self.options or self.options[key] is None:
             return spec.default(self.profile)
-        text = str(self.options[key])
-        try:
-            return spec.parse(text)
-        except (TypeError, ValueError, ArithmeticError) as err:
-            raise IbcheckError(f"--option {key}={text}: {err} ({spec.help})") from None
+        return parsed_option(key, spec, str(self.options[key]))
 
     def used(self) -> dict:
         """Every declared option with the value this run uses (recorded in the result)."""
@@ -302,14 +301,27 @@ def unknown_options(options: dict, checks: list[Check]) -> list[str]:
     return sorted(key for key in options if key not in known)
 
 
+def parsed_option(key: str, spec: Option, text: str) -> Any:
+    """``spec.parse(text)``, a bad value being a one-line :class:`IbcheckError` that names the option."""
+    try:
+        return spec.parse(text)
+    except (TypeError, ValueError, ArithmeticError) as err:
+        raise IbcheckError(f"--option {key}={text}: {err} ({spec.help})") from None
+
+
 def check_options(options: dict, checks: list[Check]) -> None:
-    """Raise :class:`IbcheckError` (one line naming the valid keys) for an option no selected check reads."""
+    """Raise :class:`IbcheckError` (one line) for an option no selected check reads (naming the valid
+    keys) or a value a check that reads it cannot parse: before any work starts."""
     unknown = unknown_options(options, checks)
     if unknown:
         valid = sorted({key for check in checks for key in check.options})
         raise IbcheckError(f"unknown option{'s' if len(unknown) > 1 else ''} {', '.join(map(repr, unknown))} for "
                            f"check{'s' if len(checks) > 1 else ''} {', '.join(c.id for c in checks)}; valid keys: "
                            + (", ".join(valid) if valid else "none (these checks take no options)"))
+    for check in checks:
+        for key, spec in check.options.items():
+            if options.get(key) is not None:
+                parsed_option(key, spec, str(options[key]))
 
 
 def judged_result(check_id: str, act: Activation, criteria: list[Criterion], control: Criterion | None = None,
@@ -342,6 +354,7 @@ def _bare(check: Check, act: Activation, context: Context, verdict: str, reason:
 SETTLED_BY_SEEDS = ("straddles", "too_few_seeds")
 
 
+@single_threaded  # small tensors: one thread; large linear algebra asks for the cores (numerics.threads)
 def run_check(check: Check, act: Activation, context: Context) -> CheckResult:
     """Run one check, never raising: inapplicable -> ``not_applicable``; failure -> ``error``;
     an option the check does not declare -> ``error`` naming the valid keys.
@@ -384,12 +397,3 @@ def run_check(check: Check, act: Activation, context: Context) -> CheckResult:
     result.runtime_s = time.perf_counter() - start
     result.seed = context.seed if result.seed is None else result.seed
     return result
-
-
-# --- transitional: used by family modules not yet expressed as criteria (issues 14-16 remove them)
-
-def verdict_with_reason(criteria: dict[str, bool], setup: str) -> tuple[str, str]:
-    """The verdict (``agrees`` iff every criterion holds) and the reason: ``setup``, then each
-    failed criterion by name."""
-    failed = [name for name, holds in criteria.items() if not holds]
-    return ("disagrees" if failed else "agrees"), setup + ("; failed: " + "; ".join(failed) if failed else "")

@@ -122,11 +122,11 @@ CHECK_CLAIMS: dict[str, tuple[str, ...]] = {
     "attractor-stability": ("SB-ATTR",),
     "digits-zero-planes": ("SB-MNIST",),
     "stable-rank": ("SR-P1", "SR-P2", "SR-P8", "SR-P9", "SR-P14", "SR-P15"),
-    "margins": ("SR-P4", "SR-P5", "SR-P6", "SR-P7"),
-    "one-step-collapse": ("SR-P11", "SR-P12", "SR-P13"),
+    "margins": ("SR-P4", "SR-P5", "SR-P6", "SR-P7", "SR-P13"),
+    "one-step-collapse": ("SR-P11", "SR-P12"),
     "rank-conditions": ("SR-P16",),
     "fd-theorems": ("FD-F1", "FD-F2", "FD-F3", "FD-F4", "FD-F5", "FD-F6", "FD-F7"),
-    "fd-sampling": ("FD-F8", "FD-F9"),
+    "fd-sampling": ("FD-F8", "FD-F9", "FD-F3"),
     "fd-training": ("FD-F10", "FD-F11", "FD-F12", "FD-F13"),
 }
 

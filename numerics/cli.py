@@ -20,7 +20,9 @@ import theory
 from theory.errors import IbcheckError
 from theory.parsing import parse_formula
 
-from .checks import PROFILES, all_checks
+from . import threads
+from .catalogue import listed_checks
+from .checks import PROFILES
 
 FORMATS = ("text", "markdown", "latex", "json")
 
@@ -31,14 +33,17 @@ class _Parser(argparse.ArgumentParser):
 
 
 def _key_values(pairs: list[str] | None, flag: str, key: str) -> list[tuple[str, str]]:
-    """``--flag KEY=VALUE`` arguments split into (key, value), stripped; malformed ones are an error."""
-    split = []
+    """``--flag KEY=VALUE`` arguments split into (key, value), stripped; malformed or repeated keys are an error."""
+    split: dict[str, str] = {}
     for pair in pairs or []:
         name, sep, value = pair.partition("=")
         if not sep or not name.strip():
             raise IbcheckError(f"--{flag} takes {key}=VALUE, got {pair!r}")
-        split.append((name.strip(), value.strip()))
-    return split
+        if name.strip() in split:
+            raise IbcheckError(f"--{flag} {name.strip()} is given twice ({split[name.strip()]!r} and {value.strip()!r}); "
+                               "give it once")
+        split[name.strip()] = value.strip()
+    return list(split.items())
 
 
 def _parameters(pairs: list[str]) -> dict:
@@ -94,6 +99,16 @@ def _options(pairs: list[str]) -> dict:
     return dict(_key_values(pairs, "option", "KEY"))
 
 
+def _only(text: str | None) -> list[str] | None:
+    """The check ids of ``--only a,b`` (None without the option); an empty list is an error."""
+    if text is None:
+        return None
+    ids = [c.strip() for c in text.split(",") if c.strip()]
+    if not ids:
+        raise IbcheckError(f"--only takes comma-separated check ids (see `ibcheck list`), got {text!r}")
+    return ids
+
+
 def _run_and_write(args, specs, title: str, out: str):
     """Run the checks on ``specs`` (cache, executor and progress as the options say); write the report."""
     # imported here so that `derive` and `list` start without torch and matplotlib
@@ -102,16 +117,25 @@ def _run_and_write(args, specs, title: str, out: str):
     from .report import ensure_writable, write_report
     from .suite import run_suite
 
-    if args.seed < 0:
-        raise IbcheckError(f"--seed must be a non-negative integer, got {args.seed}")
+    if not 0 <= args.seed < 2**32:
+        raise IbcheckError(f"--seed must be an integer from 0 to 2^32 - 1 (numpy's seed range), got {args.seed}")
     if args.jobs is not None and args.jobs < 1:
         raise IbcheckError(f"--jobs must be at least 1, got {args.jobs}")
-    only = [c.strip() for c in args.only.split(",") if c.strip()] if getattr(args, "only", None) else None
-    directory = ensure_writable(out)  # before minutes of work, not after
-    report = run_suite(specs, profile=args.profile, seed=args.seed, options=_options(args.option), only=only,
-                       executor=executor_from_name(args.executor, args.jobs), cache=ResultCache(read=not args.no_cache),
-                       title=title, command=shlex.join(["ibcheck", *args.argv]), until_decided=args.until_decided)
-    return report, write_report(report, directory)
+    only = _only(getattr(args, "only", None))
+    if args.out is not None and not args.out.strip():
+        raise IbcheckError("--out must name a folder, got an empty string")
+    threads.configure(args.threads)
+    directory = ensure_writable(out, args.force)  # before minutes of work, not after
+    executor = executor_from_name(args.executor, args.jobs)
+    try:
+        report = run_suite(specs, profile=args.profile, seed=args.seed, options=_options(args.option), only=only,
+                           executor=executor, cache=ResultCache(read=not args.no_cache),
+                           title=title, command=shlex.join(["ibcheck", *args.argv]), until_decided=args.until_decided)
+    finally:
+        close = getattr(executor, "close", None)  # a MODULE:FACTORY executor may have none
+        if callable(close):
+            close()
+    return report, write_report(report, directory, args.force)
 
 
 def _check_folder(act: theory.Activation) -> str:
@@ -167,10 +191,10 @@ def cmd_list(args) -> int:
         params = f" ({', '.join(spec.parameters)})" if spec.parameters else ""
         print(f"  {name + params:<22} {spec.description}")
     print("\nChecks:")
-    for check in all_checks().values():
-        print(f"  {check.id:<22} {check.title} [{check.claim}]")
-        if check.options:
-            print(f"  {'':<22}   options: {', '.join(check.options)}")
+    for check_id, title, claim, options in listed_checks():  # the catalogue: no check module (torch) imported
+        print(f"  {check_id:<22} {title} [{claim}]")
+        if options:
+            print(f"  {'':<22}   options: {', '.join(options)}")
     return 0
 
 
@@ -190,12 +214,19 @@ def build_parser() -> argparse.ArgumentParser:
                             "tolerance, too few seeds), rerun it with twice the seeds, up to SEEDS in all")
         p.add_argument("--out", default=default_out,
                        help=f"folder for index.html, report.md and report.json (default {shown_out})")
+        p.add_argument("--force", action="store_true",
+                       help="write into --out even if it holds files the report did not write (they are left "
+                            "alone; index.html, report.md and report.json are replaced)")
         p.add_argument("--no-cache", action="store_true",
                        help="recompute every result instead of reusing cached ones (fresh results are still stored)")
         p.add_argument("--jobs", type=int, default=None,
                        help="worker processes (default: one per CPU; 1 runs everything in this process)")
         p.add_argument("--executor", default="process",
-                       help="process (default), serial, or MODULE:FACTORY for another engine (see docs/reports.md)")
+                       help="process (default), serial, dask[:ADDRESS], ray[:ADDRESS] (a local cluster without an "
+                            "address), or MODULE:FACTORY for another engine (see docs/reports.md)")
+        p.add_argument("--threads", default="auto", metavar="auto|N",
+                       help="threads for large linear algebra (auto: each task's share of the CPUs); small-tensor "
+                            "work always runs on one thread (see docs/reports.md)")
 
     def activation_args(p):
         p.add_argument("activation", help="built-in name (see `ibcheck list`) or a formula in x, "

@@ -4,6 +4,8 @@ nothing is downloaded)."""
 
 from __future__ import annotations
 
+from dataclasses import dataclass, field
+
 import numpy as np
 
 from theory.errors import IbcheckError
@@ -38,15 +40,13 @@ def gaussian_classes(n: int, d: int, seed: int = 0) -> tuple[np.ndarray, np.ndar
     return x, y
 
 
-def orthogonal_classes(n: int, d: int, norm: float | None = None, seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
-    """n exactly orthogonal inputs of norm ``norm`` (default sqrt(d)), balanced labels +-1."""
+def orthogonal_classes(n: int, d: int) -> tuple[np.ndarray, np.ndarray]:
+    """x_i = sqrt(d) e_i (exactly orthogonal, ||x_i||^2 = d as for N(0, I_d) inputs), balanced labels +-1."""
     if n > d:
-        raise IbcheckError(f"cannot have {n} orthogonal vectors in {d} dimensions")
-    rng = np.random.default_rng(seed)
-    q, _ = np.linalg.qr(rng.standard_normal((d, n)))
-    x = q.T * (np.sqrt(d) if norm is None else norm)
-    y = np.where(np.arange(n) < (n + 1) // 2, 1.0, -1.0)
-    return x, y
+        raise IbcheckError(f"cannot have n = {n} orthogonal inputs in d = {d} dimensions")
+    x = np.zeros((n, d))
+    x[np.arange(n), np.arange(n)] = np.sqrt(d)
+    return x, np.where(np.arange(n) < (n + 1) // 2, 1.0, -1.0)
 
 
 def near_orthogonality(x: np.ndarray) -> float:
@@ -170,3 +170,69 @@ def mnist(path, split: str = "train", n: int | None = None, seed: int = 0,
     x = np.asarray(images, dtype=np.float64).reshape(len(images), -1) / scale
     y = np.asarray(labels).astype(np.int64).reshape(-1)
     return _subsample(x, y, n, seed, f"MNIST {split} images")
+
+
+@dataclass(frozen=True)
+class CsvData:
+    """A user's data set read by :func:`load_csv_data`: inputs (N, d), targets (N,), the file's
+    path and the SHA-256 of its bytes (reports name both)."""
+
+    x: np.ndarray = field(compare=False, repr=False)
+    y: np.ndarray = field(compare=False, repr=False)
+    path: str
+    sha256: str
+
+    def describe(self) -> str:
+        """``PATH (N points in dD, sha256 abcd...)`` for reports."""
+        return f"{self.path} ({len(self.y)} points in {self.x.shape[1]}D, sha256 {self.sha256})"
+
+
+#: accepted CSV headers: the input columns of each dimension (the target column is ``y``)
+CSV_INPUTS = {1: ("x",), 2: ("x1", "x2")}
+
+
+def load_csv_data(path) -> CsvData:
+    """A 1D or 2D regression data set from a CSV file with a header row: columns ``x, y`` (1D)
+    or ``x1, x2, y`` (2D), in any order, one point per row, finite numbers, at least two points
+    and no repeated input (an interpolation claim needs distinct data points).  Equal objects
+    (same path and bytes) compare equal, so runs can be cached by data set."""
+    import csv
+    import hashlib
+    import io
+    from pathlib import Path
+
+    path = Path(path)
+    try:
+        raw = path.read_bytes()
+    except OSError as err:
+        raise IbcheckError(f"cannot read data file {path}: {err.strerror}") from None
+    try:
+        rows = list(csv.reader(io.StringIO(raw.decode("utf-8-sig"))))
+    except (UnicodeDecodeError, csv.Error) as err:
+        raise IbcheckError(f"{path}: not a readable CSV file ({err})") from None
+    rows = [r for r in rows if any(cell.strip() for cell in r)]
+    if not rows:
+        raise IbcheckError(f"{path} is empty; expected a header x,y (1D) or x1,x2,y (2D) and data rows")
+    header = [cell.strip().lower() for cell in rows[0]]
+    dims = [d for d, names in CSV_INPUTS.items() if sorted(header) == sorted(names + ("y",))]
+    if not dims:
+        raise IbcheckError(f"{path}: header {','.join(header)!r} is not x,y (1D) or x1,x2,y (2D)")
+    columns = [header.index(name) for name in CSV_INPUTS[dims[0]] + ("y",)]
+    values = []
+    for line, row in enumerate(rows[1:], start=2):
+        if len(row) != len(header):
+            raise IbcheckError(f"{path}, line {line}: {len(row)} fields, the header has {len(header)}")
+        try:
+            numbers = [float(row[c]) for c in columns]
+        except ValueError:
+            raise IbcheckError(f"{path}, line {line}: not a number in {row!r}") from None
+        if not all(np.isfinite(numbers)):
+            raise IbcheckError(f"{path}, line {line}: non-finite value in {row!r}")
+        values.append(numbers)
+    if len(values) < 2:
+        raise IbcheckError(f"{path}: {len(values)} data row(s); need at least 2 points")
+    table = np.array(values, dtype=float)
+    x, y = table[:, :-1], table[:, -1]
+    if len(np.unique(x, axis=0)) < len(x):
+        raise IbcheckError(f"{path}: repeated input point(s); give each x once")
+    return CsvData(x, y, str(path), hashlib.sha256(raw).hexdigest())

@@ -7,20 +7,32 @@ a task starts).  A task that raises, or whose worker process dies, yields a :cla
 value instead of stopping the others.
 
 * :class:`ProcessExecutor` (default): a pool of local worker processes, one task per process
-  at a time, each with one torch thread (parallelism is across processes).
+  at a time; small-tensor work on one thread each (parallelism is across processes), large
+  linear algebra on the worker's share of the CPUs (:mod:`numerics.threads`).
 * :class:`SerialExecutor`: everything in the calling process (``--jobs 1``, debugging).
-* Anything else with the same ``run`` method, e.g. Ray or Dask for a sweep that outgrows one
-  machine: see ``docs/reports.md`` and :func:`executor_from_name` (``--executor module:factory``).
+* :class:`~numerics.clusters.DaskExecutor` and :class:`~numerics.clusters.RayExecutor`
+  (``--executor dask[:ADDRESS]``, ``--executor ray[:ADDRESS]``): a Dask or Ray cluster, a local
+  one when no address is given (optional extras ``ibcheck[dask]``, ``ibcheck[ray]``).
+* Anything else with the same ``run`` method: see ``docs/reports.md`` and
+  :func:`executor_from_name` (``--executor module:factory``).
+
+An executor may hold resources (a cluster, a client): :meth:`Executor.close` releases them, and
+an executor is a context manager that closes itself.  Every executor runs tasks under the thread
+policy of :mod:`numerics.threads` (in-process, in each pool worker, on each cluster worker).
 """
 
 from __future__ import annotations
 
 import concurrent.futures as cf
+import ctypes
 import importlib
 import multiprocessing as mp
 import os
 import queue
+import signal
 import sys
+import threading
+import time
 import traceback
 from abc import ABC, abstractmethod
 from collections.abc import Callable, Iterator, Sequence
@@ -29,6 +41,8 @@ from dataclasses import dataclass
 from typing import Any
 
 from theory.errors import IbcheckError
+
+from . import threads
 
 Say = Callable[[str], None]
 Work = Callable[[Any, Say], Any]
@@ -54,10 +68,15 @@ def guarded(work: Work, item: Any, say: Say) -> Any:
 
 def default_jobs() -> int:
     """The number of CPUs this process may use."""
-    try:
-        return len(os.sched_getaffinity(0))
-    except AttributeError:  # not on Linux
-        return os.cpu_count() or 1
+    return threads.available_cpus()
+
+
+def remote_task(work: Work, item: Any, threads_policy: str, share: int | None) -> Any:
+    """One task on a cluster worker: the submitting run's thread policy (``share`` tasks share the
+    worker's CPUs; None: as many as it has CPUs), no progress bars, failures as :class:`Failed`."""
+    os.environ["IBCHECK_PROGRESS"] = "0"
+    threads.configure(threads_policy, share=share or threads.available_cpus())
+    return guarded(work, item, lambda message: None)
 
 
 class Executor(ABC):
@@ -69,6 +88,15 @@ class Executor(ABC):
     @abstractmethod
     def run(self, work: Work, items: Sequence[Any], notify: Notify | None = None) -> Iterator[tuple[int, Any]]:
         """Yield ``(index, work(items[index], say))`` (or a :class:`Failed`) as tasks finish."""
+
+    def close(self) -> None:
+        """Release what the executor holds (a cluster, a client); the base class holds nothing."""
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc_info) -> None:
+        self.close()
 
 
 class SerialExecutor(Executor):
@@ -89,16 +117,47 @@ _MESSAGES = None
 _STARTED = None
 
 
-def _init_worker(messages, started) -> None:
+def _init_worker(messages, started, parent: int, threads_policy: str, share: int, forked: bool) -> None:
     global _MESSAGES, _STARTED
+    _die_with_parent(parent)
     _MESSAGES, _STARTED = messages, started
     os.environ["IBCHECK_PROGRESS"] = "0"  # the parent draws the bars; nested ones would garble
+    # large linear algebra gets this worker's share of the CPUs; torch stays on one thread in a
+    # forked worker (numerics.threads)
+    threads.configure(threads_policy, share=share, torch_may_thread=not forked)
     # one thread per worker: parallelism is across processes, and a forked child must not use
     # the OpenMP pool its parent may have started (it would hang)
     os.environ["OMP_NUM_THREADS"] = os.environ["MKL_NUM_THREADS"] = "1"
     torch = sys.modules.get("torch")  # importing it here would cost seconds per worker
     if torch is not None:
         torch.set_num_threads(1)
+
+
+def _die_with_parent(parent: int) -> None:
+    """End this worker when ``parent`` (the process that started the pool) dies, even by SIGKILL.
+
+    On Linux the kernel sends SIGKILL to the worker when its parent exits
+    (``prctl(PR_SET_PDEATHSIG)``); elsewhere a daemon thread polls ``os.getppid()`` once a
+    second.  A parent that died before the watch was set is caught by comparing ``getppid()``
+    with ``parent`` afterwards.
+    """
+    try:
+        libc = ctypes.CDLL(None, use_errno=True)
+        watched = libc.prctl(_PR_SET_PDEATHSIG, signal.SIGKILL, 0, 0, 0) == 0
+    except (OSError, AttributeError):  # no prctl: not Linux
+        watched = False
+    if os.getppid() != parent:
+        os._exit(1)
+    if not watched:
+        def watch():
+            while os.getppid() == parent:
+                time.sleep(1.0)
+            os._exit(1)
+
+        threading.Thread(target=watch, name="ibcheck-parent-watch", daemon=True).start()
+
+
+_PR_SET_PDEATHSIG = 1  # from <linux/prctl.h>
 
 
 def _run_in_worker(work: Work, index: int, item: Any) -> Any:
@@ -116,7 +175,8 @@ class ProcessExecutor(Executor):
     including checks registered at run time) and ``spawn`` elsewhere (workers load
     :data:`numerics.checks.CHECK_MODULES`).  If a worker process dies (a crash, or killed for
     memory), the tasks it may have been running are rerun one at a time in a fresh process; the
-    one that dies again is reported as :class:`Failed` and the others go on.
+    one that dies again is reported as :class:`Failed` and the others go on.  Workers never
+    outlive the process that started them, even one killed by SIGKILL (:func:`_die_with_parent`).
     """
 
     def __init__(self, jobs: int | None = None, start_method: str | None = None):
@@ -140,8 +200,9 @@ class ProcessExecutor(Executor):
         context = mp.get_context(self.start_method)
         messages = context.Queue()
         started = context.Array("l", len(items), lock=False)
-        pool = cf.ProcessPoolExecutor(min(jobs, len(indices)), mp_context=context,
-                                      initializer=_init_worker, initargs=(messages, started))
+        pool = cf.ProcessPoolExecutor(min(jobs, len(indices)), mp_context=context, initializer=_init_worker,
+                                      initargs=(messages, started, os.getpid(), threads.policy(), self.jobs,
+                                                self.start_method == "fork"))
         futures = {pool.submit(_run_in_worker, work, index, items[index]): index for index in indices}
         finished, broken, clean = set(), False, False
         try:
@@ -184,14 +245,21 @@ def _drain(messages, notify: Notify) -> None:
 
 
 def executor_from_name(name: str, jobs: int | None = None) -> Executor:
-    """``process`` (default), ``serial``, or ``module:factory`` with ``factory(jobs) -> Executor``."""
+    """``process`` (default), ``serial``, ``dask[:ADDRESS]``, ``ray[:ADDRESS]`` (a local cluster of
+    ``jobs`` workers without an address), or ``module:factory`` with ``factory(jobs) -> Executor``."""
     if name == "process":
         return SerialExecutor() if jobs == 1 else ProcessExecutor(jobs)
     if name == "serial":
         return SerialExecutor()
-    module_name, sep, attribute = name.partition(":")
+    engine, sep, address = name.partition(":")
+    if engine in ("dask", "ray"):
+        from .clusters import cluster_executor
+
+        return cluster_executor(engine, address or None, jobs)
+    module_name, attribute = engine, address
     if not sep or not module_name or not attribute:
-        raise IbcheckError(f"--executor takes 'process', 'serial' or MODULE:FACTORY, got {name!r}")
+        raise IbcheckError(f"--executor takes 'process', 'serial', 'dask[:ADDRESS]', 'ray[:ADDRESS]' or "
+                           f"MODULE:FACTORY, got {name!r}")
     try:
         factory = getattr(importlib.import_module(module_name), attribute)
     except (ImportError, AttributeError) as err:

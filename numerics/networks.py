@@ -43,6 +43,7 @@ import torch
 from theory.activations import Activation
 from theory.errors import IbcheckError
 
+from . import threads
 from .reproducibility import generators
 from .torch_activation import torch_activation
 from .training import History, gradient_descent
@@ -200,7 +201,7 @@ class ShallowNetwork:
         _check_layers(layers)
         derivative = self._derivative() if layers == "all" else None
         out = torch.zeros(len(x1), len(x2), dtype=torch.float64)
-        with torch.no_grad():
+        with torch.no_grad(), threads.for_entries(out.numel()):
             for lo in range(0, self.width, CHUNK):
                 part = slice(lo, lo + CHUNK)
                 z1 = torch.addmm(self.b[part], x1, self.w[part].T)
@@ -331,13 +332,25 @@ def train(net: ShallowNetwork, x, y, steps: int, lr: float | Sequence[float], la
     x = as_tensor(x)
     y = torch.as_tensor(np.asarray(y, dtype=float), dtype=torch.float64)
     if layers == "all":
-        net._derivative()  # a clear error for activations whose sigma' is a point mass
+        slope = net._derivative()  # a clear error for activations whose sigma' is a point mass
         params, rates = net.parameters, list(rates)
     else:
         params, rates = [net.v], [rates[0]]
+    scale = net.output_scale / len(x)
 
     def loss():
-        return 0.5 * torch.mean((net(x) - y) ** 2)
+        r"""L and its gradient in closed form (no autograd tape): with :math:`r = f(X) - y` and s the
+        output scale, :math:`\partial_v L = \frac sN\sigma(z)^Tr`, :math:`\partial_w L = q^TX`,
+        :math:`\partial_b L = q^T\mathbf 1` with :math:`q = \frac sN\sigma'(z)\odot(r v^T)`."""
+        with torch.no_grad():
+            z = torch.addmm(net.b, x, net.w.T)
+            features = net.sigma(z)
+            r = net.output_scale * (features @ net.v) - y
+            grads = [scale * (features.T @ r)]
+            if layers == "all":
+                q = torch.outer(r, net.v).mul_(slope(z)).mul_(scale)  # in place: one (N, n) temporary
+                grads += [q.T @ x, q.sum(0)]
+            return 0.5 * torch.dot(r, r) / len(x), grads
     return gradient_descent(params, loss, steps, rates, describe=f"{net.describe} ({layers} layers)",
                             stop_loss=stop_loss, record_steps=record_steps)
 

@@ -1,4 +1,8 @@
-"""Seeds and the record of what produced a number (versions, machine)."""
+"""Seeds and the record of what produced a number (versions, machine, thread policy).
+
+torch is imported inside the functions that need it, so that importing this module (the command
+line does) costs nothing.
+"""
 
 from __future__ import annotations
 
@@ -6,11 +10,14 @@ import platform
 from importlib import metadata
 
 import numpy as np
-import torch
+
+from . import threads
 
 
-def generators(seed: int) -> tuple[np.random.Generator, torch.Generator]:
-    """Independent numpy and torch generators derived from one seed."""
+def generators(seed: int):
+    """Independent numpy and torch generators (``np.random.Generator``, ``torch.Generator``) derived from one seed."""
+    import torch
+
     if not isinstance(seed, int) or seed < 0:
         raise ValueError(f"seed must be a non-negative integer, got {seed!r}")
     rng = np.random.default_rng(seed)
@@ -19,7 +26,9 @@ def generators(seed: int) -> tuple[np.random.Generator, torch.Generator]:
 
 
 def environment() -> dict:
-    """Package versions and machine facts recorded next to every result."""
+    """Package versions, machine facts and the thread policy recorded next to every result."""
+    import torch
+
     def version(name):
         try:
             return metadata.version(name)
@@ -31,5 +40,5 @@ def environment() -> dict:
         "numpy": np.__version__, "torch": torch.__version__, "sympy": version("sympy"),
         "mpmath": version("mpmath"), "scipy": version("scipy"), "matplotlib": version("matplotlib"),
         "scikit-learn": version("scikit-learn"), "platform": platform.platform(),
-        "torch_threads": torch.get_num_threads(),
+        "cpus": threads.available_cpus(), "torch_threads": torch.get_num_threads(), **threads.describe(),
     }

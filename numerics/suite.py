@@ -13,6 +13,7 @@ check, with the quick profile.
 
 from __future__ import annotations
 
+import base64
 import time
 from dataclasses import dataclass
 from datetime import datetime
@@ -23,7 +24,7 @@ import theory
 from theory.activations import Activation
 from theory.errors import IbcheckError, time_limits_hit
 
-from .cache import ResultCache, cache_inputs
+from .cache import CorruptEntry, ResultCache, cache_inputs
 from .checks import PROFILES, CheckResult, Context, all_checks, check_options, run_check
 from .executor import Executor, Failed, ProcessExecutor
 from .progress import progress
@@ -98,6 +99,58 @@ def result_from_dict(record: dict) -> CheckResult:
     """A :class:`CheckResult` from its :meth:`~numerics.checks.CheckResult.to_dict` form, re-judged
     (:meth:`~numerics.checks.CheckResult.from_dict`)."""
     return CheckResult.from_dict(record)
+
+
+def validated_record(task: Task, record: dict) -> dict:
+    """A cached record for ``task``, checked before use; raises :class:`~numerics.cache.CorruptEntry` if unusable.
+
+    A check record must rebuild as a :class:`CheckResult` of this check (its verdict re-judged
+    from the stored criteria by :meth:`~numerics.checks.CheckResult.from_dict`, the one place a
+    verdict is decided) and its drawn figures must be PNG images; a derivation record must have
+    the shape :func:`~numerics.report.derivation.derivation_summary` gives.
+    """
+    if task.check == DERIVATION:
+        _check_shape(record, _DERIVATION_SHAPE, "derivation")
+        return record
+    result = result_from_dict(record)
+    if result.check != task.check:
+        raise CorruptEntry(f"a result of {result.check!r}, not {task.check!r}")
+    drawn = record.get("drawn") or []
+    _check_shape(drawn, [{"png": str, "error": str}], "drawn")
+    for entry in drawn:
+        if "png" in entry and not base64.b64decode(entry["png"], validate=True).startswith(b"\x89PNG\r\n"):
+            raise CorruptEntry("a drawn figure is not a PNG image")
+    return dict(result.to_dict(), drawn=drawn)
+
+
+#: the JSON shape of a derivation summary: a type, or a dict/list of shapes (dict keys optional);
+#: it must follow :func:`~numerics.report.derivation.derivation_summary` (the cache-rerun test in
+#: tests/test_suite.py fails if a new field makes every cached summary look corrupt)
+_TEXT = (str, type(None))
+_DERIVATION_SHAPE = {
+    "status": str, "expression": {"text": str, "latex": str, "mathml": str}, "parameters": {str: str},
+    "dim": int, "results": [{str: str}], "steps": [{str: str}], "notes": [str], "error": _TEXT,
+}
+
+
+def _check_shape(value, shape, where: str) -> None:
+    """Raise :class:`CorruptEntry` unless ``value`` has ``shape`` (see :data:`_DERIVATION_SHAPE`)."""
+    if isinstance(shape, dict):
+        if not isinstance(value, dict):
+            raise CorruptEntry(f"{where} is not an object")
+        if list(shape) == [str]:  # any keys, one value shape
+            shape = dict.fromkeys(value, shape[str])
+        for key, item in value.items():
+            if key not in shape:
+                raise CorruptEntry(f"{where} has an unexpected field {str(key)[:40]!r}")
+            _check_shape(item, shape[key], f"{where}.{key}")
+    elif isinstance(shape, list):
+        if not isinstance(value, list):
+            raise CorruptEntry(f"{where} is not a list")
+        for item in value:
+            _check_shape(item, shape[0], f"{where}[]")
+    elif not isinstance(value, shape) or isinstance(value, bool) and shape is int:
+        raise CorruptEntry(f"{where} has the wrong type")
 
 
 def _failure_record(task: Task, failure: Failed) -> dict:
@@ -211,7 +264,7 @@ def _execute(tasks: list[Task], built: dict[ActivationSpec, Activation], cache: 
 
     records = {}
     for index, task in enumerate(tasks):
-        hit = cache.load(inputs(task))
+        hit = cache.load(inputs(task), lambda record, task=task: validated_record(task, record))
         if hit is not None:
             records[index] = hit
     cached = set(records)

@@ -1,10 +1,17 @@
 """Full-batch gradient descent with divergence detection and log-spaced records.
 
-Every numeric experiment trains through :func:`gradient_descent`: it takes the parameter
-tensors, a loss closure and per-parameter step sizes, records on log-spaced steps, shows
-progress on a terminal, and stops with :class:`TrainingDiverged` (an ``IbcheckError``
-naming what was trained and at which step) as soon as the loss or a parameter stops being
-finite or explodes.
+Every numeric experiment trains through :func:`gradient_descent` or :func:`array_descent`:
+they take the parameters, a loss (and gradient) closure and step sizes, record on log-spaced
+steps, show progress on a terminal, and stop with :class:`TrainingDiverged` (an
+``IbcheckError`` naming what was trained and at which step) as soon as the loss or a parameter
+stops being finite or explodes.
+
+* :func:`gradient_descent`: torch tensors, autograd or a closed-form gradient.
+* :func:`array_descent`: one float64 numpy array and a closed-form gradient written into a
+  preallocated buffer, for the small networks trained for 1e5 steps (width 200 on six points):
+  at these sizes a step is a few microseconds of arithmetic and the rest is per-call overhead,
+  which numpy has less of than torch (issue 18: 2,742 steps/s through torch vs 16,522 for a
+  plain numpy loop of the same GD); the loop itself allocates nothing per step.
 """
 
 from __future__ import annotations
@@ -43,6 +50,10 @@ class History:
     stopped_at: int | None = None
 
 
+def _record_schedule(steps: int, record_steps: Sequence[int] | None) -> set[int]:
+    return set(record_steps if record_steps is not None else log_spaced_steps(steps))
+
+
 def gradient_descent(params: Sequence[torch.Tensor],
                      loss_fn: Callable[[], torch.Tensor | tuple[torch.Tensor, Sequence[torch.Tensor]]], steps: int,
                      lr: float | Sequence[float], *, record: Callable[[int], object] | None = None,
@@ -60,7 +71,7 @@ def gradient_descent(params: Sequence[torch.Tensor],
     rates = list(lr) if isinstance(lr, (list, tuple)) else [lr] * len(params)
     if len(rates) != len(params):
         raise ValueError("one learning rate per parameter tensor")
-    wanted = set(record_steps if record_steps is not None else log_spaced_steps(steps))
+    wanted = _record_schedule(steps, record_steps)
     history = History()
 
     def keep(step, loss_value):
@@ -92,6 +103,43 @@ def gradient_descent(params: Sequence[torch.Tensor],
                     if not all(bool(torch.isfinite(g).all()) for g in grads):
                         raise TrainingDiverged(f"{describe}: non-finite gradient at step {step}")
                     raise TrainingDiverged(f"{describe}: weights exploded (|w| > {max_abs:g}) at step {step}")
+            if step % 100 == 0:
+                bar.update(min(100, steps - bar.n))
+    return history
+
+
+def array_descent(params: np.ndarray, loss_and_gradient: Callable[[np.ndarray], float], steps: int, lr: float, *,
+                  record: Callable[[int], object] | None = None, record_steps: Sequence[int] | None = None,
+                  describe: str = "training", max_abs: float = 1e12, check_every: int = 64) -> History:
+    r"""Run ``steps`` full-batch steps :math:`\theta \leftarrow \theta - \eta\nabla L` on ``params`` in place.
+
+    ``params`` is one float64 array (views of it may be what the closure reads);
+    ``loss_and_gradient(grad)`` writes :math:`\nabla L` into ``grad`` (preallocated, the shape of
+    ``params``) and returns :math:`L` as a float.  Records as :func:`gradient_descent`.  The loss is
+    checked every step (a non-finite gradient makes the next loss non-finite); the bound
+    :math:`|\theta| \le` ``max_abs`` every ``check_every`` steps and at every record.
+    """
+    grad = np.empty_like(params)
+    wanted = _record_schedule(steps, record_steps)
+    history = History()
+    with progress(steps, describe, unit="step") as bar:
+        for step in range(steps + 1):
+            value = loss_and_gradient(grad)
+            if not math.isfinite(value):
+                raise TrainingDiverged(f"{describe}: training diverged at step {step} (loss = {value})")
+            done = step == steps
+            if step in wanted or done or step % check_every == 0:
+                if not (-max_abs <= params.min() and params.max() <= max_abs):
+                    raise TrainingDiverged(f"{describe}: weights exploded (|w| > {max_abs:g}) at step {step}")
+                if step in wanted or done:
+                    history.steps.append(step)
+                    history.loss.append(value)
+                    history.records.append(record(step) if record else None)
+            if done:
+                history.stopped_at = step
+                break
+            grad *= lr
+            params -= grad
             if step % 100 == 0:
                 bar.update(min(100, steps - bar.n))
     return history

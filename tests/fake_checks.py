@@ -96,7 +96,9 @@ CRASH = Check("fake-crash", "Fake check whose process dies", "F8", _always, _cra
 @contextlib.contextmanager
 def registered(*fakes: Check, alone: bool = False):
     """Add ``fakes`` to the registry for the duration (``alone``: hide every other check)."""
-    saved_registry, saved_modules = dict(checks.REGISTRY), checks.CHECK_MODULES
+    # load the real checks first: modules imported inside the context would register into the
+    # registry restored below and never again (a later all_checks() would find it empty)
+    saved_registry, saved_modules = dict(checks.all_checks()), checks.CHECK_MODULES
     if alone:
         checks.REGISTRY.clear()
         checks.CHECK_MODULES = ()

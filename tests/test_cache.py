@@ -34,6 +34,14 @@ def test_key_changes_with_the_activation(other):
     assert key(theory.activation(other)) != key()
 
 
+def test_key_changes_when_a_data_file_is_edited_in_place(tmp_path):
+    path = tmp_path / "d.csv"
+    path.write_text("x,y\n0,1\n1,2\n")
+    before = key(options={"data": str(path)})
+    path.write_text("x,y\n0,1\n1,3\n")
+    assert key(options={"data": str(path)}) != before
+
+
 def test_default_and_explicit_parameters_share_a_key():
     assert key(theory.activation("leaky_relu")) == key(theory.activation("leaky_relu(a=0.1)"))
 

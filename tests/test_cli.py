@@ -53,7 +53,7 @@ BAD = [
     (["check", "relu", "--profile", "slow"], "invalid choice: 'slow'"),
     (["check", "relu", "--only", "nope"], "unknown check 'nope'"),
     (["check", "relu", "--option", "novalue"], "--option takes KEY=VALUE"),
-    (["check", "relu", "--seed", "-1"], "--seed must be a non-negative integer"),
+    (["check", "relu", "--seed", "-1"], "--seed must be an integer from 0"),
     (["check", "relu", "--seed", "one"], "invalid int value"),
     (["check", "relu", "--jobs", "0"], "--jobs must be at least 1"),
     (["check", "relu", "--executor", "nowhere"], "--executor takes"),
@@ -69,6 +69,20 @@ BAD = [
     (["check", "relu", "--only", "transform", "--option", "widht=3"],
      "unknown option 'widht' for check transform; valid keys: none"),
     (["report", "--until-decided", "-5"], "--until-decided takes a non-negative seed budget"),
+    # issue 20: repeated keys, an empty selection or folder, out-of-range seeds and numbers
+    (["derive", "x*b", "--param", "b=1", "--param", "b=2"], "--param b is given twice"),
+    (["check", "relu", "--option", "width=1", "--option", "width=2"], "--option width is given twice"),
+    (["check", "relu", "--only", ","], "--only takes comma-separated check ids"),
+    (["check", "relu", "--only", " "], "--only takes comma-separated check ids"),
+    (["check", "relu", "--out", ""], "--out must name a folder"),
+    (["check", "relu", "--seed", "99999999999999999999999"], "--seed must be an integer from 0 to 2^32 - 1"),
+    (["derive", "x*b", "--param", "b=" + "*".join(["1e100"] * 15)], "out of range"),
+    (["derive", "1e300*x"], "out of range"),
+    (["derive", "x*1e-300"], "out of range"),
+    (["report", "--activations", "x**exp(exp(exp(20)))"], "out of range"),
+    (["report", "--activations", "relu(x)*sinh(1e21)"], "out of range"),
+    (["design", "omega^-2"], "W* = omega**(-2) is a power law, but"),
+    (["check", "relu", "--only", "fd-theorems", "--option", "trials=abc"], "--option trials=abc: invalid literal"),
 ]
 
 
@@ -94,6 +108,16 @@ def test_unwritable_output_is_refused_before_any_work(capsys, tmp_path, registry
     (tmp_path / "a_file").write_text("not a folder")
     one_line_error(capsys, ["check", "relu", "--only", "fake-agree", "--out", str(tmp_path / "a_file")])
     assert not fakes.CALLS
+
+
+def test_a_folder_with_user_files_is_refused_before_any_work(capsys, tmp_path, registry):
+    paper = tmp_path / "paper"
+    (paper / "figures").mkdir(parents=True)
+    (paper / "figures" / "my_own_plot.png").write_bytes(b"mine")
+    err = one_line_error(capsys, ["check", "relu", "--only", "fake-agree", "--out", str(paper)])
+    assert "my_own_plot.png" in err and "--force" in err and not fakes.CALLS
+    assert main(["check", "relu", "--only", "fake-agree", "--out", str(paper), "--force"]) == 0
+    assert (paper / "figures" / "my_own_plot.png").read_bytes() == b"mine"
 
 
 def test_a_real_process_prints_no_traceback():

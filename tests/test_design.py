@@ -66,6 +66,19 @@ def test_bad_targets():
         design_activation(w**4 + sp.Symbol("q"), 1)
 
 
+@pytest.mark.parametrize("target, dim, phase, message", [
+    (w**-2, 1, "minimum", "does not decay"),  # issue 20: was "implemented for power-law ... penalties"
+    (w**-2, 1, "zero", "does not decay"),  # was a numerical integral of a growing |sigma_hat|
+    (w**2, 3, "zero", "does not decay"),
+    (w**2, 2, "minimum", "|omega|^(-1)"),
+    (w**3, 1, "minimum", "|omega|^(-3)"),
+])
+def test_power_laws_without_a_design_say_why(target, dim, phase, message):
+    with pytest.raises(IbcheckError, match="is a power law, but") as err:
+        design_activation(target, dim, phase)
+    assert message in str(err.value)
+
+
 def test_design_command(capsys):
     from numerics.cli import main
     assert main(["design", "(1+omega^2)^2", "--format", "json"]) == 0

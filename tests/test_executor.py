@@ -3,7 +3,9 @@ work really runs in other processes, and progress messages reach the caller."""
 
 from __future__ import annotations
 
+import contextlib
 import os
+import signal
 import subprocess
 import sys
 import time
@@ -132,7 +134,7 @@ def test_executor_from_name():
     assert isinstance(custom, CustomExecutor) and custom.jobs == 4
 
 
-@pytest.mark.parametrize("name", ["ray", "no_such_module_xyz:factory", f"{__name__}:missing", "os:getcwd", ":x"])
+@pytest.mark.parametrize("name", ["spark", "no_such_module_xyz:factory", f"{__name__}:missing", "os:getcwd", ":x"])
 def test_executor_from_name_rejects_bad_names(name):
     with pytest.raises(IbcheckError) as info:
         executor_from_name(name, 2)
@@ -143,3 +145,61 @@ if sys.platform.startswith("linux"):
     def test_fork_is_the_default_start_method_on_linux():
         # workers then inherit checks registered at run time (tests, notebooks)
         assert ProcessExecutor(2).start_method == "fork"
+
+
+# ---- workers die with their parent (issue 20: orphaned workers survived a SIGKILL of `ibcheck report`)
+PARENT_SCRIPT = """
+import os, sys, time
+from numerics.executor import ProcessExecutor
+
+def work(item, say):
+    open(os.path.join(sys.argv[1], str(os.getpid())), "w").close()
+    time.sleep(600)
+
+if __name__ == "__main__":
+    for _ in ProcessExecutor(2, start_method=sys.argv[2]).run(work, [0, 1]):
+        pass
+"""
+
+
+def _alive(pid: int) -> bool:
+    """True if ``pid`` runs (a zombie waiting for a reaper counts as dead)."""
+    try:
+        with open(f"/proc/{pid}/stat") as handle:
+            return handle.read().rsplit(")", 1)[1].split()[0] not in "ZX"
+    except FileNotFoundError:
+        return False
+
+
+def _wait_for(condition, limit_s: float = 60.0) -> bool:
+    """Poll ``condition`` until it holds; the limit only stops a broken test, it is not a measurement."""
+    deadline = time.monotonic() + limit_s
+    while not condition():
+        if time.monotonic() > deadline:
+            return False
+        time.sleep(0.05)
+    return True
+
+
+@pytest.mark.skipif(not os.path.isdir("/proc"), reason="reads process states from /proc")
+@pytest.mark.parametrize("start_method", ["fork", "spawn"])
+def test_killing_the_parent_leaves_no_workers(tmp_path, start_method):
+    script = tmp_path / "parent.py"
+    script.write_text(PARENT_SCRIPT)
+    pids = tmp_path / "pids"
+    pids.mkdir()
+    env = dict(os.environ, PYTHONPATH=os.pathsep.join(sys.path))
+    parent = subprocess.Popen([sys.executable, str(script), str(pids), start_method], env=env)
+    try:
+        assert _wait_for(lambda: len(list(pids.iterdir())) == 2), "the workers did not start"
+        workers = [int(p.name) for p in pids.iterdir()]
+        assert all(_alive(pid) for pid in workers)
+        os.kill(parent.pid, signal.SIGKILL)
+        parent.wait()
+        assert _wait_for(lambda: not any(_alive(pid) for pid in workers)), \
+            f"workers {[p for p in workers if _alive(p)]} outlived their parent"
+    finally:
+        parent.kill()
+        for path in pids.iterdir():
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(int(path.name), signal.SIGKILL)

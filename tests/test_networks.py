@@ -160,3 +160,32 @@ def test_gradient_descent_stops_on_bad_gradients_and_exploding_weights(loss_of, 
     p = torch.tensor([0.0, 1.0], dtype=torch.float64, requires_grad=True)
     with pytest.raises(TrainingDiverged, match=message):
         gradient_descent([p], lambda: loss_of(p), 100, 1.0)
+
+
+@pytest.mark.parametrize("name, parameterization", [("relu", "ntk"), ("tanh", "standard"), ("softplus", "ntk")])
+def test_one_training_step_is_the_autograd_gradient_step(name, parameterization):
+    """train's closed-form gradient (no tape) against autograd of the same loss on a copy: one step
+    with per-layer rates moves every parameter identically (to rounding, 1e-12 relative)."""
+    act = theory.activation(name)
+    net = ShallowNetwork(act, 50, 1, Init("gaussian", s_v=0.7), parameterization, seed=3)
+    twin = net.snapshot()
+    rates = (0.3, 0.2, 0.1)
+    train(net, X1, Y1, 1, rates)
+    x, y = as_tensor(X1), torch.as_tensor(np.asarray(Y1, dtype=float))
+    params = [p.detach().clone().requires_grad_(True) for p in twin.parameters]
+    twin.v, twin.w, twin.b = params
+    loss = 0.5 * torch.mean((twin(x) - y) ** 2)
+    for p, g, eta, moved in zip(params, torch.autograd.grad(loss, params), rates, net.parameters):
+        expected = (p - eta * g).detach()
+        np.testing.assert_allclose(moved.detach().numpy(), expected.numpy(), rtol=1e-12, atol=1e-14)
+
+
+@pytest.mark.parametrize("h0", [0.0, 0.5, 1.0, 0.25])
+def test_step_function_matches_torch_heaviside_at_the_edges(h0):
+    """The step built from sign (faster than torch.heaviside) gives torch.heaviside's values at
+    zeros of both signs, tiny and infinite arguments, and stays in [0, 1] at NaN."""
+    from numerics.torch_activation import _heaviside
+
+    u = torch.tensor([-2.0, -0.0, 0.0, 1e-300, -1e-300, float("inf"), -float("inf"), 3.0], dtype=torch.float64)
+    assert torch.equal(_heaviside(u, h0), torch.heaviside(u, torch.tensor(h0, dtype=torch.float64)))
+    assert 0 <= float(_heaviside(torch.tensor([float("nan")], dtype=torch.float64), h0)) <= 1

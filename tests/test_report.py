@@ -6,8 +6,12 @@ from __future__ import annotations
 import base64
 import html
 import json
+import os
 import re
+import shutil
 import struct
+import subprocess
+import sys
 from html.entities import name2codepoint
 from html.parser import HTMLParser
 from pathlib import Path
@@ -21,6 +25,7 @@ from numerics.checks import CheckResult, Plot, Series
 from numerics.report import REPORT_FILES, ensure_writable, json_report, write_report
 from numerics.report.browser import check_in_browser, find_chromium
 from numerics.report.derivation import derivation_summary
+from numerics.report.folder import KEEP, MANIFEST, STAGING_PREFIX
 from numerics.report.formatting import short
 from numerics.report.mathml import LatexSubsetError, latex_to_mathml, to_mathml
 from numerics.report.model import ActivationReport, Report
@@ -115,8 +120,10 @@ def png_size(data: bytes) -> tuple[int, int]:
 
 
 def test_writes_the_three_files(written):
-    assert sorted(p.name for p in written.iterdir() if p.is_file()) == sorted(REPORT_FILES)
-    assert not list(written.glob(".*.tmp"))
+    assert sorted(p.name for p in written.iterdir() if p.is_file()) == sorted([*REPORT_FILES, MANIFEST])
+    manifest = json.loads((written / MANIFEST).read_text())["files"]
+    assert set(manifest) == {*REPORT_FILES, *(f"figures/{p.name}" for p in (written / "figures").iterdir())}
+    assert not [p for p in written.iterdir() if p.name.startswith(".") and p.name != MANIFEST]  # no leftovers
 
 
 def test_html_is_self_contained(written):
@@ -210,12 +217,11 @@ def test_markdown_tables_and_figure_files(written):
     assert {p.name for p in (written / "figures").iterdir()} == {Path(f).name for f in figures}
 
 
-def test_rewriting_prunes_figures_no_longer_used(small, tmp_path):
-    write_report(small, tmp_path)
-    stale = tmp_path / "figures" / "0000000000000000.png"
-    stale.write_bytes(b"old")
-    write_report(small, tmp_path)
-    assert not stale.exists()
+def test_rewriting_prunes_figures_no_longer_used(report, small, tmp_path):
+    write_report(report, tmp_path)
+    old = set((tmp_path / "figures").iterdir())
+    write_report(small, tmp_path)  # no plots: every figure of the first report is stale
+    assert old and not any(p.exists() for p in old)
 
 
 def test_an_interrupted_write_leaves_the_previous_report(small, tmp_path, monkeypatch):
@@ -229,10 +235,10 @@ def test_an_interrupted_write_leaves_the_previous_report(small, tmp_path, monkey
     with pytest.raises(KeyboardInterrupt):
         write_report(small, tmp_path)
     assert {name: (tmp_path / name).read_bytes() for name in REPORT_FILES} == before
-    assert not list(tmp_path.glob(".*.tmp"))
+    assert not [p for p in tmp_path.iterdir() if p.name.startswith(".") and p.name != MANIFEST]
 
 
-def test_a_failing_rename_leaves_no_temporary_files(small, tmp_path, monkeypatch):
+def test_a_failing_rename_is_one_line_and_leaves_no_staging(small, tmp_path, monkeypatch):
     import os
 
     real_replace = os.replace
@@ -243,9 +249,84 @@ def test_a_failing_rename_leaves_no_temporary_files(small, tmp_path, monkeypatch
         return real_replace(source, target)
 
     monkeypatch.setattr(os, "replace", failing)
-    with pytest.raises(OSError):
+    with pytest.raises(IbcheckError, match="No space left on device"):
         write_report(small, tmp_path)
-    assert not list(tmp_path.glob(".*.tmp"))
+    assert not [p for p in tmp_path.iterdir() if p.name.startswith(".") and p.name != MANIFEST]
+    monkeypatch.setattr(os, "replace", real_replace)
+    write_report(small, tmp_path)  # what the failed run wrote is still the report's: no --force needed
+
+
+# ---- the output folder belongs to the report (issue 20: a user's files were deleted or overwritten)
+def test_a_folder_with_user_files_is_refused_and_left_untouched(small, tmp_path):
+    (tmp_path / "figures").mkdir()
+    (tmp_path / "figures" / "my_own_plot.png").write_bytes(b"mine")
+    (tmp_path / "index.html").write_text("my page")
+    with pytest.raises(IbcheckError, match="did not write .*figures/my_own_plot.png.*--force") as info:
+        write_report(small, tmp_path)
+    assert "\n" not in str(info.value)
+    assert (tmp_path / "index.html").read_text() == "my page"
+    assert sorted(p.name for p in tmp_path.rglob("*")) == ["figures", "index.html", "my_own_plot.png"]
+
+
+def test_force_writes_but_never_deletes_a_user_file(report, small, tmp_path):
+    (tmp_path / "figures").mkdir()
+    mine = tmp_path / "figures" / "my_own_plot.png"
+    mine.write_bytes(b"mine")
+    write_report(report, tmp_path, force=True)
+    write_report(small, tmp_path, force=True)  # prunes the first report's figures, not the user's
+    assert mine.read_bytes() == b"mine" and sorted(p.name for p in (tmp_path / "figures").iterdir()) == [mine.name]
+    with pytest.raises(IbcheckError, match="my_own_plot"):
+        write_report(small, tmp_path)  # the user's file is still not the report's
+
+
+def test_a_rerun_and_other_reports_and_kept_files_are_fine(small, tmp_path):
+    write_report(small, tmp_path / "relu")  # e.g. `ibcheck check relu` writes reports/relu/
+    write_report(small, tmp_path / "tanh")
+    (tmp_path / "tanh" / MANIFEST).unlink()  # one written before manifests existed
+    (tmp_path / "README.md").write_text("what this folder is")
+    (tmp_path / KEEP).write_text("# files the report shares the folder with\nREADME.md\n")
+    write_report(small, tmp_path)
+    write_report(small, tmp_path)
+    assert (tmp_path / "README.md").read_text() == "what this folder is"
+
+
+def test_a_report_written_before_manifests_is_adopted(small, tmp_path):
+    write_report(small, tmp_path)
+    (tmp_path / MANIFEST).unlink()
+    write_report(small, tmp_path)  # recognized by its report.json schema
+
+
+@pytest.mark.parametrize("force", [False, True])
+@pytest.mark.parametrize("blocker", ["report.json", "figures"])
+def test_a_destination_of_the_wrong_kind_replaces_nothing(small, tmp_path, blocker, force):
+    write_report(small, tmp_path)
+    before = {name: (tmp_path / name).read_bytes() for name in REPORT_FILES if name != blocker}
+    target = tmp_path / blocker
+    if target.is_dir():
+        shutil.rmtree(target)
+        target.write_text("a file where the figures folder belongs")
+    else:
+        target.unlink()
+        target.mkdir()
+    with pytest.raises(IbcheckError) as info:
+        write_report(small, tmp_path, force=force)
+    assert blocker in str(info.value) and "\n" not in str(info.value)
+    assert {name: (tmp_path / name).read_bytes() for name in before} == before
+
+
+def test_leftovers_of_a_killed_run_are_removed(small, tmp_path):
+    write_report(small, tmp_path)
+    dead = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"], capture_output=True,
+                          text=True, check=True).stdout.strip()  # a process id that no longer runs
+    (tmp_path / f"{STAGING_PREFIX}{dead}-0123abcd").mkdir()
+    (tmp_path / f"{STAGING_PREFIX}{dead}-0123abcd" / "index.html").write_text("half")
+    (tmp_path / ".index.html.0123456789ab.tmp").write_text("an older version's temporary")
+    (tmp_path / "figures" / ".x.png.0123456789ab.tmp").write_text("half a figure")
+    live = tmp_path / f"{STAGING_PREFIX}{os.getpid()}-0123abcd"  # a run still going: not ours to remove
+    live.mkdir()
+    write_report(small, tmp_path)
+    assert sorted(p.name for p in tmp_path.iterdir() if p.name.startswith(".")) == sorted([MANIFEST, live.name])
+    assert not list((tmp_path / "figures").glob(".*"))
 
 
 def test_unwritable_output_folder_is_a_one_line_error(tmp_path):

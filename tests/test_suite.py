@@ -155,3 +155,101 @@ def test_result_round_trips_through_its_dict():
 
 def test_standard_suite_is_every_builtin():
     assert [s.text for s in standard_suite()] == list(theory.BUILTINS)
+
+
+# ---- a tampered or corrupt cache (issue 20): never trusted, never a crash, recomputed with one warning
+def _entries(tmp_path):
+    import json
+    return {json.loads(p.read_text())["inputs"]["check"]: p for p in (tmp_path / "cache").rglob("*.json")}
+
+
+def _rewrite(path, change, keep_checksum=True):
+    """Apply ``change(entry)``; with ``keep_checksum`` the checksum is recomputed, as a careful tamperer would."""
+    import json
+
+    from numerics.cache import checksum
+    entry = json.loads(path.read_text())
+    change(entry)
+    if keep_checksum:
+        entry["checksum"] = checksum(entry["inputs"], entry["record"])
+    path.write_text(json.dumps(entry))
+
+
+def _comparable(report):
+    return [[r.to_dict() | {"runtime_s": 0} for r in a.results] for a in report.activations], \
+        [a.derivation for a in report.activations]
+
+
+def _wrong_criterion(entry):  # the stored criterion moved outside its tolerance, the stored verdict kept
+    criterion = entry["record"]["criteria"][0]
+    criterion["estimate"], criterion["interval"] = 1.5, [1.49, 1.51]
+
+
+TAMPERED = {
+    "bad verdict": ("fake-agree", lambda e: e["record"].update(verdict="maybe"), True),
+    "missing fields": ("fake-agree", lambda e: e["record"].pop("check"), True),
+    "bad base64": ("fake-agree", lambda e: e["record"]["drawn"][0].update(png="@@not base64@@"), True),
+    "not a png": ("fake-agree", lambda e: e["record"]["drawn"][0].update(png="aGVsbG8="), True),
+    "another check's result": ("fake-agree", lambda e: e["record"].update(check="fake-disagree"), True),
+    "measured edited": ("fake-disagree", lambda e: e["record"].update(measured=-2.0), False),
+    "no schema": ("fake-agree", lambda e: e.pop("schema"), True),
+    "derivation steps not a list": ("derivation", lambda e: e["record"].update(steps=5), True),
+    "derivation mathml not text": ("derivation", lambda e: e["record"]["expression"].update(mathml=[1]), True),
+    "criteria not a list": ("fake-agree", lambda e: e["record"].update(criteria={"a": 1}), True),
+}
+
+
+@pytest.mark.parametrize("name", list(TAMPERED))
+def test_a_tampered_entry_is_recomputed_with_one_warning(registry, tmp_path, capsys, name):
+    check, change, keep_checksum = TAMPERED[name]
+    fresh = run(["relu"], tmp_path)
+    _rewrite(_entries(tmp_path)[check], change, keep_checksum)
+    capsys.readouterr()
+    again = run(["relu"], tmp_path)
+    assert _comparable(again) == _comparable(fresh)
+    assert again.cache["corrupt"] == 1 and check not in again.activations[0].cached
+    warning = capsys.readouterr().err.strip().splitlines()
+    assert len(warning) == 1 and "corrupt cache entry" in warning[0]
+    assert run(["relu"], tmp_path).cache["corrupt"] == 0  # overwritten by the recomputed result
+
+
+def test_a_verdict_is_rejudged_from_the_stored_criteria(registry, tmp_path):
+    """A consistent entry whose criterion no longer supports its stored ``agrees`` is re-judged, not trusted."""
+    run(["relu"], tmp_path)
+    _rewrite(_entries(tmp_path)["fake-agree"], _wrong_criterion)
+    result = run(["relu"], tmp_path).activations[0].result("fake-agree")
+    assert result.verdict == "disagrees" and result.criteria[0].outcome == "fail"
+
+
+def test_a_flipped_bit_never_serves_altered_content(registry, tmp_path):
+    import json
+    import random
+
+    fresh = run(["relu", "abs"], tmp_path)
+    paths = sorted((tmp_path / "cache").rglob("*.json"))
+    rng = random.Random(20)
+    for _ in range(3):
+        changed = 0
+        for path in paths:
+            data = bytearray(path.read_bytes())
+            before = json.loads(data)
+            bit = rng.randrange(8 * len(data))
+            data[bit // 8] ^= 1 << (bit % 8)
+            path.write_bytes(bytes(data))
+            try:  # a flip can leave the same JSON (e.g. \u03c9 -> \u03C9): that entry is still intact
+                changed += json.loads(data) != before
+            except ValueError:
+                changed += 1
+        again = run(["relu", "abs"], tmp_path)
+        assert _comparable(again) == _comparable(fresh)
+        assert changed and again.cache["corrupt"] == changed  # every altered entry detected (and rewritten)
+
+
+@pytest.mark.parametrize("content", [b"[1, 2]", b"\xff\xfe not utf-8", b"{", b'{"schema": 3}', b"null",
+                                     b"[" * 100_000])
+def test_garbage_entries_are_misses(registry, tmp_path, content):
+    fresh = run(["relu"], tmp_path)
+    for path in _entries(tmp_path).values():
+        path.write_bytes(content)
+    again = run(["relu"], tmp_path)
+    assert _comparable(again) == _comparable(fresh) and again.cache["hits"] == 0

@@ -12,7 +12,10 @@ Build one with :func:`get_activation` (built-ins, by name) or
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass, field
+from decimal import Decimal
+from fractions import Fraction
 from functools import cached_property
 from typing import Callable
 
@@ -255,16 +258,60 @@ BUILTINS: dict[str, BuiltinSpec] = {s.name: s for s in [
 ]}
 
 
+#: every nonzero number an activation holds lies within 10^-MAX_MAGNITUDE .. 10^MAX_MAGNITUDE in
+#: absolute value: far beyond any sensible scale, and squares and cubes stay finite in float64
+MAX_MAGNITUDE = 100
+#: largest numerator or denominator of a parameter value, in bits (a 30-digit mantissa times 10^-100 needs 432)
+MAX_VALUE_BITS = 1200
+
+
+def in_range(value: sp.Expr) -> bool:
+    r"""True if the real number ``value`` is 0 or within :math:`10^{\pm m}`, m = :data:`MAX_MAGNITUDE`, in absolute value."""
+    return value == 0 or sp.Integer(10) ** -MAX_MAGNITUDE <= abs(value) <= sp.Integer(10) ** MAX_MAGNITUDE
+
+
 def coerce_value(param: Parameter, value) -> sp.Rational:
-    """An exact rational parameter value, checked against the parameter's allowed range."""
-    if isinstance(value, str):
-        raise IbcheckError(f"parameter {param.name}: give a number, not {value!r}")
-    if isinstance(value, float):
-        value = sp.Rational(repr(value))
-    v = sp.Rational(value) if not isinstance(value, sp.Basic) else sp.nsimplify(value)
-    if not v.is_Rational or not param.check(v):
-        raise IbcheckError(f"parameter {param.name}={value} is out of range: it must be {param.allowed}")
+    r"""An exact rational parameter value, checked against the parameter's allowed range.
+
+    Accepted: ``int``, ``Fraction``, sympy rationals, and finite ``float``, ``Decimal`` or sympy
+    ``Float`` (by their decimal digits: ``0.2`` is 1/5), zero or of magnitude within
+    :math:`10^{\pm 100}` (:data:`MAX_MAGNITUDE`).  Anything else (``None``, ``True``, text, lists, complex numbers,
+    irrational constants, NaN, infinities, rationals of more than :data:`MAX_VALUE_BITS` bits)
+    is an :class:`IbcheckError`; nothing is simplified or evaluated.
+    """
+    v = _rational(value)
+    if v is None:
+        # a sympy Float's own digits can take a minute to print when its exponent is huge
+        text = format(float(value), "g") if isinstance(value, sp.Float) else \
+            sp.sstr(value) if isinstance(value, sp.Basic) else repr(value)
+        raise IbcheckError(f"parameter {param.name} must be a finite rational number (an int, a fraction, "
+                           f"or a float or Decimal), got {text[:40]}")
+    if v.p.bit_length() > MAX_VALUE_BITS or v.q.bit_length() > MAX_VALUE_BITS or not in_range(v):
+        raise IbcheckError(f"parameter {param.name}: the value must be 0 or within 1e-{MAX_MAGNITUDE} .. "
+                           f"1e{MAX_MAGNITUDE} in absolute value")
+    if not param.check(v):
+        raise IbcheckError(f"parameter {param.name}={v} is out of range: it must be {param.allowed}")
     return v
+
+
+def _rational(value) -> sp.Rational | None:
+    """``value`` as an exact sympy rational, or None if it is not a number of an accepted kind."""
+    if isinstance(value, bool):
+        return None
+    if isinstance(value, (int, Fraction, sp.Rational)):
+        return sp.Rational(value)
+    if isinstance(value, (float, Decimal, sp.Float)):
+        try:
+            magnitude = abs(float(value))
+        except (OverflowError, ValueError):  # a Decimal or Float beyond the float range
+            return None
+        if not math.isfinite(magnitude) or (magnitude == 0) != (value == 0) or \
+                (value and not 10.0**-MAX_MAGNITUDE <= magnitude <= 10.0**MAX_MAGNITUDE):
+            return None
+        # shortest round-trip digits of a float; a Decimal's or Float's own digits, at most 400 of them
+        digits = repr(value) if isinstance(value, float) else str(value)
+        return sp.Rational(digits) if len(digits) <= 400 else None
+    return None
 
 
 def get_activation(name: str, **values) -> Activation:

@@ -91,6 +91,19 @@ def _power_law(mag2: sp.Expr):
     return None
 
 
+def _other_power_law(mag2: sp.Expr) -> str | None:
+    """Why a power law that :func:`_power_law` does not cover has no design here, or None if not a power law."""
+    coeff, q = sp.powsimp(mag2, force=True).as_coeff_exponent(W)
+    if coeff.has(W) or not q.is_number or q == 0 and mag2.has(W):
+        return None
+    if q >= 0:
+        return (f"|sigma_hat|^2 = |omega|^(d-1)/W* = {mag2} does not decay, so the activation would be a "
+                "distribution (a delta or its derivatives), not a function; the target must grow faster "
+                "than |omega|^(d-1)")
+    return (f"|sigma_hat|^2 = |omega|^(d-1)/W* = {mag2} is |omega|^({q}); the closed forms need an exponent "
+            "-2n with a whole n >= 1 (a truncated power t_+^(n-1)), other powers are not implemented")
+
+
 def _rational_factor(mag2: sp.Expr):
     """Minimum-phase factor h(omega) with |h|^2 = mag2 for a rational mag2 in omega^2, or None."""
     num, den = sp.fraction(sp.cancel(sp.together(mag2)))
@@ -164,6 +177,9 @@ def design_activation(target: sp.Expr, dim: int = 1, phase: str = "minimum") -> 
     expr = None
     with time_limit(30.0, "the activation design"):
         power = _power_law(mag2)
+        unsupported_power = None if power is not None else _other_power_law(mag2)
+        if unsupported_power is not None:
+            raise Unsupported(f"W* = {target} is a power law, but {unsupported_power}")
         if power is not None:
             c, n = power
             if phase == "minimum":
@@ -183,7 +199,8 @@ def design_activation(target: sp.Expr, dim: int = 1, phase: str = "minimum") -> 
                                   "Gaussian-type penalty (no one-sided activation realises it)")
             h = _rational_factor(mag2)
             if h is None:
-                raise Unsupported("minimum phase is implemented for power-law and rational penalties")
+                raise Unsupported("minimum phase is implemented for power laws and for rational penalties in "
+                                  f"omega^2 whose |sigma_hat|^2 = |omega|^(d-1)/W* decays; here it is {mag2}")
             steps.append(Step("Spectral factorisation: keep the poles and zeros of sigma_hat in the upper "
                               "half plane (causal, one-sided activation).",
                               sp.Eq(name("sigma_hat(omega)", r"\hat\sigma(\omega)"), h.subs(_Z, W))))

@@ -411,7 +411,10 @@ def _classify(act: Activation, branches: tuple[Branch, ...], n_inflections: int)
         return "affine", "sigma'' = 0: sigma' is constant, the gap equation has no equilibria (no pinning)"
     if n_inflections > OSCILLATING_CHANGES:
         return "oscillating", ("sigma' oscillates (sigma'' changes sign "
-                               f"{n_inflections} times on the window): many equilibria, alternating stability")
+                               f"{n_inflections} times on the window): many equilibria, alternating stability; "
+                               "the other data points' terms oscillate too (B is not slowly varying), so the local "
+                               "rule A sigma''(u*) > 0 is outside its premise and stability is the sign of the exact "
+                               "gap velocity's slope dg'/dg, measured by the `pinning` check")
     if pattern == [1]:
         return "convex", ("sigma'' >= 0: one equilibrium sigma'(u*) = B/A per data point, stable iff v r_k > 0; "
                           "soft pinning at offset u*/rho, which tends to hard pinning as rho grows")
@@ -568,7 +571,8 @@ def dynamics_section(act: Activation, dim: int) -> Section:
     res["sigma_second"] = curvature
     if any(b.curvature != 0 for b in eq.branches):
         section.step("Smooth part (soft pinning): near x_k, g' = B - A sigma'(rho g). Equilibria u* = rho g* "
-                     "solve sigma'(u*) = B/A (offsets O(1/rho)); stable iff A sigma''(u*) > 0, with",
+                     "solve sigma'(u*) = B/A (offsets O(1/rho)); stable iff A sigma''(u*) > 0 (leading order in a slowly "
+                     "varying B; exactly: dg'/dg < 0 with every data term), with",
                      sp.Eq(_sym("sigma''(u)", r"\sigma''(u)"), curvature.subs(X, sp.Symbol("u", real=True))))
     shown = "; ".join(f"[{b.lo:.3g}, {b.hi:.3g}]: sigma'' {'>' if b.curvature > 0 else '<' if b.curvature < 0 else '='} 0, "
                       f"sigma' from {b.slope_lo:.3g} to {b.slope_hi:.3g}" for b in eq.branches[:8])

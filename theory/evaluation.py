@@ -20,7 +20,6 @@ from typing import Any, Callable
 
 import mpmath
 import numpy as np
-import scipy.special as sps
 import sympy as sp
 
 from .errors import IbcheckError
@@ -94,6 +93,16 @@ def _np_power(a, b):
     return np.power(a, b)
 
 
+def _scipy_special(name: str) -> Callable:
+    """``scipy.special.<name>``, imported at the first call: importing scipy.special costs more than
+    the rest of ``import theory`` together, and most commands (``ibcheck list``) never call it."""
+    def call(*args):
+        import scipy.special
+
+        return getattr(scipy.special, name)(*args)
+    return call
+
+
 NUMPY = Backend(
     name="numpy",
     constant=lambda c: float(c),
@@ -101,13 +110,13 @@ NUMPY = Backend(
         sp.exp: np.exp, sp.log: np.log, sp.sin: np.sin, sp.cos: np.cos, sp.tan: np.tan,
         sp.sinh: np.sinh, sp.cosh: np.cosh, sp.tanh: np.tanh, sp.sech: lambda u: 1 / np.cosh(u),
         sp.coth: lambda u: 1 / np.tanh(u), sp.csch: lambda u: 1 / np.sinh(u),
-        sp.erf: sps.erf, sp.erfc: sps.erfc, sp.atan: np.arctan, sp.asinh: np.arcsinh,
+        sp.erf: _scipy_special("erf"), sp.erfc: _scipy_special("erfc"), sp.atan: np.arctan, sp.asinh: np.arcsinh,
         sp.Abs: np.abs, sp.sign: np.sign,
     },
     power=_np_power,
     where=lambda c, a, b: np.where(c, a, b),
     softplus=lambda u: np.logaddexp(0.0, u),
-    sigmoid=sps.expit,
+    sigmoid=_scipy_special("expit"),
     comparisons=_COMPARISONS_PY,
     logical={sp.And: lambda *a: np.logical_and.reduce(a), sp.Or: lambda *a: np.logical_or.reduce(a),
              sp.Not: np.logical_not},

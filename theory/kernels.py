@@ -35,7 +35,6 @@ from dataclasses import dataclass, field
 from typing import Callable
 
 import numpy as np
-import scipy.integrate as si
 import sympy as sp
 
 from .activations import Activation
@@ -219,6 +218,8 @@ def numerical_kernel(magnitude: Callable[[float], float], m: int) -> Callable[[n
     A non-finite :math:`|\hat\sigma|^2` raises :class:`Unsupported` before it reaches scipy's
     QUADPACK (a NaN in ``quad(weight="cos")`` ended the process with a segmentation fault).
     """
+    import scipy.integrate as si  # here, not at the top: `import theory` stays light (ibcheck list, derive)
+
     def finite(w: float) -> float:
         value = magnitude(w)
         if not np.isfinite(value):

@@ -1,4 +1,4 @@
-"""Formula strings to :class:`~theory.activations.Activation`, without ``eval``.
+r"""Formula strings to :class:`~theory.activations.Activation`, without ``eval``.
 
 A small tokenizer and recursive-descent parser accept exactly this grammar::
 
@@ -16,18 +16,28 @@ known function (:data:`FUNCTIONS`) or a built-in activation used as a function
 activation of ``x``).  Every other character or name is rejected with an
 :class:`~theory.errors.IbcheckError` naming the offending token and its position, so no
 string a user types can run code: attribute access, dunder names, imports, lambdas,
-subscripts and string literals simply do not parse.  Sizes are bounded (length, nesting,
-digits, powers) so that huge inputs fail fast instead of exhausting memory.
+subscripts and string literals simply do not parse.
+
+Parsing does bounded work whatever the input: the text is at most :data:`MAX_LENGTH`
+characters and :data:`MAX_DEPTH` levels deep, and every number the formula builds is kept
+finite, real and in range as it is built (:meth:`_Parser.checked`): zero or within
+:math:`10^{\pm 100}` in absolute value (:data:`~theory.activations.MAX_MAGNITUDE`), an exact
+rational with a denominator of at most :data:`MAX_BITS` bits.  A constant subexpression
+(``exp(3)``, ``sinh(1e21)``, ``log(0)``, ``sqrt(-1)``) is evaluated once, to 15 digits, from
+children already checked, and refused unless it is such a number.  So no huge number is ever
+constructed, printed or simplified, no sympy function receives an infinite or complex
+argument, and the parser calls no ``simplify``.
 """
 
 from __future__ import annotations
 
+import math
 import re
 from dataclasses import dataclass
 
 import sympy as sp
 
-from .activations import BUILTINS, Activation, Parameter, coerce_value, get_activation
+from .activations import BUILTINS, MAX_MAGNITUDE, Activation, Parameter, coerce_value, get_activation, in_range
 from .errors import IbcheckError
 from .symbols import x as X
 
@@ -35,8 +45,8 @@ MAX_LENGTH = 500
 MAX_DEPTH = 40
 MAX_DIGITS = 30
 MAX_EXPONENT = 64
-#: log10 of the largest number a numeric power may produce
-MAX_MAGNITUDE = 300
+#: largest denominator of an exact rational, in bits (a 30-digit mantissa times 10^-100 needs 432)
+MAX_BITS = 1200
 
 FUNCTIONS: dict[str, tuple[int, object]] = {
     "exp": (1, sp.exp), "log": (1, sp.log), "ln": (1, sp.log), "sqrt": (1, sp.sqrt),
@@ -89,6 +99,7 @@ class _Parser:
         self.depth = 0
         self.params = params
         self.variable = variable
+        self.bounded: set[sp.Expr] = set()  # constant subexpressions already checked by checked()
 
     # -- helpers
     @property
@@ -111,6 +122,36 @@ class _Parser:
             found = "the end" if self.tok.kind == "end" else repr(self.tok.text)
             raise self.error(f"expected {text!r} but found {found}")
 
+    def checked(self, expr: sp.Expr, tok: Token) -> sp.Expr:
+        """``expr`` if every number in it is finite, real and bounded (module docstring), else an error at ``tok``.
+
+        Constant subexpressions are evaluated once each (remembered in ``self.bounded``); their
+        children were checked when they were built, so each evaluation is small.
+        """
+        walk = sp.preorder_traversal(expr)
+        for sub in walk:
+            if sub in self.bounded:
+                walk.skip()
+            elif sub.is_Rational:
+                if not in_range(sub):
+                    raise self.error(f"{_short(sub)} is out of range (numbers must be 0 or within "
+                                     f"1e-{MAX_MAGNITUDE} .. 1e{MAX_MAGNITUDE} in absolute value)", tok)
+                if sub.q.bit_length() > MAX_BITS:
+                    raise self.error(f"a fraction in the formula has a denominator of more than {MAX_BITS} bits", tok)
+            elif sub.is_number and not isinstance(sub, sp.NumberSymbol):
+                try:
+                    value = sub.evalf(15)
+                except (ArithmeticError, ValueError, TypeError, RecursionError):
+                    value = None
+                if not isinstance(value, (sp.Float, sp.Rational)):
+                    raise self.error(f"{_short(sub)} is not a finite real number", tok)
+                if not in_range(value):
+                    raise self.error(f"{_short(sub)} is out of range (numbers must be 0 or within "
+                                     f"1e-{MAX_MAGNITUDE} .. 1e{MAX_MAGNITUDE} in absolute value)", tok)
+                self.bounded.add(sub)
+                walk.skip()
+        return expr
+
     def enter(self):
         self.depth += 1
         if self.depth > MAX_DEPTH:
@@ -127,22 +168,22 @@ class _Parser:
         self.enter()
         expr = self.product()
         while self.tok.kind == "op" and self.tok.text in "+-":
-            op = self.tok.text
+            tok = self.tok
             self.i += 1
             rhs = self.product()
-            expr = expr + rhs if op == "+" else expr - rhs
+            expr = self.checked(expr + rhs if tok.text == "+" else expr - rhs, tok)
         self.depth -= 1
         return expr
 
     def product(self) -> sp.Expr:
         expr = self.unary()
         while self.tok.kind == "op" and self.tok.text in ("*", "/"):
-            op = self.tok.text
+            tok = self.tok
             self.i += 1
             rhs = self.unary()
-            if op == "/" and rhs == 0:
-                raise self.error("division by zero")
-            expr = expr * rhs if op == "*" else expr / rhs
+            if tok.text == "/" and rhs == 0:
+                raise self.error("division by zero", tok)
+            expr = self.checked(expr * rhs if tok.text == "*" else expr / rhs, tok)
         return expr
 
     def unary(self) -> sp.Expr:
@@ -167,18 +208,19 @@ class _Parser:
         return base
 
     def _checked_power(self, base, exponent, tok) -> sp.Expr:
+        # base and exponent are already checked (finite, real, bounded), so float() is safe here
         if exponent.is_number:
-            if abs(exponent) > MAX_EXPONENT:
+            if abs(float(exponent)) > MAX_EXPONENT:
                 raise self.error(f"exponent {exponent} is too large (at most {MAX_EXPONENT} in absolute value)", tok)
             if base.is_number and base != 0:
-                magnitude = abs(float(exponent)) * abs(float(sp.log(abs(base), 10)))
+                magnitude = abs(float(exponent)) * abs(math.log10(abs(float(base))) if float(base) else 0.0)
                 if magnitude > MAX_MAGNITUDE:
                     raise self.error("numeric power is too large", tok)
-            if base == 0 and exponent.is_negative:
+            if base == 0 and float(exponent) < 0:
                 raise self.error("division by zero", tok)
-        elif base.is_number and base != sp.E and abs(base) > 1e6:
+        elif base.is_number and base != sp.E and abs(float(base)) > 1e6:
             raise self.error("base of a power of x is too large", tok)
-        return base**exponent
+        return self.checked(base**exponent, tok)
 
     def atom(self) -> sp.Expr:
         tok = self.tok
@@ -234,8 +276,8 @@ class _Parser:
             if len(positional) != arity:
                 raise self.error(f"{name}() takes {arity} argument{'s' if arity > 1 else ''}, "
                                  f"got {len(positional)}", tok)
-            return func(*positional)
-        return self._builtin_call(name, positional, keywords, tok)
+            return self.checked(func(*positional), tok)
+        return self.checked(self._builtin_call(name, positional, keywords, tok), tok)
 
     def _arguments(self, func_tok: Token) -> tuple[list[sp.Expr], dict[str, sp.Expr]]:
         positional, keywords = [], {}
@@ -273,6 +315,12 @@ class _Parser:
         arg = positional[0] if positional else X
         self.builtin_root = (act, arg)
         return act.bound.subs(X, arg, simultaneous=True)
+
+
+def _short(expr: sp.Expr) -> str:
+    """A constant subexpression for an error message, cut to 60 characters."""
+    text = sp.sstr(expr)
+    return text if len(text) <= 60 else text[:57] + "..."
 
 
 def _declare(params: dict[str, object] | None) -> tuple[dict[str, sp.Symbol], tuple]:
@@ -315,7 +363,7 @@ def parse_activation(text: str, params: dict[str, object] | None = None) -> Acti
     parser = _Parser(text, symbols)
     expr = parser.parse()
     root = getattr(parser, "builtin_root", None)
-    if root is not None and root[1] == X and sp.simplify(expr - root[0].bound) == 0 and not params:
+    if root is not None and root[1] == X and expr == root[0].bound and not params:
         return root[0]
     if not expr.has(X):
         raise IbcheckError(f"{text!r} does not depend on x: an activation is a function of x")

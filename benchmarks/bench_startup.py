@@ -1,0 +1,51 @@
+"""Benchmark: wall time of the light commands (`ibcheck list`, `ibcheck derive relu`, `--help`).
+
+Each command runs in a fresh process, interleaved with a bare `python -c pass` (the interpreter's
+own start-up) and with `python -c "import torch"` (what a command that pulled in torch would add
+at least), ``--repeat`` times; the medians are reported, with the load average, since absolute
+times on a shared machine mean little.  Targets (issue 18, unloaded machine): `list` < 0.5 s,
+`derive relu` < 1.5 s.  That these commands import neither torch nor matplotlib is a test
+(tests/test_imports.py), not a timing.
+
+    python benchmarks/bench_startup.py [--repeat N]
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import statistics
+import subprocess
+import sys
+import time
+
+COMMANDS = {
+    "python -c pass": [sys.executable, "-c", "pass"],
+    "import torch": [sys.executable, "-c", "import torch"],
+    "ibcheck --help": [sys.executable, "-m", "numerics", "--help"],
+    "ibcheck list": [sys.executable, "-m", "numerics", "list"],
+    "ibcheck derive relu": [sys.executable, "-m", "numerics", "derive", "relu"],
+}
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--repeat", type=int, default=5)
+    args = parser.parse_args()
+    times: dict[str, list[float]] = {name: [] for name in COMMANDS}
+    load_before = os.getloadavg()[0]
+    for _ in range(args.repeat):
+        for name, argv in COMMANDS.items():  # interleaved: load changes hit every command alike
+            start = time.perf_counter()
+            subprocess.run(argv, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, check=True)
+            times[name].append(time.perf_counter() - start)
+    base = statistics.median(times["python -c pass"])
+    print(f"load average {load_before:.1f} -> {os.getloadavg()[0]:.1f} on {os.cpu_count()} CPUs; "
+          f"median of {args.repeat} fresh processes each")
+    print(f"{'command':<22} {'median s':>9} {'min s':>7} {'minus python start-up':>22}")
+    for name, values in times.items():
+        print(f"{name:<22} {statistics.median(values):>9.2f} {min(values):>7.2f} {statistics.median(values) - base:>22.2f}")
+
+
+if __name__ == "__main__":
+    main()

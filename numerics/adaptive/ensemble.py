@@ -1,0 +1,193 @@
+"""Training several standard-parameterization networks at once (E7 setups, section 6.3):
+the :class:`Regime` scales, the packed :class:`Ensemble` and its :class:`Trajectory`."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from functools import cached_property
+
+import numpy as np
+import torch
+
+from theory.activations import Activation
+from theory.errors import IbcheckError
+
+from ..networks import Init, ShallowNetwork, as_tensor
+from ..torch_activation import torch_activation
+from ..training import array_descent, log_spaced_steps
+
+
+@dataclass(frozen=True)
+class Regime:
+    """Initialization scales of one training regime (v ~ N(0, s_v^2), w ~ N(0, s_w^2 I), b ~ N(0, s_b^2))."""
+
+    name: str
+    s_v: float
+    s_w: float
+    s_b: float
+
+    def init(self) -> Init:
+        return Init(kind="gaussian", s_w=self.s_w, s_b=self.s_b, s_v=self.s_v)
+
+    def learning_rate(self, width: int, factor: float = 1.0) -> float:
+        """E7's step size :math:`0.2/(n(s_v^2 + s_w^2))`, times ``factor``."""
+        return factor * 0.2 / (width * (self.s_v**2 + self.s_w**2))
+
+
+ADAPTIVE = Regime("adaptive", 1.0, 0.05, 0.05)
+KERNEL = Regime("kernel", 0.05, 1.0, 1.0)
+
+
+# ---------------------------------------------------------------------------------------
+# training several networks at once
+
+class _ClosedFormLoss(torch.autograd.Function):
+    """Autograd node for :meth:`Ensemble.loss`: forward and gradient from
+    :meth:`Ensemble.loss_and_gradient` (lets tests compare it with the taped loss)."""
+
+    @staticmethod
+    def forward(ctx, params, ensemble):
+        loss, (ctx.grad,) = ensemble.loss_and_gradient()
+        return loss
+
+    @staticmethod
+    def backward(ctx, upstream):
+        return upstream * ctx.grad, None
+
+
+class Ensemble:
+    r"""R standard-parameterization networks of one width on one data set, packed into one
+    tensor ``params`` of shape (R n, d + 2) with rows :math:`(v_i, w_i, b_i)`.
+
+    The loss is :math:`\sum_m c_m L_m` with :math:`c_m = \eta_m/\eta`, so one GD step of size
+    :math:`\eta = \max_m\eta_m` is an exact GD step of size :math:`\eta_m` on every member.
+    The gradient is computed in closed form
+    (:math:`\partial_v L = \frac1N\sum_j r_j\sigma(z_j)`,
+    :math:`\partial_{(w,b)} L = \frac vN\sum_j r_j\sigma'(z_j)(x_j, 1)`) without autograd
+    (:meth:`loss_and_gradient`), which is several times faster than taping the forward pass
+    (tests compare both through :meth:`loss`).
+    """
+
+    def __init__(self, act: Activation, x, y, width: int, members: list[tuple[Regime, int]],
+                 lr_factor: float = 1.0):
+        if not members:
+            raise IbcheckError("an ensemble needs at least one (regime, seed) member")
+        self.act, self.width, self.members = act, width, list(members)
+        self.x = as_tensor(x)
+        self.y = torch.as_tensor(np.asarray(y, dtype=float), dtype=torch.float64)
+        if self.x.shape[0] != self.y.shape[0]:
+            raise IbcheckError(f"{self.x.shape[0]} inputs but {self.y.shape[0]} targets")
+        self.N, self.dim = self.x.shape
+        nets = [ShallowNetwork(act, width, self.dim, regime.init(), seed=seed) for regime, seed in members]
+        self.initial_networks = nets
+        self.params = torch.cat([torch.cat([n.v.detach()[:, None], n.w.detach(), n.b.detach()[:, None]], 1)
+                                 for n in nets]).requires_grad_(True)
+        rates = [regime.learning_rate(width, lr_factor) for regime, _ in members]
+        self.lr = max(rates)
+        self.rates = rates
+        self._weights = torch.tensor(rates, dtype=torch.float64) / self.lr
+        self._sigma, self._slope = torch_activation(act), torch_activation(act, 1)
+        self._member_weights = (self._weights / self.N)[None, :]       # (1, R): c_m / N
+
+    @property
+    def size(self) -> int:
+        return len(self.members)
+
+    def _split(self, p):
+        return p[:, 0], p[:, 1:1 + self.dim], p[:, 1 + self.dim]
+
+    def loss_and_gradient(self) -> tuple[torch.Tensor, list[torch.Tensor]]:
+        """The weighted loss and its gradient with respect to ``params``, in closed form (as tensors)."""
+        grad = np.empty(tuple(self.params.shape))
+        loss = self._closed_form(grad)
+        return torch.tensor(loss, dtype=torch.float64), [torch.from_numpy(grad)]
+
+    @cached_property
+    def _closed_form(self):
+        r"""``gradient(out) -> loss``: the closed-form gradient written into ``out``, on numpy views
+        of ``params`` (which share its memory) and preallocated buffers (numpy: at these sizes
+        its per-call overhead is a fraction of torch's; see :func:`numerics.training.array_descent`)."""
+        N, R, n, d = self.N, self.size, self.width, self.dim
+        p = self.params.detach().numpy()
+        v, w_t, b = p[:, 0].reshape(R, n), p[:, 1:1 + d].T, p[:, 1 + d]
+        x, y = self.x.numpy(), self.y.numpy()[:, None]
+        sigma, slope = self.act.numeric("numpy"), self.act.numeric("numpy", 1)
+        member_weights = self._member_weights.numpy()                  # (1, R): c_m / N
+        z, r = np.empty((N, R * n)), np.empty((N, R))
+
+        def on_z(values):  # a constant (e.g. the slope of a linear piece) as an array of z's shape
+            return values if np.shape(values) == z.shape else np.broadcast_to(values, z.shape)
+
+        def gradient(out: np.ndarray) -> float:
+            np.matmul(x, w_t, out=z)
+            np.add(z, b, out=z)
+            s = on_z(sigma(z)).reshape(N, R, n)
+            np.einsum("jrk,rk->jr", s, v, out=r)
+            np.subtract(r, y, out=r)
+            weighted = r * member_weights                                 # c_m r_j / N
+            np.einsum("jrk,jr->rk", s, weighted, out=out[:, 0].reshape(R, n))
+            q = (on_z(slope(z)).reshape(N, R, n) * weighted[:, :, None] * v).reshape(N, R * n)
+            np.matmul(q.T, x, out=out[:, 1:1 + d])
+            q.sum(0, out=out[:, 1 + d])
+            return 0.5 * float(np.vdot(r, weighted))
+        return gradient
+
+    def loss(self) -> torch.Tensor:
+        """The weighted loss as one autograd node whose backward is the closed-form gradient."""
+        return _ClosedFormLoss.apply(self.params, self)
+
+    def reference_loss(self) -> torch.Tensor:
+        """The same weighted loss taped through autograd (for tests)."""
+        v, w, b = self._split(self.params)
+        z = self.x @ w.T + b
+        f = (self._sigma(z) * v).view(self.N, self.size, self.width).sum(-1)
+        r = f - self.y[:, None]
+        return 0.5 * ((r * r).mean(0) * self._weights).sum()
+
+    def residuals(self) -> np.ndarray:
+        """:math:`r_j = f(x_j) - y_j` of every member, shape (R, N)."""
+        with torch.no_grad():
+            v, w, b = self._split(self.params)
+            f = (self._sigma(self.x @ w.T + b) * v).view(self.N, self.size, self.width).sum(-1)
+            return (f - self.y[:, None]).T.numpy().copy()
+
+    def state(self) -> np.ndarray:
+        """Packed (v, w, b) rows of every member, shape (R, n, d + 2)."""
+        return self.params.detach().numpy().reshape(self.size, self.width, self.dim + 2).copy()
+
+    def train(self, steps: int, record_steps=None, describe: str = "adaptive regime") -> "Trajectory":
+        """GD for ``steps`` steps, keeping states and residuals at ``record_steps``."""
+        record_steps = sorted(set(record_steps if record_steps is not None else log_spaced_steps(steps)))
+        states, residuals = [], []
+
+        def record(step):
+            states.append(self.state())
+            residuals.append(self.residuals())
+            return step
+
+        history = array_descent(self.params.detach().numpy(), self._closed_form, steps, self.lr, record=record,
+                                record_steps=record_steps, describe=describe)
+        return Trajectory(self.act, self.x.numpy().copy(), self.y.numpy().copy(), self.members,
+                          np.array(history.steps), np.array(states), np.array(residuals), self.rates)
+
+
+def record_schedule(steps: int, linear: int = 200, per_decade: int = 10) -> list[int]:
+    """Log-spaced steps plus ``linear`` evenly spaced ones (dense samples for the sign rule)."""
+    return sorted(set(log_spaced_steps(steps, per_decade)) | {int(s) for s in np.linspace(0, steps, linear + 1)})
+
+
+@dataclass
+class Trajectory:
+    """States (T, R, n, d+2) and residuals (T, R, N) of an ensemble at the recorded steps."""
+
+    act: Activation
+    x: np.ndarray
+    y: np.ndarray
+    members: list
+    steps: np.ndarray
+    states: np.ndarray
+    residuals: np.ndarray
+    rates: list
+
+    def member(self, name: str) -> list[int]:
+        return [i for i, (regime, _) in enumerate(self.members) if regime.name == name]

@@ -1,0 +1,401 @@
+r"""The frozen residual field (spectral_bias.md 5.4, 5.5 step 3), 1D: single neurons with fixed
+output weight in the residual field r = -y of the data, the exact gap equation, its roots and
+their stability, soft pinning and the placement test of predicted equilibria."""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+
+from theory.activations import Activation
+from theory.dynamics import Sliding, derivative_functions, gap_equilibria_many, kinks
+
+from ..torch_activation import torch_activation
+from ..training import gradient_descent, log_spaced_steps
+
+#: a plane counts as resting on an equilibrium when its u = rho g is this close to the root
+OFFSET_TOLERANCE = 0.05
+#: half-width (in u) of the search for the equilibrium a plane rests on
+LOCAL_SEARCH = 1.0
+#: largest jump of u = w x_k + b per GD step across a kink plane in the frozen field
+CHATTER = 2e-3
+#: an equilibrium is judged after this many of its own relaxation times 1/|G'|
+RELAXATION_TIMES = 5.0
+#: a plane placed next to a kink plane is judged after this many of its crossing times delta/|u'|
+CROSSING_TIMES = 2.0
+#: ... provided the sharpness rho changed by less than this fraction meanwhile
+MAX_DRIFT = 0.1
+#: a gap equilibrium is tested only where the gap relaxes this much faster than rho drifts
+TIMESCALE_SEPARATION = 10.0
+
+
+@dataclass(frozen=True)
+class FieldNeurons:
+    """1D neurons placed at data point ``point`` with orientation ``sign`` (of w), output
+    weight ``v``, pre-activation ``u0`` at that point and sharpness :math:`|w| =` ``rho0``."""
+
+    point: np.ndarray
+    sign: np.ndarray
+    v: np.ndarray
+    u0: np.ndarray
+    rho0: np.ndarray
+
+    def __add__(self, other: "FieldNeurons") -> "FieldNeurons":
+        return FieldNeurons(*(np.concatenate([a, b]) for a, b in zip(
+            (self.point, self.sign, self.v, self.u0, self.rho0),
+            (other.point, other.sign, other.v, other.u0, other.rho0))))
+
+
+def field_population(n_points: int, offsets, rho0: float) -> FieldNeurons:
+    """Every data point x every orientation x v = +-1 x every start offset in ``offsets``."""
+    k, s, v, u = np.meshgrid(np.arange(n_points), [1.0, -1.0], [1.0, -1.0], np.asarray(offsets, float),
+                             indexing="ij")
+    return FieldNeurons(k.ravel(), s.ravel(), v.ravel(), u.ravel(), np.full(k.size, float(rho0)))
+
+
+def field_step_size(act: Activation, x: np.ndarray, residual: np.ndarray) -> float:
+    r"""A GD step that resolves the field flow: half the inverse of the curvature bound
+    :math:`\max|\sigma''|\,\sum_j |r_j|(1 + x_j^2)/N` of the (w, b) loss, and for a kink a
+    step whose chattering across the plane (one step moves u by at most
+    :math:`\eta\,\max_k|r_k\kappa|(1+x_k^2)/N`) stays below :data:`CHATTER` in u."""
+    _, d2 = derivative_functions(act)
+    grid = np.linspace(-12, 12, 4801)
+    load = float(np.sum(np.abs(residual) * (1 + x**2)) / len(x))
+    curvature = float(np.max(np.abs(d2(grid)))) * load
+    rate = 0.5 / curvature if curvature > 0 else 1.0
+    for kink in kinks(act):
+        rate = min(rate, CHATTER / (abs(kink.jump) * float(np.max(np.abs(residual) * (1 + x**2))) / len(x)))
+    return rate
+
+
+def frozen_field_flow(act: Activation, x: np.ndarray, residual: np.ndarray, neurons: FieldNeurons, steps: int,
+                      lr: float, record_steps=None) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    r"""GD on (w, b) of every neuron under the linear loss
+    :math:`\frac1N\sum_j r_j\sum_i v_i\sigma(w_i x_j + b_i)` (output weights fixed), with the
+    closed-form gradient :math:`\frac{v_i}{N}\sum_j r_j\sigma'(z_{ij})(x_j, 1)` in one autograd node.
+
+    Returns (steps, w, b) with w, b of shape (recorded steps, neurons); by default only the
+    final state is returned (shape (1, neurons))."""
+    sigma, slope = torch_activation(act), torch_activation(act, 1)
+    xs = torch.as_tensor(x, dtype=torch.float64)
+    weights = torch.as_tensor(residual, dtype=torch.float64)[:, None] * \
+        torch.as_tensor(neurons.v, dtype=torch.float64)[None, :] / len(x)          # r_j v_i / N
+    inputs = torch.stack([xs, torch.ones_like(xs)], 1)                            # (N, 2)
+    params = torch.as_tensor(np.stack([neurons.sign * neurons.rho0,
+                                       neurons.u0 - neurons.sign * neurons.rho0 * x[neurons.point]], 1),
+                             dtype=torch.float64).clone().requires_grad_(True)
+
+    class LinearLoss(torch.autograd.Function):
+        @staticmethod
+        def forward(ctx, p):
+            z = inputs @ p.T                                                      # (N, M)
+            ctx.grad = (weights * slope(z)).T @ inputs                            # (M, 2)
+            return (weights * sigma(z)).sum()
+
+        @staticmethod
+        def backward(ctx, upstream):
+            return upstream * ctx.grad
+
+    history = gradient_descent([params], lambda: LinearLoss.apply(params), steps, lr,
+                               record=lambda step: params.detach().numpy().copy(),
+                               record_steps=record_steps if record_steps is not None else [steps],
+                               describe=f"{act.label} frozen field")
+    states = np.array(history.records)
+    return np.array(history.steps), states[..., 0], states[..., 1]
+
+
+def gap_velocity(act: Activation, x: np.ndarray, residual: np.ndarray, v, rho, sign, point, g) -> tuple:
+    r"""The exact frozen-residual gap equation of 1D neurons and its slope (unit rate):
+    :math:`G(g) = -\frac{v}{N\rho}\sum_j r_j\sigma'(z_j)(1 + x_jx_k - g s x_j)`,
+    :math:`z_j = \rho(s(x_j - x_k) + g)`; returns (G, dG/dg).
+
+    Scalar neuron parameters with g of any shape, or arrays of M neurons with g of shape (M, G)."""
+    d1, d2 = derivative_functions(act)
+    v, rho, sign, point = (np.asarray(a) for a in (v, rho, sign, point))
+    g = np.asarray(g, dtype=float)
+    scalar = v.ndim == 0
+    if scalar:
+        g = np.atleast_1d(g)[None, :]
+        v, rho, sign, point = (a[None] for a in (v, rho, sign, point))
+    xk = x[point][:, None, None]                                         # (M, 1, 1)
+    gg = g[:, :, None]                                                   # (M, G, 1)
+    s, r_ = sign[:, None, None], rho[:, None, None]
+    z = r_ * (s * (x[None, None, :] - xk) + gg)
+    kernel = 1 + x[None, None, :] * xk - gg * s * x[None, None, :]
+    scale = (-v / (len(x) * rho))[:, None]
+    value = scale * (residual * d1(z) * kernel).sum(-1)
+    slope = scale * (residual * (r_ * d2(z) * kernel - d1(z) * s * x[None, None, :])).sum(-1)
+    return (value[0], slope[0]) if scalar else (value, slope)
+
+
+def gap_roots_many(act: Activation, x: np.ndarray, residual: np.ndarray, v, rho, sign, point, lo, hi,
+                   density: int = 100) -> list[list[tuple[float, bool]]]:
+    r"""The scalar fixed-point solver on the exact gap equation for M neurons: roots of
+    :math:`G` with u = rho g in [lo_m, hi_m], bracketed on a grid and refined by vectorised
+    bisection, each with its stability :math:`G'(g) < 0`; returns per neuron a list of
+    (u, stable).  Sign changes across a kink of :math:`\sigma` are jumps, not roots, and are
+    skipped (:func:`placement_test` classifies kinks by their one-sided velocities)."""
+    v, rho, sign, point, lo, hi = (np.atleast_1d(np.asarray(a, dtype=float)) for a in (v, rho, sign, point, lo, hi))
+    point = point.astype(int)
+    points = max(int(np.max(hi - lo) * density), 2) + 1
+    u = lo[:, None] + (hi - lo)[:, None] * np.linspace(0, 1, points)[None, :]
+    values, _ = gap_velocity(act, x, residual, v, rho, sign, point, u / rho[:, None])
+    neuron, cell = np.nonzero(np.sign(values[:, :-1]) * np.sign(values[:, 1:]) < 0)
+    a, b = u[neuron, cell], u[neuron, cell + 1]
+    keep = np.ones(len(a), dtype=bool)
+    for k in kinks(act):
+        for j in range(len(x)):
+            c = k.location - rho[neuron] * sign[neuron] * (x[j] - x[point[neuron]])
+            keep &= ~((a <= c) & (c <= b))
+    neuron, a, b = neuron[keep], a[keep], b[keep]
+    args = (v[neuron], rho[neuron], sign[neuron], point[neuron])
+    fa = gap_velocity(act, x, residual, *args, (a / rho[neuron])[:, None])[0][:, 0]
+    for _ in range(60):
+        mid = (a + b) / 2
+        fm = gap_velocity(act, x, residual, *args, (mid / rho[neuron])[:, None])[0][:, 0]
+        left = np.sign(fm) == np.sign(fa)
+        a, fa, b = np.where(left, mid, a), np.where(left, fm, fa), np.where(left, b, mid)
+    roots = (a + b) / 2
+    slopes = gap_velocity(act, x, residual, *args, (roots / rho[neuron])[:, None])[1][:, 0]
+    out: list[list[tuple[float, bool]]] = [[] for _ in v]
+    for i, root, sl in zip(neuron, roots, slopes):
+        out[i].append((float(root), bool(sl < 0)))
+    return out
+
+
+def gap_roots(act: Activation, x: np.ndarray, residual: np.ndarray, v: float, rho: float, sign: float,
+              point: int, window: float = 8.0, density: int = 100, interval: tuple[float, float] | None = None):
+    r""":func:`gap_roots_many` for one neuron, on :math:`|u| \le` ``window`` or ``interval``."""
+    lo, hi = interval if interval is not None else (-window, window)
+    return gap_roots_many(act, x, residual, v, rho, sign, point, lo, hi, density)[0]
+
+
+def timescale_ratio(act: Activation, x: np.ndarray, residual: np.ndarray, v: float, rho: float, sign: float,
+                    point: int, u: float) -> float:
+    r""":math:`|G'(g)| / |\dot
+ho/
+ho|` at u = rho g: how much faster the gap relaxes than the
+    sharpness drifts (:math:`\dot
+ho = -rac vN\sum_j r_j\sigma'(z_j)\,s x_j`).  The scalar gap
+    equation treats :math:`
+ho` as frozen, so its stability verdict is meaningful only when
+    this ratio is large (:data:`TIMESCALE_SEPARATION`)."""
+    d1, _ = derivative_functions(act)
+    z = rho * sign * (x - x[point]) + u
+    rho_rate = abs(v / len(x) * np.sum(residual * d1(z) * sign * x)) / rho
+    gap_rate = abs(gap_velocity(act, x, residual, v, rho, sign, point, u / rho)[1][0])
+    return gap_rate / rho_rate if rho_rate > 0 else float("inf")
+
+
+def _notes_equilibria(act, x, residual, v, rho, sign, point, u) -> np.ndarray:
+    r"""Per neuron: the stable root of the notes' approximation :math:`\sigma'(u^*) = B(0)/A(0)`
+    nearest to its u (NaN if none); A and B frozen with the plane moved onto its data point."""
+    d1, _ = derivative_functions(act)
+    N = len(x)
+    A = v * residual[point] * (1 + x[point] ** 2) / (N * rho)
+    z = rho[:, None] * sign[:, None] * (x[None, :] - x[point][:, None])
+    terms = residual[None, :] * d1(z) * (1 + x[None, :] * x[point][:, None])
+    others = terms.sum(1) - terms[np.arange(len(point)), point]
+    B = -v / (N * rho) * others
+    out = np.full(len(u), np.nan)
+    for n, eqs in enumerate(gap_equilibria_many(act, A, B)):
+        stable = [e.u for e in eqs if e.stable]
+        if stable:
+            out[n] = min(stable, key=lambda s: abs(s - u[n]))
+    return out
+
+
+def soft_pinning(act: Activation, xs: np.ndarray, y: np.ndarray, sharpness: tuple[float, ...], steps: int,
+                 window: float = 6.0, offsets=np.linspace(-3, 3, 7)) -> dict:
+    r"""Where zero-planes come to rest in the frozen field r = -y of 1D data ``xs`` (one
+    population per initial sharpness, simulated together), against the roots of the exact gap
+    equation (either stability: each plane's nearest root within :data:`LOCAL_SEARCH` and the
+    sign of :math:`G'` there) and the stable roots of the notes' (A, B) form (5.4).
+
+    ``rows`` columns: plane, data point k, end u, nearest stable root, notes' root, rho,
+    :math:`v r_k\sigma''(u)`, initial rho, nearest root of either stability, its stability (1/0)."""
+    residual = -np.asarray(y, dtype=float)
+    neurons = field_population(len(xs), offsets, sharpness[0])
+    for rho0 in sharpness[1:]:
+        neurons = neurons + field_population(len(xs), offsets, rho0)
+    lr = field_step_size(act, xs, residual)
+    recorded, W, B = frozen_field_flow(act, xs, residual, neurons, steps, lr,
+                                       record_steps=[int(t) for t in np.linspace(steps // 2, steps, 11)])
+    w, b = W[-1], B[-1]
+    z = w[:, None] * xs[None, :] + b[:, None]
+    point = np.argmin(np.abs(z), 1)
+    u = z[np.arange(len(w)), point]
+    rho, sign = np.abs(w), np.sign(w)
+    _, d2 = derivative_functions(act)
+    near = np.nonzero(np.abs(u) <= window)[0]
+    k = point[near]
+    exact = gap_roots_many(act, xs, residual, neurons.v[near], rho[near], sign[near], k,
+                           u[near] - LOCAL_SEARCH, u[near] + LOCAL_SEARCH)
+    notes = _notes_equilibria(act, xs, residual, neurons.v[near], rho[near], sign[near], k, u[near])
+    rows = []
+    for n, i in enumerate(near):
+        stable = [r for r, st in exact[n] if st]
+        nearest = min(stable, key=lambda r: abs(r - u[i])) if stable else float("nan")
+        any_root, any_stable = min(exact[n], key=lambda rs: abs(rs[0] - u[i])) if exact[n] else (float("nan"), False)
+        curvature = neurons.v[i] * residual[k[n]] * float(d2(np.array([u[i]]))[0])
+        rows.append((i, k[n], u[i], nearest, notes[n], rho[i], curvature, neurons.rho0[i], any_root, float(any_stable)))
+    rows = np.array(rows, dtype=float).reshape(-1, 10)
+    keys = sorted(set(zip(neurons.point, neurons.sign, neurons.v, neurons.rho0)))
+    k_, s_, v_, r_ = (np.array(c) for c in zip(*keys))
+    roots = gap_roots_many(act, xs, residual, v_, r_, s_, k_, np.full(len(keys), -window), np.full(len(keys), window))
+    start_roots = {key: [r for r, stable in found if stable] for key, found in zip(keys, roots)}
+    at_rest = [any(abs(u0 - r) <= OFFSET_TOLERANCE for r in start_roots[key])
+               for u0, key in zip(neurons.u0, zip(neurons.point, neurons.sign, neurons.v, neurons.rho0))]
+    # the late trajectory of every plane: its gap at its final data point, and its sharpness
+    late_gap = (W * xs[point][None, :] + B) / np.abs(W)
+    return {"sharpness": sharpness, "steps": steps, "lr": lr, "neurons": neurons, "u": u,
+            "rho": rho, "point": point, "rows": rows, "at_rest_init": float(np.mean(at_rest)),
+            "late_gap": late_gap, "late_rho": np.abs(W)}
+
+
+def placement_test(act: Activation, xs: np.ndarray, y: np.ndarray, sharpness, steps: int, deltas=(0.2,),
+                   window: float = 6.0) -> dict:
+    r"""Predicted equilibria of the frozen-field gap equation at every sharpness in ``sharpness``,
+    each probed by two planes placed at :math:`u^* \pm \delta` for every :math:`\delta` in
+    ``deltas`` (all in one simulation; u = pre-activation at the data point) and judged after
+    :data:`RELAXATION_TIMES` of the equilibrium's own time scale: stable equilibria must pull
+    them closer (below 0.8 of the start distance; a kink: onto the plane within 5
+    :data:`CHATTER`), unstable ones must lose them (beyond 1.25 of it, or across a kink and
+    off it).  Distances are measured in g = u/rho from the equilibrium recomputed at the
+    sharpness reached; placements where rho drifted by more than :data:`MAX_DRIFT` or the
+    equilibrium vanished are outside the premise of the scalar equation (``separated`` False).
+
+    Smooth roots come from :func:`gap_roots`, kept where the gap relaxes at least
+    :data:`TIMESCALE_SEPARATION` times faster than :math:`\rho` drifts (the premise of the
+    scalar equation); a kink at u = c is classified by the Filippov one-sided velocities
+    :math:`G(c^\mp)` (5.2), skipping kinks with a dead side (:math:`G = 0` there: no data
+    active, the plane is marginal).  The field is r = -y on 1D data ``xs``.  Returns
+    per-placement arrays."""
+    residual = -np.asarray(y, dtype=float)
+    # targets: (k, s, v, u*, rho0), stability, kind, and the relaxation rates (left, right) per unit delta
+    targets, stable, kind, rates = [], [], [], []
+    for rho0 in sharpness:
+        base = field_population(len(xs), [0.0], rho0)
+        for k, s, v in zip(base.point, base.sign, base.v):
+            for u, st in gap_roots(act, xs, residual, v, rho0, s, k, window):
+                if timescale_ratio(act, xs, residual, v, rho0, s, k, u) >= TIMESCALE_SEPARATION:
+                    slope = abs(gap_velocity(act, xs, residual, v, rho0, s, k, u / rho0)[1][0])
+                    targets.append((k, s, v, u, rho0))
+                    stable.append(st)
+                    kind.append("root")
+                    rates.append((slope, slope, 0.0))
+            for kink in kinks(act):
+                g = np.array([kink.location - 1e-9, kink.location + 1e-9]) / rho0
+                minus, plus = gap_velocity(act, xs, residual, v, rho0, s, k, g)[0]
+                if min(abs(minus), abs(plus)) > 1e-12:
+                    # u = rho g moves at rho |G|: the inverse time to cover delta is rho |G| / delta
+                    targets.append((k, s, v, kink.location, rho0))
+                    stable.append(Sliding(minus, plus).attracting)
+                    kind.append("kink")
+                    rates.append((rho0 * abs(minus), rho0 * abs(plus), 1.0))
+    if not targets:
+        return {"placements": 0}
+    t, r = np.array(targets, dtype=float), np.array(rates, dtype=float)
+    # placements: every target x every delta x both sides (left start u* - delta, right u* + delta)
+    n, m = len(t), len(deltas)
+    index = np.tile(np.arange(n), 2 * m)
+    delta = np.repeat(np.tile(np.asarray(deltas, dtype=float), 2), n)
+    side = np.repeat(np.array([-1.0, 1.0]), m * n)
+    rho0 = t[index, 4]
+    target = t[index, 3]
+    start = target + side * delta
+    neurons = FieldNeurons(t[index, 0].astype(int), t[index, 1], t[index, 2], start, rho0)
+    lr = field_step_size(act, xs, residual)
+    # each placement is judged after RELAXATION_TIMES of its own time scale (kinks: CROSSING_TIMES
+    # of delta / |u'|); those that would need more than ``steps`` are inconclusive
+    rate = np.where(side < 0, r[index, 0], r[index, 1]) / np.where(r[index, 2] > 0, delta, 1.0)
+    kinds, predicted = np.array(kind)[index], np.array(stable)[index]
+    times = np.where(kinds == "kink", CROSSING_TIMES, RELAXATION_TIMES)
+    needed = np.ceil(times / (rate * lr))
+    horizon = np.minimum(steps, needed).astype(int)
+    recorded, W, B = frozen_field_flow(act, xs, residual, neurons, steps, lr,
+                                       record_steps=sorted(set(log_spaced_steps(steps, 20)) | set(horizon.tolist())))
+    at = np.searchsorted(recorded, horizon)
+    idx = np.arange(len(horizon))
+    w, b = W[at, idx], B[at, idx]
+    rho, sign = np.abs(w), np.sign(w)
+    end = w * xs[neurons.point] + b
+    drift = np.abs(rho / rho0 - 1)
+    # distances in g = u / rho from the equilibrium recomputed at the sharpness reached
+    # (a root of the scalar equation may sit at fixed u, or at fixed g, as rho drifts)
+    distance, scale = np.abs(end - target), np.ones(len(end))
+    smooth = np.nonzero(kinds != "kink")[0]
+    if len(smooth):
+        g0 = target[smooth] / rho0[smooth]
+        span = rho[smooth] * 4 * delta[smooth] / rho0[smooth]
+        found = gap_roots_many(act, xs, residual, neurons.v[smooth], rho[smooth], sign[smooth],
+                               neurons.point[smooth], rho[smooth] * g0 - span, rho[smooth] * g0 + span)
+        for j, i in enumerate(smooth):
+            same = [u for u, st in found[j] if st == predicted[i]]
+            nearest = min(same, key=lambda u: abs(u / rho[i] - g0[j])) if same else np.inf
+            distance[i], scale[i] = abs(end[i] / rho[i] - nearest / rho[i]), 1.0 / rho0[i]
+    is_kink = kinds == "kink"
+    held = np.where(is_kink, distance <= 5 * CHATTER, distance <= 0.8 * scale * delta)
+    crossed = np.sign(end - target) != np.sign(start - target)
+    left = np.where(is_kink, (distance >= delta) | (crossed & (distance > 5 * CHATTER)),
+                    distance >= 1.25 * scale * delta)
+    # the premise of the scalar equation: rho nearly frozen and the equilibrium still there
+    separated = (drift <= MAX_DRIFT) & np.isfinite(distance) & (needed <= steps)
+    return {"placements": len(distance), "rho0": rho0, "delta": delta, "steps": steps, "lr": lr,
+            "horizon": horizon, "target_u": target, "start_u": start, "end_u": end, "end_rho": rho,
+            "distance": distance, "predicted_stable": predicted, "kind": kinds, "held": held, "left": left,
+            "separated": separated, "agree": np.where(predicted, held, left)}
+
+
+def equilibrium_positions(act: Activation, xs: np.ndarray, y: np.ndarray, sharpness, density: int = 20) -> dict:
+    r"""Independent root-finding in the frozen field r = -y (no simulation): for every data point
+    :math:`x_k`, orientation s and output sign v, the stable root of the exact gap equation
+    nearest to the data point (smallest :math:`|g|`), at each sharpness :math:`\rho`, and where
+    its zero-plane :math:`x^* = x_k - s g^*` sits: the median distance to the nearest data
+    point and to the nearest midpoint between neighbouring data points (P12 predicts distances
+    to data :math:`\propto 1/\rho`, planes converging onto data points).  Roots are searched on :math:`|g| \le` the data range."""
+    residual = -np.asarray(y, dtype=float)
+    order = np.sort(xs)
+    mids = (order[1:] + order[:-1]) / 2
+    span = float(order[-1] - order[0])
+    base = field_population(len(xs), [0.0], 1.0)
+    out = {}
+    for rho in sharpness:
+        roots = gap_roots_many(act, xs, residual, base.v, np.full(len(base.v), float(rho)), base.sign, base.point,
+                               np.full(len(base.v), -rho * span), np.full(len(base.v), rho * span), density)
+        to_data, to_mid = [], []
+        for k, s, found in zip(base.point, base.sign, roots):
+            stable = [u / rho for u, st in found if st]
+            if not stable:
+                continue
+            gk = min(stable, key=abs)
+            position = xs[k] - s * gk
+            if not order[0] < position < order[-1]:
+                continue
+            to_data.append(float(np.min(np.abs(xs - position))))
+            to_mid.append(float(np.min(np.abs(mids - position))))
+        out[float(rho)] = {"equilibria": len(to_data),
+                           "median_distance_to_data": float(np.median(to_data)) if to_data else float("nan"),
+                           "median_distance_to_midpoint": float(np.median(to_mid)) if to_data else float("nan")}
+    return out
+
+
+#: fewest planes for the 1/rho slope
+MIN_PAIRS = 5
+
+
+def sharpness_slopes(out: dict, settled: np.ndarray) -> np.ndarray:
+    r""":math:`d\log|g|/d\log\rho` along the second half of the trajectory of every plane at rest
+    at the end (:math:`|u| > 2\,` :data:`OFFSET_TOLERANCE`) whose sharpness changed by at least
+    10% meanwhile: a plane that follows an equilibrium of fixed u = rho g has slope -1 (P12),
+    one that stays at a fixed position has slope 0."""
+    slopes = []
+    for r, ok in zip(out["rows"], settled):
+        i = int(r[0])
+        rho, gap = out["late_rho"][:, i], np.abs(out["late_gap"][:, i])
+        if ok and abs(r[2]) > 2 * OFFSET_TOLERANCE and math.log(rho.max() / rho.min()) > 0.1 and np.all(gap > 0):
+            slopes.append(float(np.polyfit(np.log(rho), np.log(gap), 1)[0]))
+    return np.array(slopes)

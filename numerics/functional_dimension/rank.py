@@ -1,0 +1,418 @@
+"""Numerical, exact and certified ranks (3.1-3.2)."""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+from fractions import Fraction
+from typing import Sequence
+
+import numpy as np
+import scipy.linalg
+import torch
+
+from theory.functional_dimension import Architecture
+
+from .. import threads
+from ..mlp import MLP
+from .jacobian import _as_inputs, _check_memory, backprop_matrices, check_gram_memory, network_states
+from .symmetries import rescaling_null_vectors
+
+
+#: log10 gaps at the rank cut below this many decades are flagged as ill-determined (3.1)
+GAP_FLAG = 3.0
+#: a singular value within this factor of the tolerance (either side) flags the rank as ill-determined:
+#: the rule's factor max(m, n) is a convention (numpy's; LAPACK's guides use sqrt(mn) or 1), so a value
+#: within one decade of the cut is counted differently by equally valid rules
+NEAR_TOLERANCE = 10.0
+
+
+# ---- ranks -----------------------------------------------------------------------------------
+@dataclass
+class Rank:
+    """A numerical rank with the evidence for it (3.1)."""
+
+    rank: int
+    tolerance: float
+    eps: float
+    s_max: float
+    gap_log10: float
+    shape: tuple[int, int]
+    method: str = "svd"
+    singular_values: np.ndarray | None = field(default=None, repr=False)
+
+    @property
+    def near_tolerance(self) -> int:
+        """How many singular values lie within :data:`NEAR_TOLERANCE` of the tolerance (either side)."""
+        if self.singular_values is None or self.tolerance <= 0:
+            return 0
+        values = np.abs(self.singular_values)
+        return int(np.sum((values > self.tolerance / NEAR_TOLERANCE) & (values <= self.tolerance * NEAR_TOLERANCE)))
+
+    @property
+    def ill_determined(self) -> bool:
+        """The gap at the cut is under :data:`GAP_FLAG` decades, or some singular value lies within
+        :data:`NEAR_TOLERANCE` of the tolerance (a wide gap between the kept values and a dropped
+        one just under the tolerance does not make the cut safe)."""
+        return self.gap_log10 < GAP_FLAG or self.near_tolerance > 0
+
+    def summary(self) -> dict:
+        return {"rank": self.rank, "tolerance": self.tolerance, "eps": self.eps, "s_max": self.s_max,
+                "gap_log10": self.gap_log10, "near_tolerance": self.near_tolerance,
+                "ill_determined": self.ill_determined, "shape": list(self.shape),
+                "method": self.method}
+
+
+def _eps_of(jac) -> float:
+    dtype = jac.dtype
+    if isinstance(jac, torch.Tensor):
+        return float(torch.finfo(dtype).eps)
+    return float(np.finfo(dtype).eps)
+
+
+def _to_numpy64(jac) -> np.ndarray:
+    if isinstance(jac, torch.Tensor):
+        jac = jac.detach().cpu().numpy()
+    return np.asarray(jac, dtype=np.float64)
+
+
+def _rank_from_values(values: np.ndarray, shape, eps: float, method: str) -> Rank:
+    values = np.sort(np.abs(values))[::-1]
+    s_max = float(values[0]) if len(values) else 0.0
+    tol = s_max * max(shape) * eps
+    rank = int(np.sum(values > tol)) if s_max > 0 else 0
+    if rank == 0:
+        gap = math.inf
+    else:
+        dropped = values[rank] if rank < len(values) else tol
+        gap = math.inf if dropped == 0 else float(np.log10(values[rank - 1] / dropped))
+    return Rank(rank, tol, eps, s_max, gap, tuple(shape), method, values)
+
+
+def svd_rank(jac, eps: float | None = None) -> Rank:
+    r"""Rank by singular values: :math:`s_i > s_{max}\max(m, n)\,\varepsilon`, with
+    :math:`\varepsilon` the epsilon of the dtype ``jac`` was computed in (override with ``eps``)."""
+    eps = _eps_of(jac) if eps is None else eps
+    matrix = _to_numpy64(jac)
+    if matrix.size == 0:
+        return Rank(0, 0.0, eps, 0.0, math.inf, matrix.shape)
+    with threads.for_entries(matrix.size):
+        values = scipy.linalg.svdvals(matrix, check_finite=True)
+    return _rank_from_values(values, matrix.shape, eps, "svd")
+
+
+def pivoted_qr_rank(jac, eps: float | None = None) -> Rank:
+    r"""Rank by column-pivoted QR: :math:`|R_{ii}| > |R_{11}|\max(m, n)\,\varepsilon` (a cheaper,
+    slightly less reliable rank-revealing route; compared with :func:`svd_rank` in the benchmark)."""
+    eps = _eps_of(jac) if eps is None else eps
+    matrix = _to_numpy64(jac)
+    if matrix.size == 0:
+        return Rank(0, 0.0, eps, 0.0, math.inf, matrix.shape, "pivoted_qr")
+    with threads.for_entries(matrix.size):
+        r = scipy.linalg.qr(matrix, mode="r", pivoting=True)[0]
+    return _rank_from_values(np.abs(np.diag(r)), matrix.shape, eps, "pivoted_qr")
+
+
+def exact_rank(matrix) -> int:
+    """Rank over the rationals (sympy ``DomainMatrix`` over ZZ) of an integer or Fraction matrix."""
+    from sympy import ZZ
+    from sympy.polys.matrices import DomainMatrix
+
+    rows = np.asarray(matrix, dtype=object)
+    if rows.size == 0:
+        return 0
+    fractions = [[Fraction(v) for v in row] for row in rows]
+    scale = math.lcm(*[v.denominator for row in fractions for v in row])
+    integers = [[int(v * scale) for v in row] for row in fractions]
+    return int(DomainMatrix([[ZZ(v) for v in row] for row in integers], rows.shape, ZZ).rank())
+
+
+# ---- the rank certified at the generic bound, without an SVD ---------------------------------
+def _gamma(k: int) -> float:
+    """Higham's :math:`\\gamma_k = k u / (1 - k u)`, u the unit roundoff of float64."""
+    u = np.finfo(np.float64).eps / 2
+    return k * u / (1 - k * u)
+
+
+def _augmented(hidden: Sequence[np.ndarray]) -> list[np.ndarray]:
+    """:math:`\\tilde h^{l-1} = [h^{l-1}, 1]` per layer, (n, N_{l-1} + 1)."""
+    return [np.hstack([h, np.ones((len(h), 1))]) for h in hidden]
+
+
+def structured_order(arch: Architecture) -> np.ndarray:
+    """J's column index of each parameter in the order (layer, neuron i, input a), a = N_{l-1} the bias."""
+    order = []
+    for l in range(1, arch.depth + 1):
+        fan_in = arch.widths[l - 1]
+        order += [arch.weight_index(l, i, a) if a < fan_in else arch.bias_index(l, i)
+                  for i in range(arch.widths[l]) for a in range(fan_in + 1)]
+    return np.array(order)
+
+
+def column_gram(backprops: Sequence[np.ndarray], augmented: Sequence[np.ndarray]) -> np.ndarray:
+    r""":math:`J^TJ` from the blocks, columns in :func:`structured_order`, without forming J.
+
+    .. math:: (J^TJ)_{(l,i,a),(l',j,b)} = \sum_x (B^{l\\,T}_x B^{l'}_x)_{ij}\,\tilde h^{l-1}_a(x)\,\tilde h^{l'-1}_b(x),
+
+    one GEMM per pair of layers over the n inputs: :math:`2nN_{par}^2` flop instead of the
+    :math:`nN_L N_{par}^2` of :math:`J^TJ` (the N_L outputs are summed first).
+    """
+    sizes = [b.shape[2] * h.shape[1] for b, h in zip(backprops, augmented)]
+    starts = np.concatenate([[0], np.cumsum(sizes)])
+    gram = np.empty((starts[-1], starts[-1]))
+    for l, (b1, h1) in enumerate(zip(backprops, augmented)):
+        for m in range(l, len(backprops)):
+            b2, h2 = backprops[m], augmented[m]
+            c = (b1.transpose(0, 2, 1) @ b2).reshape(len(h1), -1)  # batched GEMM: ~3x einsum here
+            q = np.einsum("xa,xb->xab", h1, h2).reshape(len(h1), -1)
+            block = (c.T @ q).reshape(b1.shape[2], b2.shape[2], h1.shape[1], h2.shape[1])
+            block = block.transpose(0, 2, 1, 3).reshape(sizes[l], sizes[m])
+            gram[starts[l]:starts[l + 1], starts[m]:starts[m + 1]] = block
+            if m != l:
+                gram[starts[m]:starts[m + 1], starts[l]:starts[l + 1]] = block.T
+    return gram
+
+
+def row_gram(backprops: Sequence[np.ndarray], augmented: Sequence[np.ndarray]) -> np.ndarray:
+    r""":math:`JJ^T` from the blocks, rows (input, output) as in J, without forming J:
+    :math:`(JJ^T)_{(x,k),(y,k')} = \sum_l (B^l_x B^{l\,T}_y)_{kk'}\,\tilde h^{l-1}(x)\cdot\tilde h^{l-1}(y)`."""
+    n, out_dim = backprops[0].shape[:2]
+    gram = np.zeros((n * out_dim, n * out_dim))
+    view = gram.reshape(n, out_dim, n, out_dim)
+    for b, h in zip(backprops, augmented):
+        flat = b.reshape(n * out_dim, -1)
+        product = flat @ flat.T  # one (n N_L)^2 temporary, scaled in place (the peak gram_bytes sizes)
+        product.reshape(n, out_dim, n, out_dim)[...] *= (h @ h.T)[:, None, :, None]
+        view += product.reshape(n, out_dim, n, out_dim)
+        del product
+    return gram
+
+
+def _largest_eigenvalue_lower(gram: np.ndarray, steps: int = 12) -> float:
+    """A Rayleigh quotient of ``gram`` after power iteration: a lower bound on its largest eigenvalue."""
+    v = np.random.default_rng(0).standard_normal(len(gram))
+    for _ in range(steps):
+        v = gram @ v
+        v /= np.linalg.norm(v)
+    return float(v @ gram @ v)
+
+
+def _positive_definite_above(gram: np.ndarray, shift: float) -> bool:
+    """True if LAPACK's Cholesky of ``gram - shift I`` succeeds (``gram`` is overwritten)."""
+    gram[np.diag_indices_from(gram)] -= shift
+    _, info = scipy.linalg.lapack.dpotrf(gram, lower=1, clean=0, overwrite_a=1)
+    return info == 0
+
+
+def certified_rank(net: MLP, x) -> Rank | None:
+    r"""The rank :func:`svd_rank` gives J, proved without an SVD when it equals the generic bound
+    :math:`r = \min(nN_L, N_{par} - H)`; None when the proof does not go through (use the SVD).
+    Positively 1-homogeneous activations only (ReLU, leaky ReLU, abs): the proof uses
+    :math:`\sigma(z) = \sigma'(z)z` (exact null vectors, exact slopes); others return None.
+
+    Lower bound: :math:`\sigma_r(J) > \mathrm{tol}`.  Rows (:math:`r = nN_L`): Cholesky of
+    :math:`JJ^T - cI` succeeds.  Columns (:math:`r = N_{par} - H`): drop the H coordinates that
+    pivoted QR picks from the rescaling vectors (1.5.2), so that :math:`J = J_S[I, -N_SN_{S^c}^{-1}]`, and Cholesky of :math:`J_S^TJ_S - cI` succeeds;
+    :math:`\sigma_i(J) \ge \sigma_i(J_S)` (interlacing).  The Gram matrices come from the blocks
+    (:func:`row_gram`, :func:`column_gram`: no J, no SVD).  Success of Cholesky with shift c gives
+    :math:`\lambda_{min} \ge c - \delta`, with :math:`\delta = (\gamma_{m+p+2} + 3\gamma_{q+1} + 3u)
+    \,\mathrm{tr}(G)` covering the Gram's rounding (:math:`\|E\|_2 \le \gamma_{m+p+2}\|J\|_F^2`),
+    Cholesky's backward error (:math:`|\Delta A| \le \gamma_{q+1}|R^T||R|`, whose 2-norm is at
+    most :math:`\gamma_{q+1}\mathrm{tr}(R^TR)`; Higham, *Accuracy and Stability of Numerical
+    Algorithms*, Thm 10.3) and the shift's rounding.  The rounding of J itself,
+    :math:`\|J_{computed} - J\|_2 \le \gamma_K\||B|\otimes|\tilde h|\|_F + u\|J\|_F`
+    (:func:`_jacobian_rounding`), is subtracted from the lower bound.
+    Upper bound (columns): the H rescaling vectors are exact null vectors of the exact Jacobian
+    (Euler's identity), so :math:`\sigma_{r+1} \le \|J_{computed} - J\|_2`.  Both must clear the
+    documented tolerance :math:`s_{max}\max(m, n)\varepsilon` (with :math:`s_{max} \le \|J\|_F`
+    for the lower test and the power-iteration value for the upper).  The reported gap is a
+    certified lower bound.
+    """
+    x = _as_inputs(x, net.arch)
+    if net.activation.homogeneity_degree != 1:
+        return None  # the null vectors (1.5.2) and the rounding bound on J need sigma(z) = sigma'(z) z
+    m, p = len(x) * net.arch.output_dim, net.arch.n_parameters
+    with threads.for_entries(min(m, p) ** 2):  # the Gram products, Cholesky and the pivoted QR alike
+        return _certified_rank(net, x)
+
+
+def _structured_gram(net: MLP, x: torch.Tensor):
+    r"""The smaller Gram matrix of J from the blocks (:func:`row_gram` when :math:`nN_L \le N_{par} - H`,
+    else :func:`column_gram`), with what the rounding bounds need: (gram, rows, layers, slopes)."""
+    arch = net.arch
+    check_gram_memory(arch, len(x))
+    layers = net.numpy_layers()
+    hidden, slopes = network_states(net, x)
+    backprops = backprop_matrices([w for w, _ in layers], slopes, len(x))
+    augmented = _augmented(hidden)
+    rows = len(x) * arch.output_dim <= arch.rescaling_bound
+    gram = row_gram(backprops, augmented) if rows else column_gram(backprops, augmented)
+    return gram, rows, layers, slopes
+
+
+def _certified_rank(net: MLP, x: torch.Tensor) -> Rank | None:
+    arch = net.arch
+    m, p = len(x) * arch.output_dim, arch.n_parameters
+    eps = float(np.finfo(np.float64).eps)
+    gram, rows, layers, slopes = _structured_gram(net, x)
+    trace = float(np.trace(gram))
+    if not np.isfinite(trace) or trace <= 0:
+        return None
+    s_low = math.sqrt(max(_largest_eigenvalue_lower(gram), 0.0))
+    tol_low, tol_high = s_low * max(m, p) * eps, math.sqrt(trace) * max(m, p) * eps
+    # ||J_exact - J_computed||_2 and ||J_kron - J_computed||_2 (J_kron: exact products of the computed factors)
+    perturbation = _jacobian_rounding(layers, x.numpy(), slopes) + eps * math.sqrt(trace) * 1.01
+    if rows:
+        rank, dropped = m, tol_high
+    else:
+        rank, dropped = arch.rescaling_bound, perturbation
+        if dropped > tol_low:
+            return None
+    q = len(gram)
+    # Gram rounding + Cholesky's backward error (tr(R^T R) <= 3 tr(G) while shift <= tr(G) / q) + the shift
+    delta = (_gamma(m + p + 2) + 3 * _gamma(q + 1) + 3 * eps) * trace * 1.01
+    shift = 4 * (delta + (tol_high + perturbation) ** 2)
+    if shift > trace / q:
+        return None  # sigma_r cannot be resolved above the rounding of the Gram matrix
+    if not rows:  # G_S (+) 2c I: decouple the dropped coordinates in place instead of copying G_S
+        dropped_coordinates = _dropped_coordinates(net, arch)
+        gram[dropped_coordinates, :] = 0
+        gram[:, dropped_coordinates] = 0
+        gram[dropped_coordinates, dropped_coordinates] = 2 * shift
+    if not _positive_definite_above(gram, shift):
+        return None
+    kept = math.sqrt(shift - delta) - perturbation  # sigma_r(J) >= this, exact and computed J alike
+    if kept <= tol_high:
+        return None
+    return Rank(rank, tol_low, eps, s_low, float(np.log10(kept / dropped)), (m, p), "certified")
+
+
+def _jacobian_rounding(layers, x: np.ndarray, slopes: Sequence[np.ndarray]) -> float:
+    r"""First-order bound on :math:`\|J_{computed} - J\|_2`: :math:`\gamma_K \| |B| \otimes |\tilde h| \|_F`
+    with :math:`|B|`, :math:`|h|` the passes run on absolute values (each inner product's rounding is
+    at most :math:`\gamma_{length}` times the sum of the absolute products), K the roundings on a path."""
+    weights = [np.abs(w) for w, _ in layers]
+    magnitudes = [np.abs(d) for d in slopes]
+    h = [np.abs(x)]
+    for (w, b), d in zip(layers[:-1], magnitudes):
+        h.append(d * (h[-1] @ np.abs(w).T + np.abs(b)))
+    backprops = backprop_matrices(weights, magnitudes, len(x))
+    squared = sum(float(np.sum(np.sum(b**2, axis=(1, 2)) * (np.sum(a**2, axis=1) + 1)))
+                  for b, a in zip(backprops, h))
+    widths = [w.shape[1] for w in weights] + [weights[-1].shape[0]]
+    return _gamma(sum(widths) + 3 * len(weights)) * math.sqrt(squared)
+
+
+def _dropped_coordinates(net: MLP, arch: Architecture) -> np.ndarray:
+    """One coordinate per hidden neuron (structured order), chosen by pivoted QR on the rescaling
+    vectors so that :math:`N_{S^c}` is well conditioned; J without them keeps rank N_par - H."""
+    vectors = rescaling_null_vectors(net)[:, structured_order(arch)]
+    _, _, pivots = scipy.linalg.qr(vectors, mode="economic", pivoting=True)
+    return np.sort(pivots[:arch.hidden_neurons])
+
+
+def gram_eigen_rank(net: MLP, x, device: str = "cpu") -> Rank:
+    r"""The rank of J from the eigenvalues of its smaller Gram matrix (row :math:`JJ^T` or column
+    :math:`J^TJ`, built from the blocks without forming J), for Jacobians too large for an SVD
+    (the paper's 20 000 x 25 720 at n = 2000): one symmetric eigensolver (LAPACK through scipy on
+    the CPU, ``torch.linalg.eigvalsh`` in float64 on ``device``) instead of an SVD of J.
+
+    Squaring halves the dynamic range (3.1), so the SVD rule's tolerance
+    :math:`s_{max}\max(m, n)\varepsilon` cannot be resolved on the Gram.  The tolerance here is the
+    eigenvalues' own error bound: :math:`\delta = \gamma_{m+p+2}\,\mathrm{tr}(G)` (rounding of the
+    Gram, as in :func:`certified_rank`) plus :math:`q\,u\,\hat\lambda_{max}` (the backward error of
+    a Householder-based symmetric eigensolver, :math:`|\hat\lambda_i - \lambda_i| \le p(q)\,u\,\|G\|_2`
+    with :math:`p(q) = q`, conservative against the LAPACK Users' Guide's p = 1, section 4.7.1) plus
+    the rounding of J itself, :math:`2\|J\|_2\|\Delta J\|_2`.  An eigenvalue above
+    :math:`\delta` is a singular value :math:`\sigma_i > 0` of the exact J, so the rank returned
+    (eigenvalues above :math:`\delta`) is a proved lower bound on the exact rank, and on the SVD
+    rule's rank whenever :math:`\sqrt\delta` exceeds that rule's tolerance.  It equals them unless J
+    has singular values between the SVD tolerance and :math:`\sqrt\delta`, which the Gram cannot
+    see: ``singular_values`` are :math:`\sqrt{\max(\hat\lambda, 0)}`, ``tolerance`` is
+    :math:`\sqrt\delta`, and the rank is flagged ill-determined when a value lies within
+    :data:`NEAR_TOLERANCE` of it.  Memory is checked before anything is allocated.
+    """
+    x = _as_inputs(x, net.arch)
+    m, p = len(x) * net.arch.output_dim, net.arch.n_parameters
+    gram, _, layers, slopes = _structured_gram(net, x)
+    q = len(gram)
+    trace = float(np.trace(gram))
+    eps = float(np.finfo(np.float64).eps)
+    if device == "cpu":
+        # G is symmetric: its transpose is the Fortran-ordered view LAPACK overwrites without a copy
+        values = scipy.linalg.eigh(gram.T, eigvals_only=True, overwrite_a=True, check_finite=True)
+    else:
+        values = torch.linalg.eigvalsh(torch.from_numpy(gram).to(device)).cpu().numpy()
+    del gram
+    top = float(max(values.max(), 0.0))
+    rounding_j = _jacobian_rounding(layers, x.numpy(), slopes) + eps * math.sqrt(max(trace, 0.0)) * 1.01
+    delta = _gamma(m + p + 2) * trace + q * eps / 2 * top + 2 * math.sqrt(top) * rounding_j + rounding_j**2
+    sigma = np.sqrt(np.clip(values, 0.0, None))[::-1]
+    tol = math.sqrt(delta)
+    rank = int(np.sum(sigma > tol))
+    dropped = sigma[rank] if rank < len(sigma) else tol
+    gap = math.inf if rank == 0 or dropped == 0 else float(np.log10(sigma[rank - 1] / max(dropped, tol)))
+    return Rank(rank, tol, eps, math.sqrt(top), gap, (m, p), f"gram-eigh ({device})", sigma)
+
+
+def pivoted_gram_rank(net: MLP, x) -> Rank | None:
+    r"""The rank of J from its smaller Gram matrix G by diagonally pivoted Cholesky (LAPACK
+    ``dpstrf``), with both sides proved, at about twice one Cholesky's cost: the route where
+    :func:`certified_rank` declines because the rank is below the generic bound or
+    :math:`\sigma_r` is too small for it, far cheaper than :func:`gram_eigen_rank`'s
+    tridiagonalization.  None when the separation cannot be proved (use the eigensolver).
+
+    With :math:`\delta` the rounding allowance of :func:`certified_rank` (the Gram's rounding,
+    Cholesky's backward error, Higham Thm 10.3 and 10.14) and the rounding of J itself:
+
+    * **dropped**: ``dpstrf`` stops at step r when every remaining pivot is at most
+      :math:`\tau = 2\delta`; the Schur complement S is then positive semidefinite up to
+      :math:`\delta` with diagonal :math:`\le \tau`, so
+      :math:`\lambda_{r+1}(G) \le \|G_{\pi\pi} - L L^T\|_2 \le (q - r)\tau + \delta = U`
+      (Weyl; :math:`LL^T` has rank r);
+    * **kept**: Cholesky of :math:`G_{AA} - cI` on the r pivoted rows and columns succeeds with
+      :math:`c = 2(U + \delta)`, so :math:`\lambda_r(G) \ge \lambda_{min}(G_{AA}) \ge c - \delta > U`
+      (Cauchy interlacing).
+
+    The shift is first tried :math:`10^{2\cdot\mathrm{GAP\_FLAG}}` times larger (a success proves a
+    gap of :data:`GAP_FLAG` decades), then at :math:`c`.  So J has exactly r singular values above
+    :math:`\sqrt U`: ``tolerance`` is :math:`\sqrt U`, the reported gap
+    :math:`\log_{10}\sqrt{(c - \delta)/U}` is a proved lower bound.  As for
+    :func:`gram_eigen_rank`, the Gram cannot resolve singular values below :math:`\sqrt U`
+    (about :math:`10^{-5}\|J\|_F` at the paper's scale): r is the number above it.
+    """
+    x = _as_inputs(x, net.arch)
+    m, p = len(x) * net.arch.output_dim, net.arch.n_parameters
+    eps = float(np.finfo(np.float64).eps)
+    side = m if m <= net.arch.rescaling_bound else p
+    # G, LAPACK's copy and factor, then the kept block and its shifted copy: at most three q^2 arrays
+    _check_memory(3 * 8 * side**2, f"the pivoted Cholesky of the Gram matrix of {net.arch} on {len(x)} inputs")
+    with threads.for_entries(min(m, p) ** 2):
+        gram, _, layers, slopes = _structured_gram(net, x)
+        q = len(gram)
+        trace = float(np.trace(gram))
+        if not np.isfinite(trace) or trace <= 0:
+            return None
+        rounding_j = _jacobian_rounding(layers, x.numpy(), slopes) + eps * math.sqrt(trace) * 1.01
+        delta = ((_gamma(m + p + 2) + 3 * _gamma(q + 1) + 3 * eps) * trace * 1.01
+                 + 2 * math.sqrt(trace) * rounding_j + rounding_j**2)
+        tau = 2 * delta
+        s_low = math.sqrt(max(_largest_eigenvalue_lower(gram), 0.0))
+        factor, pivots, rank, info = scipy.linalg.lapack.dpstrf(gram, tol=tau, lower=1, overwrite_a=0)
+        del factor
+        if info < 0:
+            return None
+        upper = (q - rank) * tau + delta
+        if rank == 0:
+            return Rank(0, math.sqrt(upper), eps, s_low, math.inf, (m, p), "gram-pivoted")
+        kept = np.asarray(pivots[:rank]) - 1  # LAPACK's pivots are 1-based
+        block = gram[np.ix_(kept, kept)]
+        del gram
+        # first a shift proving a GAP_FLAG-decade gap, then the smallest that proves the rank at all
+        for shift in (2 * 10 ** (2 * GAP_FLAG) * (upper + delta), 2 * (upper + delta)):
+            if _positive_definite_above(block.copy() if shift > 2 * (upper + delta) else block, shift):
+                break
+        else:
+            return None
+    return Rank(rank, math.sqrt(upper), eps, s_low, float(np.log10(math.sqrt((shift - delta) / upper))), (m, p),
+                "gram-pivoted")

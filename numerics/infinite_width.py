@@ -1,0 +1,301 @@
+r"""The exact infinite-width prediction of a shallow network for its actual initialization.
+
+A random-feature network :math:`f(x) = \sum_i v_i\,\sigma(w_i\cdot x + b_i)` whose output layer is
+trained to infinite time from :math:`v = 0` is the minimum-norm interpolant of its features; as
+the width grows it tends to the kernel interpolant
+
+.. math::
+   f_\infty(x) = K(x, X)\,K(X, X)^{-1} y, \qquad K(x, x') = \mathbb E_{(w, b)\sim\text{init}}\big[
+   \sigma(w\cdot x + b)\,\sigma(w\cdot x' + b)\big],
+
+with the expectation over the *actual* initialization (finite offset range, no free polynomial
+part: the affine/null-space part of the fit is paid for by the kernel itself; spectral_bias.md
+2.1).  Trained in all layers (NTK parameterization, :math:`v\sim N(0, s_v^2)`) the kernel is the
+neural tangent kernel
+:math:`\Theta = K + s_v^2\,(x\cdot x' + 1)\,\mathbb E[\sigma'(w\cdot x + b)\sigma'(w\cdot x' + b)]`
+(Jacot et al. 2018), and after T gradient-descent steps the prediction is
+:class:`numerics.networks.LinearizedSolution` with :math:`\Theta` in place of the empirical kernel.
+
+The expectations are computed by deterministic quadrature, never by sampling:
+
+* ``uniform`` and ``directions`` inits: the offset b is independent of w and uniform on
+  :math:`[-A, A]` (:math:`A = a_b`, resp. :math:`\rho B`).  For each first-layer node w (composite
+  Gauss-Legendre in :math:`w\in[-a_w, a_w]`; :math:`\pm\rho` in 1D; equally spaced angles on the
+  circle in 2D, the periodic trapezoid rule) the integral over b is split at every point where
+  :math:`w\cdot x + b` or :math:`w\cdot x' + b` crosses a breakpoint of :math:`\sigma` (and, for
+  non-polynomial pieces, at :math:`0, \pm1, \pm3, \pm9, \pm27` around them), and each piece gets
+  Gauss-Legendre nodes: piecewise-polynomial integrands (ReLU, |x|, ReLU^k, step) are integrated
+  exactly in b.
+* ``gaussian`` init (any dimension): :math:`(u, u') = (w\cdot x + b, w\cdot x' + b)` is a centred
+  Gaussian pair with :math:`\Sigma_{11} = s_w^2|x|^2 + s_b^2`, :math:`\Sigma_{12} = s_w^2 x\cdot x' + s_b^2`;
+  :math:`\mathbb E[\sigma(u)\sigma(u')] = \mathbb E_u[\sigma(u)\,\mathbb E[\sigma(u')\mid u]]`, both
+  one-dimensional Gaussian integrals on :math:`[-8.5, 8.5]` standard deviations (tail mass
+  :math:`2\cdot10^{-17}`), split at the breakpoints as above.
+
+For Gaussian weights in 1D the theory layer's closed-form NNGP (issue 17,
+:mod:`theory.gaussian_kernels`) is used where it exists and this module's quadrature is the
+independent check.  The quadrature error is
+estimated by recomputing with fewer nodes (:func:`prediction`, ``quadrature_error``); tests compare with the arc-cosine kernel (Cho & Saul 2009) and the
+closed form of :math:`\mathbb E[\sin u\,\sin u']`.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from dataclasses import dataclass, replace
+from functools import lru_cache
+
+import numpy as np
+import sympy as sp
+
+from theory.activations import Activation
+from theory.errors import IbcheckError
+from theory.gaussian_kernels import gaussian_kernel
+from theory.symbols import x as X
+
+from .kernel_interpolation import as_points
+from .networks import Init
+
+#: anchors around each breakpoint for non-polynomial pieces (where tanh, GELU, ... change shape)
+SMOOTH_ANCHORS = (0.0, -1.0, 1.0, -3.0, 3.0, -9.0, 9.0, -27.0, 27.0)
+#: Gaussian integrals are truncated at this many standard deviations
+GAUSS_CUT = 8.5
+
+
+@dataclass(frozen=True)
+class Accuracy:
+    """Quadrature sizes: Gauss-Legendre order per piece, uniform panels of the offset range,
+    first-layer nodes (panels of [-a_w, a_w] per side, or angles in 2D)."""
+
+    order: int = 6
+    panels: int = 16
+    outer: int = 24
+    angles: int = 256
+
+    def coarser(self) -> "Accuracy":
+        return Accuracy(self.order - 1, self.panels * 3 // 4, self.outer * 3 // 4, self.angles * 3 // 4)
+
+
+FINE = Accuracy()
+
+
+@lru_cache(maxsize=16)
+def _legendre(order: int):
+    return np.polynomial.legendre.leggauss(order)
+
+
+def _pieces(lo, hi, cuts, order: int):
+    """Gauss-Legendre nodes and weights on [lo, hi] split at ``cuts`` (last axis), batched."""
+    cuts = np.clip(cuts, lo[..., None], hi[..., None])
+    edges = np.sort(np.concatenate([lo[..., None], cuts, hi[..., None]], axis=-1), axis=-1)
+    left, right = edges[..., :-1], edges[..., 1:]
+    half, mid = (right - left) / 2, (right + left) / 2
+    t, w = _legendre(order)
+    nodes = (mid[..., None] + half[..., None] * t).reshape(*mid.shape[:-1], -1)
+    weights = (half[..., None] * w).reshape(*mid.shape[:-1], -1)
+    return nodes, weights
+
+
+def _polynomial_pieces(act: Activation) -> bool:
+    """Every piece of sigma is a polynomial (ReLU, |x|, ReLU^k, step): Gauss-Legendre is exact per piece."""
+    return act.homogeneity_degree is not None or all(sp.S(p).is_polynomial(X) for p in act.pieces.pieces)
+
+
+def _anchors(act: Activation) -> np.ndarray:
+    """Points of the pre-activation where the pieces of sigma change (or, for non-polynomial
+    pieces, change shape)."""
+    breaks = np.array([float(b) for b in act.pieces.breaks], dtype=float)
+    if _polynomial_pieces(act):
+        return breaks
+    around = breaks if len(breaks) else np.zeros(1)
+    return np.unique(np.concatenate([breaks, (around[:, None] + np.array(SMOOTH_ANCHORS)).ravel()]))
+
+
+def _sigma(act: Activation, derivative: int):
+    f = act.numeric("numpy", derivative)
+
+    def evaluate(z):
+        with np.errstate(over="ignore", invalid="ignore"):
+            out = np.asarray(f(z), dtype=float)
+        return np.broadcast_to(out, np.shape(z)) if out.shape != np.shape(z) else out
+    return evaluate
+
+
+def _offset_range(init: Init) -> float:
+    return init.a_b if init.kind == "uniform" else init.rho * init.offset
+
+
+def _first_layer_nodes(init: Init, dim: int, acc: Accuracy) -> tuple[np.ndarray, np.ndarray]:
+    """Nodes w (O, d) and probability weights (O,) of the first-layer weight distribution."""
+    if init.kind == "uniform" and dim == 1:
+        edges = np.linspace(-init.a_w, init.a_w, 2 * acc.outer + 1)
+        nodes, weights = _pieces(edges[:1], edges[-1:], edges[None, 1:-1], acc.order)
+        return nodes.reshape(-1, 1), weights.ravel() / (2 * init.a_w)
+    if init.kind == "directions" and dim == 1:
+        return np.array([[init.rho], [-init.rho]]), np.array([0.5, 0.5])
+    if init.kind == "directions" and dim == 2:
+        phi = (np.arange(acc.angles) + 0.5) * 2 * np.pi / acc.angles
+        return init.rho * np.stack([np.cos(phi), np.sin(phi)], axis=1), np.full(acc.angles, 1 / acc.angles)
+    raise IbcheckError(f"no exact kernel for the {init.kind} initialization in {dim} dimensions "
+                       f"(available: uniform in 1D, directions in 1D/2D, gaussian in any dimension)")
+
+
+def _flat_offset_kernel(f, anchors, init: Init, a, c, acc: Accuracy, chunk: int = 3_000_000) -> np.ndarray:
+    r""":math:`\mathbb E_w \frac1{2A}\int_{-A}^{A} f(w\cdot a + b) f(w\cdot c + b)\,db` (module docstring)."""
+    w_nodes, w_weights = _first_layer_nodes(init, a.shape[1], acc)
+    big = _offset_range(init)
+    panel_cuts = np.linspace(-big, big, acc.panels + 1)[1:-1]
+    p_all, q_all = w_nodes @ a.T, w_nodes @ c.T  # (O, M), (O, N)
+    pieces = (len(panel_cuts) + 2 * len(anchors) + 1) * acc.order
+    per_node = len(c) * pieces
+    rows = max(1, chunk // per_node)
+    nodes = max(1, rows // len(a))
+    out = np.zeros((len(a), len(c)))
+    for o in range(0, len(w_nodes), nodes):
+        for lo in range(0, len(a), rows):
+            p, q = p_all[o:o + nodes, lo:lo + rows], q_all[o:o + nodes]  # (k, m), (k, N)
+            shape = (p.shape[0], p.shape[1], q.shape[1])
+            cuts = np.concatenate([np.broadcast_to(panel_cuts, (*shape, len(panel_cuts))),
+                                   np.broadcast_to((anchors - p[..., None])[:, :, None, :], (*shape, len(anchors))),
+                                   np.broadcast_to((anchors - q[..., None])[:, None, :, :], (*shape, len(anchors)))],
+                                  axis=-1)
+            b, bw = _pieces(np.full(shape, -big), np.full(shape, big), cuts, acc.order)
+            values = f(p[:, :, None, None] + b) * f(q[:, None, :, None] + b)
+            out[lo:lo + rows] += np.einsum("k,kmn->mn", w_weights[o:o + nodes], np.sum(bw * values, axis=-1)) / (2 * big)
+    return out
+
+
+def _gaussian_kernel(f, anchors, breaks, init: Init, a, c, acc: Accuracy, chunk: int = 2_000_000) -> np.ndarray:
+    r""":math:`\mathbb E[f(u) f(u')]` for the Gaussian pair (u, u') of the module docstring.
+
+    The outer variable is :math:`z = u/\sqrt{\Sigma_{11}}`; :math:`g(u) = \mathbb E[f(u')\mid u]` varies on
+    the scale :math:`\tau/|\text{slope}|` where the conditional mean crosses a breakpoint of f, so the
+    outer integral is also cut there (at 0, ±1, ±3, ±9 of that scale)."""
+    s11 = init.s_w**2 * np.sum(a**2, axis=1) + init.s_b**2
+    s22 = init.s_w**2 * np.sum(c**2, axis=1) + init.s_b**2
+    s12 = init.s_w**2 * (a @ c.T) + init.s_b**2
+    out = np.zeros((len(a), len(c)))
+    cut = GAUSS_CUT
+    panel_cuts = np.linspace(-cut, cut, acc.panels + 1)[1:-1]
+    scales = np.array([0.0, -1.0, 1.0, -3.0, 3.0, -9.0, 9.0])
+    per_axis = (len(panel_cuts) + len(anchors) + len(breaks) * len(scales) + 1) * acc.order
+    rows = max(1, chunk // (len(c) * per_axis**2))
+    for lo in range(0, len(a), rows):
+        sd1 = np.sqrt(s11[lo:lo + rows])[:, None]  # (R, 1)
+        slope = s12[lo:lo + rows] / sd1**2  # (R, N): E[u' | u] = slope u
+        tau = np.sqrt(np.maximum(s22[None, :] - s12[lo:lo + rows]**2 / sd1**2, 0.0))  # (R, N)
+        shape = slope.shape
+        steep = np.where(np.abs(slope) > 1e-12, slope, 1e-12) * sd1  # dmu/dz
+        crossings = (breaks[:, None] / steep[..., None, None] + scales * (tau / np.abs(steep))[..., None, None])
+        zc = np.concatenate([np.broadcast_to(panel_cuts, (*shape, len(panel_cuts))),
+                             np.broadcast_to((anchors / sd1)[:, None, :], (*shape, len(anchors))),
+                             crossings.reshape(*shape, -1)], axis=-1)
+        z, zw = _pieces(np.full(shape, -cut), np.full(shape, cut), zc, acc.order)  # (R, N, Z)
+        zw = zw * np.exp(-z**2 / 2) / np.sqrt(2 * np.pi)
+        u = sd1[..., None] * z
+        mu = slope[..., None] * u
+        tiny = tau < 1e-9 * np.sqrt(s22)[None, :]
+        safe = np.where(tiny, 1.0, tau)[:, :, None]
+        tcuts = np.concatenate([np.broadcast_to(panel_cuts, (*mu.shape, len(panel_cuts))),
+                                (anchors - mu[..., None]) / safe[..., None]], axis=-1)
+        s, sw = _pieces(np.full(mu.shape, -cut), np.full(mu.shape, cut), tcuts, acc.order)
+        sw = sw * np.exp(-s**2 / 2) / np.sqrt(2 * np.pi)
+        inner = np.sum(sw * f(mu[..., None] + safe[..., None] * s), axis=-1)  # E[f(u') | u]
+        inner = np.where(tiny[:, :, None], f(mu), inner)
+        out[lo:lo + rows] = np.sum(zw * f(u) * inner, axis=-1)
+    return out
+
+
+def exact_kernel(act: Activation, init: Init, a, c, acc: Accuracy = FINE, derivative: int = 0,
+                 quadrature_only: bool = False) -> np.ndarray:
+    r""":math:`\mathbb E[\sigma^{(k)}(w\cdot a_i + b)\,\sigma^{(k)}(w\cdot c_j + b)]` over ``init``
+    (k = ``derivative``), shape (len(a), len(c)) (module docstring).
+
+    For Gaussian weights in 1D (k = 0) the theory layer's closed-form NNGP is used where it has
+    one (:func:`theory.gaussian_kernels.gaussian_kernel`: arc-cosine family, erf, sin, cos,
+    gaussian), unless ``quadrature_only``; :func:`prediction` then estimates the
+    quadrature error against this module's quadrature, an independent route."""
+    a, c = as_points(a), as_points(c)
+    if init.kind == "gaussian" and a.shape[1] == 1 and derivative == 0 and not quadrature_only:
+        try:
+            kern = gaussian_kernel(act, init.s_w**2, init.s_b**2)
+        except IbcheckError:
+            kern = None
+        if kern is not None and kern.nngp_expr is not None:  # closed forms only: its quadrature is slower than ours
+            return np.asarray(kern.nngp(a[:, 0][:, None], c[:, 0][None, :]), dtype=float)
+    f = _sigma(act, derivative)
+    anchors = _anchors(act)
+    if _polynomial_pieces(act) and init.kind != "gaussian":
+        acc = replace(acc, panels=1)  # exact per piece: the breakpoints are the only cuts needed
+    if init.kind == "gaussian":  # two nested Gaussian integrals over 17 standard deviations: more nodes
+        breaks = np.array([float(b) for b in act.pieces.breaks], dtype=float)
+        return _gaussian_kernel(f, anchors, breaks, init, a, c, replace(acc, order=acc.order + 2))
+    return _flat_offset_kernel(f, anchors, init, a, c, acc)
+
+
+def tangent_kernel(act: Activation, init: Init, a, c, acc: Accuracy = FINE, quadrature_only: bool = False) -> np.ndarray:
+    r"""The infinite-width NTK :math:`K + s_v^2 (a\cdot c + 1)\,\mathbb E[\sigma'\sigma']` (module docstring),
+    halved for an antisymmetric init (:class:`numerics.networks.ShallowNetwork` scales its output by
+    :math:`\sqrt{1/2}` there, so that the doubled neurons keep the kernel's size)."""
+    a, c = as_points(a), as_points(c)
+    return (0.5 if init.antisymmetric else 1.0) * (exact_kernel(act, init, a, c, acc, quadrature_only=quadrature_only)
+                                                   + init.s_v**2 * (a @ c.T + 1) * exact_kernel(act, init, a, c, acc, 1))
+
+
+# ---------------------------------------------------------------------------------------
+# predictions, cached per (activation, init, data, points)
+
+@dataclass(frozen=True)
+class Prediction:
+    """The infinite-width prediction on ``points`` and its estimated quadrature error (sup of
+    the difference to a coarser quadrature, relative to max|y|)."""
+
+    values: np.ndarray
+    quadrature_error: float
+    what: str
+
+
+def _digest(*arrays) -> str:
+    h = hashlib.sha256()
+    for arr in arrays:
+        arr = np.ascontiguousarray(np.asarray(arr, dtype=float))
+        h.update(str(arr.shape).encode())
+        h.update(arr.tobytes())
+    return h.hexdigest()
+
+
+_CACHE: dict[tuple, Prediction] = {}
+
+
+def _solve(k_points: np.ndarray, k_data: np.ndarray, y: np.ndarray, steps: int | None, lr: float | None) -> np.ndarray:
+    """:math:`K(x, X)\\alpha` with the kernel-descent weights of
+    :func:`numerics.networks.kernel_descent_weights` (T = ``steps`` steps of size ``lr``; None: infinite time)."""
+    import torch
+
+    from .networks import kernel_descent_weights
+    gram = torch.as_tensor(k_data * (1.0 if lr is None else lr))
+    alpha = kernel_descent_weights(gram, -torch.as_tensor(y, dtype=torch.float64), steps, what="the infinite-width kernel")
+    return k_points * (1.0 if lr is None else lr) @ alpha.numpy()
+
+
+def prediction(act: Activation, init: Init, x, y, points, layers: str = "output", steps: int | None = None,
+               lr: float | None = None, estimate_error: bool = True) -> Prediction:
+    """The infinite-width prediction of ``act``'s network under ``init`` fitted to (x, y), on
+    ``points``: random features (``layers='output'``) at infinite time, or all layers (NTK) after
+    ``steps`` gradient-descent steps of size ``lr`` (the loss :math:`\\frac1{2N}\\sum r^2`)."""
+    x, points = as_points(x), as_points(points)
+    y = np.asarray(y, dtype=float)
+    key = (act.label, str(act.bound), init, layers, steps, lr, _digest(x, y, points))
+    if key in _CACHE and (not estimate_error or np.isfinite(_CACHE[key].quadrature_error)):
+        return _CACHE[key]
+    kernel = exact_kernel if layers == "output" else tangent_kernel
+    results = []
+    for acc, only in ((FINE, False), (FINE.coarser(), True)) if estimate_error else ((FINE, False),):
+        results.append(_solve(kernel(act, init, points, x, acc, quadrature_only=only),
+                              kernel(act, init, x, x, acc, quadrature_only=only), y, steps, lr))
+    scale = float(np.max(np.abs(y)))
+    error = float(np.max(np.abs(results[0] - results[1])) / scale) if estimate_error else float("nan")
+    what = (f"infinite-width {'random-feature' if layers == 'output' else 'tangent'} kernel of the {init.kind} "
+            f"init by quadrature" + ("" if steps is None else f", after {steps} steps"))
+    _CACHE[key] = Prediction(results[0], error, what)
+    return _CACHE[key]

@@ -1,0 +1,325 @@
+r"""Stable rank and margins of two-layer networks on nearly-orthogonal data, measured (stable_rank.md).
+
+**Models** (notes Sec. 1): :math:`f(x) = \sum_r a_r\,\sigma(\langle w_r, x\rangle)` with a fixed
+second layer, logistic loss :math:`L = \frac1n\sum_i \log(1+e^{-q_i})`, :math:`q_i = y_if(x_i)`,
+full-batch GD with step :math:`\eta`, :math:`w_r^0 \sim N(0, \sigma_0^2 I)`, numpy float64.
+
+* Kou et al.: m neurons per class, :math:`a_r = j_r/m`, :math:`j_r = \pm1` (:func:`kou_layer`);
+* Frei et al.: m neurons, :math:`a_r = \pm 1/\sqrt m` at random (:func:`frei_layer`).
+
+**Reduced coordinates.**  Every gradient lies in the row span of the data, so
+:math:`W^t = W^0 + C^t X` exactly and GD only moves the :math:`M\times n` coefficients C:
+
+.. math:: Z^t = W^tX^T = Z^0 + C^tG,\qquad
+   C^{t+1} = C^t + \frac{\eta}{n}\,a\,[\sigma'(Z^t)\odot (y\,|\ell'(q^t)|)^T],\qquad G = XX^T.
+
+A step costs O(Mn^2) instead of O(Mnd) (d = 2000: ~100x less), and
+:math:`W W^T = W^0W^{0T} + CZ^{0T} + Z^0C^T + CGC^T` gives every stable rank without forming W.
+The loop is checked against autograd on the full weights (``tests/test_stable_rank.py``).
+Several problems with the same n and M train as one batch: one numpy op per step for all seeds
+(numpy, not torch: at these sizes, (B, 100, 10) arrays, torch's per-operation overhead made the same
+batched loop ~5x slower, ``benchmarks/bench_stable_rank.py``).
+
+**Tracking** on log-spaced steps: per-class and full-matrix stable rank, loss, margins and
+normalized margins :math:`q_i/\|W\|_F`, activation-pattern changes (pairs whose sign of Z
+changed, compared step to step), and the never-activated fraction of own-class (neuron, sample) pairs.
+
+The experiments built on this trainer are in :mod:`.experiments`, the claims they test in
+:mod:`.claims` (``docs/stable_rank.md``).
+"""
+
+from __future__ import annotations
+
+import math
+import time
+from dataclasses import dataclass
+from functools import cached_property
+
+import numpy as np
+import torch
+from scipy.special import expit
+
+from theory import rank
+from theory.activations import Activation
+from theory.errors import IbcheckError
+
+from ..data import digits, gaussian_classes, near_orthogonality, orthogonal_classes
+from ..progress import progress
+from ..reproducibility import generators
+from ..threads import single_threaded
+from ..training import TrainingDiverged, log_spaced_steps
+
+F64 = torch.float64
+#: |<w, x>| beyond this counts as divergence (as numerics.training's max_abs on weights)
+MAX_PRE_ACTIVATION = 1e12
+
+
+# ---------------------------------------------------------------------------------------
+# problems
+
+def kou_layer(m: int) -> np.ndarray:
+    """Second layer of the Kou model: m neurons with +1/m, then m with -1/m."""
+    return np.concatenate([np.full(m, 1.0 / m), np.full(m, -1.0 / m)])
+
+
+def frei_layer(m: int, rng: np.random.Generator) -> np.ndarray:
+    """Second layer of the Frei model: m neurons with independent random signs +-1/sqrt(m)."""
+    return rng.choice([-1.0, 1.0], size=m) / math.sqrt(m)
+
+
+@dataclass(frozen=True, eq=False)
+class Problem:
+    """One training problem: data (x, y), fixed second layer a, init scale sigma0, step eta, seed."""
+
+    x: np.ndarray
+    y: np.ndarray
+    a: np.ndarray
+    sigma0: float
+    eta: float
+    seed: int
+    label: str = ""
+
+    def __post_init__(self):
+        if self.x.ndim != 2 or len(self.x) != len(self.y):
+            raise IbcheckError(f"{self.label}: x must be (n, d) and y (n,), got {self.x.shape} and {self.y.shape}")
+        if not set(np.unique(self.y)) <= {-1.0, 1.0}:
+            raise IbcheckError(f"{self.label}: labels must be +1 or -1")
+        if not (self.sigma0 > 0 and self.eta > 0):
+            raise IbcheckError(f"{self.label}: sigma0 and eta must be positive")
+
+    @property
+    def n(self) -> int:
+        return len(self.y)
+
+    @property
+    def width(self) -> int:
+        """Total number of neurons M."""
+        return len(self.a)
+
+    @property
+    def parameters(self) -> dict:
+        return {"n": self.n, "d": self.x.shape[1], "neurons": self.width, "sigma0": self.sigma0, "eta": self.eta,
+                "seed": self.seed, "near_orthogonality": near_orthogonality(self.x),
+                "init_scale_v": self.init_scale}
+
+    @property
+    def init_scale(self) -> float:
+        r""":math:`v = \sigma_0\,\mathrm{rms}\|x_i\|`: the standard deviation of an initial pre-activation."""
+        return float(self.sigma0 * np.sqrt((self.x**2).sum(axis=1).mean()))
+
+    def initial_weights(self) -> np.ndarray:
+        """W^0 (M x d), drawn from the problem's seed."""
+        _, gen = generators(self.seed)
+        return (torch.randn(self.width, self.x.shape[1], generator=gen, dtype=F64) * self.sigma0).numpy()
+
+
+#: the data sets of the ``data`` option
+DATA_KINDS = ("gaussian", "orthogonal", "digits")
+
+
+def draw_data(kind: str, n: int, d: int, seed: int) -> tuple[np.ndarray, np.ndarray]:
+    r"""n inputs with balanced labels +-1 (first half +1):
+
+    * ``gaussian``: :math:`x_i \sim N(0, I_d)`, so :math:`E\|x_i\|^2 = d`;
+    * ``orthogonal``: :math:`x_i = \sqrt d\,e_i` (exactly orthogonal, :math:`\|x_i\|^2 = d`; the
+      Gaussian init is rotation invariant, so any orthonormal basis gives the same distribution);
+    * ``digits``: scikit-learn digits 0 (+1) vs 1 (-1), 64 pixels / 16 (``d`` is ignored).
+    """
+    if kind == "gaussian":
+        return gaussian_classes(n, d, seed)
+    if kind == "orthogonal":
+        return orthogonal_classes(n, d)
+    if kind == "digits":
+        x, labels = digits((0, 1), n, seed)
+        return x, np.where(labels == 0, 1.0, -1.0)
+    raise IbcheckError(f"unknown data {kind!r}; known: {', '.join(DATA_KINDS)}")
+
+
+def setup_a(seed: int = 0, n: int = 10, d: int = 2000, m: int = 50, sigma0: float = 1e-3,
+            eta: float | None = None) -> Problem:
+    """Setup A of the notes (Sec. 4.2): x_i ~ N(0, I_d), balanced labels, Kou model, eta = nm/d (c ~ 1)."""
+    x, y = gaussian_classes(n, d, seed)
+    return Problem(x, y, kou_layer(m), sigma0, n * m / d if eta is None else eta, seed,
+                   f"setup A (n={n}, d={d}, m={m})")
+
+
+def orthogonal_setup(act: Activation, seed: int = 0, n: int = 20, d: int = 2000, m: int = 50, v: float = 0.045,
+                     c: float = 0.1) -> Problem:
+    r"""Exactly orthogonal data :math:`x_i = \sqrt d e_i`, init scale :math:`v = \sigma_0\sqrt d`, and
+    :math:`\eta = c\,nm/(K_{same}d)` so that :math:`c = \eta K_{same}R^2/(nm)` (notes Sec. 2.4)."""
+    x, y = draw_data("orthogonal", n, d, seed)
+    k_same = float(rank.margin_kernel_factors(act)[0])
+    return Problem(x, y, kou_layer(m), v / math.sqrt(d), c * n * m / (k_same * d), seed,
+                   f"orthogonal (n={n}, d={d}, m={m}, v={v:g}, c={c:g})")
+
+
+def frei_setup(seed: int = 0, n: int = 50, d: int = 5000, m: int = 100, omega_sqrt_d: float = 1e-4,
+               eta: float | None = None, data: str = "gaussian") -> Problem:
+    """P11/P12: Frei model (random signs +-1/sqrt(m)), init omega = omega_sqrt_d / sqrt(d), eta = n/d."""
+    x, y = draw_data(data, n, d, seed)
+    rng, _ = generators(seed + 7919)
+    return Problem(x, y, frei_layer(m, rng), omega_sqrt_d / math.sqrt(d), n / d if eta is None else eta, seed,
+                   f"Frei (n={n}, d={d}, m={m}, omega*sqrt(d)={omega_sqrt_d:g})")
+
+
+# ---------------------------------------------------------------------------------------
+# training
+
+@dataclass
+class Run:
+    """What :func:`train` recorded for one problem (arrays indexed by record)."""
+
+    problem: Problem
+    steps: np.ndarray
+    loss: np.ndarray
+    margins: np.ndarray          # (R, n)
+    coefficients: np.ndarray     # (R, M, n): W^t = W^0 + C^t X
+    pattern_changes: np.ndarray  # (R, M): per neuron, samples whose sign of Z changed since the previous record
+    never_activated: np.ndarray  # (R,): own-class pairs never positive so far (fraction)
+    z0: np.ndarray               # (M, n)
+    init_gram: np.ndarray        # (M, M): W^0 W^0T
+    runtime_s: float = 0.0
+
+    @cached_property
+    def gram(self) -> np.ndarray:
+        """(R, M, M): W^t W^tT in reduced coordinates (module docstring)."""
+        c, z0 = self.coefficients, self.z0
+        g = self.problem.x @ self.problem.x.T
+        cz = c @ z0.T
+        return self.init_gram[None] + cz + np.swapaxes(cz, 1, 2) + c @ g @ np.swapaxes(c, 1, 2)
+
+    @cached_property
+    def per_class(self) -> np.ndarray:
+        """(R, 2): stable rank of the neurons with a > 0 and with a < 0."""
+        pos, neg = self.problem.a > 0, self.problem.a < 0
+        g = self.gram
+        return np.stack([rank.gram_stable_rank(g[:, pos][:, :, pos]), rank.gram_stable_rank(g[:, neg][:, :, neg])], 1)
+
+    @cached_property
+    def full(self) -> np.ndarray:
+        """(R,): stable rank of the whole first layer."""
+        return rank.gram_stable_rank(self.gram)
+
+    @cached_property
+    def normalized_margins(self) -> np.ndarray:
+        """(R, n): q_i / ||W||_F."""
+        return self.margins / np.sqrt(np.trace(self.gram, axis1=1, axis2=2))[:, None]
+
+    @property
+    def own(self) -> np.ndarray:
+        """(M, n): pair (r, i) is own-class when sign(a_r) = y_i."""
+        return np.sign(self.problem.a)[:, None] == self.problem.y[None, :]
+
+    def at(self, step: int) -> int:
+        """Index of the record at ``step``."""
+        hits = np.nonzero(self.steps == step)[0]
+        if not len(hits):
+            raise IbcheckError(f"step {step} was not recorded")
+        return int(hits[0])
+
+    @property
+    def final_pre_activations(self) -> np.ndarray:
+        """(M, n): Z at the last record."""
+        return self.z0 + self.coefficients[-1] @ (self.problem.x @ self.problem.x.T)
+
+    def weights(self, index: int = -1) -> np.ndarray:
+        """The first layer W at record ``index``."""
+        return self.problem.initial_weights() + self.coefficients[index] @ self.problem.x
+
+    def changes_after(self, step: int) -> list[int]:
+        """Per class (+1, -1): pattern changes recorded after ``step`` (pairs that flipped sign)."""
+        late = self.pattern_changes[self.steps > step]
+        return [int(late[:, np.sign(self.problem.a) == j].sum()) for j in (1.0, -1.0)]
+
+    def last_change(self) -> int | None:
+        """The record step by which the last activation-pattern change had happened (None: never changed)."""
+        changed = np.nonzero(self.pattern_changes.sum(axis=1) > 0)[0]
+        return int(self.steps[changed[-1]]) if len(changed) else None
+
+
+@single_threaded
+def train(act: Activation, problems: list[Problem], steps: int, record_steps=None,
+          describe: str = "two-layer GD") -> list[Run]:
+    r"""Full-batch GD on every problem at once (reduced coordinates, module docstring).
+
+    All problems need the same n and M.  ``record_steps`` defaults to 10 log-spaced steps per
+    decade plus ``steps/2``.  Raises :class:`TrainingDiverged` on a non-finite margin or
+    coefficient, or a pre-activation above :data:`MAX_PRE_ACTIVATION` (checked every 128 steps
+    and at every record).
+    """
+    if not problems:
+        return []
+    n, width = problems[0].n, problems[0].width
+    if any(p.n != n or p.width != width for p in problems):
+        raise IbcheckError("problems trained together need the same number of samples and neurons")
+    wanted = sorted(set(record_steps if record_steps is not None else
+                        log_spaced_steps(steps, 10) + [steps // 2]) | {0, steps})
+    compiled = act.numeric("numpy"), act.numeric("numpy", 1)
+
+    def sigma(z, k=0):                        # compiled sympy: constant pieces may come back as scalars
+        return np.broadcast_to(np.asarray(compiled[k](z), dtype=float), z.shape)
+
+    start = time.perf_counter()
+    w0 = [p.initial_weights() for p in problems]
+    gram = np.stack([p.x @ p.x.T for p in problems])
+    z = np.stack([w @ p.x.T for w, p in zip(w0, problems)])
+    z0 = z.copy()
+    init_gram = np.stack([w @ w.T for w in w0])
+    del w0
+    y = np.stack([p.y for p in problems])[:, None, :]                                # (B, 1, n)
+    a_row = np.stack([p.a for p in problems])[:, None, :]                            # (B, 1, M)
+    a_col = np.swapaxes(a_row, 1, 2)
+    rate = np.array([p.eta / n for p in problems])[:, None, None] * a_col
+    own = np.sign(a_col) == y                                                        # (B, M, n)
+    coeff = np.zeros_like(z)
+    active = z > 0
+    ever = active.copy()
+    changed = np.zeros_like(active)
+    rec = {"q": [], "c": [], "changes": [], "never": []}
+    with np.errstate(all="ignore"), progress(steps, describe, unit="step") as bar:
+        for step in range(steps + 1):
+            q = y * (a_row @ sigma(z))                                               # (B, 1, n)
+            if step in wanted or step % 128 == 0:
+                if not (np.isfinite(q).all() and np.isfinite(coeff).all()):
+                    raise TrainingDiverged(f"{describe}: {act.label} diverged at step {step} (non-finite margins)")
+                if np.abs(z).max() > MAX_PRE_ACTIVATION:
+                    raise TrainingDiverged(f"{describe}: {act.label} diverged at step {step} (pre-activations "
+                                           f"above {MAX_PRE_ACTIVATION:g}); use a smaller step size")
+                if step in wanted:
+                    rec["q"].append(q[:, 0].copy())
+                    rec["c"].append(coeff.copy())
+                    rec["changes"].append(changed.sum(2))
+                    changed[:] = False
+                    rec["never"].append((own & ~ever).sum((1, 2)) / own.sum((1, 2)))
+            if step == steps:
+                break
+            update = sigma(z, 1) * (expit(-q) * y) * rate
+            coeff += update
+            z += update @ gram
+            now = z > 0
+            changed |= now != active
+            ever |= now
+            active = now
+            if step % 100 == 0:
+                bar.update(min(100, steps - bar.n))
+    runtime = (time.perf_counter() - start) / len(problems)
+    margins, coefficients, changes, never = (np.stack(rec[k], 1) for k in ("q", "c", "changes", "never"))
+    steps_arr = np.array(wanted)
+    runs = []
+    for b, p in enumerate(problems):
+        loss = np.logaddexp(0.0, -margins[b]).mean(axis=1)
+        run = Run(p, steps_arr, loss, margins[b], coefficients[b], changes[b], never[b], z0[b], init_gram[b],
+                  runtime)
+        run.per_class, run.full, run.normalized_margins  # noqa: B018 - computed here, single-threaded
+        runs.append(run)
+    return runs
+
+
+def pattern_mismatch(act: Activation, run: Run, kink: float = 0.0) -> list[int]:
+    """Per class (+1, -1): pairs whose final sign differs from the predicted frozen pattern
+    (active exactly on own-class samples, except own-class pairs that start below the barrier);
+    pairs with |z| < ``kink`` sit on the kink and count on neither side."""
+    z = run.final_pre_activations
+    predicted = run.own & (run.z0 > rank.barrier(act))
+    wrong = ((z > 0) != predicted) & (np.abs(z) >= kink)
+    return [int(wrong[np.sign(run.problem.a) == j].sum()) for j in (1.0, -1.0)]

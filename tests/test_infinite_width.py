@@ -1,0 +1,108 @@
+"""The exact infinite-width prediction (numerics/infinite_width.py) against independent routes:
+closed-form Gaussian kernels (arc-cosine, E[sin u sin u']), a brute-force midpoint rule over the
+init box, and the empirical kernels of very wide networks."""
+
+import numpy as np
+import pytest
+
+import theory
+from numerics import data, infinite_width
+from numerics.kernel_regime import TRAINING_INIT, hull_grid, idealized_1d, sup_distance
+from numerics.networks import Init, ShallowNetwork, as_tensor
+from theory.errors import IbcheckError
+
+X, Y = data.toy_1d()
+POINTS = np.linspace(-1.5, 1.5, 7)[:, None]
+GAUSS = Init("gaussian", s_w=1.3, s_b=0.7)
+
+
+def _covariance(x, init):
+    s11 = init.s_w**2 * x[:, 0] ** 2 + init.s_b**2
+    s12 = init.s_w**2 * np.outer(x[:, 0], x[:, 0]) + init.s_b**2
+    return s11, s12
+
+
+def test_gaussian_relu_kernel_is_the_arc_cosine_kernel():
+    """Cho & Saul (2009): E[relu(u) relu(u')] = |u||u'| (sin t + (pi - t) cos t) / (2 pi)."""
+    s11, s12 = _covariance(POINTS, GAUSS)
+    norms = np.sqrt(np.outer(s11, s11))
+    cos = np.clip(s12 / norms, -1, 1)
+    t = np.arccos(cos)
+    closed = norms / (2 * np.pi) * (np.sin(t) + (np.pi - t) * cos)
+    k = infinite_width.exact_kernel(theory.activation("relu"), GAUSS, POINTS, POINTS, quadrature_only=True)
+    assert np.max(np.abs(k - closed)) / closed.max() < 1e-10  # measured 1e-13 (piecewise-exact quadrature)
+    # and step: E[H(u) H(u')] = (pi - t) / (2 pi)
+    k = infinite_width.exact_kernel(theory.activation("step"), GAUSS, POINTS, POINTS, quadrature_only=True)
+    assert np.max(np.abs(k - (np.pi - t) / (2 * np.pi))) < 1e-6  # the jump is a cut: measured 3e-7
+
+
+def test_gaussian_sin_kernel_closed_form():
+    """E[sin u sin u'] = exp(-(s11 + s22)/2) sinh(s12) for a centred Gaussian pair."""
+    s11, s12 = _covariance(POINTS, GAUSS)
+    closed = np.exp(-(s11[:, None] + s11[None, :]) / 2) * np.sinh(s12)
+    k = infinite_width.exact_kernel(theory.activation("sin"), GAUSS, POINTS, POINTS, quadrature_only=True)
+    assert np.max(np.abs(k - closed)) < 1e-10  # measured 3e-13
+
+
+@pytest.mark.parametrize("name", ["relu", "tanh", "gelu"])
+@pytest.mark.parametrize("init", [Init("uniform"), Init("directions", rho=4.0, offset=20.0)])
+def test_flat_offset_kernel_matches_a_brute_force_midpoint_rule(name, init):
+    act = theory.activation(name)
+    count = 1500
+    mid = (np.arange(count) + 0.5) / count * 2 - 1
+    if init.kind == "uniform":
+        w, b = (a.ravel() for a in np.meshgrid(mid * init.a_w, mid * init.a_b))
+    else:
+        w = init.rho * np.repeat([1.0, -1.0], count)
+        b = -init.rho * np.tile(mid * init.offset, 2)
+    features = act.numeric("numpy")(np.outer(POINTS[:, 0], w) + b)
+    brute = features @ features.T / len(b)
+    k = infinite_width.exact_kernel(act, init, POINTS, POINTS)
+    # the midpoint rule's own error at 1500 nodes per axis is ~1e-6 of the kernel's size
+    assert np.max(np.abs(k - brute)) / np.max(np.abs(k)) < 5e-6
+
+
+def test_tangent_kernel_matches_a_very_wide_network():
+    """The empirical NTK of 2e5 neurons (antisymmetric NTK init) is within Monte Carlo error."""
+    act = theory.activation("tanh")
+    net = ShallowNetwork(act, 200_000, 1, TRAINING_INIT, "ntk", 0)
+    empirical = net.tangent_kernel(as_tensor(X), as_tensor(X)).numpy()
+    exact = infinite_width.tangent_kernel(act, TRAINING_INIT, X, X)
+    # 1e5 independent neurons: relative Monte Carlo error ~ 1/sqrt(1e5) = 0.3%; 2% is > 6 sigma
+    assert np.max(np.abs(empirical - exact)) / np.max(exact) < 0.02
+
+
+@pytest.mark.parametrize("offset,gap", [(1.0, 0.0191), (2.0, 0.0026), (4.0, 0.0005)])
+def test_finite_offset_bias_of_abs(offset, gap):
+    """Issue 15's independent quadrature: the abs limit sits 1.9% / 0.26% / 0.05% of max|y| from the
+    natural cubic spline at B = 1 / 2 / 4 (w ~ U(-1, 1), b ~ U(-B, B))."""
+    act = theory.activation("abs")
+    grid = hull_grid(X, 0.01)
+    init = Init("uniform", a_b=offset)
+    exact = infinite_width.prediction(act, init, X, Y, grid)
+    ideal = idealized_1d(act, init, X, Y, grid)
+    measured = sup_distance(ideal.values, exact.values, float(np.max(np.abs(Y))))
+    assert measured == pytest.approx(gap, rel=0.1, abs=1e-4)  # the issue quotes two digits
+    assert exact.quadrature_error < 1e-6
+
+
+def test_predictions_are_cached_and_singular_kernels_refused():
+    act = theory.activation("relu")
+    grid = hull_grid(X, 0.05)
+    first = infinite_width.prediction(act, Init("uniform"), X, Y, grid)
+    assert infinite_width.prediction(act, Init("uniform"), X, Y, grid) is first
+    # sin features of one frequency in 1D (theta = +-1): a rank-2 kernel, no interpolant
+    with pytest.raises(IbcheckError, match="singular"):
+        infinite_width.prediction(theory.activation("sin"), Init("directions", rho=4.0, offset=20.0), X, Y, grid)
+
+
+@pytest.mark.parametrize("name", ["relu", "gelu", "tanh", "x/(1+abs(x))"])
+def test_gaussian_quadrature_agrees_with_the_theory_layer_nngp(name):
+    """Two independent routes for Gaussian weights: theory.gaussian_kernels (closed forms or its own
+    panels in standard-normal coordinates) and this module's nested conditional quadrature."""
+    from theory.gaussian_kernels import gaussian_kernel
+
+    act = theory.activation(name)
+    theirs = gaussian_kernel(act, GAUSS.s_w**2, GAUSS.s_b**2).nngp(POINTS[:, 0][:, None], POINTS[:, 0][None, :])
+    ours = infinite_width.exact_kernel(act, GAUSS, POINTS, POINTS, quadrature_only=True)
+    assert np.max(np.abs(theirs - ours)) / np.max(np.abs(theirs)) < 1e-8  # both claim ~1e-12
