@@ -42,11 +42,6 @@ def test_a_stored_nan_is_rejudged_not_trusted(bad):
     assert result.verdict != "agrees"
 
 
-@pytest.mark.slow
-@pytest.mark.xfail(strict=True, reason="attractor-stability still sets its verdict by hand: with the placement "
-                                       "test skipped (exp diverges in the frozen field, every placement NaN) the "
-                                       "Jacobian criteria alone give 'agrees'; remove this mark when the check "
-                                       "goes through the verdict engine")
 def test_exp_attractor_stability_does_not_agree_on_nan_placements():
     result = run_check(all_checks()["attractor-stability"], theory.activation("exp"), Context(profile="quick"))
     assert result.verdict != "agrees", result.measured
