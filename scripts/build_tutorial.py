@@ -157,9 +157,7 @@ def to_markdown(nb: nbformat.NotebookNode) -> str:
                 lines += [f"![figure {figure}](tutorial_files/{name})", ""]
             elif "text/markdown" in data:
                 lines += [data["text/markdown"], ""]
-            elif "text/html" in data:
-                lines += [data["text/html"], ""]
-            elif "text/latex" in data:
+            elif "text/latex" in data:  # before HTML: Markdown viewers typeset $$ ... $$, not styled HTML
                 lines += [data["text/latex"], ""]
             elif output.get("output_type") == "stream" or "text/plain" in data:
                 text = output.get("text") or data.get("text/plain", "")

@@ -81,3 +81,16 @@ def test_a_formula_with_markup_characters_is_escaped_in_html():
     text = derivation._repr_html_()
     assert "<code>x/(1 + Abs(x))</code>" in text or "<code>x/(1+abs(x))</code>" in text
     assert _Tags(text).balanced
+
+
+def test_latex_spellings_do_not_depend_on_what_ran_before():
+    """Named quantities share one global LaTeX table: deriving an architecture first must not
+    change an activation's derivation (it did: f(x) became f_theta(x) in pooled workers)."""
+    from theory.derivation import name
+    from theory.functional_dimension import derive_architecture
+
+    before = theory.derive("relu").to_latex()
+    derive_architecture("4-8-8-1").to_latex()
+    assert theory.derive("relu").to_latex() == before
+    with pytest.raises(ValueError, match="already spelled"):
+        name("W(omega)", r"\mathcal{W}(\omega)")

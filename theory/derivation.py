@@ -26,9 +26,14 @@ _LATEX_NAMES: dict[sp.Symbol, str] = {}
 
 
 def name(plain: str, latex: str, **assumptions) -> sp.Symbol:
-    """A symbol standing for a named quantity: ``plain`` in text output, ``latex`` in LaTeX."""
+    """A symbol standing for a named quantity: ``plain`` in text output, ``latex`` in LaTeX.
+
+    The spelling is global (sympy's printer looks it up by symbol), so one plain name has one
+    LaTeX spelling: a second, different one is a bug that would make every derivation's LaTeX
+    depend on which module ran first, and raises."""
     symbol = sp.Symbol(plain, **assumptions)
-    _LATEX_NAMES[symbol] = latex
+    if _LATEX_NAMES.setdefault(symbol, latex) != latex:
+        raise ValueError(f"{plain!r} is already spelled {_LATEX_NAMES[symbol]!r} in LaTeX, not {latex!r}")
     return symbol
 
 

@@ -551,7 +551,7 @@ def _counts_section(arch: Architecture) -> Section:
     section.step(f"Architecture {arch}: L = {L} affine layers, ReLU on the hidden layers 1..{L - 1}, affine "
                  "output (logits). Layer l computes z^l = M^l h^(l-1) + b^l with M^l of size N_l x N_(l-1); "
                  "h^0 = x, h^l = ReLU(z^l) for l < L, f(x) = z^L.",
-                 sp.Eq(name("f(x)", "f_\\theta(x)"),
+                 sp.Eq(name("f_theta(x)", "f_\\theta(x)"),
                        name("M^L ReLU(... ReLU(M^1 x + b^1) ...) + b^L",
                             r"M^L\,\mathrm{ReLU}(\cdots\mathrm{ReLU}(M^1x + b^1)\cdots) + b^L")))
     products = " + ".join(f"{w} ({f} + 1)" for f, w in zip(arch.widths[:-1], arch.widths[1:]))
