@@ -7,13 +7,16 @@ numpy loop, no records, no checks: the floor at these sizes), ``--repeat`` times
   toy points), target >= 0.7x the numpy loop's steps/s (issue 18);
 * kernel-regime training (``numerics.networks.train``, all layers, NTK parameterization, width
   1e4 on 20 points), reported also as a fraction of the matmul peak;
-* the stable-rank reduced loop (``numerics.stable_rank.train``, setup A), measured only (issue 14
-  restructures it), against the numpy reduced loop of ``benchmarks/bench_stable_rank.py``.
+* the stable-rank reduced loop (``numerics.stable_rank.train``, setup A, with its records and
+  activation-pattern tracking), target >= 0.7x the numpy reduced loop of
+  ``benchmarks/bench_stable_rank.py`` (issue 18).
 
 The matmul peak is numpy's float64 GEMM on 1000 x 1000 matrices on one thread; a loop's flop
 rate counts the GEMM-like work of its gradient (2 flops per multiply-add).  Everything runs on
 one thread (the thread policy's small-work setting), and the load average is printed: compare
-the ratios, not the absolute numbers.
+the ratios, not the absolute numbers.  Each loop is timed by the wall clock and by this
+process's CPU time (user + system, which a loaded machine inflates less: the loops are
+single-threaded); both ratios are printed.
 
     python benchmarks/bench_training.py [--repeat N] [--steps N]
 """
@@ -32,6 +35,13 @@ def timed(fn) -> float:
     start = time.perf_counter()
     fn()
     return time.perf_counter() - start
+
+
+def wall_and_cpu(fn) -> tuple[float, float]:
+    """Wall-clock and CPU seconds (this process, user + system) of one call."""
+    wall, cpu = time.perf_counter(), time.process_time()
+    fn()
+    return time.perf_counter() - wall, time.process_time() - cpu
 
 
 def matmul_peak() -> float:
@@ -139,18 +149,21 @@ def main() -> None:
     with threads.small_work():
         peak = matmul_peak()
         print(f"matmul peak (float64 GEMM 1000^3, one thread): {peak / 1e9:.1f} GFLOP/s\n")
-        print(f"{'loop':<34} {'ours steps/s':>12} {'numpy steps/s':>13} {'ours/numpy':>10} {'ours % peak':>11}")
+        print(f"{'loop':<30} {'ours steps/s':>12} {'numpy steps/s':>13} {'ours/numpy':>10} {'(CPU time)':>10} "
+              f"{'ours % peak':>11} {'numpy % peak':>12}")
         for name, make in (("adaptive E7 (width 200)", adaptive_pair), ("kernel training (width 1e4)", kernel_pair),
                            ("stable-rank reduced (setup A)", stable_rank_pair)):
             ours, plain, flops = make(args.steps)
             ours(), plain()  # warm-up
             times = {"ours": [], "plain": []}
             for _ in range(args.repeat):
-                times["ours"].append(timed(ours))
-                times["plain"].append(timed(plain))
-            t_ours, t_plain = statistics.median(times["ours"]), statistics.median(times["plain"])
-            print(f"{name:<34} {args.steps / t_ours:>12.0f} {args.steps / t_plain:>13.0f} {t_plain / t_ours:>10.2f} "
-                  f"{100 * flops / t_ours / peak:>10.2f}%")
+                times["ours"].append(wall_and_cpu(ours))
+                times["plain"].append(wall_and_cpu(plain))
+            (wall_ours, cpu_ours), (wall_plain, cpu_plain) = (
+                [statistics.median(column) for column in zip(*times[k])] for k in ("ours", "plain"))
+            print(f"{name:<30} {args.steps / wall_ours:>12.0f} {args.steps / wall_plain:>13.0f} "
+                  f"{wall_plain / wall_ours:>10.2f} {cpu_plain / cpu_ours:>10.2f} "
+                  f"{100 * flops / wall_ours / peak:>10.2f}% {100 * flops / wall_plain / peak:>11.2f}%")
     print(f"\nload average at the end {os.getloadavg()[0]:.1f}")
 
 

@@ -40,6 +40,12 @@ def log_spaced_steps(total: int, per_decade: int = 10) -> list[int]:
     return sorted({0, total, *[int(p) for p in points if 0 < p <= total]})
 
 
+def full_shape(values, z: np.ndarray) -> np.ndarray:
+    """What a compiled activation returned for the array ``z``, as an array of z's shape (a constant
+    piece, e.g. the slope of a linear activation, comes back as a scalar); a read-only view, no copy."""
+    return values if np.shape(values) == z.shape else np.broadcast_to(values, z.shape)
+
+
 @dataclass
 class History:
     """What :func:`gradient_descent` recorded: steps, losses and whatever ``record`` returned."""
@@ -121,25 +127,26 @@ def array_descent(params: np.ndarray, loss_and_gradient: Callable[[np.ndarray], 
     """
     grad = np.empty_like(params)
     wanted = _record_schedule(steps, record_steps)
+    # the steps where anything but the GD step happens: records, bound checks, the progress bar
+    events = wanted | {steps} | set(range(0, steps + 1, check_every)) | set(range(0, steps + 1, 100))
     history = History()
     with progress(steps, describe, unit="step") as bar:
         for step in range(steps + 1):
             value = loss_and_gradient(grad)
             if not math.isfinite(value):
                 raise TrainingDiverged(f"{describe}: training diverged at step {step} (loss = {value})")
-            done = step == steps
-            if step in wanted or done or step % check_every == 0:
+            if step in events:
                 if not (-max_abs <= params.min() and params.max() <= max_abs):
                     raise TrainingDiverged(f"{describe}: weights exploded (|w| > {max_abs:g}) at step {step}")
-                if step in wanted or done:
+                if step in wanted or step == steps:
                     history.steps.append(step)
                     history.loss.append(value)
                     history.records.append(record(step) if record else None)
-            if done:
-                history.stopped_at = step
-                break
+                if step == steps:
+                    history.stopped_at = step
+                    break
+                if step % 100 == 0:
+                    bar.update(min(100, steps - bar.n))
             grad *= lr
             params -= grad
-            if step % 100 == 0:
-                bar.update(min(100, steps - bar.n))
     return history

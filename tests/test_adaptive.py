@@ -70,6 +70,33 @@ def test_each_member_follows_plain_gradient_descent():
         assert np.allclose(rows[:, 2], net.b.detach().numpy(), atol=1e-12)
 
 
+@pytest.mark.parametrize("formula", ["relu", "tanh"])
+def test_packed_loop_equals_a_plain_numpy_loop(formula):
+    """The packed closed-form loop (batched products on preallocated buffers, the bias folded into
+    the input as x_hat = (x, 1)) equals a plain numpy GD loop per member, written out here, on
+    inputs in 2 dimensions with three members of two step sizes (records in between included)."""
+    act = theory.activation(formula)
+    sigma, slope = {"relu": (lambda z: np.maximum(z, 0), lambda z: (z > 0) * 1.0),
+                    "tanh": (np.tanh, lambda z: 1 - np.tanh(z) ** 2)}[formula]
+    rng = np.random.default_rng(7)
+    x, y = rng.standard_normal((7, 2)), rng.standard_normal(7)
+    members, width, steps = [(ad.ADAPTIVE, 0), (ad.KERNEL, 1), (ad.ADAPTIVE, 2)], 20, 300
+    ens = ad.Ensemble(act, x, y, width, members)
+    start = ens.state()
+    traj = ens.train(steps, [0, 100, steps])
+    for m, (regime, _) in enumerate(members):
+        v, w, b = start[m, :, 0].copy(), start[m, :, 1:3].copy(), start[m, :, 3].copy()
+        lr = regime.learning_rate(width)
+        for _ in range(steps):
+            z = x @ w.T + b
+            r = sigma(z) @ v - y
+            q = slope(z) * v * r[:, None] / len(y)
+            v, w, b = v - lr * sigma(z).T @ r / len(y), w - lr * q.T @ x, b - lr * q.sum(0)
+        # float64 round-off only: 300 steps of O(1e-2) updates, summation orders differ
+        assert np.allclose(traj.states[-1, m], np.column_stack([v, w, b]), rtol=1e-12, atol=1e-13)
+        assert np.allclose(traj.residuals[-1, m], sigma(x @ w.T + b) @ v - y, rtol=1e-12, atol=1e-13)
+
+
 def test_plane_coordinates_match_shallow_network():
     act = theory.activation("relu")
     net = ShallowNetwork(act, 12, 3, Init(kind="gaussian", s_v=1.0), seed=5)

@@ -14,7 +14,7 @@ from theory.errors import IbcheckError
 
 from ..networks import Init, ShallowNetwork, as_tensor
 from ..torch_activation import torch_activation
-from ..training import array_descent, log_spaced_steps
+from ..training import array_descent, full_shape, log_spaced_steps
 
 
 @dataclass(frozen=True)
@@ -87,7 +87,6 @@ class Ensemble:
         self.rates = rates
         self._weights = torch.tensor(rates, dtype=torch.float64) / self.lr
         self._sigma, self._slope = torch_activation(act), torch_activation(act, 1)
-        self._member_weights = (self._weights / self.N)[None, :]       # (1, R): c_m / N
 
     @property
     def size(self) -> int:
@@ -105,31 +104,41 @@ class Ensemble:
     @cached_property
     def _closed_form(self):
         r"""``gradient(out) -> loss``: the closed-form gradient written into ``out``, on numpy views
-        of ``params`` (which share its memory) and preallocated buffers (numpy: at these sizes
-        its per-call overhead is a fraction of torch's; see :func:`numerics.training.array_descent`)."""
+        of ``params`` (which share its memory) and buffers allocated once (numpy: at these sizes
+        its per-call overhead is a fraction of torch's; see :func:`numerics.training.array_descent`).
+
+        With :math:`\hat x_j = (x_j, 1)` and the rows :math:`u_k = (w_k, b_k)` a step is
+        :math:`z_{jk} = \hat x_j\cdot u_k` (one product), then per member m
+        :math:`r_{mj} = \sum_k v_k\sigma(z_{jk}) - y_j`,
+        :math:`\partial_{v_k} L = \sum_j \rho_{mj}\sigma(z_{jk})` and
+        :math:`\partial_{u_k} L = v_k\sum_j \sigma'(z_{jk})\rho_{mj}\hat x_j` with
+        :math:`\rho_{mj} = c_m r_{mj}/N`: batched matrix products over the members, only the two
+        activation calls allocate."""
         N, R, n, d = self.N, self.size, self.width, self.dim
         p = self.params.detach().numpy()
-        v, w_t, b = p[:, 0].reshape(R, n), p[:, 1:1 + d].T, p[:, 1 + d]
-        x, y = self.x.numpy(), self.y.numpy()[:, None]
+        v, u = p[:, 0], p[:, 1:]                                        # u: rows (w_k, b_k)
+        x_hat = np.hstack([self.x.numpy(), np.ones((N, 1))])            # (N, d + 1)
+        y = self.y.numpy()[None, :, None]                               # (1, N, 1)
+        member_weights = (self._weights / self.N).numpy()[:, None, None]  # (R, 1, 1): c_m / N
+        z, slope_v = np.empty((N, R * n)), np.empty((N, R * n))
+        residual, rho = np.empty((R, N, 1)), np.empty((R, N, 1))
+        rho_x = np.empty((R, N, d + 1))
         sigma, slope = self.act.numeric("numpy"), self.act.numeric("numpy", 1)
-        member_weights = self._member_weights.numpy()                  # (1, R): c_m / N
-        z, r = np.empty((N, R * n)), np.empty((N, R))
 
-        def on_z(values):  # a constant (e.g. the slope of a linear piece) as an array of z's shape
-            return values if np.shape(values) == z.shape else np.broadcast_to(values, z.shape)
+        def by_member(values):  # (N, R n) -> (R, N, n) view
+            return values.reshape(N, R, n).transpose(1, 0, 2)
 
         def gradient(out: np.ndarray) -> float:
-            np.matmul(x, w_t, out=z)
-            np.add(z, b, out=z)
-            s = on_z(sigma(z)).reshape(N, R, n)
-            np.einsum("jrk,rk->jr", s, v, out=r)
-            np.subtract(r, y, out=r)
-            weighted = r * member_weights                                 # c_m r_j / N
-            np.einsum("jrk,jr->rk", s, weighted, out=out[:, 0].reshape(R, n))
-            q = (on_z(slope(z)).reshape(N, R, n) * weighted[:, :, None] * v).reshape(N, R * n)
-            np.matmul(q.T, x, out=out[:, 1:1 + d])
-            q.sum(0, out=out[:, 1 + d])
-            return 0.5 * float(np.vdot(r, weighted))
+            np.matmul(x_hat, u.T, out=z)
+            s = by_member(full_shape(sigma(z), z))
+            np.matmul(s, v.reshape(R, n, 1), out=residual)
+            np.subtract(residual, y, out=residual)
+            np.multiply(residual, member_weights, out=rho)
+            np.matmul(rho.transpose(0, 2, 1), s, out=out[:, 0].reshape(R, 1, n))
+            np.multiply(rho, x_hat, out=rho_x)
+            np.multiply(slope(z), v, out=slope_v)
+            np.matmul(by_member(slope_v).transpose(0, 2, 1), rho_x, out=out[:, 1:].reshape(R, n, d + 1))
+            return 0.5 * float(np.vdot(residual, rho))
         return gradient
 
     def loss(self) -> torch.Tensor:

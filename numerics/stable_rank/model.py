@@ -47,7 +47,7 @@ from ..data import digits, gaussian_classes, near_orthogonality, orthogonal_clas
 from ..progress import progress
 from ..reproducibility import generators
 from ..threads import single_threaded
-from ..training import TrainingDiverged, log_spaced_steps
+from ..training import TrainingDiverged, full_shape, log_spaced_steps
 
 F64 = torch.float64
 #: |<w, x>| beyond this counts as divergence (as numerics.training's max_abs on weights)
@@ -254,10 +254,7 @@ def train(act: Activation, problems: list[Problem], steps: int, record_steps=Non
         raise IbcheckError("problems trained together need the same number of samples and neurons")
     wanted = sorted(set(record_steps if record_steps is not None else
                         log_spaced_steps(steps, 10) + [steps // 2]) | {0, steps})
-    compiled = act.numeric("numpy"), act.numeric("numpy", 1)
-
-    def sigma(z, k=0):                        # compiled sympy: constant pieces may come back as scalars
-        return np.broadcast_to(np.asarray(compiled[k](z), dtype=float), z.shape)
+    sigma, slope = act.numeric("numpy"), act.numeric("numpy", 1)
 
     start = time.perf_counter()
     w0 = [p.initial_weights() for p in problems]
@@ -271,37 +268,50 @@ def train(act: Activation, problems: list[Problem], steps: int, record_steps=Non
     a_col = np.swapaxes(a_row, 1, 2)
     rate = np.array([p.eta / n for p in problems])[:, None, None] * a_col
     own = np.sign(a_col) == y                                                        # (B, M, n)
-    coeff = np.zeros_like(z)
-    active = z > 0
-    ever = active.copy()
-    changed = np.zeros_like(active)
+    # buffers, written in place every step
+    coeff, update, dz = np.zeros_like(z), np.empty_like(z), np.empty_like(z)
+    q, weight = np.empty_like(y), np.empty_like(y)
+    active, now, flipped = z > 0, np.empty(z.shape, dtype=bool), np.empty(z.shape, dtype=bool)
+    ever, changed = active.copy(), np.zeros_like(active)
     rec = {"q": [], "c": [], "changes": [], "never": []}
+    # the steps where anything but the GD step happens: records, divergence checks, the progress bar
+    recorded = set(wanted)
+    events = recorded | set(range(0, steps + 1, 128)) | set(range(0, steps + 1, 100))
     with np.errstate(all="ignore"), progress(steps, describe, unit="step") as bar:
         for step in range(steps + 1):
-            q = y * (a_row @ sigma(z))                                               # (B, 1, n)
-            if step in wanted or step % 128 == 0:
+            np.matmul(a_row, full_shape(sigma(z), z), out=q)
+            np.multiply(q, y, out=q)                                                 # margins (B, 1, n)
+            if step in events:
                 if not (np.isfinite(q).all() and np.isfinite(coeff).all()):
                     raise TrainingDiverged(f"{describe}: {act.label} diverged at step {step} (non-finite margins)")
                 if np.abs(z).max() > MAX_PRE_ACTIVATION:
                     raise TrainingDiverged(f"{describe}: {act.label} diverged at step {step} (pre-activations "
                                            f"above {MAX_PRE_ACTIVATION:g}); use a smaller step size")
-                if step in wanted:
+                if step in recorded:
+                    # a pair positive at some step since the last record is positive now or changed sign
+                    ever |= changed
+                    ever |= active
                     rec["q"].append(q[:, 0].copy())
                     rec["c"].append(coeff.copy())
                     rec["changes"].append(changed.sum(2))
                     changed[:] = False
                     rec["never"].append((own & ~ever).sum((1, 2)) / own.sum((1, 2)))
-            if step == steps:
-                break
-            update = sigma(z, 1) * (expit(-q) * y) * rate
+                if step == steps:
+                    break
+                if step % 100 == 0:
+                    bar.update(min(100, steps - bar.n))
+            np.negative(q, out=weight)
+            expit(weight, out=weight)
+            np.multiply(weight, y, out=weight)                                       # y |l'(q)|
+            np.multiply(slope(z), weight, out=update)
+            np.multiply(update, rate, out=update)
             coeff += update
-            z += update @ gram
-            now = z > 0
-            changed |= now != active
-            ever |= now
-            active = now
-            if step % 100 == 0:
-                bar.update(min(100, steps - bar.n))
+            np.matmul(update, gram, out=dz)
+            z += dz
+            np.greater(z, 0, out=now)
+            np.not_equal(now, active, out=flipped)
+            changed |= flipped
+            active, now = now, active
     runtime = (time.perf_counter() - start) / len(problems)
     margins, coefficients, changes, never = (np.stack(rec[k], 1) for k in ("q", "c", "changes", "never"))
     steps_arr = np.array(wanted)
