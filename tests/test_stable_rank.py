@@ -61,6 +61,37 @@ def test_reduced_coordinates_match_autograd(name):
     assert np.allclose(run.full[-1], rank.stable_rank(reduced), rtol=1e-10)
 
 
+def test_pattern_tracking_equals_a_plain_loop_on_the_full_weights():
+    """Margins, activation-pattern changes between records and the never-activated fraction
+    equal a plain numpy GD loop on the full weights W that compares the signs of W x_i every step
+    (the trainer works in reduced coordinates, W = W0 + C X, on buffers updated in place)."""
+    problem = S.setup_a(2, n=6, d=40, m=4, sigma0=0.3, eta=2.0)
+    records = [0, 1, 5, 17, 60, 150]
+    run = S.train(RELU, [problem], records[-1], records)[0]
+    x, y, a, n = problem.x, problem.y, problem.a, problem.n
+    w = problem.initial_weights()
+    own = np.sign(a)[:, None] == y[None, :]
+    active = ever = w @ x.T > 0
+    changed = np.zeros_like(active)
+    margins, changes, never = [], [], []
+    for step in range(records[-1] + 1):
+        z = w @ x.T
+        now = z > 0
+        changed, ever, active = changed | (now != active), ever | now, now
+        q = y * (a @ np.maximum(z, 0))
+        if step in records:
+            margins.append(q)
+            changes.append(changed.sum(1))
+            never.append((own & ~ever).sum() / own.sum())
+            changed = np.zeros_like(changed)
+        w = w + (problem.eta / n) * (a[:, None] * now * (y / (1 + np.exp(q)))) @ x
+    assert run.pattern_changes.sum() > 0 and 0 < never[-1] < never[0]          # the case is not trivial
+    assert np.array_equal(run.pattern_changes, np.array(changes))              # counts: exactly
+    assert np.array_equal(run.never_activated, np.array(never))
+    # float64 round-off: W^t = W^0 + C^t X against W updated in place, 150 steps
+    assert np.allclose(run.margins, np.array(margins), rtol=1e-10, atol=1e-12)
+
+
 def test_batched_seeds_equal_separate_runs():
     """Seeds trained in one batch give the runs trained one by one (to round-off)."""
     problems = [S.setup_a(s, n=6, d=300, m=5) for s in range(3)]

@@ -288,9 +288,6 @@ def train(act: Activation, problems: list[Problem], steps: int, record_steps=Non
                     raise TrainingDiverged(f"{describe}: {act.label} diverged at step {step} (pre-activations "
                                            f"above {MAX_PRE_ACTIVATION:g}); use a smaller step size")
                 if step in recorded:
-                    # a pair positive at some step since the last record is positive now or changed sign
-                    ever |= changed
-                    ever |= active
                     rec["q"].append(q[:, 0].copy())
                     rec["c"].append(coeff.copy())
                     rec["changes"].append(changed.sum(2))
@@ -311,6 +308,7 @@ def train(act: Activation, problems: list[Problem], steps: int, record_steps=Non
             np.greater(z, 0, out=now)
             np.not_equal(now, active, out=flipped)
             changed |= flipped
+            ever |= now
             active, now = now, active
     runtime = (time.perf_counter() - start) / len(problems)
     margins, coefficients, changes, never = (np.stack(rec[k], 1) for k in ("q", "c", "changes", "never"))
