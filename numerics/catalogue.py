@@ -1,14 +1,41 @@
-"""The built-in checks as data (id, title, claim, option names), in report order, for ``ibcheck list``.
+"""The built-in activations (name, parameters, description) and checks (id, title, claim, option
+names) as data, in report order, for ``ibcheck list``; and the run profiles.
 
 Listing the checks from the registry would import every check module, and with them torch,
-scipy's solvers and scikit-learn (seconds) for a command that prints twenty lines.  This table
-is what ``ibcheck list`` prints instead; ``tests/test_imports.py`` asserts that it equals the
-registry that :data:`numerics.checks.CHECK_MODULES` loads, so that a check added, renamed or
-given new options without updating this table fails a test rather than the listing.  After such
-a change, ``python -m numerics.catalogue`` prints the table to paste below.
+scipy's solvers and scikit-learn (seconds) for a command that prints twenty lines; listing the
+activations from :data:`theory.BUILTINS` would import sympy (a third of a second).  These tables
+are what ``ibcheck list`` prints instead; ``tests/test_imports.py`` asserts that they equal the
+registry that :data:`numerics.checks.CHECK_MODULES` loads and :data:`theory.BUILTINS`, so that a
+check or activation added, renamed or given new options without updating a table fails a test
+rather than the listing.  After such a change, ``python -m numerics.catalogue`` prints the
+tables to paste below.
 """
 
 from __future__ import annotations
+
+import sys
+
+#: the run profiles: quick (minutes for the whole suite) or full (the notes' reference sizes)
+PROFILES = ("quick", "full")
+
+ACTIVATIONS: tuple[tuple[str, tuple[str, ...], str], ...] = (
+    ('relu', (), 'rectified linear unit max(0, x)'),
+    ('leaky_relu', ('a',), 'leaky ReLU, slope a for x < 0'),
+    ('abs', (), 'absolute value |x|'),
+    ('relu_k', ('k',), 'truncated power max(0, x)^k'),
+    ('step', (), 'Heaviside step H(x)'),
+    ('softplus', ('beta',), 'softplus log(1 + e^(beta x))/beta'),
+    ('sigmoid', (), 'logistic sigmoid 1/(1 + e^-x)'),
+    ('tanh', (), 'hyperbolic tangent'),
+    ('erf', (), 'error function erf(x)'),
+    ('gelu', (), 'GELU x Phi(x), Phi the standard normal CDF'),
+    ('silu', (), 'SiLU / swish x sigmoid(x)'),
+    ('elu', ('alpha',), 'ELU: x for x >= 0, alpha (e^x - 1) for x < 0'),
+    ('gaussian', (), 'Gaussian bump exp(-x^2/2)'),
+    ('sin', (), 'sine'),
+    ('cos', (), 'cosine'),
+    ('exp', (), 'exponential (not tempered: no Fourier transform)'),
+)
 
 CHECKS: tuple[tuple[str, str, str, tuple[str, ...]], ...] = (
     ('transform', 'Generalized Fourier transform', 'P1', ()),
@@ -46,14 +73,25 @@ def from_registry() -> list[tuple[str, str, str, tuple[str, ...]]]:
     return [(c.id, c.title, c.claim, tuple(c.options)) for c in sorted(registered, key=rank)]
 
 
-def listed_checks() -> list[tuple[str, str, str, tuple[str, ...]]]:
-    """The catalogue, then any check registered at run time that it does not name (a plug-in, a test)."""
-    from .checks import REGISTRY
+def activations_from_theory() -> list[tuple[str, tuple[str, ...], str]]:
+    """The activation table as :data:`theory.BUILTINS` has it (imports sympy)."""
+    from theory.activations import BUILTINS
 
+    return [(spec.name, spec.parameters, spec.description) for spec in BUILTINS.values()]
+
+
+def listed_checks() -> list[tuple[str, str, str, tuple[str, ...]]]:
+    """The catalogue, then any check registered at run time that it does not name (a plug-in, a test;
+    registering one imports :mod:`numerics.checks`, so without that module there is none)."""
+    checks = sys.modules.get(f"{__package__}.checks")
+    registered = checks.REGISTRY.values() if checks is not None else ()
     known = {entry[0] for entry in CHECKS}
-    return list(CHECKS) + [(c.id, c.title, c.claim, tuple(c.options)) for c in REGISTRY.values() if c.id not in known]
+    return list(CHECKS) + [(c.id, c.title, c.claim, tuple(c.options)) for c in registered if c.id not in known]
 
 
 if __name__ == "__main__":
-    for entry in from_registry():
-        print(f"    {entry!r},")
+    for table, entries in (("ACTIVATIONS", activations_from_theory()), ("CHECKS", from_registry())):
+        print(f"{table} = (")
+        for entry in entries:
+            print(f"    {entry!r},")
+        print(")")

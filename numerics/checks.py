@@ -41,11 +41,11 @@ from typing import Any, Callable
 from theory.activations import Activation
 from theory.errors import IbcheckError
 
+from .catalogue import PROFILES
 from .threads import single_threaded
 from .verdicts import INCONCLUSIVE_KINDS, OUTCOMES, Criterion, Premise, decide, rejected
 
 VERDICTS = OUTCOMES
-PROFILES = ("quick", "full")
 
 #: modules whose import registers checks (order = order in reports)
 CHECK_MODULES = (

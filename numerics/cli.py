@@ -16,13 +16,11 @@ import shlex
 import sys
 from pathlib import Path
 
-import theory
+import theory  # light: its names load on first use (sympy only for the commands that compute)
 from theory.errors import IbcheckError
-from theory.parsing import parse_formula
 
 from . import threads
-from .catalogue import listed_checks
-from .checks import PROFILES
+from .catalogue import ACTIVATIONS, PROFILES, listed_checks
 
 FORMATS = ("text", "markdown", "latex", "json")
 
@@ -47,6 +45,8 @@ def _key_values(pairs: list[str] | None, flag: str, key: str) -> list[tuple[str,
 
 
 def _parameters(pairs: list[str]) -> dict:
+    from theory.parsing import parse_formula
+
     values = {}
     for name, value in _key_values(pairs, "param", "NAME"):
         number = parse_formula(value)
@@ -88,6 +88,7 @@ def cmd_derive(args) -> int:
 
 def cmd_design(args) -> int:
     from theory.design import design_activation
+    from theory.parsing import parse_formula
     from theory.symbols import omega
 
     target = parse_formula(args.target, variable=("omega", omega))
@@ -187,9 +188,9 @@ def cmd_report(args) -> int:
 
 def cmd_list(args) -> int:
     print("Built-in activations:")
-    for name, spec in theory.BUILTINS.items():
-        params = f" ({', '.join(spec.parameters)})" if spec.parameters else ""
-        print(f"  {name + params:<22} {spec.description}")
+    for name, parameters, description in ACTIVATIONS:  # the catalogue: sympy not imported
+        params = f" ({', '.join(parameters)})" if parameters else ""
+        print(f"  {name + params:<22} {description}")
     print("\nChecks:")
     for check_id, title, claim, options in listed_checks():  # the catalogue: no check module (torch) imported
         print(f"  {check_id:<22} {title} [{claim}]")
