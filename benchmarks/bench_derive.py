@@ -1,7 +1,7 @@
 """Benchmark: cold and cached time of `derive` for every built-in activation.
 
 Each activation runs in a fresh Python process (so nothing is cached): the script reports the
-import time of `theory`, the cold time of the theory-layer part (generalized Fourier transform
+import time of `theory` (its public modules: sympy, the transform, kernels, parsing), the cold time of the theory-layer part (generalized Fourier transform
 with its mpmath verification, spectral weight, null space, Radon operator, kernel: the
 "Generalized Fourier transform and kernel-regime spectral penalty" section), the cold time of
 the whole `theory.derive(act)` (adds the stable-rank and adaptive-regime sections), and the
@@ -26,6 +26,7 @@ PROBE = r"""
 import json, sys, time
 t0 = time.perf_counter()
 import theory
+import theory.derive, theory.gaussian_kernels, theory.parsing  # theory's names load on first use: import them here
 t1 = time.perf_counter()
 act = theory.activation(sys.argv[1])
 derive_module = sys.modules["theory.derive"]
