@@ -9,7 +9,7 @@ import theory
 from numerics.networks import (Init, LinearizedSolution, ShallowNetwork, as_tensor, linearized_solution,
                                train)
 from numerics.torch_activation import torch_activation
-from numerics.training import TrainingDiverged, gradient_descent
+from numerics.training import TrainingDiverged, array_descent, gradient_descent
 from theory.activations import BUILTINS
 from theory.errors import IbcheckError
 
@@ -160,6 +160,35 @@ def test_gradient_descent_stops_on_bad_gradients_and_exploding_weights(loss_of, 
     p = torch.tensor([0.0, 1.0], dtype=torch.float64, requires_grad=True)
     with pytest.raises(TrainingDiverged, match=message):
         gradient_descent([p], lambda: loss_of(p), 100, 1.0)
+
+
+def test_array_descent_records_and_stops_on_bad_losses_and_exploding_weights():
+    """The in-place numpy loop: L = p^2/2 (gradient p) with eta = 0.5 halves p every step and records
+    the asked steps; a non-finite loss stops it at that step; L = -p^2/2 triples p per step
+    (eta = 2), past 1e12 after 26 steps, caught at the next bound check (every 64 steps and at
+    the records, here only step 0: step 64)."""
+    def quadratic(sign):
+        def loss_and_gradient(grad):
+            grad[:] = sign * p
+            return sign * 0.5 * float(p @ p)
+        return loss_and_gradient
+
+    p = np.array([1.0, -2.0])
+    history = array_descent(p, quadratic(1.0), 10, 0.5, record_steps=[0, 3])
+    assert history.steps == [0, 3, 10] and history.stopped_at == 10
+    np.testing.assert_array_equal(p, np.array([1.0, -2.0]) / 2**10)        # exact: halving is exact in float64
+    assert history.loss == [2.5, 2.5 / 4**3, 2.5 / 4**10]
+    p = np.array([1.0, 0.0])
+    with pytest.raises(TrainingDiverged, match="exploded .* at step 64"):
+        array_descent(p, quadratic(-1.0), 200, 2.0, record_steps=[0])
+    p, calls = np.array([1.0]), []
+
+    def nan_at_step_5(grad):
+        calls.append(1)
+        grad[:] = 0.0
+        return float("nan") if len(calls) == 6 else 1.0
+    with pytest.raises(TrainingDiverged, match="diverged at step 5"):
+        array_descent(p, nan_at_step_5, 100, 1.0)
 
 
 @pytest.mark.parametrize("name, parameterization", [("relu", "ntk"), ("tanh", "standard"), ("softplus", "ntk")])
