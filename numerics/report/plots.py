@@ -33,9 +33,17 @@ _STYLES = {  # Series.style -> matplotlib keyword arguments
     "dashed": {"linestyle": "--"},
     "points": {"linestyle": "none", "marker": "o", "markersize": 4},
     "step": {"linestyle": "-", "drawstyle": "steps-post"},
+    # the judged prediction: black, dashed (a function or a constant over the whole range) or open
+    # diamonds (values judged at a few points only), drawn over the measurements; reported-only: grey, dotted
+    "prediction": {"linestyle": "--", "color": "black", "linewidth": 1.6, "zorder": 3},
+    "prediction-points": {"linestyle": "none", "color": "black", "marker": "D", "markersize": 6,
+                          "markerfacecolor": "none", "zorder": 3},
+    "reported": {"linestyle": ":", "color": "#8c8c8c", "linewidth": 1.2},
 }
+#: styles whose colour is fixed (they take no hue of the palette)
+_FIXED = ("prediction", "prediction-points", "reported")
 #: a legend label longer than this is cut (the full label is in report.json)
-LABEL_WIDTH = 34
+LABEL_WIDTH = 44
 #: values spanning more decades than this get a log (or symmetric log) axis
 DECADES_FOR_LOG = 3
 
@@ -90,21 +98,22 @@ def draw_figure(plot: Plot) -> tuple[Figure, str]:
     figure.subplots_adjust(left=0.12 if many else 0.15, right=0.76 if many else 0.97, bottom=0.13, top=0.91)
     FigureCanvasAgg(figure)
     axes = figure.add_subplot()
+    hues = iter(QUALITATIVE * (1 + len(plot.series) // len(QUALITATIVE)))
     for number, series in enumerate(plot.series):
-        style = dict(_STYLES.get(series.style, _STYLES["line"]))
-        style["color"] = QUALITATIVE[number % len(QUALITATIVE)]
-        if many:
-            if series.style in ("line", "dashed"):
+        style = {"linewidth": 1.4, **_STYLES.get(series.style, _STYLES["line"])}
+        if series.style not in _FIXED:
+            style["color"] = next(hues)
+            if many and series.style in ("line", "dashed"):
                 style["linestyle"] = _LINESTYLES[(number // 5) % len(_LINESTYLES)]
                 style.update(marker=_MARKERS[number % len(_MARKERS)], markevery=0.12, markersize=4)
         x, y = _numbers(series.x), _numbers(series.y)
-        axes.plot(x, y, label=_cut_label(series.label), linewidth=1.4, **style)
+        axes.plot(x, y, label=_cut_label(series.label), **style)
         if series.low is not None and series.high is not None:
             low, high = _numbers(series.low), _numbers(series.high)
-            if series.style == "points":
-                axes.errorbar(x, y, yerr=[[max(0.0, a - b) for a, b in zip(y, low)],
-                                          [max(0.0, b - a) for a, b in zip(y, high)]],
-                              fmt="none", ecolor=style["color"], elinewidth=1, capsize=2)
+            if series.style == "points":  # no bar where the interval is unbounded (one replicate)
+                below = [y0 - a if math.isfinite(a) else 0.0 for y0, a in zip(y, low)]
+                above = [b - y0 if math.isfinite(b) else 0.0 for y0, b in zip(y, high)]
+                axes.errorbar(x, y, yerr=[below, above], fmt="none", ecolor=style["color"], elinewidth=1, capsize=2)
             else:
                 axes.fill_between(x, low, high, color=style["color"], alpha=0.18, linewidth=0)
     yscale, note = _automatic_scale(plot)
@@ -125,6 +134,26 @@ def draw_figure(plot: Plot) -> tuple[Figure, str]:
         axes.legend(fontsize=8, loc="best")
     figure.canvas.draw()
     return figure, note
+
+
+def band_problems(plot: Plot) -> list[str]:
+    """Every way the intervals of ``plot`` are malformed ([] when none): ``low``/``high`` given
+    alone or with a length other than ``y``'s, or a finite end on the wrong side of the estimate."""
+    problems = []
+    for series in plot.series:
+        if (series.low is None) != (series.high is None):
+            problems.append(f"{series.label}: low and high must be given together")
+            continue
+        if series.low is None:
+            continue
+        if not len(series.low) == len(series.high) == len(series.y) == len(series.x):
+            problems.append(f"{series.label}: x, y, low, high have lengths {len(series.x)}, {len(series.y)}, "
+                            f"{len(series.low)}, {len(series.high)}")
+            continue
+        for x, low, y, high in zip(series.x, _numbers(series.low), _numbers(series.y), _numbers(series.high)):
+            if (math.isfinite(low) and not low <= y) or (math.isfinite(high) and not y <= high):
+                problems.append(f"{series.label} at x = {x}: not low <= y <= high ({low}, {y}, {high})")
+    return problems
 
 
 def render_png(plot: Plot) -> bytes:
