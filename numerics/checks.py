@@ -60,7 +60,7 @@ CHECK_MODULES = (
 
 
 #: what a prediction drawn in a plot is: the one a judged criterion uses, or one only reported
-JUDGED, REPORTED = "judged prediction", "reported, not judged"
+JUDGED, REPORTED = "judged", "reported, not judged"
 
 
 @dataclass

@@ -26,7 +26,7 @@ import numpy as np
 from theory.activations import Activation
 from theory.errors import IbcheckError
 
-from ..checks import Check, CheckResult, Context, Plot, Series, judged_result
+from ..checks import JUDGED, Check, CheckResult, Context, Plot, Series, judged_result
 from ..data import CsvData
 from ..verdicts import Criterion, Measurement, Premise, at_least, at_most, control
 from .field import placement_test
@@ -196,12 +196,32 @@ def _trained_fixed_points(act: Activation, setup, context: Context) -> Evidence:
     details["fixed_points"] = [{k: (v.tolist() if isinstance(v, np.ndarray) else v) for k, v in f.items()
                                 if k not in ("predicted_decay", "measured_decay")} for f in fixed]
     if reached:
-        plots.append(Plot("Transverse eigenvalues of the Filippov-reduced flow at pinned fixed points", "index",
-                          "eigenvalue", [Series(f"seed {i}", list(range(len(f["transverse"]))),
-                                                f["transverse"].tolist(), "points") for i, f in enumerate(reached)]))
+        plots.append(_decay_plot(reached))
     wrong = control("opposite stability sign: pinned kinks repel, g'(0-) < 0 < g'(0+)", 0.0, attracting,
                     at_most(1 - ATTRACTING))
     return Evidence(criteria, wrong, premises, details, plots)
+
+
+def _decay_plot(reached: list[dict]) -> Plot:
+    r"""The judged decay criterion per transverse direction: simulated minus linearized decay
+    :math:`(1 + \eta\lambda_j)^{\rm steps}` (units of delta) against the rate :math:`|\lambda_j|` (log
+    axis: the rates span decades), inside the accepted band; directions decayed below 1e-3 are not judged."""
+    series = []
+    for i, f in enumerate(reached):
+        resolved = np.asarray(f["predicted_decay"]) > 1e-3
+        series.append(Series(f"fixed point {i + 1} ({f['steps']} projected GD steps)",
+                             np.abs(np.asarray(f["transverse"])[resolved]).tolist(),
+                             (np.asarray(f["measured_decay"]) - np.asarray(f["predicted_decay"]))[resolved].tolist(),
+                             "points"))
+    rates = [v for s in series for v in s.x if v > 0]
+    ends = [min(rates, default=1e-6), max(rates, default=1.0)]
+    series += [Series(f"0: the linearized flow ({JUDGED})", ends, [0.0, 0.0], "prediction"),
+               Series(f"accepted region +-{DECAY_TOLERANCE:g}", [*ends, None, *ends],  # None breaks the line
+                      [DECAY_TOLERANCE, DECAY_TOLERANCE, None, -DECAY_TOLERANCE, -DECAY_TOLERANCE], "dashed")]
+    return Plot("Pinned fixed points: sliding-flow decay, simulated minus linearized", "transverse rate |lambda_j|",
+                "decay error (units of delta)", series, xscale="log",
+                note="each point a transverse direction of the Filippov-reduced flow (eigenvalue lambda_j <= 0, "
+                     "reported); the judged criterion is the largest |error| over them")
 
 
 CHECK = Check("attractor-stability", "Stability of zero-plane equilibria and pinned fixed points", "5.2, 5.4, 5.5",

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import io
 import math
+import textwrap
 
 from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
@@ -38,12 +39,16 @@ _STYLES = {  # Series.style -> matplotlib keyword arguments
     "prediction": {"linestyle": "--", "color": "black", "linewidth": 1.6, "zorder": 3},
     "prediction-points": {"linestyle": "none", "color": "black", "marker": "D", "markersize": 6,
                           "markerfacecolor": "none", "zorder": 3},
-    "reported": {"linestyle": ":", "color": "#8c8c8c", "linewidth": 1.2},
+    "reported": {"linestyle": ":", "color": "#8c8c8c", "linewidth": 1.2, "marker": "x", "markersize": 5},
 }
+#: dash patterns of successive judged predictions in one plot (all black)
+_PREDICTION_DASHES = ("--", "-.", (0, (1, 1.5)), (0, (6, 1.5, 1, 1.5, 1, 1.5)))
 #: styles whose colour is fixed (they take no hue of the palette)
 _FIXED = ("prediction", "prediction-points", "reported")
 #: a legend label longer than this is cut (the full label is in report.json)
 LABEL_WIDTH = 44
+#: titles are wrapped at this many characters (one line is about 80 at the default size)
+TITLE_WIDTH = 72
 #: values spanning more decades than this get a log (or symmetric log) axis
 DECADES_FOR_LOG = 3
 
@@ -77,14 +82,26 @@ def _cut_label(label: str) -> str:
     return label if len(label) <= LABEL_WIDTH else label[: LABEL_WIDTH - 1] + "\u2026"
 
 
+def _inside(box, canvas) -> bool:
+    return box.x0 >= canvas.x0 - 0.5 and box.y0 >= canvas.y0 - 0.5 and box.x1 <= canvas.x1 + 0.5 \
+        and box.y1 <= canvas.y1 + 0.5
+
+
 def legend_inside(figure: Figure) -> bool:
     """Whether the legend (if any) lies inside the figure canvas (after a draw)."""
     legend = next(iter(figure.legends), None) or next((a.get_legend() for a in figure.axes if a.get_legend()), None)
-    if legend is None:
-        return True
-    box, canvas = legend.get_window_extent(), figure.bbox
-    return box.x0 >= canvas.x0 - 0.5 and box.y0 >= canvas.y0 - 0.5 and box.x1 <= canvas.x1 + 0.5 \
-        and box.y1 <= canvas.y1 + 0.5
+    return legend is None or _inside(legend.get_window_extent(), figure.bbox)
+
+
+def clipped_texts(figure: Figure) -> list[str]:
+    """The title, axis labels and legend of ``figure`` that stick out of the canvas (after a draw)."""
+    renderer = figure.canvas.get_renderer()
+    out = [] if legend_inside(figure) else ["legend"]
+    for axes in figure.axes:
+        for name, text in (("title", axes.title), ("x label", axes.xaxis.label), ("y label", axes.yaxis.label)):
+            if text.get_text() and not _inside(text.get_window_extent(renderer), figure.bbox):
+                out.append(f"{name} {text.get_text()!r}")
+    return out
 
 
 def draw_figure(plot: Plot) -> tuple[Figure, str]:
@@ -99,8 +116,11 @@ def draw_figure(plot: Plot) -> tuple[Figure, str]:
     FigureCanvasAgg(figure)
     axes = figure.add_subplot()
     hues = iter(QUALITATIVE * (1 + len(plot.series) // len(QUALITATIVE)))
+    dashes = iter(_PREDICTION_DASHES * len(plot.series))
     for number, series in enumerate(plot.series):
         style = {"linewidth": 1.4, **_STYLES.get(series.style, _STYLES["line"])}
+        if series.style == "prediction":  # several judged predictions: one dash pattern each
+            style["linestyle"] = next(dashes)
         if series.style not in _FIXED:
             style["color"] = next(hues)
             if many and series.style in ("line", "dashed"):
@@ -121,7 +141,10 @@ def draw_figure(plot: Plot) -> tuple[Figure, str]:
         axes.set_xscale(plot.xscale, **({"nonpositive": "mask"} if plot.xscale == "log" else {}))
     if yscale != "linear":
         axes.set_yscale(yscale, **({"nonpositive": "mask"} if yscale == "log" else {}))
-    axes.set_title(plot.title, fontsize=11)
+    title = textwrap.fill(plot.title, TITLE_WIDTH)
+    axes.set_title(title, fontsize=11)
+    if "\n" in title:  # a second title line: lower the top of the axes to make room
+        figure.subplots_adjust(top=0.91 - 0.06 * title.count("\n"))
     axes.set_xlabel(plot.xlabel)
     axes.set_ylabel(plot.ylabel)
     axes.grid(True, which="major", alpha=0.3)
