@@ -117,6 +117,21 @@ class Plot:
     note: str = ""
 
 
+def criteria_plot(title: str, ylabel: str, criteria: list[Criterion]) -> Plot:
+    """The judged criteria of one kind side by side (x = their index, named in the caption): each
+    measurement with the 95% interval the verdict uses, and the finite ends of its accepted region
+    (the judged prediction) as markers."""
+    judged = [c for c in criteria if c.judged]
+    index = list(range(len(judged)))
+    ends = [(k, end) for k, c in zip(index, judged) for end in c.tolerance.accepted if math.isfinite(end)]
+    return Plot(title, "criterion", ylabel,
+                [measured_series("measured", index, [c.measurement for c in judged]),
+                 Series(f"accepted region's ends ({JUDGED})", [k for k, _ in ends], [e for _, e in ends],
+                        "prediction-points")],
+                note="; ".join(f"{k}: {c.name} ({c.tolerance.text})" for k, c in zip(index, judged))
+                + "; error bars: the 95% intervals the verdict uses")
+
+
 @dataclass
 class CheckResult:
     """The outcome of one check on one activation (module docstring)."""

@@ -52,6 +52,10 @@ def _point_masses(ft) -> str:
     return " + ".join(one(a) for a in ft.singular)
 
 
+#: where a relative error of exactly 0 is drawn on the log axis (below double rounding, 1.1e-16)
+ZERO_DRAWN_AT = 1e-17
+
+
 def _relative_errors(closed: list[complex], reference: list[complex]) -> list[float]:
     """|c - r| / |r| at each frequency (|c| where r = 0)."""
     return [abs(c - r) / abs(r) if r != 0 else abs(c) for c, r in zip(closed, reference)]
@@ -91,15 +95,18 @@ def run_transform(act: Activation, context: Context) -> CheckResult:
     if curve is not None:
         details["spectral_weight_curve"] = curve
     errors = _relative_errors(v.closed_form, v.numerical)
+    exact = [e == 0 for e in errors]
     plots = [Plot("|sigma_hat| at the verification frequencies: closed form vs quadrature", "omega", "magnitude",
                   [Series("mpmath quadrature (30 digits)", v.frequencies, details["quadrature_abs"], "points"),
                    Series(f"final closed form ({JUDGED})", v.frequencies, details["closed_form_abs"],
                           "prediction-points")]),
              Plot("relative error of the closed form vs quadrature", "omega", "|closed - quadrature| / |quadrature|",
-                  [Series("measured", v.frequencies, errors, "points"),
+                  [Series("measured" + (f" (exact 0 drawn at {ZERO_DRAWN_AT:g})" if any(exact) else ""),
+                          v.frequencies, [ZERO_DRAWN_AT if zero else e for e, zero in zip(errors, exact)], "points"),
                    Series(f"<= {v.tolerance:g} ({JUDGED})", [min(v.frequencies), max(v.frequencies)],
                           [v.tolerance] * 2, "prediction")], yscale="log",
-                  note="zero errors (exact agreement in double precision) are not drawn on the log axis")]
+                  note="an error of exactly 0 (agreement to the last bit of the double record) is drawn at "
+                       f"{ZERO_DRAWN_AT:g}, below any rounding error")]
     shown = f"{ft.regular}" + (f" (omega != 0) + {_point_masses(ft)}" if ft.singular else "")
     criterion = Criterion("max relative error of the final closed form vs quadrature", f"closed form {shown}",
                           Measurement.exact(v.max_relative_error), at_most(v.tolerance),

@@ -300,7 +300,7 @@ def _hit_plot(r: dict, sizes: list[int], draws: int) -> Plot:
                 [Series(f"empirical P(hit), {draws} draws", sizes, r["hit_fraction"], "points"),
                  bound("union lower bound (1.8)", r["hit_lower_bound"], -1),
                  bound("sufficient-set lower bound", r["sufficient_lower_bound"], -1),
-                 bound("upper bound (regions that must fill)", r["hit_upper_bound"], +1),
+                 bound("upper bound (must-fill regions)", r["hit_upper_bound"], +1),
                  Series(f"necessary-region estimate ({REPORTED})", sizes, r["necessary_region_estimate"], "reported")],
                 xscale="log", note="bands: the 3 binomial sigma of each bound within which F8 accepts P(hit); the "
                                    "union bound of the notes is vacuous (<= 0) wherever it is drawn at 0")

@@ -13,6 +13,7 @@ import textwrap
 
 from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
+from matplotlib.ticker import MaxNLocator
 from PIL import Image
 
 from numerics.checks import Plot, Series
@@ -43,10 +44,11 @@ _STYLES = {  # Series.style -> matplotlib keyword arguments
 }
 #: dash patterns of successive judged predictions in one plot (all black)
 _PREDICTION_DASHES = ("--", "-.", (0, (1, 1.5)), (0, (6, 1.5, 1, 1.5, 1, 1.5)))
+_PREDICTION_MARKERS = ("D", "s", "^", "v", "p")
 #: styles whose colour is fixed (they take no hue of the palette)
 _FIXED = ("prediction", "prediction-points", "reported")
 #: a legend label longer than this is cut (the full label is in report.json)
-LABEL_WIDTH = 44
+LABEL_WIDTH = 50
 #: titles are wrapped at this many characters (one line is about 80 at the default size)
 TITLE_WIDTH = 72
 #: values spanning more decades than this get a log (or symmetric log) axis
@@ -66,16 +68,28 @@ def _numbers(values) -> list[float]:
 
 def _automatic_scale(plot: Plot) -> tuple[str, str]:
     """The y scale to draw with and why: a linear axis whose values span more than
-    :data:`DECADES_FOR_LOG` decades becomes log (all positive) or symlog (mixed signs)."""
+    :data:`DECADES_FOR_LOG` decades becomes log (all positive) or symlog (otherwise).  With mixed
+    signs the span is counted from the median magnitude, not the smallest: values scattered about
+    0 (positions, differences) read best on a linear axis."""
     if plot.yscale != "linear":
         return plot.yscale, ""
-    values = [abs(v) for s in plot.series for v in _numbers(s.y) if math.isfinite(v) and v != 0]
-    if len(values) < 2 or max(values) / min(values) <= 10 ** DECADES_FOR_LOG:
+    values = [v for s in plot.series for v in _numbers(s.y) if math.isfinite(v) and v != 0]
+    sizes = sorted(abs(v) for v in values)
+    if len(sizes) < 2:
         return "linear", ""
-    decades = math.log10(max(values) / min(values))
-    signs = {v > 0 for s in plot.series for v in _numbers(s.y) if math.isfinite(v) and v != 0}
-    return ("log" if signs == {True} else "symlog"), f"(y on a {'log' if signs == {True} else 'symmetric log'} " \
+    positive = all(v > 0 for v in values)
+    smallest = sizes[0] if positive or all(v < 0 for v in values) else sizes[len(sizes) // 2]
+    if sizes[-1] / smallest <= 10 ** DECADES_FOR_LOG:
+        return "linear", ""
+    decades = math.log10(sizes[-1] / sizes[0])
+    return ("log" if positive else "symlog"), f"(y on a {'log' if positive else 'symmetric log'} " \
         f"axis: the values span {decades:.0f} decades)"
+
+
+def _linear_threshold(plot: Plot) -> float:
+    """The symlog axis's linear range: the smallest magnitude drawn, at most 8 decades below the largest."""
+    sizes = [abs(v) for s in plot.series for v in _numbers(s.y) if math.isfinite(v) and v != 0] or [1.0]
+    return 10.0 ** math.floor(math.log10(max(min(sizes), max(sizes) * 1e-8)))
 
 
 def _cut_label(label: str) -> str:
@@ -94,13 +108,16 @@ def legend_inside(figure: Figure) -> bool:
 
 
 def clipped_texts(figure: Figure) -> list[str]:
-    """The title, axis labels and legend of ``figure`` that stick out of the canvas (after a draw)."""
+    """What of ``figure`` sticks out of the canvas (after a draw): the legend, the title, the axis
+    labels, the tick labels; [] when everything is inside."""
     renderer = figure.canvas.get_renderer()
     out = [] if legend_inside(figure) else ["legend"]
     for axes in figure.axes:
-        for name, text in (("title", axes.title), ("x label", axes.xaxis.label), ("y label", axes.yaxis.label)):
-            if text.get_text() and not _inside(text.get_window_extent(renderer), figure.bbox):
-                out.append(f"{name} {text.get_text()!r}")
+        if axes.title.get_text() and not _inside(axes.title.get_window_extent(renderer), figure.bbox):
+            out.append(f"title {axes.title.get_text()!r}")
+        for name, axis in (("x axis", axes.xaxis), ("y axis", axes.yaxis)):  # drawn tick labels and the label
+            if not _inside(axis.get_tightbbox(renderer), figure.bbox):
+                out.append(f"{name} ({axis.label.get_text()!r} or its tick labels)")
     return out
 
 
@@ -117,10 +134,13 @@ def draw_figure(plot: Plot) -> tuple[Figure, str]:
     axes = figure.add_subplot()
     hues = iter(QUALITATIVE * (1 + len(plot.series) // len(QUALITATIVE)))
     dashes = iter(_PREDICTION_DASHES * len(plot.series))
+    shapes = iter(_PREDICTION_MARKERS * len(plot.series))
     for number, series in enumerate(plot.series):
         style = {"linewidth": 1.4, **_STYLES.get(series.style, _STYLES["line"])}
         if series.style == "prediction":  # several judged predictions: one dash pattern each
             style["linestyle"] = next(dashes)
+        elif series.style == "prediction-points":  # ... and one marker each
+            style["marker"] = next(shapes)
         if series.style not in _FIXED:
             style["color"] = next(hues)
             if many and series.style in ("line", "dashed"):
@@ -137,10 +157,15 @@ def draw_figure(plot: Plot) -> tuple[Figure, str]:
             else:
                 axes.fill_between(x, low, high, color=style["color"], alpha=0.18, linewidth=0)
     yscale, note = _automatic_scale(plot)
+    xs = [v for s in plot.series for v in _numbers(s.x) if math.isfinite(v)]
+    if plot.xscale == "linear" and xs and all(v == int(v) for v in xs) and max(xs) - min(xs) <= 20:
+        axes.xaxis.set_major_locator(MaxNLocator(integer=True))  # indices, counts: no 0.5 ticks
     if plot.xscale != "linear":
         axes.set_xscale(plot.xscale, **({"nonpositive": "mask"} if plot.xscale == "log" else {}))
-    if yscale != "linear":
-        axes.set_yscale(yscale, **({"nonpositive": "mask"} if yscale == "log" else {}))
+    if yscale == "log":
+        axes.set_yscale(yscale, nonpositive="mask")
+    elif yscale == "symlog":
+        axes.set_yscale(yscale, linthresh=_linear_threshold(plot))
     title = textwrap.fill(plot.title, TITLE_WIDTH)
     axes.set_title(title, fontsize=11)
     if "\n" in title:  # a second title line: lower the top of the axes to make room
@@ -156,7 +181,22 @@ def draw_figure(plot: Plot) -> tuple[Figure, str]:
     elif any(s.label for s in plot.series):
         axes.legend(fontsize=8, loc="best")
     figure.canvas.draw()
+    _fit_margins(figure, axes)
     return figure, note
+
+
+def _fit_margins(figure: Figure, axes) -> None:
+    """Widen a margin wherever the tick labels, axis labels, title or legend stick out of the
+    canvas (long tick labels of a log axis, a two-line title), then draw again."""
+    box, canvas = axes.get_tightbbox(figure.canvas.get_renderer()), figure.bbox
+    pad = 4.0  # pixels
+    left, right = max(0.0, canvas.x0 + pad - box.x0), max(0.0, box.x1 - canvas.x1 + pad)
+    bottom, top = max(0.0, canvas.y0 + pad - box.y0), max(0.0, box.y1 - canvas.y1 + pad)
+    if left or right or bottom or top:
+        p = figure.subplotpars
+        figure.subplots_adjust(left=p.left + left / canvas.width, right=p.right - right / canvas.width,
+                               bottom=p.bottom + bottom / canvas.height, top=p.top - top / canvas.height)
+        figure.canvas.draw()
 
 
 def band_problems(plot: Plot) -> list[str]:
