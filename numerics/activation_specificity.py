@@ -137,7 +137,7 @@ def run_specificity(act: Activation, context: Context) -> CheckResult:
     others = lambda i: [j for j in range(len(acts)) if j != i]  # noqa: E731
     plots = [Plot(f"separation margins d_ij - d_ii of each network i from prediction j, {seeds} sub-networks of "
                   f"{width // seeds:g}", "prediction j", "d_ij - d_ii (mean square / max|y|^2)",
-                  [measured_series(f"{labels[i]} network" + ("" if i == 0 else f" (judged vs {labels[0]} only)"),
+                  [measured_series(f"{labels[i]} network" + ("" if i == 0 else f", only its {labels[0]} pair judged"),
                                    others(i), [margins[i, j] for j in others(i)]) for i in range(len(acts))]
                   + [Series(f"margin > 0 ({JUDGED})", [0, len(acts) - 1], [0.0, 0.0], "prediction")],
                   note="x: " + ", ".join(f"{k} = {lab}" for k, lab in enumerate(labels)) + "; error bars: the 95% "

@@ -200,16 +200,20 @@ def _fit_margins(figure: Figure, axes) -> None:
 
 
 def band_problems(plot: Plot) -> list[str]:
-    """Every way the intervals of ``plot`` are malformed ([] when none): ``low``/``high`` given
-    alone or with a length other than ``y``'s, or a finite end on the wrong side of the estimate."""
+    """Every way the data or intervals of ``plot`` are malformed ([] when none): x and y of other
+    lengths, ``low``/``high`` given alone or with a length other than ``y``'s, or a finite end on
+    the wrong side of the estimate."""
     problems = []
     for series in plot.series:
+        if len(series.x) != len(series.y):
+            problems.append(f"{series.label}: x and y have lengths {len(series.x)} and {len(series.y)}")
+            continue
         if (series.low is None) != (series.high is None):
             problems.append(f"{series.label}: low and high must be given together")
             continue
         if series.low is None:
             continue
-        if not len(series.low) == len(series.high) == len(series.y) == len(series.x):
+        if not len(series.low) == len(series.high) == len(series.y):
             problems.append(f"{series.label}: x, y, low, high have lengths {len(series.x)}, {len(series.y)}, "
                             f"{len(series.low)}, {len(series.high)}")
             continue
