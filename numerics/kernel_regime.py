@@ -895,7 +895,8 @@ def run_rate(act: Activation, context: Context) -> CheckResult:
                         quad_error <= QUADRATURE_SHARE * RATE_TOLERANCE),
                 Premise("lowest frequency * L / (2 pi)", freqs[0] * length / (2 * np.pi),
                         freqs[0] * length / (2 * np.pi) >= 10, "P8: omega >= 2 pi 10 / L")]
-    plots = [rate_ratio_plot(f"{act.label}: decay-rate ratios", freqs, [c.measurement for c in criteria[:2 * len(labels):2]],
+    plots = [rate_ratio_plot(f"{act.label}: decay-rate ratios", freqs,
+                             [c.measurement for c in criteria[:2 * len(labels):2]],
                              lambda w: spectral_density(act, w, rho) / theory_rates[0], f"networks, width {width:g}",
                              exact)]
     return judged_result(

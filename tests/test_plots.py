@@ -126,8 +126,9 @@ SMALL_RUNS = [
     ("transform", "relu", {}),
     ("fd-theorems", "relu", {"trials": "12"}),
     ("fd-sampling", "relu", {"architecture": "1-4-1", "draws": "30", "scale": "1.0"}),
-    ("fd-training", "relu", {"architecture": "16-4-4-10", "seeds": "5", "n_train": "30", "n_test": "30",
-                             "epochs": "0,10"}),
+    pytest.param("fd-training", "relu", {"architecture": "16-4-4-10", "seeds": "5", "n_train": "30",
+                                         "n_test": "30", "epochs": "0,10"},
+                 marks=pytest.mark.slow),  # ~15 s: F10 and F11 run at fixed sizes
     ("stable-rank", "relu", {"T": "300", "seeds": "3"}),             # mask limit (no attractor)
     ("stable-rank", "leaky_relu", {"T": "300", "seeds": "3"}),       # rank-one attractor: the rate plot too
     ("margins", "relu", {"T": "300", "seeds": "3"}),
@@ -147,11 +148,16 @@ SMALL_RUNS = [
 ]
 
 
+def _values(run) -> tuple:
+    return run.values if hasattr(run, "values") else run
+
+
 def test_the_small_runs_cover_every_check():
-    assert {check for check, _, _ in SMALL_RUNS} == set(all_checks())
+    assert {_values(run)[0] for run in SMALL_RUNS} == set(all_checks())
 
 
-@pytest.mark.parametrize("check, name, options", SMALL_RUNS, ids=[f"{c}-{n}" for c, n, _ in SMALL_RUNS])
+@pytest.mark.parametrize("check, name, options", SMALL_RUNS,
+                         ids=[f"{_values(run)[0]}-{_values(run)[1]}" for run in SMALL_RUNS])
 def test_every_figure_of_every_check_fits_its_canvas_with_consistent_bands(check, name, options):
     """Each figure drawn: legend, title, axis and tick labels inside the canvas; every interval
     low <= mean <= high; a judged prediction drawn as one and labelled so, a reported one never in

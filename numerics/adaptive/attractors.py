@@ -226,7 +226,8 @@ def _decay_plot(reached: list[dict]) -> Plot:
         resolved = np.asarray(f["predicted_decay"]) > 1e-3
         error = np.abs(np.asarray(f["measured_decay"]) - np.asarray(f["predicted_decay"]))
         series.append(Series(f"fixed point {i + 1} ({f['steps']} projected GD steps)",
-                             np.abs(np.asarray(f["transverse"])[resolved]).tolist(), error[resolved].tolist(), "points"))
+                             np.abs(np.asarray(f["transverse"])[resolved]).tolist(), error[resolved].tolist(),
+                             "points"))
     rates = [v for s in series for v in s.x if v > 0]
     ends = [min(rates, default=1e-6), max(rates, default=1.0)]
     series.append(Series(f"<= {DECAY_TOLERANCE:g} ({JUDGED}: largest error)", ends, [DECAY_TOLERANCE] * 2,

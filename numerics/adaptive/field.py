@@ -351,7 +351,8 @@ def placement_test(act: Activation, xs: np.ndarray, y: np.ndarray, sharpness, st
     separated = (drift <= MAX_DRIFT) & np.isfinite(distance) & (needed <= steps)
     return {"placements": len(distance), "rho0": rho0, "delta": delta, "steps": steps, "lr": lr,
             "horizon": horizon, "target_u": target, "start_u": start, "end_u": end, "end_rho": rho,
-            "distance": distance, "relative_distance": distance / (scale * delta), "predicted_stable": predicted, "kind": kinds, "held": held, "left": left,
+            "distance": distance, "relative_distance": distance / (scale * delta), "predicted_stable": predicted,
+            "kind": kinds, "held": held, "left": left,
             "separated": separated, "agree": np.where(predicted, held, left)}
 
 

@@ -35,8 +35,8 @@ from theory import rank
 from theory.activations import Activation
 from theory.errors import IbcheckError
 
-from ..checks import (JUDGED, REPORTED, Check, Context, Option, Plot, Series, judged_result, positive_float, positive_int,
-                      register, replicate_series)
+from ..checks import (JUDGED, REPORTED, Check, Context, Option, Plot, Series, judged_result, positive_float,
+                      positive_int, register, replicate_series)
 from ..reproducibility import generators
 from ..verdicts import (Criterion, Measurement, Premise, at_least, at_most, control, exactly, within,
                         within_relative)
@@ -406,7 +406,8 @@ def _stable_rank_plots(act: Activation, runs: list[Run], limits, attractor: bool
     t = runs[0].steps[keep]
     if any(len(r.steps) != len(runs[0].steps) for r in runs):
         raise IbcheckError("stable-rank plot: the seeds were recorded at different steps")
-    series = [replicate_series("full matrix sr / its limit", t, [r.full[keep] / lim[1] for r, lim in zip(runs, limits)])]
+    series = [replicate_series("full matrix sr / its limit", t,
+                               [r.full[keep] / lim[1] for r, lim in zip(runs, limits)])]
     if attractor:
         series.append(replicate_series("per-class sr (-> 1, judged by its rate)", t,
                                        [r.per_class[keep].mean(axis=1) for r in runs]))
@@ -429,7 +430,8 @@ def _stable_rank_plots(act: Activation, runs: list[Run], limits, attractor: bool
         if np.all(qbar > 0) and np.all(gaps > 0):
             plots.append(Plot(f"Per-class sr - 1 vs mean margin over [T/10, T], seed {run.problem.seed} ({act.label})",
                               "mean margin qbar (~ log t)", "sr(W_j) - 1",
-                              [_series("class +1", qbar, gaps[:, 0], "points"), _series("class -1", qbar, gaps[:, 1], "points"),
+                              [_series("class +1", qbar, gaps[:, 0], "points"),
+                               _series("class -1", qbar, gaps[:, 1], "points"),
                                _series(f"qbar^-2 ({JUDGED}: exponent 2 +-{RATE_TOLERANCE:g})", qbar,
                                        gaps[0].mean() * (qbar / qbar[0]) ** -2.0, "prediction")],
                               xscale="log", yscale="log",
