@@ -3,6 +3,8 @@ values span decades (numerics/report/plots.py).  Geometry is read back from matp
 
 from __future__ import annotations
 
+from functools import lru_cache
+
 import pytest
 from matplotlib.collections import LineCollection, PolyCollection
 
@@ -148,8 +150,17 @@ SMALL_RUNS = [
 ]
 
 
+@lru_cache(maxsize=None)
+def small_run(check: str, name: str, options: tuple):
+    return run_check(all_checks()[check], theory.activation(name), Context(options=dict(options)))
+
+
 def _values(run) -> tuple:
     return run.values if hasattr(run, "values") else run
+
+
+def _options(check: str, name: str) -> dict:
+    return next(_values(run)[2] for run in SMALL_RUNS if _values(run)[:2] == (check, name))
 
 
 def test_the_small_runs_cover_every_check():
@@ -162,7 +173,7 @@ def test_every_figure_of_every_check_fits_its_canvas_with_consistent_bands(check
     """Each figure drawn: legend, title, axis and tick labels inside the canvas; every interval
     low <= mean <= high; a judged prediction drawn as one and labelled so, a reported one never in
     the judged style; every band the check draws from the seeds of a judged criterion."""
-    result = run_check(all_checks()[check], theory.activation(name), Context(options=options))
+    result = small_run(check, name, tuple(options.items()))
     assert result.verdict != "error", result.reason
     assert result.plots, f"{check} on {name} drew no figure"
     for plot in result.plots:
@@ -173,3 +184,22 @@ def test_every_figure_of_every_check_fits_its_canvas_with_consistent_bands(check
             judged_style = series.style in ("prediction", "prediction-points")
             assert judged_style == (f"({JUDGED}" in series.label), (plot.title, series.label)
             assert (series.style == "reported") <= (REPORTED in series.label), (plot.title, series.label)
+
+
+@pytest.mark.parametrize("check, name, options, title, label, criterion, x", [
+    ("kernel-fit-1d", "relu", _options("kernel-fit-1d", "relu"), "relu: distance vs width", "to the exact prediction",
+     "random features (n = 800) -> exact", 800),
+    ("kernel-training", "tanh", _options("kernel-training", "tanh"), "tanh: training vs predictions", "to the exact infinite-width",
+     "trained network", 100),
+    ("kernel-rate", "relu", _options("kernel-rate", "relu"), "relu: decay-rate ratios", "networks", "rate(2)/rate(1) vs the exact", 2),
+    ("activation-specificity", "relu", _options("activation-specificity", "relu"), "separation margins", "relu network",
+     "relu network: closer to its own prediction than to tanh", 1),
+])
+def test_the_band_at_a_judged_point_is_that_criterion_s_interval(check, name, options, title, label, criterion, x):
+    """Not a second computation: the plotted mean and interval at the judged x are the criterion's."""
+    result = small_run(check, name, tuple(options.items()))
+    plot = next(p for p in result.plots if p.title.startswith(title))
+    series = next(s for s in plot.series if s.label.startswith(label))
+    judged = next(c for c in result.criteria if c.name.startswith(criterion)).measurement
+    at = series.x.index(x)
+    assert (series.y[at], series.low[at], series.high[at]) == (judged.estimate, *judged.interval)
