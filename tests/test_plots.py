@@ -189,9 +189,10 @@ def test_every_figure_of_every_check_fits_its_canvas_with_consistent_bands(check
 @pytest.mark.parametrize("check, name, options, title, label, criterion, x", [
     ("kernel-fit-1d", "relu", _options("kernel-fit-1d", "relu"), "relu: distance vs width", "to the exact prediction",
      "random features (n = 800) -> exact", 800),
-    ("kernel-training", "tanh", _options("kernel-training", "tanh"), "tanh: training vs predictions", "to the exact infinite-width",
-     "trained network", 100),
-    ("kernel-rate", "relu", _options("kernel-rate", "relu"), "relu: decay-rate ratios", "networks", "rate(2)/rate(1) vs the exact", 2),
+    ("kernel-training", "tanh", _options("kernel-training", "tanh"), "tanh: training vs predictions",
+     "to the exact infinite-width", "trained network", 100),
+    ("kernel-rate", "relu", _options("kernel-rate", "relu"), "relu: decay-rate ratios", "networks",
+     "rate(2)/rate(1) vs the exact", 2),
     ("activation-specificity", "relu", _options("activation-specificity", "relu"), "separation margins", "relu network",
      "relu network: closer to its own prediction than to tanh", 1),
 ])
