@@ -13,7 +13,7 @@ import textwrap
 
 from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
-from matplotlib.ticker import MaxNLocator
+from matplotlib.ticker import LogFormatterSciNotation, MaxNLocator
 from PIL import Image
 
 from numerics.checks import Plot, Series
@@ -47,6 +47,8 @@ _PREDICTION_DASHES = ("--", "-.", (0, (1, 1.5)), (0, (6, 1.5, 1, 1.5, 1, 1.5)))
 _PREDICTION_MARKERS = ("D", "s", "^", "v", "p")
 #: styles whose colour is fixed (they take no hue of the palette)
 _FIXED = ("prediction", "prediction-points", "reported")
+#: more series than this: a wide figure with the legend to the right of the axes
+MANY_SERIES = 5
 #: a legend label longer than this is cut (the full label is in report.json)
 LABEL_WIDTH = 50
 #: titles are wrapped at this many characters (one line is about 80 at the default size)
@@ -66,6 +68,13 @@ def _numbers(values) -> list[float]:
     return out
 
 
+def _scaled_values(plot: Plot) -> list[float]:
+    """The finite nonzero y values the axis is fitted to: those of every series but the reported-only
+    predictions (where there are others), which must not stretch the axis of the judged comparison."""
+    shown = [s for s in plot.series if s.style != "reported"] or plot.series
+    return [v for s in shown for v in _numbers(s.y) if math.isfinite(v) and v != 0]
+
+
 def _automatic_scale(plot: Plot) -> tuple[str, str]:
     """The y scale to draw with and why: a linear axis whose values span more than
     :data:`DECADES_FOR_LOG` decades becomes log (all positive) or symlog (otherwise).  With mixed
@@ -73,7 +82,7 @@ def _automatic_scale(plot: Plot) -> tuple[str, str]:
     0 (positions, differences) read best on a linear axis."""
     if plot.yscale != "linear":
         return plot.yscale, ""
-    values = [v for s in plot.series for v in _numbers(s.y) if math.isfinite(v) and v != 0]
+    values = _scaled_values(plot)
     sizes = sorted(abs(v) for v in values)
     if len(sizes) < 2:
         return "linear", ""
@@ -88,7 +97,7 @@ def _automatic_scale(plot: Plot) -> tuple[str, str]:
 
 def _linear_threshold(plot: Plot) -> float:
     """The symlog axis's linear range: the smallest magnitude drawn, at most 8 decades below the largest."""
-    sizes = [abs(v) for s in plot.series for v in _numbers(s.y) if math.isfinite(v) and v != 0] or [1.0]
+    sizes = [abs(v) for v in _scaled_values(plot)] or [1.0]
     return 10.0 ** math.floor(math.log10(max(min(sizes), max(sizes) * 1e-8)))
 
 
@@ -126,7 +135,7 @@ def draw_figure(plot: Plot) -> tuple[Figure, str]:
 
     Many series: one hue and marker per series, legend to the right, the axes narrowed until the
     legend fits inside the canvas.  Intervals (``Series.low/high``) as error bars or bands."""
-    many = len(plot.series) > 6
+    many = len(plot.series) > MANY_SERIES
     figure = Figure(figsize=WIDE_FIGURE_SIZE if many else FIGURE_SIZE, dpi=DPI)
     # fixed margins: twice as fast as a layout engine, and these figures all look alike
     figure.subplots_adjust(left=0.12 if many else 0.15, right=0.76 if many else 0.97, bottom=0.13, top=0.91)
@@ -164,8 +173,14 @@ def draw_figure(plot: Plot) -> tuple[Figure, str]:
         axes.set_xscale(plot.xscale, **({"nonpositive": "mask"} if plot.xscale == "log" else {}))
     if yscale == "log":
         axes.set_yscale(yscale, nonpositive="mask")
+        judged = [v for v in _scaled_values(plot) if v > 0]
+        if judged and any(s.style == "reported" for s in plot.series):  # a reported curve may run off the axis
+            axes.set_ylim(bottom=max(axes.get_ylim()[0], min(judged) / 3))
     elif yscale == "symlog":
         axes.set_yscale(yscale, linthresh=_linear_threshold(plot))
+    for axis, scale in ((axes.xaxis, plot.xscale), (axes.yaxis, yscale)):
+        if scale == "log":  # minor ticks labelled only when the axis spans under 0.9 decades (no crowding)
+            axis.set_minor_formatter(LogFormatterSciNotation(labelOnlyBase=False, minor_thresholds=(0.9, 0.4)))
     title = textwrap.fill(plot.title, TITLE_WIDTH)
     axes.set_title(title, fontsize=11)
     if "\n" in title:  # a second title line: lower the top of the axes to make room

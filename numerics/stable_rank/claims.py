@@ -417,11 +417,11 @@ def _stable_rank_plots(act: Activation, runs: list[Run], limits, attractor: bool
                                        [(r.per_class[keep] / np.array(lim[0])).mean(axis=1)
                                         for r, lim in zip(runs, limits)]))
         tolerance = f"full +-{FULL_TOLERANCE:g}, per class +-{MASK_TOLERANCE:g}"
-    series.append(_series(f"limit ratio 1 ({JUDGED} at T, {tolerance})", [t[0], t[-1]], [1.0, 1.0], "prediction"))
+    series.append(_series(f"limit ratio 1 ({JUDGED} at T)", [t[0], t[-1]], [1.0, 1.0], "prediction"))
     plots = [Plot(f"Stable rank / predicted limit vs step ({act.label}, {runs[0].problem.label})", "step t",
                   "stable rank / limit", series, xscale="log",
-                  note=f"mean of {len(runs)} seeds with the 95% Student-t band the verdict uses at T; limits of the "
-                       "predicted pattern, each seed its own")]
+                  note=f"mean of {len(runs)} seeds with the 95% Student-t band the verdict uses at T ({tolerance}); "
+                       "limits of the predicted pattern, each seed its own")]
     if attractor:
         run = runs[0]
         window = slice(_early(run), len(run.steps))
