@@ -532,10 +532,10 @@ def _fit_plots(act: Activation, ds: DataSet, grid, exact: np.ndarray, claim: Fit
     d = claim.details
     studies = claim.studies
     n = widths[-1]
-    ideal = next((c for c in claim.criteria if "idealized prediction" in c.name), None)
     dist = [replicate_series("to the exact prediction", widths, [s.sup_distance for s in studies], "points")]
-    if ideal is not None:
-        dist.append(replicate_series(f"to the idealized prediction{'' if ideal.judged else f' ({REPORTED})'}",
+    if "idealized" in studies[0].other_distance:
+        judged = any(c.judged for c in claim.criteria if "-> idealized prediction" in c.name)
+        dist.append(replicate_series(f"to the idealized prediction{'' if judged else f' ({REPORTED})'}",
                                      widths, [s.other_distance["idealized"] for s in studies], "points"))
     dist += [replicate_series(f"to {d['control_activation']}'s prediction (control)", widths,
                               [s.other_distance["control"] for s in studies], "points"),

@@ -557,13 +557,9 @@ def run_margins(act: Activation, context: Context):
 def _margin_plots(act: Activation, runs: list[Run]) -> list[Plot]:
     """P6's judged quantity over training: max_i |q_i(t) - log t - b_i| (b of the predicted pattern),
     mean over seeds with the Student-t band the criterion judges at T, against its bound."""
-    keep = runs[0].steps > 0
-    t = runs[0].steps[keep]
-    errors = []
-    for r in runs:
-        p = r.problem
-        offsets = rank.margin_offsets(predicted_kernel(act, r), p.n, p.width // 2, p.eta)
-        errors.append(np.max(np.abs(r.margins[keep] - np.log(r.steps[keep])[:, None] - offsets), axis=1))
+    records = np.nonzero(runs[0].steps > 0)[0]
+    t = runs[0].steps[records]
+    errors = [[margin_errors(act, r, i) for i in records] for r in runs]
     return [Plot(f"Margin law: max_i |q_i - log t - b_i| vs step ({act.label})", "step t", "margin-law error",
                  [replicate_series("measured", t, errors),
                   _series(f"<= {MARGIN_TOLERANCE:g} ({JUDGED} at T, P6)", [t[0], t[-1]], [MARGIN_TOLERANCE] * 2,
