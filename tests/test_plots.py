@@ -145,7 +145,7 @@ SMALL_RUNS = [
     ("pinning", "relu", {"steps": "500", "seeds": "3", "width": "50"}),   # hard pinning
     ("pinning", "tanh", {"field_steps": "500"}),                           # soft pinning
     ("zero-plane-clusters", "relu", {"steps": "500", "seeds": "3", "width": "50"}),
-    ("attractor-stability", "relu", {"steps": "2000", "seeds": "3", "field_steps": "500"}),
+    ("attractor-stability", "relu", {"steps": "6000", "seeds": "3", "field_steps": "500"}),  # fixed points reached
     ("digits-zero-planes", "relu", {"images": "30", "width": "30", "steps": "300", "seeds": "2"}),
 ]
 
@@ -184,6 +184,20 @@ def test_every_figure_of_every_check_fits_its_canvas_with_consistent_bands(check
             judged_style = series.style in ("prediction", "prediction-points")
             assert judged_style == (f"({JUDGED}" in series.label), (plot.title, series.label)
             assert (series.style == "reported") <= (REPORTED in series.label), (plot.title, series.label)
+
+
+@pytest.mark.parametrize("check, name, titles", [
+    ("stable-rank", "leaky_relu", ("Stable rank / predicted limit", "Per-class sr - 1 vs mean margin")),
+    ("attractor-stability", "relu", ("Planes placed next to", "Pinned fixed points")),
+    ("pinning", "relu", ("Breakpoints over training", "P10 and P11")),
+    ("pinning", "tanh", ("Soft pinning", "Stable equilibria vs sharpness")),
+    ("kernel-fit-2d", "relu", ("relu in 2D", "relu: distance vs width")),
+])
+def test_the_small_runs_draw_every_kind_of_figure(check, name, titles):
+    """The figures a check draws only in some cases (an attractor, a reached fixed point, hard or soft
+    pinning, 2D data) are among those the test above checks."""
+    drawn = [p.title for p in small_run(check, name, tuple(_options(check, name).items())).plots]
+    assert [any(t.startswith(title) for t in drawn) for title in titles] == [True] * len(titles), drawn
 
 
 @pytest.mark.parametrize("check, name, options, title, label, criterion, x", [
