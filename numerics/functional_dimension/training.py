@@ -148,7 +148,8 @@ def bfd_training_run(setup: TrainingSetup, seed: int) -> TrainingTrace:
                           arch.input_geometry_bound(affine_rank(x_train)), math.inf)
 
     def logit_rank(x):
-        return batch_functional_dimension(net, x, rank_method="auto", device=setup.device).rank
+        device = None if setup.device == "cpu" else setup.device  # the option's cpu: LAPACK through scipy
+        return batch_functional_dimension(net, x, rank_method="auto", device=device).rank
 
     def record(epoch: int):
         with torch.no_grad():
