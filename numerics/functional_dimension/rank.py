@@ -201,10 +201,14 @@ def _largest_eigenvalue_lower(gram: np.ndarray, steps: int = 12) -> float:
 def _positive_definite_above(gram: np.ndarray, shift: float, device: str | None = None) -> bool:
     """True if the Cholesky factorization of ``gram - shift I`` runs to completion: LAPACK's ``dpotrf``
     in place (``gram`` is overwritten) when ``device`` is None, else ``torch.linalg.cholesky_ex`` in
-    float64 on that torch device (``"cpu"`` too: the same code path a GPU takes)."""
+    float64 on that torch device (``"cpu"`` too: the same code path a GPU takes; the factor is a second
+    q x q array on the device, and running out of device memory is a one-line error)."""
     if device is None:
         gram[np.diag_indices_from(gram)] -= shift
-        _, info = scipy.linalg.lapack.dpotrf(gram, lower=1, clean=0, overwrite_a=1)
+        # symmetric: the transpose of a C-ordered array is the Fortran-ordered view LAPACK factors in
+        # place (passing the C-ordered array itself makes f2py copy it: a third q x q array at the peak)
+        _, info = scipy.linalg.lapack.dpotrf(gram.T if gram.flags.c_contiguous else gram, lower=1, clean=0,
+                                             overwrite_a=1)
         return info == 0
     try:
         matrix = torch.from_numpy(gram).to(device)  # on the CPU a view of ``gram``: shifted in place there too
