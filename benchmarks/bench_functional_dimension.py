@@ -20,8 +20,10 @@ public script's N(0.5, 1) random inputs), a 20 000 x 25 720 Jacobian that is nev
 by ``certified_rank`` (row Gram J J^T from the blocks, 20 000^2, then one Cholesky), where it
 declines by ``pivoted_gram_rank`` (pivoted Cholesky of the same Gram, then one Cholesky of the kept
 block) and, with ``--eigh``, by ``gram_eigen_rank`` (the symmetric eigensolver on the same Gram).  It reports the
-flop count of each route and the fraction of this machine's peak measured in the same process:
-a 4000^3 DGEMM and a 6000^3 Cholesky (LAPACK dpotrf) on the same thread count.
+flop count of each route, its wall and CPU seconds, the load average before and after, and the
+fraction of this machine's peak measured in the same process (a 4000^3 DGEMM and a 6000^3 Cholesky,
+LAPACK dpotrf, on the same thread count), per wall second and per CPU second: under load the wall
+rates fall with the machine's share, the CPU-second rates show how well the cycles received were used.
 
 Timings on a shared machine are noisy; the BLAS thread count is part of the result (default 2,
 the target's core count; on a loaded 2-core machine one thread was faster than two).
