@@ -15,6 +15,7 @@ import theory
 from numerics import data
 from numerics import functional_dimension as F
 from numerics.functional_dimension import bfd as bfd_module
+from numerics.functional_dimension import rank as rank_module
 from numerics.functional_dimension.rank import _augmented
 from numerics.functional_dimension.sampling import _pattern_codes
 from numerics.functional_dimension.theorems import _set_bias
@@ -361,9 +362,11 @@ def test_dead_neuron_deficit_is_a_lower_bound():
 
 # ---- the certified rank (no J, no SVD) -------------------------------------------------------
 @pytest.mark.parametrize("arch, n", [("3-5-4-2", 9), ("4-8-8-1", 30), ("2-3-3-3-2", 12), ("5-7-6-5-3", 20)])
-def test_structured_grams_are_the_products_of_the_jacobian(arch, n):
+@pytest.mark.parametrize("step", [2000, 7])  # one block of rows; several (3-7 inputs each, mirrored)
+def test_structured_grams_are_the_products_of_the_jacobian(arch, n, step, monkeypatch):
     """Independent route: J from the blocks, multiplied out.  Sums of n N_L products in float64:
     ~1e-15 relative to the largest entry, so 1e-12 leaves room and still catches any misplaced block."""
+    monkeypatch.setattr(rank_module, "ROW_GRAM_STEP", step)
     net, x = net_and_inputs(arch, n)
     jac = F.jacobian_blocks(net, x)
     hidden, slopes = F.network_states(net, x)
@@ -422,9 +425,9 @@ def test_certified_rank_declines_below_the_bound_and_bfd_falls_back_to_the_svd()
 
 def test_gram_memory_is_sized_before_allocating(monkeypatch):
     with pytest.raises(IbcheckError, match="Gram matrix"):
-        F.check_gram_memory(parse_architecture("784-4000-4000-10"), 3000)
+        F.check_gram_memory(parse_architecture("784-4000-4000-10"), 5000)  # (5e4)^2 doubles: 18.6 GiB
     arch = parse_architecture("3-5-4-2")
-    assert F.gram_bytes(arch, 4) == 8 * (2 * 8**2 + 4**2)  # row route: two (n N_L)^2 and one n^2 array
+    assert F.gram_bytes(arch, 4) == 8 * (3 * 8**2 + 3 * 4**2)  # row route: G, a block of rows twice, 3 n^2 arrays
     assert F.gram_bytes(arch, 40) >= 8 * arch.n_parameters**2  # column route: at least G itself
     net, x = net_and_inputs("3-5-4-2", 40, seed=1)
     monkeypatch.setattr(bfd_module, "gram_bytes", lambda arch, n: 2**62)  # "does not fit": straight to the SVD
