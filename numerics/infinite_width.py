@@ -142,27 +142,35 @@ def _first_layer_nodes(init: Init, dim: int, acc: Accuracy) -> tuple[np.ndarray,
 
 
 def _flat_offset_kernel(f, anchors, init: Init, a, c, acc: Accuracy, chunk: int = 3_000_000) -> np.ndarray:
-    r""":math:`\mathbb E_w \frac1{2A}\int_{-A}^{A} f(w\cdot a + b) f(w\cdot c + b)\,db` (module docstring)."""
+    r""":math:`\mathbb E_w \frac1{2A}\int_{-A}^{A} f(w\cdot a + b) f(w\cdot c + b)\,db` (module docstring).
+
+    The integral is symmetric in (a, c) and its nodes are too, so for ``a`` equal to ``c`` only the
+    pairs i <= j are integrated and mirrored."""
     w_nodes, w_weights = _first_layer_nodes(init, a.shape[1], acc)
     big = _offset_range(init)
     panel_cuts = np.linspace(-big, big, acc.panels + 1)[1:-1]
-    p_all, q_all = w_nodes @ a.T, w_nodes @ c.T  # (O, M), (O, N)
-    pieces = (len(panel_cuts) + 2 * len(anchors) + 1) * acc.order
-    per_node = len(c) * pieces
-    rows = max(1, chunk // per_node)
-    nodes = max(1, rows // len(a))
-    out = np.zeros((len(a), len(c)))
+    symmetric = a.shape == c.shape and np.array_equal(a, c)
+    if symmetric:
+        rows, cols = np.triu_indices(len(a))
+    else:
+        rows, cols = (index.ravel() for index in np.indices((len(a), len(c))))
+    p_all, q_all = (w_nodes @ a.T)[:, rows], (w_nodes @ c.T)[:, cols]  # (O, P): node x pair
+    budget = max(1, chunk // ((len(panel_cuts) + 2 * len(anchors) + 1) * acc.order))  # (node, pair)s at once
+    span = min(len(rows), budget)
+    nodes = max(1, budget // span)
+    total = np.zeros(len(rows))
     for o in range(0, len(w_nodes), nodes):
-        for lo in range(0, len(a), rows):
-            p, q = p_all[o:o + nodes, lo:lo + rows], q_all[o:o + nodes]  # (k, m), (k, N)
-            shape = (p.shape[0], p.shape[1], q.shape[1])
-            cuts = np.concatenate([np.broadcast_to(panel_cuts, (*shape, len(panel_cuts))),
-                                   np.broadcast_to((anchors - p[..., None])[:, :, None, :], (*shape, len(anchors))),
-                                   np.broadcast_to((anchors - q[..., None])[:, None, :, :], (*shape, len(anchors)))],
-                                  axis=-1)
-            b, bw = _pieces(np.full(shape, -big), np.full(shape, big), cuts, acc.order)
-            values = f(p[:, :, None, None] + b) * f(q[:, None, :, None] + b)
-            out[lo:lo + rows] += np.einsum("k,kmn->mn", w_weights[o:o + nodes], np.sum(bw * values, axis=-1)) / (2 * big)
+        for lo in range(0, len(rows), span):
+            p, q = p_all[o:o + nodes, lo:lo + span], q_all[o:o + nodes, lo:lo + span]  # (k, s)
+            cuts = np.concatenate([np.broadcast_to(panel_cuts, (*p.shape, len(panel_cuts))),
+                                   anchors - p[..., None], anchors - q[..., None]], axis=-1)
+            b, bw = _pieces(np.full(p.shape, -big), np.full(p.shape, big), cuts, acc.order)
+            values = f(p[..., None] + b) * f(q[..., None] + b)
+            total[lo:lo + span] += w_weights[o:o + nodes] @ np.sum(bw * values, axis=-1) / (2 * big)
+    out = np.empty((len(a), len(c)))
+    out[rows, cols] = total
+    if symmetric:
+        out[cols, rows] = total
     return out
 
 
