@@ -211,15 +211,20 @@ class ProcessExecutor(Executor):
                                                 self.start_method == "fork"))
         pending, futures = list(indices), {}
 
-        def submit(freed=None) -> None:  # a worker is free (the one that ran ``freed``, or a new one)
+        def submit(freed=None) -> bool:
+            """Hand the next task to the free worker (the one that ran ``freed``, or a new one); False
+            if the pool broke (a worker died: the batch ends and the tasks not started are rerun)."""
             if pending:
                 busy = {_affinity(items[i]) for i in futures.values()}
                 index = _next_task(items, pending, None if freed is None else _affinity(items[freed]), busy)
-                futures[pool.submit(_run_in_worker, work, index, items[index])] = index
+                try:
+                    futures[pool.submit(_run_in_worker, work, index, items[index])] = index
+                except BrokenProcessPool:
+                    return False
+            return True
 
-        for _ in range(min(jobs, len(indices))):
-            submit()
-        finished, broken, clean = set(), False, False
+        finished, clean = set(), False
+        broken = not all([submit() for _ in range(min(jobs, len(indices)))])
         try:
             while futures and not broken:
                 done, _ = cf.wait(futures, timeout=0.1, return_when=cf.FIRST_COMPLETED)
@@ -234,7 +239,7 @@ class ProcessExecutor(Executor):
                     except BaseException as err:  # noqa: BLE001 - e.g. KeyboardInterrupt raised in the worker only
                         value = Failed(f"the worker stopped: {type(err).__name__}: {err}")
                     finished.add(index)
-                    submit(freed=index)  # before yielding: the worker does not wait for the caller
+                    broken = not submit(freed=index) or broken  # before yielding: the worker does not wait
                     yield index, value
             clean = not broken
         finally:
