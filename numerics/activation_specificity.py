@@ -30,8 +30,8 @@ from theory.activations import Activation
 from theory.errors import IbcheckError
 
 from . import infinite_width
-from .checks import (Check, CheckResult, Context, Option, Plot, Series, judged_result, positive_float, positive_int,
-                     register)
+from .checks import (JUDGED, Check, CheckResult, Context, Option, Plot, Series, judged_result, measured_series,
+                     positive_float, positive_int, register)
 from .kernel_regime import (DataSet, dataset, fit_applies, hull_grid, init_text, mean_square_distance, sup_distance,
                             width_study)
 from .networks import Init
@@ -110,7 +110,7 @@ def run_specificity(act: Activation, context: Context) -> CheckResult:
     width, seeds = context.option("width"), context.option("seeds")
     d, sup, quad_errors = confusion(acts, ds, grid, width, seeds, context.seed)
     labels = [a.label for a in acts]
-    criteria, pairs = [], {}
+    criteria, pairs, margins = [], {}, {}
     for i in range(len(acts)):
         for j in range(len(acts)):
             if i == j:
@@ -122,6 +122,7 @@ def run_specificity(act: Activation, context: Context) -> CheckResult:
                              "interval over disjoint sub-networks",
                              judged=involves, min_n=2)
             criteria.append(crit)
+            margins[i, j] = margin
             pairs[f"{labels[i]} | {labels[j]}"] = {"margin": margin.estimate, "interval": list(margin.interval),
                                                    "outcome": {"pass": "separated", "fail": "confused",
                                                                "undecided": "inconclusive"}[crit.outcome],
@@ -136,10 +137,14 @@ def run_specificity(act: Activation, context: Context) -> CheckResult:
                 Premise("features per data point in a sub-network", width // seeds / len(ds.y),
                         width // seeds >= 10 * len(ds.y))]
     mean = sup.mean(axis=2)
-    plots = [Plot(f"confusion matrix: sup distance of each network (rows) to each prediction (columns), "
-                  f"width {width // seeds:g}", "prediction", "distance / max|y|",
-                  [Series(f"{labels[i]} network", list(range(len(acts))), mean[i].tolist(), "points")
-                   for i in range(len(acts))], note="x: " + ", ".join(f"{k} = {lab}" for k, lab in enumerate(labels)))]
+    others = lambda i: [j for j in range(len(acts)) if j != i]  # noqa: E731
+    plots = [Plot(f"separation margins d_ij - d_ii of each network i from prediction j, {seeds} sub-networks of "
+                  f"{width // seeds:g}", "prediction j", "d_ij - d_ii (mean square / max|y|^2)",
+                  [measured_series(f"{labels[i]} network" + ("" if i == 0 else f", only its {labels[0]} pair judged"),
+                                   others(i), [margins[i, j] for j in others(i)]) for i in range(len(acts))]
+                  + [Series(f"margin > 0 ({JUDGED})", [0, len(acts) - 1], [0.0, 0.0], "prediction")],
+                  note="x: " + ", ".join(f"{k} = {lab}" for k, lab in enumerate(labels)) + "; error bars: the 95% "
+                       "Student-t interval over the sub-networks that each criterion judges")]
     return judged_result(
         "activation-specificity", act, criteria, ctrl, premises,
         setup=f"{ds.label}, {init_text(SPECIFICITY_INIT)}, {len(acts)} activations, one draw of {width:g} each "

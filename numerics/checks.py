@@ -42,7 +42,7 @@ from theory.activations import Activation
 from theory.errors import IbcheckError
 
 from .threads import single_threaded
-from .verdicts import INCONCLUSIVE_KINDS, OUTCOMES, Criterion, Premise, decide, rejected
+from .verdicts import INCONCLUSIVE_KINDS, OUTCOMES, Criterion, Measurement, Premise, decide, rejected
 
 VERDICTS = OUTCOMES
 PROFILES = ("quick", "full")
@@ -59,17 +59,49 @@ CHECK_MODULES = (
 )
 
 
+#: what a prediction drawn in a plot is: the one a judged criterion uses, or one only reported
+JUDGED, REPORTED = "judged", "reported, not judged"
+
+
 @dataclass
 class Series:
     """One curve or point set of a plot; ``low``/``high`` (optional, same length as ``y``) are the
-    ends of a 95% interval at each point: drawn as error bars on points, as a band on lines."""
+    ends of a 95% interval at each point (None where the interval is unbounded, e.g. one seed):
+    drawn as error bars on points, as a band on lines.
+
+    Styles: ``line | points | dashed | step`` for measurements and references; ``prediction`` (a
+    curve or constant over the whole range) or ``prediction-points`` (values at the judged points
+    only) for the prediction a judged criterion uses (label it with :data:`JUDGED`); ``reported`` for one
+    that is only reported (label it with :data:`REPORTED`; drawn grey and dotted, so it never
+    looks like the claim)."""
 
     label: str
     x: list[float]
     y: list[float]
-    style: str = "line"  # line | points | dashed | step
+    style: str = "line"  # line | points | dashed | step | prediction | prediction-points | reported
     low: list[float] | None = None
     high: list[float] | None = None
+
+
+def _bound(value: float) -> float | None:
+    return float(value) if math.isfinite(value) else None
+
+
+def measured_series(label: str, x, measurements: list[Measurement], style: str = "points") -> Series:
+    """Estimates with the 95% intervals the verdict engine judges (:class:`Measurement`), one per
+    ``x``: the plot shows the same interval as the criterion, not a second computation."""
+    return Series(label, [float(v) for v in x], [m.estimate for m in measurements], style,
+                  low=[_bound(m.interval[0]) for m in measurements],
+                  high=[_bound(m.interval[1]) for m in measurements])
+
+
+def replicate_series(label: str, x, replicates, style: str = "line") -> Series:
+    r"""The mean over replicates (rows of ``replicates``, one column per ``x``) with the Student-t
+    95% interval of :meth:`Measurement.mean` at every ``x``: a criterion judging the mean at some
+    ``x`` has exactly the interval drawn there."""
+    rows = [[float(v) for v in row] for row in replicates]
+    return measured_series(label, x,
+                           [Measurement.mean(column) for column in zip(*rows)], style)
 
 
 @dataclass
@@ -83,6 +115,21 @@ class Plot:
     xscale: str = "linear"
     yscale: str = "linear"
     note: str = ""
+
+
+def criteria_plot(title: str, ylabel: str, criteria: list[Criterion]) -> Plot:
+    """The judged criteria of one kind side by side (x = their index, named in the caption): each
+    measurement with the 95% interval the verdict uses, and the finite ends of its accepted region
+    (the judged prediction) as markers."""
+    judged = [c for c in criteria if c.judged]
+    index = list(range(len(judged)))
+    ends = [(k, end) for k, c in zip(index, judged) for end in c.tolerance.accepted if math.isfinite(end)]
+    return Plot(title, "criterion", ylabel,
+                [measured_series("measured", index, [c.measurement for c in judged]),
+                 Series(f"accepted region's ends ({JUDGED})", [k for k, _ in ends], [e for _, e in ends],
+                        "prediction-points")],
+                note="; ".join(f"{k}: {c.name} ({c.tolerance.text})" for k, c in zip(index, judged))
+                + "; error bars: the 95% intervals the verdict uses")
 
 
 @dataclass

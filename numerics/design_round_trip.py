@@ -31,9 +31,9 @@ from theory.penalty import spectral_weight
 from theory.symbols import omega
 
 from . import data, infinite_width
-from .checks import Check, CheckResult, Context, Option, Plot, Series, judged_result, positive_int, register
-from .kernel_regime import (RATE_TOLERANCE, hull_grid, kernel_applies, rate_study, sup_distance, width_study,
-                            wrong_rate)
+from .checks import Check, CheckResult, Context, Option, judged_result, positive_int, register
+from .kernel_regime import (RATE_TOLERANCE, hull_grid, kernel_applies, rate_ratio_plot, rate_study, sup_distance,
+                            width_study, wrong_rate)
 from .networks import Init
 from .verdicts import Criterion, Measurement, Premise, at_least, at_most, control, within_relative
 
@@ -90,10 +90,10 @@ def run_design(act: Activation, context: Context) -> CheckResult:
         details[f"{phase}_ratios_per_seed"] = study.ratios.tolist()
         details["requested_ratios"] = requested.tolist()
         last = (study, requested)
-        plots.append(Plot(f"{phase}-phase design {designed.expr}: decay-rate ratios", "omega", "rate ratio",
-                          [Series("requested W*(1)/W*(omega)", freqs[1:].tolist(), requested.tolist(), "line"),
-                           Series("random features", freqs[1:].tolist(), study.ratios.mean(axis=0).tolist(),
-                                  "points")], "linear", "log"))
+        plots.append(rate_ratio_plot(f"{phase}-phase design {designed.expr}: decay-rate ratios", freqs,
+                                     [c.measurement for c in criteria[-len(requested):]],
+                                     lambda w: w_of(freqs[0]) / w_of(w), f"random features, width {width:g}",
+                                     penalty="W*"))
     premises = [Premise("designed activations that can be trained", len(found), bool(found),
                         "; ".join(f"{p}: {why}" for p, why in missing.items()), consequence="not_applicable")]
     if len(found) == 2:

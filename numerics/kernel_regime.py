@@ -47,7 +47,8 @@ from theory.activations import Activation
 from theory.errors import IbcheckError, Unsupported
 
 from . import data, infinite_width
-from .checks import Check, CheckResult, Context, Option, Plot, Series, judged_result, positive_float, positive_int, register
+from .checks import (JUDGED, REPORTED, Check, CheckResult, Context, Option, Plot, Series, judged_result,
+                     measured_series, positive_float, positive_int, register, replicate_series)
 from .kernel_interpolation import (activation_kernel, as_points, curvature_penalty_weight, kernel_interpolant,
                                    polyharmonic_kernel, polynomial_block, spectral_density, theory_interpolant,
                                    weighted_cubic_spline)
@@ -537,27 +538,33 @@ def fit_claim(act: Activation, ds: DataSet, init: Init, grid: np.ndarray, widths
 
 def _fit_plots(act: Activation, ds: DataSet, grid, exact: np.ndarray, claim: FitClaim, widths) -> list[Plot]:
     d = claim.details
-    dist = [Series("distance to the exact prediction (mean of the draws)", widths, d["sup_distance"], "points"),
-            Series(f"distance to {d['control_activation']}'s prediction (control)", widths,
-                   d["sup_distance_to_control"], "points"),
-            _slope_line(widths, d["sup_distance"][0])]
-    if d.get("sup_distance_to_idealized"):
-        dist.insert(1, Series("distance to the idealized prediction", widths, d["sup_distance_to_idealized"], "points"))
+    studies = claim.studies
+    n = widths[-1]
+    dist = [replicate_series("to the exact prediction", widths, [s.sup_distance for s in studies], "points")]
+    if "idealized" in studies[0].other_distance:
+        judged = any(c.judged for c in claim.criteria if "-> idealized prediction" in c.name)
+        dist.append(replicate_series(f"to the idealized prediction{'' if judged else f' ({REPORTED})'}",
+                                     widths, [s.other_distance["idealized"] for s in studies], "points"))
+    dist += [replicate_series(f"to {d['control_activation']}'s prediction (control)", widths,
+                              [s.other_distance["control"] for s in studies], "points"),
+             Series(f"<= {FIT_TOLERANCE:g} at n = {n:g} ({JUDGED})", [widths[0], n], [FIT_TOLERANCE] * 2,
+                    "prediction"),
+             _slope_line(widths, dist[0].y[0])]
     fit = claim.studies[0].last_fit
     if as_points(ds.x).shape[1] == 1:
         xs = grid[:, 0].tolist()
         first = Plot(f"{act.label}: random-feature network (n = {widths[-1]:g}) vs the exact prediction", "x", "f(x)",
-                     [Series("exact infinite-width prediction", xs, exact.tolist()),
-                      Series(f"network, n = {widths[-1]:g}", xs, fit.tolist(), "dashed"),
-                      Series("data", np.ravel(ds.x).tolist(), ds.y.tolist(), "points")])
+                     [Series(f"network, n = {widths[-1]:g} (draw 1)", xs, fit.tolist()),
+                      Series("data", np.ravel(ds.x).tolist(), ds.y.tolist(), "points"),
+                      Series(f"exact infinite-width prediction ({JUDGED})", xs, exact.tolist(), "prediction")])
     else:
         low, high = float(exact.min()), float(exact.max())
         first = Plot(f"{act.label} in 2D: network (n = {widths[-1]:g}) vs exact prediction, {len(grid)} hull points",
                      "prediction f_inf(x)", "network f_n(x)",
                      [Series("grid points", exact.tolist(), fit.tolist(), "points"),
-                      Series("f_n = f_inf", [low, high], [low, high], "dashed")])
+                      Series(f"f_n = f_inf ({JUDGED})", [low, high], [low, high], "prediction")])
     return [first, Plot(f"{act.label}: distance vs width", "width n", "sup |f_n - f| / max|y|", dist, "log", "log",
-                        SLOPE_NOTE)]
+                        f"{SLOPE_NOTE}; mean of {len(studies)} draws with the 95% Student-t interval the verdict uses")]
 
 
 def run_fit(act: Activation, context: Context, dim: int) -> CheckResult:
@@ -577,9 +584,10 @@ def run_fit(act: Activation, context: Context, dim: int) -> CheckResult:
                     "mode": "output layer (random features), minimum-norm solution"})
 
 
-def _slope_line(widths, first: float, slope: float = -0.5) -> Series:
-    return Series(f"theory slope {slope:g}", [float(w) for w in widths],
-                  [first * (w / widths[0]) ** slope for w in widths], "dashed")
+def _slope_line(widths, first: float, slope: float = -0.5, judged: str = "fitted slope in [-0.7, -0.3]") -> Series:
+    """The predicted power law n^slope through the first measured point (its slope is what is judged)."""
+    return Series(f"slope {slope:g} ({JUDGED}: {judged})", [float(w) for w in widths],
+                  [first * (w / widths[0]) ** slope for w in widths], "prediction")
 
 
 SLOPE_RANGE = (-0.7, -0.3)
@@ -701,16 +709,21 @@ def run_training(act: Activation, context: Context) -> CheckResult:
     mean = lambda attr: [float(np.mean([getattr(s, attr)[i] for s in studies])) for i in range(len(widths))]  # noqa: E731
     xs = grid[:, 0].tolist()
     last = studies[-1]
+    per_seed = lambda attr: [getattr(s, attr) for s in studies]  # noqa: E731
     plots = [Plot(f"{act.label}: trained network vs predictions after {steps} steps (n = {n:g})", "x", "f(x)",
-                  [Series("exact infinite-width NTK prediction", xs, exact.values.tolist()),
-                   Series("linearized model (own tangent kernel)", xs, last.last_linearized.tolist(), "dashed"),
-                   Series("trained network (all layers)", xs, last.last_trained.tolist(), "dashed"),
-                   Series("data", np.ravel(x).tolist(), y.tolist(), "points")]),
+                  [Series("trained network (all layers, last seed)", xs, last.last_trained.tolist()),
+                   Series("its linearized model (own tangent kernel)", xs, last.last_linearized.tolist(), "dashed"),
+                   Series("data", np.ravel(x).tolist(), y.tolist(), "points"),
+                   Series(f"exact infinite-width NTK prediction ({JUDGED})", xs, exact.values.tolist(), "prediction")]),
              Plot(f"{act.label}: training vs predictions, distance vs width", "width n", "sup distance / max|y|",
-                  [Series("to its own linearization", widths, mean("sup_distance"), "points"),
-                   Series("to the exact infinite-width prediction", widths, mean("to_exact"), "points"),
-                   Series(f"to {label}'s prediction (control)", widths, mean("to_control"), "points"),
-                   _slope_line(widths, mean("sup_distance")[0], -0.5)], "log", "log")]
+                  [replicate_series("to its own linearization", widths, per_seed("sup_distance"), "points"),
+                   replicate_series("to the exact infinite-width prediction", widths, per_seed("to_exact"), "points"),
+                   replicate_series(f"to {label}'s prediction (control)", widths, per_seed("to_control"), "points"),
+                   Series(f"<= {FIT_TOLERANCE:g} at n = {n:g} ({JUDGED})", [widths[0], n], [FIT_TOLERANCE] * 2,
+                          "prediction"),
+                   _slope_line(widths, mean("sup_distance")[0], -0.5, f"fitted slope <= {TRAINING_SLOPE_BOUND:g}")],
+                  "log", "log", note=f"mean of {seeds} seeds with the 95% Student-t interval the verdict uses; the "
+                                     "slope is judged on the distance to the own linearization")]
     return judged_result(
         "kernel-training", act, criteria, ctrl, premises,
         setup=f"{ds.label}, NTK parameterization, {init_text(init)}, v ~ N(0, 1) antisymmetric, widths {widths}, "
@@ -828,6 +841,27 @@ def rate_study(act: Activation, width: int, seeds: int, seed: int, profile_lengt
     return RateStudy(freqs, np.array(ratios), seed_list, length, order, init, points, residuals)
 
 
+def rate_ratio_plot(title: str, frequencies, measured: list[Measurement], penalty_ratio, what: str,
+                    kernel_ratios=None, penalty: str = "W") -> Plot:
+    r"""Decay-rate ratios :math:`\mathrm{rate}(\omega_k)/\mathrm{rate}(\omega_1)` measured at the
+    judged frequencies :math:`\omega_2, \dots` (mean over seeds with the Student-t interval each
+    criterion judges), against the judged predictions: the ratio of the penalty (named ``penalty``)
+    :math:`W(\omega_1)/W(\omega)` as the function of :math:`\omega` it is (``penalty_ratio``, a
+    callable on arrays), and the exact kernel's ratios where given (markers: a number per frequency)."""
+    judged = [float(w) for w in frequencies[1:]]
+    grid = np.linspace(float(frequencies[0]), judged[-1], 41)
+    at = ", ".join(f"{w:g}" for w in judged)
+    series = [measured_series(f"{what} (mean of seeds)", judged, measured),
+              Series(f"{penalty}({frequencies[0]:g})/{penalty}(omega) ({JUDGED} at omega = {at})", grid.tolist(),
+                     np.broadcast_to(penalty_ratio(grid), grid.shape).astype(float).tolist(), "prediction")]
+    if kernel_ratios is not None:
+        series.append(Series(f"exact infinite-width kernel ({JUDGED})", judged, [float(v) for v in kernel_ratios],
+                             "prediction-points"))
+    return Plot(title, "omega", f"rate(omega) / rate({frequencies[0]:g})", series, yscale="log",
+                note=f"each measured ratio is judged within {RATE_TOLERANCE:.0%} of each prediction at omega = {at}; "
+                     "error bars: the 95% Student-t interval over the seeds that the verdict uses")
+
+
 def wrong_rate(ratio: float, frequencies) -> float:
     """The control of a rate ratio: the ratio of a penalty one order steeper, W(omega) omega^2."""
     return float(ratio * (frequencies[0] / frequencies[-1]) ** 2)
@@ -869,13 +903,10 @@ def run_rate(act: Activation, context: Context) -> CheckResult:
                         quad_error <= QUADRATURE_SHARE * RATE_TOLERANCE),
                 Premise("lowest frequency * L / (2 pi)", freqs[0] * length / (2 * np.pi),
                         freqs[0] * length / (2 * np.pi) >= 10, "P8: omega >= 2 pi 10 / L")]
-    curve = np.linspace(freqs[0], freqs[-1], 41)
-    plots = [Plot(f"{act.label}: decay-rate ratios vs W(omega_1)/W(omega)", "omega", "rate(omega) / rate(1)",
-                  [Series("theory W(1)/W(omega)", curve.tolist(),
-                          (spectral_density(act, curve, rho) / theory_rates[0]).tolist(), "line"),
-                   Series("exact infinite-width kernel", freqs.tolist(), [1.0, *exact.tolist()], "points"),
-                   Series("network (output-layer gradient flow, mean of seeds)", freqs.tolist(),
-                          [1.0, *ratios.mean(axis=0).tolist()], "points")], "linear", "log")]
+    plots = [rate_ratio_plot(f"{act.label}: decay-rate ratios", freqs,
+                             [c.measurement for c in criteria[:2 * len(labels):2]],
+                             lambda w: spectral_density(act, w, rho) / theory_rates[0], f"networks, width {width:g}",
+                             exact)]
     return judged_result(
         "kernel-rate", act, criteria, ctrl, premises,
         setup=f"width {width:g}, {seeds} seeds, window L = {length:g}, offsets U(-{length / 2 + 10:g}, "

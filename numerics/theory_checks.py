@@ -17,7 +17,7 @@ from theory.activations import Activation
 from theory.fourier import VERIFICATION_TOLERANCE, fourier_transform
 from theory.penalty import squared_magnitude_numeric
 
-from .checks import Check, CheckResult, Context, Plot, Series, judged_result, register
+from .checks import JUDGED, Check, CheckResult, Context, Plot, Series, judged_result, register
 from .verdicts import Criterion, Measurement, at_most, control
 
 #: frequencies at which the spectral weight curve is tabulated for plots
@@ -52,9 +52,18 @@ def _point_masses(ft) -> str:
     return " + ".join(one(a) for a in ft.singular)
 
 
+#: where a relative error of exactly 0 is drawn on the log axis (below double rounding, 1.1e-16)
+ZERO_DRAWN_AT = 1e-17
+
+
+def _relative_errors(closed: list[complex], reference: list[complex]) -> list[float]:
+    """|c - r| / |r| at each frequency (|c| where r = 0)."""
+    return [abs(c - r) / abs(r) if r != 0 else abs(c) for c, r in zip(closed, reference)]
+
+
 def _worst_relative_error(closed: list[complex], reference: list[complex]) -> float:
     """max |c - r| / |r| over the frequencies; infinite when any value is not finite."""
-    errors = [abs(c - r) / abs(r) if r != 0 else abs(c) for c, r in zip(closed, reference)]
+    errors = _relative_errors(closed, reference)
     return max(errors) if all(math.isfinite(e) for e in errors) else math.inf
 
 
@@ -85,9 +94,19 @@ def run_transform(act: Activation, context: Context) -> CheckResult:
     curve = weight_curve(act)
     if curve is not None:
         details["spectral_weight_curve"] = curve
-    plots = [Plot("|sigma_hat|: final closed form vs quadrature", "omega", "magnitude",
-                  [Series("closed form", v.frequencies, details["closed_form_abs"], "line"),
-                   Series("mpmath quadrature", v.frequencies, details["quadrature_abs"], "points")])]
+    errors = _relative_errors(v.closed_form, v.numerical)
+    exact = [e == 0 for e in errors]
+    plots = [Plot("|sigma_hat| at the verification frequencies: closed form vs quadrature", "omega", "magnitude",
+                  [Series("mpmath quadrature (30 digits)", v.frequencies, details["quadrature_abs"], "points"),
+                   Series(f"final closed form ({JUDGED})", v.frequencies, details["closed_form_abs"],
+                          "prediction-points")]),
+             Plot("relative error of the closed form vs quadrature", "omega", "|closed - quadrature| / |quadrature|",
+                  [Series("measured" + (f" (exact 0 drawn at {ZERO_DRAWN_AT:g})" if any(exact) else ""),
+                          v.frequencies, [ZERO_DRAWN_AT if zero else e for e, zero in zip(errors, exact)], "points"),
+                   Series(f"<= {v.tolerance:g} ({JUDGED})", [min(v.frequencies), max(v.frequencies)],
+                          [v.tolerance] * 2, "prediction")], yscale="log",
+                  note="an error of exactly 0 (agreement to the last bit of the double record) is drawn at "
+                       f"{ZERO_DRAWN_AT:g}, below any rounding error")]
     shown = f"{ft.regular}" + (f" (omega != 0) + {_point_masses(ft)}" if ft.singular else "")
     criterion = Criterion("max relative error of the final closed form vs quadrature", f"closed form {shown}",
                           Measurement.exact(v.max_relative_error), at_most(v.tolerance),

@@ -3,12 +3,17 @@ values span decades (numerics/report/plots.py).  Geometry is read back from matp
 
 from __future__ import annotations
 
+from functools import lru_cache
+
 import pytest
 from matplotlib.collections import LineCollection, PolyCollection
 
 import theory
-from numerics.checks import Plot, Series
-from numerics.report.plots import draw_figure, legend_inside, render_png, scale_note, spectral_weight_plot
+from numerics.checks import (JUDGED, REPORTED, Context, Plot, Series, all_checks, measured_series, replicate_series,
+                             run_check)
+from numerics.verdicts import Measurement
+from numerics.report.plots import (band_problems, clipped_texts, draw_figure, legend_inside, render_png, scale_note,
+                                   spectral_weight_plot)
 from numerics.theory_checks import weight_curve
 
 LONG = "a very long activation label such as 0.5*elu(x/3 - 2) + x/(1 + abs(x))"
@@ -45,13 +50,21 @@ def test_intervals_are_drawn_as_bars_on_points_and_bands_on_lines():
     assert len(bands) == 1
 
 
-@pytest.mark.parametrize("values, scale", [([1e-6, 1e-3, 1.0], "log"), ([-1e-6, 1e-2, -3.0], "symlog"),
-                                           ([1.0, 5.0, 900.0], "linear"), ([0.0, 0.0], "linear")])
+@pytest.mark.parametrize("values, scale", [([1e-6, 1e-3, 1.0], "log"), ([-1e-6, 2e-6, -3.0, 1e-5], "symlog"),
+                                           ([-1e-4, -1e-2, -3.0], "symlog"), ([1.0, 5.0, 900.0], "linear"),
+                                           ([0.0, 0.0], "linear"), ([-0.8, 1e-5, 0.45, -0.5], "linear")])
 def test_values_spanning_decades_get_a_log_axis_and_the_caption_says_so(values, scale):
     plot = Plot("eigenvalues", "k", "lambda", [Series("measured", list(range(len(values))), values, "points")])
     figure, note = draw_figure(plot)
     assert figure.axes[0].get_yscale() == scale
     assert (note == "") == (scale == "linear") and note == scale_note(plot)
+
+
+def test_values_scattered_about_zero_keep_a_linear_axis():
+    """Positions such as breakpoints (-0.8 ... 0.8, one at 1e-5) are read on a linear axis: with mixed
+    signs the span counts from the median magnitude (the breakpoint plot used to get a symlog axis)."""
+    plot = Plot("breakpoints", "t", "x", [Series("b", [1, 2, 3, 4], [-0.8, 1e-5, 0.45, -0.5], "points")])
+    assert draw_figure(plot)[0].axes[0].get_yscale() == "linear" and scale_note(plot) == ""
 
 
 def test_a_requested_scale_is_kept():
@@ -60,3 +73,148 @@ def test_a_requested_scale_is_kept():
     plot.yscale = "symlog"
     assert draw_figure(plot)[0].axes[0].get_yscale() == "symlog"
     assert render_png(plot)[:8] == b"\x89PNG\r\n\x1a\n"
+
+
+def test_replicate_bands_are_the_intervals_the_verdict_uses():
+    """The band at each x is Measurement.mean of the replicates there (Student t), so a criterion
+    judging the mean at the last x has exactly the interval drawn there; one replicate: no bar."""
+    rows = [[1.0, 2.0, 4.0], [1.5, 2.5, 3.0], [0.5, 2.2, 3.5]]
+    series = replicate_series("m", [1, 2, 3], rows)
+    last = Measurement.mean([row[-1] for row in rows])
+    assert series.y[-1] == last.estimate and (series.low[-1], series.high[-1]) == last.interval
+    assert band_problems(Plot("p", "x", "y", [series])) == []
+    single = measured_series("one seed", [1], [Measurement.mean([2.0])])
+    assert single.low == [None] and single.high == [None]
+    figure, _ = draw_figure(Plot("p", "x", "y", [single]))
+    assert clipped_texts(figure) == []
+
+
+@pytest.mark.parametrize("low, high, problem", [([0.9, 2.1], [1.1, 1.9], "not low <= y <= high"),
+                                                ([0.9], [1.1], "lengths"), ([0.9, 1.5], None, "together")])
+def test_malformed_bands_are_reported(low, high, problem):
+    plot = Plot("p", "x", "y", [Series("s", [1, 2], [1.0, 2.0], "points", low=low, high=high)])
+    assert any(problem in p for p in band_problems(plot))
+
+
+def test_long_titles_wrap_and_long_tick_labels_widen_the_margin():
+    """A title longer than the axes and the wide tick labels of a symlog axis stay inside the canvas
+    (clipped_texts is the check the suite-wide test uses; it sees a title pushed outside)."""
+    plot = Plot("a title that is much longer than the axes are wide, " * 3, "x", "y",
+                [Series("s", [1, 2, 3], [-1e-9, 5e4, -3e6], "points")])
+    figure, _ = draw_figure(plot)
+    assert clipped_texts(figure) == []
+    figure.axes[0].set_title("x" * 300)
+    figure.canvas.draw()
+    assert clipped_texts(figure) and clipped_texts(figure)[0].startswith("title")
+
+
+def test_judged_and_reported_predictions_are_drawn_apart():
+    """A judged prediction is black (dashed, or open markers); a reported one grey and dotted;
+    two judged predictions in one figure get different dash patterns."""
+    plot = Plot("p", "x", "y", [Series("m", [1, 2], [1.0, 2.0], "points"),
+                                Series(f"a ({JUDGED})", [1, 2], [1.0, 1.0], "prediction"),
+                                Series(f"b ({JUDGED})", [1, 2], [2.0, 2.0], "prediction"),
+                                Series(f"c ({REPORTED})", [1, 2], [1.5, 1.5], "reported")])
+    lines = {line.get_label(): line for line in draw_figure(plot)[0].axes[0].get_lines()}
+    a, b, c = lines[f"a ({JUDGED})"], lines[f"b ({JUDGED})"], lines[f"c ({REPORTED})"]
+    assert a.get_color() == b.get_color() == "black" and a.get_linestyle() != b.get_linestyle()
+    assert c.get_color() != "black" and c.get_linestyle() == ":"
+
+
+# ---------------------------------------------------------------- every check's figures (issue 19)
+
+#: every check at small sizes, each plot kind it draws at least once: (check, activation, options)
+SMALL_RUNS = [
+    ("transform", "relu", {}),
+    ("fd-theorems", "relu", {"trials": "12"}),
+    ("fd-sampling", "relu", {"architecture": "1-4-1", "draws": "30", "scale": "1.0"}),
+    pytest.param("fd-training", "relu", {"architecture": "16-4-4-10", "seeds": "5", "n_train": "30",
+                                         "n_test": "30", "epochs": "0,10"},
+                 marks=pytest.mark.slow),  # ~15 s: F10 and F11 run at fixed sizes
+    ("stable-rank", "relu", {"T": "300", "seeds": "3"}),             # mask limit (no attractor)
+    ("stable-rank", "leaky_relu", {"T": "300", "seeds": "3"}),       # rank-one attractor: the rate plot too
+    ("margins", "relu", {"T": "300", "seeds": "3"}),
+    ("one-step-collapse", "leaky_relu", {"T": "300", "seeds": "3"}),
+    ("rank-conditions", "relu", {"T": "300", "seeds": "3"}),
+    ("kernel-fit-1d", "relu", {"widths": "200,400,800", "seeds": "2", "spacing": "0.05"}),
+    ("kernel-fit-2d", "relu", {"widths": "200,400", "seeds": "2", "spacing": "0.3"}),
+    ("kernel-training", "tanh", {"widths": "50,100", "seeds": "2", "steps": "20", "spacing": "0.05"}),
+    ("kernel-rate", "relu", {"width": "2000", "seeds": "2"}),
+    ("activation-specificity", "relu", {"activations": "tanh", "width": "2000", "seeds": "2", "spacing": "0.05"}),
+    ("design-round-trip", "relu", {"width": "2000", "seeds": "2"}),
+    ("pinning", "relu", {"steps": "500", "seeds": "3", "width": "50"}),   # hard pinning
+    ("pinning", "tanh", {"field_steps": "500"}),                           # soft pinning
+    ("zero-plane-clusters", "relu", {"steps": "500", "seeds": "3", "width": "50"}),
+    ("attractor-stability", "relu", {"steps": "6000", "seeds": "3", "field_steps": "500"}),  # fixed points reached
+    ("digits-zero-planes", "relu", {"images": "30", "width": "30", "steps": "300", "seeds": "2"}),
+]
+
+
+@lru_cache(maxsize=None)
+def small_run(check: str, name: str, options: tuple):
+    return run_check(all_checks()[check], theory.activation(name), Context(options=dict(options)))
+
+
+def _values(run) -> tuple:
+    return run.values if hasattr(run, "values") else run
+
+
+def _options(check: str, name: str) -> dict:
+    return next(_values(run)[2] for run in SMALL_RUNS if _values(run)[:2] == (check, name))
+
+
+def test_the_small_runs_cover_every_check():
+    assert {_values(run)[0] for run in SMALL_RUNS} == set(all_checks())
+
+
+@pytest.mark.parametrize("check, name, options", SMALL_RUNS,
+                         ids=[f"{_values(run)[0]}-{_values(run)[1]}" for run in SMALL_RUNS])
+def test_every_figure_of_every_check_fits_its_canvas_with_consistent_bands(check, name, options):
+    """Each figure drawn: legend, title, axis and tick labels inside the canvas; every interval
+    low <= mean <= high; a judged prediction drawn as one and labelled so, a reported one never in
+    the judged style; every band the check draws from the seeds of a judged criterion."""
+    result = small_run(check, name, tuple(options.items()))
+    assert result.verdict != "error", result.reason
+    assert result.plots, f"{check} on {name} drew no figure"
+    for plot in result.plots:
+        assert band_problems(plot) == [], plot.title
+        figure, _ = draw_figure(plot)
+        assert clipped_texts(figure) == [], plot.title
+        for series in plot.series:
+            judged_style = series.style in ("prediction", "prediction-points")
+            assert judged_style == (f"({JUDGED}" in series.label), (plot.title, series.label)
+            assert (series.style == "reported") <= (REPORTED in series.label), (plot.title, series.label)
+
+
+@pytest.mark.parametrize("check, name, titles", [
+    ("stable-rank", "leaky_relu", ("Stable rank / predicted limit", "Per-class sr - 1 vs mean margin")),
+    ("attractor-stability", "relu", ("Planes placed next to", "Pinned fixed points")),
+    ("pinning", "relu", ("Breakpoints over training", "P10 and P11")),
+    ("pinning", "tanh", ("Soft pinning", "Stable equilibria vs sharpness")),
+    ("kernel-fit-2d", "relu", ("relu in 2D", "relu: distance vs width")),
+])
+def test_the_small_runs_draw_every_kind_of_figure(check, name, titles):
+    """The figures a check draws only in some cases (an attractor, a reached fixed point, hard or soft
+    pinning, 2D data) are among those the test above checks."""
+    drawn = [p.title for p in small_run(check, name, tuple(_options(check, name).items())).plots]
+    assert [any(t.startswith(title) for t in drawn) for title in titles] == [True] * len(titles), drawn
+
+
+@pytest.mark.parametrize("check, name, options, title, label, criterion, x", [
+    ("kernel-fit-1d", "relu", _options("kernel-fit-1d", "relu"), "relu: distance vs width", "to the exact prediction",
+     "random features (n = 800) -> exact", 800),
+    ("kernel-training", "tanh", _options("kernel-training", "tanh"), "tanh: training vs predictions",
+     "to the exact infinite-width", "trained network", 100),
+    ("kernel-rate", "relu", _options("kernel-rate", "relu"), "relu: decay-rate ratios", "networks",
+     "rate(2)/rate(1) vs the exact", 2),
+    ("activation-specificity", "relu", _options("activation-specificity", "relu"), "separation margins", "relu network",
+     "relu network: closer to its own prediction than to tanh", 1),
+])
+def test_the_band_at_a_judged_point_is_that_criterion_s_interval(check, name, options, title, label, criterion, x):
+    """Not a second computation: the plotted mean and interval at the judged x are the criterion's."""
+    result = small_run(check, name, tuple(options.items()))
+    plot = next(p for p in result.plots if p.title.startswith(title))
+    series = next(s for s in plot.series if s.label.startswith(label))
+    judged = next(c for c in result.criteria if c.name.startswith(criterion)).measurement
+    at = series.x.index(x)
+    assert (series.y[at], series.low[at], series.high[at]) == (judged.estimate, *judged.interval)

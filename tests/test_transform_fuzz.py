@@ -28,7 +28,7 @@ from theory.penalty import radon_operator, spectral_weight
 from transform_reference import parseval_error
 
 #: formulas in the default run, in CHUNKS parametrized chunks (spread over xdist workers)
-CI_FORMULAS, CHUNKS = 100, 10
+CI_FORMULAS, CHUNKS = 200, 20
 #: formulas in the slow run, in SLOW_CHUNKS chunks
 SLOW_FORMULAS, SLOW_CHUNKS = 2000, 8
 #: the independent route's tolerance: both sides are double-precision Gauss-Legendre sums of

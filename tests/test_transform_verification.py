@@ -188,6 +188,19 @@ def test_nan_magnitude_never_reaches_quadpack():
         kernel(np.array([0.5]))
 
 
+def test_verification_is_bounded(monkeypatch):
+    """sigmoid(1e30 x): the verification's root finding ran for minutes (derive hung); now an
+    unfinished verification is a failed one, named in the reason, and the form is not used.
+    The limit is lowered to 0.2 s of CPU so the test is quick; that verification needs minutes."""
+    import theory.fourier as fourier
+
+    monkeypatch.setattr(fourier, "VERIFICATION_SECONDS", 0.2)
+    ft = fourier_transform(theory.activation("sigmoid(1e30*x)"))
+    assert ft.status == "numerical_only"
+    assert "verification" in ft.reason and "was stopped" in ft.reason
+    assert ft.time_limited     # not remembered: with more time it could verify
+
+
 # ---- results reached under an expired time limit are not cached
 
 def test_time_limited_transform_is_not_cached(monkeypatch):

@@ -26,10 +26,10 @@ import numpy as np
 from theory.activations import Activation
 from theory.errors import IbcheckError
 
-from ..checks import Check, CheckResult, Context, Plot, Series, judged_result
+from ..checks import JUDGED, REPORTED, Check, CheckResult, Context, Plot, Series, judged_result
 from ..data import CsvData
 from ..verdicts import Criterion, Measurement, Premise, at_least, at_most, control
-from .field import placement_test
+from .field import HELD, LOST, placement_test
 from .fixed_points import pinned_pairs, refine_pinned, sliding_stability
 from .planes import PINNED_EPS, pinning_statistics
 from .setup import (E7_OPTIONS, FIELD_OPTIONS, data_name, data_xy, diverges_in_field, e7_runs, e7_setup,
@@ -133,13 +133,7 @@ def _frozen_field(act: Activation, data, steps: int, context: Context) -> Eviden
             details[f"{label}_conclusive"] = int(mask.sum())
             details[f"{label}_agreement"] = float(hit[mask].mean()) if mask.any() else float("nan")
         details["outside_premise"] = int((~sep).sum())
-        st = place["predicted_stable"]
-        plots.append(Plot("Planes placed next to predicted equilibria (frozen field)", "start u - u*", "end u - u*",
-                          [Series("predicted stable", (place["start_u"] - place["target_u"])[st].tolist(),
-                                  (place["end_u"] - place["target_u"])[st].tolist(), "points"),
-                           Series("predicted unstable", (place["start_u"] - place["target_u"])[~st].tolist(),
-                                  (place["end_u"] - place["target_u"])[~st].tolist(), "points")],
-                          note="u = pre-activation at the data point; stable: pulled back, unstable: pushed away"))
+        plots.append(_placement_plot(place))
     details["placements"] = place["placements"]
     conclusive = details.get("stable_conclusive", 0) + details.get("unstable_conclusive", 0)
     premises.append(Premise(f"conclusive placements (rho nearly frozen; needs >= {MIN_CONCLUSIVE})", conclusive,
@@ -196,12 +190,52 @@ def _trained_fixed_points(act: Activation, setup, context: Context) -> Evidence:
     details["fixed_points"] = [{k: (v.tolist() if isinstance(v, np.ndarray) else v) for k, v in f.items()
                                 if k not in ("predicted_decay", "measured_decay")} for f in fixed]
     if reached:
-        plots.append(Plot("Transverse eigenvalues of the Filippov-reduced flow at pinned fixed points", "index",
-                          "eigenvalue", [Series(f"seed {i}", list(range(len(f["transverse"]))),
-                                                f["transverse"].tolist(), "points") for i, f in enumerate(reached)]))
+        plots.append(_decay_plot(reached))
     wrong = control("opposite stability sign: pinned kinks repel, g'(0-) < 0 < g'(0+)", 0.0, attracting,
                     at_most(1 - ATTRACTING))
     return Evidence(criteria, wrong, premises, details, plots)
+
+
+def _placement_plot(place: dict) -> Plot:
+    """Each placement's end distance from its equilibrium over its start distance (the judged
+    quantity) vs where it started, against the judged thresholds; placements outside the premise
+    of the scalar equation are drawn apart (not judged)."""
+    start = place["start_u"] - place["target_u"]
+    ratio = place["relative_distance"]
+    predicted, sep, kink = place["predicted_stable"], place["separated"], place["kind"] == "kink"
+    series = [Series(label, start[mask].tolist(), ratio[mask].tolist(), "points") for label, mask in (
+        ("predicted stable", predicted & sep), ("predicted unstable", ~predicted & sep),
+        (f"outside the premise ({REPORTED})", ~sep)) if mask.any()]
+    ends = [float(start.min()), float(start.max())]
+    series += [Series(f"stable: below {HELD:g} ({JUDGED})", ends, [HELD] * 2, "prediction"),
+               Series(f"unstable: above {LOST:g} ({JUDGED})", ends, [LOST] * 2, "prediction")]
+    return Plot("Planes placed next to predicted equilibria (frozen field)", "start u - u*",
+                "end distance / start distance", series, yscale="log",
+                note="u = pre-activation at the data point, distance in g = u/rho from the equilibrium at the "
+                     "sharpness reached" + (f"; kinks ({int(kink.sum())} placements) are judged by landing on the "
+                                            "plane (stable) or crossing it (unstable) instead" if kink.any() else ""))
+
+
+def _decay_plot(reached: list[dict]) -> Plot:
+    r"""The judged decay criterion per transverse direction: |simulated - linearized decay
+    :math:`(1 + \eta\lambda_j)^{\rm steps}`| (units of delta; log axis) against the rate
+    :math:`|\lambda_j|` (log axis: the rates span decades), below the judged bound; directions
+    decayed below 1e-3 are not judged and not drawn."""
+    series = []
+    for i, f in enumerate(reached):
+        resolved = np.asarray(f["predicted_decay"]) > 1e-3
+        error = np.abs(np.asarray(f["measured_decay"]) - np.asarray(f["predicted_decay"]))
+        series.append(Series(f"fixed point {i + 1} ({f['steps']} projected GD steps)",
+                             np.abs(np.asarray(f["transverse"])[resolved]).tolist(), error[resolved].tolist(),
+                             "points"))
+    rates = [v for s in series for v in s.x if v > 0]
+    ends = [min(rates, default=1e-6), max(rates, default=1.0)]
+    series.append(Series(f"<= {DECAY_TOLERANCE:g} ({JUDGED}: largest error)", ends, [DECAY_TOLERANCE] * 2,
+                         "prediction"))
+    return Plot("Pinned fixed points: |simulated - linearized| sliding-flow decay", "transverse rate |lambda_j|",
+                "decay error (units of delta)", series, xscale="log", yscale="log",
+                note="each point a transverse direction of the Filippov-reduced flow (its eigenvalue lambda_j <= 0 "
+                     "is reported, not judged); errors of exactly 0 are not drawn on the log axis")
 
 
 CHECK = Check("attractor-stability", "Stability of zero-plane equilibria and pinned fixed points", "5.2, 5.4, 5.5",

@@ -16,7 +16,8 @@ import numpy as np
 
 from theory.activations import Activation
 
-from ..checks import Check, CheckResult, Context, Option, Plot, Series, judged_result, positive_float, positive_int
+from ..checks import (Check, CheckResult, Context, Option, Plot, Series, criteria_plot, judged_result, positive_float,
+                      positive_int)
 from ..verdicts import Criterion, Measurement, Premise, at_least, at_most, control
 from .digits import DIGITS_EPS, digits_experiment
 from .planes import PINNED_EPS, breakpoint_cluster_summary, breakpoints, linear_interpolation_gap, plane_clusters, \
@@ -101,7 +102,8 @@ def run(act: Activation, context: Context) -> CheckResult:
                   [Series("init", mids, _histogram(breakpoints(traj.states[0, adaptive[0]]), edges), "step"),
                    Series("adaptive end", mids, _histogram(breakpoints(traj.states[-1, adaptive[0]]), edges), "step"),
                    Series("kernel end", mids, _histogram(breakpoints(traj.states[-1, kernel[0]]), edges), "step"),
-                   Series("data points", x[:, 0].tolist(), [0.0] * N, "points")])]
+                   Series("data points", x[:, 0].tolist(), [0.0] * N, "points")]),
+             criteria_plot("P13: breakpoint clusters at data points", "fraction", criteria[1:3])]
     return judged_result("zero-plane-clusters", act, criteria, wrong, premises, setup=describe, details=details,
                          plots=plots)
 
@@ -185,7 +187,9 @@ def run_digits(act: Activation, context: Context) -> CheckResult:
                          setup=f"scikit-learn digits {out['classes']}, {images} images, width {width}, {steps} GD steps, "
                                f"{seeds} seeds per regime from {context.seed}",
                          details=details, plots=[Plot("Zero-plane distance to the nearest training image (first seed)",
-                                                      "log10 relative distance", "units", series)])
+                                                      "log10 relative distance", "units", series),
+                                                 criteria_plot("Digits: pinned units, pooled over seeds", "fraction",
+                                                               criteria)])
 
 
 DIGITS_CHECK = Check("digits-zero-planes", "Zero-planes through digit images", "MNIST stand-in",

@@ -256,6 +256,11 @@ def soft_pinning(act: Activation, xs: np.ndarray, y: np.ndarray, sharpness: tupl
             "late_gap": late_gap, "late_rho": np.abs(W)}
 
 
+#: a placement next to a stable root is held below this fraction of its start distance; next to
+#: an unstable one it is lost beyond this multiple of it
+HELD, LOST = 0.8, 1.25
+
+
 def placement_test(act: Activation, xs: np.ndarray, y: np.ndarray, sharpness, steps: int, deltas=(0.2,),
                    window: float = 6.0) -> dict:
     r"""Predicted equilibria of the frozen-field gap equation at every sharpness in ``sharpness``,
@@ -338,15 +343,16 @@ def placement_test(act: Activation, xs: np.ndarray, y: np.ndarray, sharpness, st
             nearest = min(same, key=lambda u: abs(u / rho[i] - g0[j])) if same else np.inf
             distance[i], scale[i] = abs(end[i] / rho[i] - nearest / rho[i]), 1.0 / rho0[i]
     is_kink = kinds == "kink"
-    held = np.where(is_kink, distance <= 5 * CHATTER, distance <= 0.8 * scale * delta)
+    held = np.where(is_kink, distance <= 5 * CHATTER, distance <= HELD * scale * delta)
     crossed = np.sign(end - target) != np.sign(start - target)
     left = np.where(is_kink, (distance >= delta) | (crossed & (distance > 5 * CHATTER)),
-                    distance >= 1.25 * scale * delta)
+                    distance >= LOST * scale * delta)
     # the premise of the scalar equation: rho nearly frozen and the equilibrium still there
     separated = (drift <= MAX_DRIFT) & np.isfinite(distance) & (needed <= steps)
     return {"placements": len(distance), "rho0": rho0, "delta": delta, "steps": steps, "lr": lr,
             "horizon": horizon, "target_u": target, "start_u": start, "end_u": end, "end_rho": rho,
-            "distance": distance, "predicted_stable": predicted, "kind": kinds, "held": held, "left": left,
+            "distance": distance, "relative_distance": distance / (scale * delta), "predicted_stable": predicted,
+            "kind": kinds, "held": held, "left": left,
             "separated": separated, "agree": np.where(predicted, held, left)}
 
 

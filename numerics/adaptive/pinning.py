@@ -16,7 +16,7 @@ import numpy as np
 
 from theory.activations import Activation
 
-from ..checks import Check, CheckResult, Context, Plot, Series, judged_result
+from ..checks import REPORTED, Check, CheckResult, Context, Plot, Series, criteria_plot, judged_result
 from ..data import CsvData
 from ..verdicts import Criterion, Measurement, Premise, at_least, at_most, control, within
 from .field import MIN_PAIRS, OFFSET_TOLERANCE, equilibrium_positions, sharpness_slopes, soft_pinning
@@ -54,8 +54,8 @@ def _hull_breakpoint_plot(traj, member: int, neurons: int = 40) -> Plot:
     positions = breakpoints(traj.states[:, member])                      # (T, n)
     chosen = np.nonzero(in_hull(plane_gaps(traj.states[-1, member], traj.x)))[0][:neurons]
     steps = np.maximum(traj.steps, 1).astype(float)
-    series = [Series(f"data x = {xk:g}", [float(steps[0]), float(steps[-1])], [float(xk), float(xk)], "dashed")
-              for xk in x]
+    lines_x = [v for _ in x for v in (float(steps[0]), float(steps[-1]), None)]  # None breaks the line
+    series = [Series("data points x_k", lines_x, [v for xk in x for v in (float(xk), float(xk), None)], "dashed")]
     px = np.repeat(steps[:, None], len(chosen), 1).ravel()
     py = positions[:, chosen].ravel()
     keep = np.abs(py) <= 1.2 * np.max(np.abs(x))
@@ -137,7 +137,8 @@ def _hard(act: Activation, context: Context) -> CheckResult:
                     at_most(1 - sign_bound))
     return judged_result("pinning", act, criteria, wrong, premises,
                          setup=f"hard pinning (kink at 0, kappa = {kappa:g}), E7: {setup.describe()}",
-                         details=details, plots=[_hull_breakpoint_plot(traj, adaptive[0])] if x.shape[1] == 1 else [],
+                         details=details, plots=([_hull_breakpoint_plot(traj, adaptive[0])] if x.shape[1] == 1 else [])
+                         + [criteria_plot("P10 and P11: sign rule and pinned fractions", "fraction", criteria[:4])],
                          parameters={"lr": traj.rates, "kernel": "s_v = 0.05, s_w = s_b = 1"})
 
 
@@ -239,12 +240,15 @@ def _soft(act: Activation, context: Context) -> CheckResult:
                   [Series("at rest, stable root", rest[on_stable, 8].tolist(), rest[on_stable, 2].tolist(), "points"),
                    Series("at rest, unstable root", rest[~on_stable, 8].tolist(), rest[~on_stable, 2].tolist(),
                           "points"),
-                   Series("u = u*", [-6, 6], [-6, 6], "dashed")]),
-             Plot("Stable equilibria vs sharpness (root-finding)", "rho", "median distance",
+                   Series("u = u* (at rest: within 0.05 of it)", [-6, 6], [-6, 6], "dashed")],
+                  note="judged: the fraction of planes at rest that sit on a stable root (blue among all points)"),
+             Plot(f"Stable equilibria vs sharpness (root-finding; a finding, {REPORTED})", "rho", "median distance",
                   [Series("to the nearest data point", list(positions),
                           [v["median_distance_to_data"] for v in positions.values()], "line"),
                    Series("to the nearest midpoint", list(positions),
-                          [v["median_distance_to_midpoint"] for v in positions.values()], "line")],
+                          [v["median_distance_to_midpoint"] for v in positions.values()], "line"),
+                   Series(f"4/rho (P12's scale, {REPORTED})", list(positions), [4.0 / r for r in positions],
+                          "reported")],
                   xscale="log", yscale="log", note="P12: the distance to the data shrinks like 1/rho")]
     return judged_result("pinning", act, criteria, wrong, premises, setup=setup, details=details, plots=plots)
 

@@ -26,8 +26,8 @@ from theory.errors import IbcheckError
 from theory.functional_dimension import (hit_lower_bound, necessary_region_estimate, parse_architecture,
                                          relu_only_reason, symbolic_invariance)
 
-from ..checks import Check, CheckResult, Context, Option, Plot, Series, judged_result, positive_float, \
-    positive_int, register
+from ..checks import JUDGED, REPORTED, Check, CheckResult, Context, Option, Plot, Series, judged_result, \
+    positive_float, positive_int, register, replicate_series
 from .. import threads
 from ..mlp import MLP
 from ..verdicts import Criterion, Measurement, Premise, at_least, at_most, control, exactly
@@ -159,7 +159,7 @@ def run_theorems(act, context: Context) -> CheckResult:
     bounds = [smallest_bound(t) for t in trials]
     plot = Plot("BFD against its smallest proven upper bound", "smallest proven upper bound", "BFD",
                 [Series("trials", bounds, [t["bfd"] for t in trials], "points"),
-                 Series("BFD = bound", [0, max(bounds)], [0, max(bounds)], "dashed")],
+                 Series(f"BFD <= bound ({JUDGED}, F1, F6)", [0, max(bounds)], [0, max(bounds)], "prediction")],
                 note="every point must lie on or below the dashed line (F1, F6); points on it make the control fail")
     return judged_result(
         "fd-theorems", act, criteria, wrong, premises,
@@ -189,6 +189,13 @@ def cffd_under_symmetries(net: MLP, seed: int) -> dict:
     return out
 
 
+def binomial_margin(q: float, draws: int) -> float:
+    r"""How far an empirical P(hit) over ``draws`` draws may miss a bound q before F8 counts it:
+    3 binomial sigma of the bound, :math:`3\sqrt{q(1-q)/\text{draws}}` (q clipped to [0, 1])."""
+    q = min(max(q, 0.0), 1.0)
+    return 3 * math.sqrt(q * (1 - q) / draws)
+
+
 def sampling_measurements(arch: str, scale: float, sizes: list[int], draws: int, seed: int) -> dict:
     from theory.functional_dimension import hit_upper_bound, sufficient_set_lower_bound
 
@@ -206,13 +213,9 @@ def sampling_measurements(arch: str, scale: float, sizes: list[int], draws: int,
     upper = [hit_upper_bound(masses, cffd.required, n) for n in sizes]
     necessary = [necessary_region_estimate(masses, counts, n) for n in sizes]
 
-    def sigma(q):
-        q = min(max(q, 0.0), 1.0)
-        return math.sqrt(q * (1 - q) / draws)
-
-    below_lower = [n for n, h, b in zip(sizes, hit, lower) if h < b - 3 * sigma(b)]
-    below_sufficient = [n for n, h, b in zip(sizes, hit, sufficient) if h < b - 3 * sigma(b)]
-    above_upper = [n for n, h, b in zip(sizes, hit, upper) if h > b + 3 * sigma(b)]
+    below_lower = [n for n, h, b in zip(sizes, hit, lower) if h < b - binomial_margin(b, draws)]
+    below_sufficient = [n for n, h, b in zip(sizes, hit, sufficient) if h < b - binomial_margin(b, draws)]
+    above_upper = [n for n, h, b in zip(sizes, hit, upper) if h > b + binomial_margin(b, draws)]
     return {
         "architecture": arch, "input_scale": scale, "seed": seed, "regions": len(cffd.regions),
         "exact_cffd": cffd.cffd, "rescaling_bound": net.arch.rescaling_bound,
@@ -282,6 +285,27 @@ def sampling_claim(results: list[dict]) -> tuple[list[Criterion], Criterion, lis
     return criteria, wrong, premises
 
 
+def _hit_plot(r: dict, sizes: list[int], draws: int) -> Plot:
+    """Empirical P(BFD = CFFD) against F8's judged bounds, each drawn with the 3-sigma region inside
+    which the criteria accept it (:func:`binomial_margin`); bounds clipped to [0, 1]."""
+    def bound(label: str, values, side: int) -> Series:
+        q = [min(max(v, 0.0), 1.0) for v in values]
+        margin = [binomial_margin(v, draws) for v in q]
+        return Series(f"{label} ({JUDGED})", sizes, q, "prediction",
+                      low=[v - m if side < 0 else v for v, m in zip(q, margin)],
+                      high=[v + m if side > 0 else v for v, m in zip(q, margin)])
+
+    return Plot(f"P(BFD = CFFD) vs n, {r['architecture']} (CFFD {r['exact_cffd']}, {r['regions']} regions)",
+                "batch size n", "probability",
+                [Series(f"empirical P(hit), {draws} draws", sizes, r["hit_fraction"], "points"),
+                 bound("union lower bound (1.8)", r["hit_lower_bound"], -1),
+                 bound("sufficient-set lower bound", r["sufficient_lower_bound"], -1),
+                 bound("upper bound (must-fill regions)", r["hit_upper_bound"], +1),
+                 Series(f"necessary-region estimate ({REPORTED})", sizes, r["necessary_region_estimate"], "reported")],
+                xscale="log", note="bands: the 3 binomial sigma of each bound within which F8 accepts P(hit); the "
+                                   "union bound of the notes is vacuous (<= 0) wherever it is drawn at 0")
+
+
 def run_sampling(act, context: Context) -> CheckResult:
     """fd-sampling: F8 (nested batches, P(hit) against the bounds), F9 (CFFD = frozen rank of the
     achievable patterns) and CFFD's invariance under the symmetries, on 1D and 2D nets whose
@@ -303,19 +327,7 @@ def run_sampling(act, context: Context) -> CheckResult:
     details = {key: {r["architecture"]: r[key] for r in results} for key in results[0]}
     details["batch_sizes"] = sizes
     details["draws"] = draws
-    plots = []
-    for r in results:
-        clip = [min(max(v, 0.0), 1.0) for v in r["hit_lower_bound"]]
-        plots.append(Plot(f"P(BFD = CFFD) vs n, {r['architecture']} (CFFD {r['exact_cffd']}, {r['regions']} regions)",
-                          "batch size n", "probability",
-                          [Series(f"empirical P(hit), {draws} draws", sizes, r["hit_fraction"], "points"),
-                           Series("union lower bound (1.8), clipped at 0", sizes, clip, "dashed"),
-                           Series("sufficient-set lower bound", sizes,
-                                  [min(max(v, 0.0), 1.0) for v in r["sufficient_lower_bound"]], "dashed"),
-                           Series("necessary-region estimate", sizes, r["necessary_region_estimate"], "line"),
-                           Series("upper bound (regions that must fill)", sizes, r["hit_upper_bound"], "step")],
-                          xscale="log",
-                          note="the union bound of the notes is vacuous (<= 0) wherever it is drawn at 0"))
+    plots = [_hit_plot(r, sizes, draws) for r in results]
     return judged_result(
         "fd-sampling", act, criteria, wrong, premises,
         setup=f"nets {', '.join(f'{a} (inputs N(0, {s:g}^2))' for a, s in nets)}, {draws} draws per size, "
@@ -441,29 +453,32 @@ def run_training(act, context: Context) -> CheckResult:
     }
     epochs = list(setup.epochs)
 
-    def median(key):
-        return np.median([getattr(t, key) for t in main], axis=0).tolist()
+    def seeds_of(key):
+        return [getattr(t, key) for t in main]
 
-    series = [Series("train (logits)", epochs, median("train"), "line"),
-              Series("test (logits)", epochs, median("test"), "line"),
-              Series("random N(0.5, 1) inputs", epochs, median("random"), "line")]
+    def change(which):
+        return [[100 * (v - getattr(t, which)[0]) / getattr(t, which)[0] for v in getattr(t, which)] for t in main]
+
+    series = [replicate_series("train (logits)", epochs, seeds_of("train")),
+              replicate_series("test (logits)", epochs, seeds_of("test")),
+              replicate_series("random N(0.5, 1) inputs", epochs, seeds_of("random"))]
     if setup.output_ranks:
-        series += [Series("train, softmax (numerical)", epochs, median("softmax_train"), "dashed"),
-                   Series("train, centred logits", epochs, median("centred_train"), "points")]
-    series.append(Series("N_par - H", [epochs[0], epochs[-1]], [bound, bound], "dashed"))
-    changes = [Series(f"seed {t.seed}, {which}", epochs, [100 * (v - getattr(t, which)[0]) / getattr(t, which)[0]
-                                                          for v in getattr(t, which)], "line")
-               for t in main for which in ("train", "test")]
-    plots = [Plot(f"BFD during training, {setup.architecture} on {setup.dataset} (median of {len(main)} seeds)",
+        series += [replicate_series("train, softmax (numerical)", epochs, seeds_of("softmax_train"), "dashed"),
+                   replicate_series("train, centred logits", epochs, seeds_of("centred_train"), "points")]
+    series.append(Series(f"N_par - H (upper bound, {REPORTED})", [epochs[0], epochs[-1]], [bound, bound], "reported"))
+    plots = [Plot(f"BFD during training, {setup.architecture} on {setup.dataset} (mean of {len(main)} seeds)",
                   "epoch", "BFD", series,
                   note="paper protocol: SGD lr 0.1, minibatch 256, Glorot-uniform, zero biases, cross-entropy; "
-                       "BFD on logits"),
-             Plot("F12: relative change of BFD from initialization, per seed", "epoch", "change (%)", changes,
-                  note="the verdict takes the 95% t interval of the end-point changes")]
+                       "BFD on logits; bands: 95% Student-t interval over the seeds"),
+             Plot("F12: relative change of BFD from initialization", "epoch", "change (%)",
+                  [replicate_series("train", epochs, change("train")), replicate_series("test", epochs, change("test")),
+                   Series(f"< 0 at the end ({JUDGED}, F12)", [epochs[0], epochs[-1]], [0.0, 0.0], "prediction")],
+                  note=f"mean of {len(main)} seeds with the 95% Student-t band; at the last epoch it is the "
+                       "interval the verdict judges")]
     for kind, result in sweeps.items():
         levels = result["levels"]
         plots.append(Plot(f"F14 (paper claim): test BFD after training vs {SWEEPS[kind]}", SWEEPS[kind], "test BFD",
-                          [Series("median over seeds", levels,
+                          [Series(f"median over seeds ({REPORTED})", levels,
                                   [float(np.median(result["test_bfd"][str(level)])) for level in levels], "line")],
                           note=f"Spearman rho {result['spearman_rho']:.2f}"))
     return judged_result(

@@ -9,9 +9,11 @@ from __future__ import annotations
 
 import io
 import math
+import textwrap
 
 from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
+from matplotlib.ticker import LogFormatterSciNotation, MaxNLocator
 from PIL import Image
 
 from numerics.checks import Plot, Series
@@ -33,9 +35,24 @@ _STYLES = {  # Series.style -> matplotlib keyword arguments
     "dashed": {"linestyle": "--"},
     "points": {"linestyle": "none", "marker": "o", "markersize": 4},
     "step": {"linestyle": "-", "drawstyle": "steps-post"},
+    # the judged prediction: black, dashed (a function or a constant over the whole range) or open
+    # diamonds (values judged at a few points only), drawn over the measurements; reported-only: grey, dotted
+    "prediction": {"linestyle": "--", "color": "black", "linewidth": 1.6, "zorder": 3},
+    "prediction-points": {"linestyle": "none", "color": "black", "marker": "D", "markersize": 6,
+                          "markerfacecolor": "none", "zorder": 3},
+    "reported": {"linestyle": ":", "color": "#8c8c8c", "linewidth": 1.2, "marker": "x", "markersize": 5},
 }
+#: dash patterns of successive judged predictions in one plot (all black)
+_PREDICTION_DASHES = ("--", "-.", (0, (1, 1.5)), (0, (6, 1.5, 1, 1.5, 1, 1.5)))
+_PREDICTION_MARKERS = ("D", "s", "^", "v", "p")
+#: styles whose colour is fixed (they take no hue of the palette)
+_FIXED = ("prediction", "prediction-points", "reported")
+#: more series than this: a wide figure with the legend to the right of the axes
+MANY_SERIES = 5
 #: a legend label longer than this is cut (the full label is in report.json)
-LABEL_WIDTH = 34
+LABEL_WIDTH = 50
+#: titles are wrapped at this many characters (one line is about 80 at the default size)
+TITLE_WIDTH = 72
 #: values spanning more decades than this get a log (or symmetric log) axis
 DECADES_FOR_LOG = 3
 
@@ -51,32 +68,66 @@ def _numbers(values) -> list[float]:
     return out
 
 
+def _scaled_values(plot: Plot) -> list[float]:
+    """The finite nonzero y values the axis is fitted to: those of every series but the reported-only
+    predictions (where there are others), which must not stretch the axis of the judged comparison."""
+    shown = [s for s in plot.series if s.style != "reported"] or plot.series
+    return [v for s in shown for v in _numbers(s.y) if math.isfinite(v) and v != 0]
+
+
 def _automatic_scale(plot: Plot) -> tuple[str, str]:
     """The y scale to draw with and why: a linear axis whose values span more than
-    :data:`DECADES_FOR_LOG` decades becomes log (all positive) or symlog (mixed signs)."""
+    :data:`DECADES_FOR_LOG` decades becomes log (all positive) or symlog (otherwise).  With mixed
+    signs the span is counted from the median magnitude, not the smallest: values scattered about
+    0 (positions, differences) read best on a linear axis."""
     if plot.yscale != "linear":
         return plot.yscale, ""
-    values = [abs(v) for s in plot.series for v in _numbers(s.y) if math.isfinite(v) and v != 0]
-    if len(values) < 2 or max(values) / min(values) <= 10 ** DECADES_FOR_LOG:
+    values = _scaled_values(plot)
+    sizes = sorted(abs(v) for v in values)
+    if len(sizes) < 2:
         return "linear", ""
-    decades = math.log10(max(values) / min(values))
-    signs = {v > 0 for s in plot.series for v in _numbers(s.y) if math.isfinite(v) and v != 0}
-    return ("log" if signs == {True} else "symlog"), f"(y on a {'log' if signs == {True} else 'symmetric log'} " \
+    positive = all(v > 0 for v in values)
+    smallest = sizes[0] if positive or all(v < 0 for v in values) else sizes[len(sizes) // 2]
+    if sizes[-1] / smallest <= 10 ** DECADES_FOR_LOG:
+        return "linear", ""
+    decades = math.log10(sizes[-1] / sizes[0])
+    return ("log" if positive else "symlog"), f"(y on a {'log' if positive else 'symmetric log'} " \
         f"axis: the values span {decades:.0f} decades)"
+
+
+def _linear_threshold(plot: Plot) -> float:
+    """The symlog axis's linear range: the smallest magnitude drawn, at most 8 decades below the largest."""
+    sizes = [abs(v) for v in _scaled_values(plot)] or [1.0]
+    return 10.0 ** math.floor(math.log10(max(min(sizes), max(sizes) * 1e-8)))
 
 
 def _cut_label(label: str) -> str:
     return label if len(label) <= LABEL_WIDTH else label[: LABEL_WIDTH - 1] + "\u2026"
 
 
+def _inside(box, canvas) -> bool:
+    return box.x0 >= canvas.x0 - 0.5 and box.y0 >= canvas.y0 - 0.5 and box.x1 <= canvas.x1 + 0.5 \
+        and box.y1 <= canvas.y1 + 0.5
+
+
 def legend_inside(figure: Figure) -> bool:
     """Whether the legend (if any) lies inside the figure canvas (after a draw)."""
     legend = next(iter(figure.legends), None) or next((a.get_legend() for a in figure.axes if a.get_legend()), None)
-    if legend is None:
-        return True
-    box, canvas = legend.get_window_extent(), figure.bbox
-    return box.x0 >= canvas.x0 - 0.5 and box.y0 >= canvas.y0 - 0.5 and box.x1 <= canvas.x1 + 0.5 \
-        and box.y1 <= canvas.y1 + 0.5
+    return legend is None or _inside(legend.get_window_extent(), figure.bbox)
+
+
+def clipped_texts(figure: Figure) -> list[str]:
+    """What of ``figure`` sticks out of the canvas (after a draw): the legend, the title, the axis
+    labels, the tick labels; [] when everything is inside."""
+    renderer = figure.canvas.get_renderer()
+    out = [] if legend_inside(figure) else ["legend"]
+    for axes in figure.axes:
+        if axes.title.get_text() and not _inside(axes.title.get_window_extent(renderer), figure.bbox):
+            out.append(f"title {axes.title.get_text()!r}")
+        for name, axis in (("x axis", axes.xaxis), ("y axis", axes.yaxis)):  # drawn tick labels and the label
+            if not _inside(axis.get_tightbbox(renderer), figure.bbox):
+                out.append(f"{name} ({axis.label.get_text()!r} or its tick labels)")
+    return out
 
 
 def draw_figure(plot: Plot) -> tuple[Figure, str]:
@@ -84,35 +135,56 @@ def draw_figure(plot: Plot) -> tuple[Figure, str]:
 
     Many series: one hue and marker per series, legend to the right, the axes narrowed until the
     legend fits inside the canvas.  Intervals (``Series.low/high``) as error bars or bands."""
-    many = len(plot.series) > 6
+    many = len(plot.series) > MANY_SERIES
     figure = Figure(figsize=WIDE_FIGURE_SIZE if many else FIGURE_SIZE, dpi=DPI)
     # fixed margins: twice as fast as a layout engine, and these figures all look alike
     figure.subplots_adjust(left=0.12 if many else 0.15, right=0.76 if many else 0.97, bottom=0.13, top=0.91)
     FigureCanvasAgg(figure)
     axes = figure.add_subplot()
+    hues = iter(QUALITATIVE * (1 + len(plot.series) // len(QUALITATIVE)))
+    dashes = iter(_PREDICTION_DASHES * len(plot.series))
+    shapes = iter(_PREDICTION_MARKERS * len(plot.series))
     for number, series in enumerate(plot.series):
-        style = dict(_STYLES.get(series.style, _STYLES["line"]))
-        style["color"] = QUALITATIVE[number % len(QUALITATIVE)]
-        if many:
-            if series.style in ("line", "dashed"):
+        style = {"linewidth": 1.4, **_STYLES.get(series.style, _STYLES["line"])}
+        if series.style == "prediction":  # several judged predictions: one dash pattern each
+            style["linestyle"] = next(dashes)
+        elif series.style == "prediction-points":  # ... and one marker each
+            style["marker"] = next(shapes)
+        if series.style not in _FIXED:
+            style["color"] = next(hues)
+            if many and series.style in ("line", "dashed"):
                 style["linestyle"] = _LINESTYLES[(number // 5) % len(_LINESTYLES)]
                 style.update(marker=_MARKERS[number % len(_MARKERS)], markevery=0.12, markersize=4)
         x, y = _numbers(series.x), _numbers(series.y)
-        axes.plot(x, y, label=_cut_label(series.label), linewidth=1.4, **style)
+        axes.plot(x, y, label=_cut_label(series.label), **style)
         if series.low is not None and series.high is not None:
             low, high = _numbers(series.low), _numbers(series.high)
-            if series.style == "points":
-                axes.errorbar(x, y, yerr=[[max(0.0, a - b) for a, b in zip(y, low)],
-                                          [max(0.0, b - a) for a, b in zip(y, high)]],
-                              fmt="none", ecolor=style["color"], elinewidth=1, capsize=2)
+            if series.style == "points":  # no bar where the interval is unbounded (one replicate)
+                below = [y0 - a if math.isfinite(a) else 0.0 for y0, a in zip(y, low)]
+                above = [b - y0 if math.isfinite(b) else 0.0 for y0, b in zip(y, high)]
+                axes.errorbar(x, y, yerr=[below, above], fmt="none", ecolor=style["color"], elinewidth=1, capsize=2)
             else:
                 axes.fill_between(x, low, high, color=style["color"], alpha=0.18, linewidth=0)
     yscale, note = _automatic_scale(plot)
+    xs = [v for s in plot.series for v in _numbers(s.x) if math.isfinite(v)]
+    if plot.xscale == "linear" and xs and all(v == int(v) for v in xs) and max(xs) - min(xs) <= 20:
+        axes.xaxis.set_major_locator(MaxNLocator(integer=True))  # indices, counts: no 0.5 ticks
     if plot.xscale != "linear":
         axes.set_xscale(plot.xscale, **({"nonpositive": "mask"} if plot.xscale == "log" else {}))
-    if yscale != "linear":
-        axes.set_yscale(yscale, **({"nonpositive": "mask"} if yscale == "log" else {}))
-    axes.set_title(plot.title, fontsize=11)
+    if yscale == "log":
+        axes.set_yscale(yscale, nonpositive="mask")
+        judged = [v for v in _scaled_values(plot) if v > 0]
+        if judged and any(s.style == "reported" for s in plot.series):  # a reported curve may run off the axis
+            axes.set_ylim(bottom=max(axes.get_ylim()[0], min(judged) / 3))
+    elif yscale == "symlog":
+        axes.set_yscale(yscale, linthresh=_linear_threshold(plot))
+    for axis, scale in ((axes.xaxis, plot.xscale), (axes.yaxis, yscale)):
+        if scale == "log":  # minor ticks labelled only when the axis spans under 0.9 decades (no crowding)
+            axis.set_minor_formatter(LogFormatterSciNotation(labelOnlyBase=False, minor_thresholds=(0.9, 0.4)))
+    title = textwrap.fill(plot.title, TITLE_WIDTH)
+    axes.set_title(title, fontsize=11)
+    if "\n" in title:  # a second title line: lower the top of the axes to make room
+        figure.subplots_adjust(top=0.91 - 0.06 * title.count("\n"))
     axes.set_xlabel(plot.xlabel)
     axes.set_ylabel(plot.ylabel)
     axes.grid(True, which="major", alpha=0.3)
@@ -124,7 +196,46 @@ def draw_figure(plot: Plot) -> tuple[Figure, str]:
     elif any(s.label for s in plot.series):
         axes.legend(fontsize=8, loc="best")
     figure.canvas.draw()
+    _fit_margins(figure, axes)
     return figure, note
+
+
+def _fit_margins(figure: Figure, axes) -> None:
+    """Widen a margin wherever the tick labels, axis labels, title or legend stick out of the
+    canvas (long tick labels of a log axis, a two-line title), then draw again."""
+    box, canvas = axes.get_tightbbox(figure.canvas.get_renderer()), figure.bbox
+    pad = 4.0  # pixels
+    left, right = max(0.0, canvas.x0 + pad - box.x0), max(0.0, box.x1 - canvas.x1 + pad)
+    bottom, top = max(0.0, canvas.y0 + pad - box.y0), max(0.0, box.y1 - canvas.y1 + pad)
+    if left or right or bottom or top:
+        p = figure.subplotpars
+        figure.subplots_adjust(left=p.left + left / canvas.width, right=p.right - right / canvas.width,
+                               bottom=p.bottom + bottom / canvas.height, top=p.top - top / canvas.height)
+        figure.canvas.draw()
+
+
+def band_problems(plot: Plot) -> list[str]:
+    """Every way the data or intervals of ``plot`` are malformed ([] when none): x and y of other
+    lengths, ``low``/``high`` given alone or with a length other than ``y``'s, or a finite end on
+    the wrong side of the estimate."""
+    problems = []
+    for series in plot.series:
+        if len(series.x) != len(series.y):
+            problems.append(f"{series.label}: x and y have lengths {len(series.x)} and {len(series.y)}")
+            continue
+        if (series.low is None) != (series.high is None):
+            problems.append(f"{series.label}: low and high must be given together")
+            continue
+        if series.low is None:
+            continue
+        if not len(series.low) == len(series.high) == len(series.y):
+            problems.append(f"{series.label}: x, y, low, high have lengths {len(series.x)}, {len(series.y)}, "
+                            f"{len(series.low)}, {len(series.high)}")
+            continue
+        for x, low, y, high in zip(series.x, _numbers(series.low), _numbers(series.y), _numbers(series.high)):
+            if (math.isfinite(low) and not low <= y) or (math.isfinite(high) and not y <= high):
+                problems.append(f"{series.label} at x = {x}: not low <= y <= high ({low}, {y}, {high})")
+    return problems
 
 
 def render_png(plot: Plot) -> bytes:
