@@ -20,8 +20,10 @@ public script's N(0.5, 1) random inputs), a 20 000 x 25 720 Jacobian that is nev
 by ``certified_rank`` (row Gram J J^T from the blocks, 20 000^2, then one Cholesky), where it
 declines by ``pivoted_gram_rank`` (pivoted Cholesky of the same Gram, then one Cholesky of the kept
 block) and, with ``--eigh``, by ``gram_eigen_rank`` (the symmetric eigensolver on the same Gram).  It reports the
-flop count of each route and the fraction of this machine's peak measured in the same process:
-a 4000^3 DGEMM and a 6000^3 Cholesky (LAPACK dpotrf) on the same thread count.
+flop count of each route, its wall and CPU seconds, the load average before and after, and the
+fraction of this machine's peak measured in the same process (a 4000^3 DGEMM and a 6000^3 Cholesky,
+LAPACK dpotrf, on the same thread count), per wall second and per CPU second: under load the wall
+rates fall with the machine's share, the CPU-second rates show how well the cycles received were used.
 
 Timings on a shared machine are noisy; the BLAS thread count is part of the result (default 2,
 the target's core count; on a loaded 2-core machine one thread was faster than two).
@@ -85,8 +87,16 @@ def measure(n: int, threads: int, rank: bool, queue) -> None:
     queue.put(row)
 
 
+def timed(work) -> tuple[float, float]:
+    """(wall seconds, CPU seconds of this process, all threads) of ``work()``."""
+    wall, cpu = time.perf_counter(), time.process_time()
+    work()
+    return time.perf_counter() - wall, time.process_time() - cpu
+
+
 def machine_peak(threads: int) -> dict:
-    """GFLOP/s of DGEMM (4000^3) and Cholesky (6000^3 / 3), best of 2, on ``threads`` BLAS threads."""
+    """GFLOP/s of DGEMM (4000^3) and Cholesky (6000^3 / 3), best of 2, on ``threads`` BLAS threads,
+    per wall second and per CPU second (the second is what a loaded machine leaves comparable)."""
     import numpy as np
     import scipy.linalg
     from threadpoolctl import threadpool_limits
@@ -97,23 +107,19 @@ def machine_peak(threads: int) -> dict:
     spd = m @ m.T + 6000 * np.eye(6000)
     out = {}
     with threadpool_limits(threads):
-        times = []
-        for _ in range(2):
-            start = time.perf_counter()
-            a @ a
-            times.append(time.perf_counter() - start)
-        out["gemm_gflops"] = 2 * 4000**3 / min(times) / 1e9
-        times = []
-        for _ in range(2):
-            start = time.perf_counter()
-            scipy.linalg.lapack.dpotrf(spd, lower=1, clean=0, overwrite_a=0)
-            times.append(time.perf_counter() - start)
-        out["cholesky_gflops"] = 6000**3 / 3 / min(times) / 1e9
+        for name, flop, work in (("gemm", 2 * 4000**3, lambda: a @ a),
+                                 ("cholesky", 6000**3 / 3,
+                                  lambda: scipy.linalg.lapack.dpotrf(spd, lower=1, clean=0, overwrite_a=0))):
+            walls, cpus = zip(*(timed(work) for _ in range(2)))
+            out[f"{name}_gflops"] = flop / min(walls) / 1e9
+            out[f"{name}_cpu_gflops"] = flop / min(cpus) / 1e9
     return out
 
 
 def paper_scale(threads: int, eigh: bool, n: int, queue) -> None:
     """The paper-scale rank (module docstring), in a fresh process."""
+    import os
+
     import numpy as np
     import torch
     from threadpoolctl import threadpool_limits
@@ -122,32 +128,34 @@ def paper_scale(threads: int, eigh: bool, n: int, queue) -> None:
     from numerics.mlp import MLP
 
     torch.set_num_threads(threads)
-    row = machine_peak(threads)
+    row = {"load_before": os.getloadavg()}
+    row.update(machine_peak(threads))
     net = MLP.initialize("784-30-30-30-10", "glorot", 0)
     x = np.random.default_rng(0).normal(0.5, 1.0, (n, 784))
     q = n * 10
-    with threadpool_limits(threads):
-        start = time.perf_counter()
-        certified = F.certified_rank(net, x)
-        row["certified_s"] = time.perf_counter() - start
-    row["certified"] = "declined" if certified is None else certified.rank
-    if certified is None:  # the next route of rank_method="auto": pivoted Cholesky of the same Gram
-        with threadpool_limits(threads):
-            start = time.perf_counter()
-            pivoted = F.pivoted_gram_rank(net, x)
-            row["pivoted_s"] = time.perf_counter() - start
-        row["pivoted"] = "declined" if pivoted is None else f"{pivoted.rank} (gap >= {pivoted.gap_log10:.2f})"
-    # flop: the row Gram (per layer (n N_L) x N_l times its transpose) + 12 power steps + Cholesky
-    gram_flop = sum(2 * q * q * w for w in net.arch.widths[1:])
-    row["certified_flop"] = gram_flop + 12 * 2 * q * q + q**3 / 3
+    # flop: the row Gram (per layer (n N_L) x N_l times its transpose) + 12 power steps
+    gram_flop = sum(2 * q * q * w for w in net.arch.widths[1:]) + 12 * 2 * q * q
     row["bound"] = net.arch.bound(n)
+    routes = [("certified_rank", F.certified_rank)]
     if eigh:
+        routes.append(("gram_eigen_rank", F.gram_eigen_rank))
+    results = {}
+    for name, route in routes:
         with threadpool_limits(threads):
-            start = time.perf_counter()
-            eigen = F.gram_eigen_rank(net, x)
-            row["eigh_s"] = time.perf_counter() - start
-        row["eigh_rank"], row["eigh_gap"] = eigen.rank, eigen.gap_log10
-        row["eigh_flop"] = gram_flop + 4 / 3 * q**3  # tridiagonalization dominates (eigenvalues only)
+            row[f"{name}_s"], row[f"{name}_cpu"] = timed(lambda: results.__setitem__(name, route(net, x)))
+        if name == "certified_rank" and results[name] is None:  # rank_method="auto"'s next route
+            with threadpool_limits(threads):
+                row["pivoted_gram_rank_s"], row["pivoted_gram_rank_cpu"] = timed(
+                    lambda: results.__setitem__("pivoted_gram_rank", F.pivoted_gram_rank(net, x)))
+    row["certified_rank_flop"] = gram_flop + q**3 / 3
+    if "pivoted_gram_rank" in results:
+        r = results["pivoted_gram_rank"].rank if results["pivoted_gram_rank"] is not None else q
+        # dpstrf to step r, the trailing Schur complement, one Cholesky of the kept block
+        row["pivoted_gram_rank_flop"] = gram_flop + (q**3 - (q - r) ** 3) / 3 + (q - r) ** 2 * r + r**3 / 3
+    if eigh:
+        row["gram_eigen_rank_flop"] = gram_flop + 4 / 3 * q**3  # tridiagonalization dominates (eigenvalues only)
+    row["results"] = {name: (None if rank is None else rank.summary()) for name, rank in results.items()}
+    row["load_after"] = os.getloadavg()
     row["peak_mb"] = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
     queue.put(row)
 
@@ -160,18 +168,21 @@ def report_paper_scale(threads: int, eigh: bool, n: int) -> None:
     row = queue.get()
     worker.join()
     print(f"784-30-30-30-10, n = {n} N(0.5, 1) inputs, J {10 * n} x 25720 (never formed), bound {row['bound']}, "
-          f"BLAS threads {threads}")
-    print(f"machine peak: DGEMM {row['gemm_gflops']:.1f} GFLOP/s, Cholesky {row['cholesky_gflops']:.1f} GFLOP/s")
-    rate = row["certified_flop"] / row["certified_s"] / 1e9
-    print(f"certified_rank: rank {row['certified']} in {row['certified_s']:.1f} s, {row['certified_flop']:.3g} flop, "
-          f"{rate:.1f} GFLOP/s = {rate / row['cholesky_gflops']:.0%} of the Cholesky peak, "
-          f"{rate / row['gemm_gflops']:.0%} of DGEMM")
-    if "pivoted" in row:
-        print(f"pivoted_gram_rank: rank {row['pivoted']} in {row['pivoted_s']:.1f} s")
-    if eigh:
-        rate = row["eigh_flop"] / row["eigh_s"] / 1e9
-        print(f"gram_eigen_rank: rank {row['eigh_rank']} (gap {row['eigh_gap']:.1f} decades) in {row['eigh_s']:.1f} s, "
-              f"{rate:.1f} GFLOP/s = {rate / row['gemm_gflops']:.0%} of DGEMM")
+          f"BLAS threads {threads}, load average {row['load_before'][0]:.1f} before, {row['load_after'][0]:.1f} after")
+    print(f"machine peak: DGEMM {row['gemm_gflops']:.1f} GFLOP/s ({row['gemm_cpu_gflops']:.1f} per CPU second), "
+          f"Cholesky {row['cholesky_gflops']:.1f} ({row['cholesky_cpu_gflops']:.1f} per CPU second)")
+    for name in ("certified_rank", "pivoted_gram_rank", "gram_eigen_rank"):
+        if f"{name}_s" not in row:
+            continue
+        result = row["results"][name]
+        found = "declined" if result is None else (f"rank {result['rank']} (gap >= {result['gap_log10']:.2f}, "
+                                                   f"tolerance {result['tolerance'] / result['s_max']:.1e} s_max)")
+        flop = row[f"{name}_flop"]
+        wall, cpu = flop / row[f"{name}_s"] / 1e9, flop / row[f"{name}_cpu"] / 1e9
+        print(f"{name}: {found}, {row[f'{name}_s']:.1f} s wall, {row[f'{name}_cpu']:.1f} s CPU, {flop:.3g} flop: "
+              f"{wall:.1f} GFLOP/s wall = {wall / row['cholesky_gflops']:.0%} of Cholesky, "
+              f"{wall / row['gemm_gflops']:.0%} of DGEMM; per CPU second {cpu:.1f} = "
+              f"{cpu / row['cholesky_cpu_gflops']:.0%} of Cholesky, {cpu / row['gemm_cpu_gflops']:.0%} of DGEMM")
     print(f"peak resident memory {row['peak_mb']:.0f} MB")
 
 

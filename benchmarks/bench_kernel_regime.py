@@ -10,7 +10,7 @@ Measures, on the 1D toy data (spectral_bias.md 6.3):
    next to the matmul rate, so that the gap to the hardware limit is visible;
 4. the ``activation-specificity`` check on its default set of 6 activations (one feature draw per
    activation, exact predictions by quadrature; target < 60 s on 2 cores), in a fresh process
-   state (empty prediction cache).
+   state (no kernel or fit remembered yet).
 
 Options: ``--threads N`` (default: torch's default), ``--width-rf``, ``--width-train``.
 """

@@ -32,7 +32,8 @@ from theory.errors import IbcheckError
 from . import infinite_width
 from .checks import (JUDGED, Check, CheckResult, Context, Option, Plot, Series, judged_result, measured_series,
                      positive_float, positive_int, register)
-from .kernel_regime import DataSet, dataset, fit_applies, hull_grid, init_text, width_study
+from .kernel_regime import (DataSet, dataset, fit_applies, hull_grid, init_text, mean_square_distance, sup_distance,
+                            width_study)
 from .networks import Init
 from .verdicts import Criterion, Measurement, Premise, at_least, control
 
@@ -51,42 +52,44 @@ def _activation_set(text: str) -> list[str]:
     return names
 
 
-_CONFUSIONS: dict[tuple, tuple] = {}
-
-
 def activation_offset(act: Activation) -> int:
     """A seed offset fixed by the activation's expression, so that its feature draw does not depend
     on which other activations are in the set or in which order."""
     return int(hashlib.sha256(str(act.bound).encode()).hexdigest()[:7], 16)
 
 
+_FITS: dict[tuple, list[np.ndarray]] = {}
+
+
+def replicate_fits(act: Activation, ds: DataSet, grid: np.ndarray, target: np.ndarray, width: int, seeds: int,
+                   seed: int, init: Init) -> list[np.ndarray]:
+    """The fits of the ``seeds`` disjoint sub-networks of one draw of ``width`` neurons of ``act`` on the
+    grid; remembered per process (every activation's check fits the networks of the whole set)."""
+    key = (act.label, str(act.bound), infinite_width._digest(ds.x, ds.y, grid), width, seeds, seed, init)
+    if key not in _FITS:
+        study = width_study(act, ds.x, ds.y, grid, target, [width // seeds, width], init,
+                            seed + activation_offset(act), width, desc=f"{act.label} (specificity)")
+        _FITS[key] = study.base_fits
+    return _FITS[key]
+
+
 def confusion(acts: list[Activation], ds: DataSet, grid: np.ndarray, width: int, seeds: int, seed: int,
               init: Init = SPECIFICITY_INIT):
     """Mean squared differences d[i][j][r] (relative to max|y|^2) and sup distances (relative to
     max|y|) of activation i's sub-network r to activation j's exact prediction,
-    and the predictions' quadrature errors (remembered per process: the checks of the activations
-    of one set share it)."""
-    key = (tuple(sorted(str(a.bound) for a in acts)), infinite_width._digest(ds.x, ds.y, grid), width, seeds, seed, init)
-    if key in _CONFUSIONS:
-        order, d, sup, errors = _CONFUSIONS[key]
-        index = [order.index(str(a.bound)) for a in acts]
-        return d[np.ix_(index, index)], sup[np.ix_(index, index)], [errors[k] for k in index]
-    preds = [infinite_width.prediction(a, init, ds.x, ds.y, grid) for a in acts]
+    and the predictions' quadrature errors."""
     if width % seeds:
         raise IbcheckError(f"width {width} must be a multiple of seeds = {seeds}")
+    preds = [infinite_width.prediction(a, init, ds.x, ds.y, grid) for a in acts]
+    scale = float(np.max(np.abs(ds.y)))
     d = np.zeros((len(acts), len(acts), seeds))
     sup = np.zeros_like(d)
     for i, act in enumerate(acts):
-        others = {str(j): p.values for j, p in enumerate(preds)}
-        # one draw of `width` neurons split into `seeds` sub-networks: per_replicate distances
-        study = width_study(act, ds.x, ds.y, grid, preds[i].values, [width // seeds, width], init,
-                            seed + activation_offset(act), width, others=others, desc=f"{act.label} (specificity)")
-        for j in range(len(acts)):
-            d[i, j] = study.per_replicate_ms[str(j)]
-            sup[i, j] = study.per_replicate[str(j)]
-    errors = [p.quadrature_error for p in preds]
-    _CONFUSIONS[key] = ([str(a.bound) for a in acts], d, sup, errors)
-    return d, sup, errors
+        fits = replicate_fits(act, ds, grid, preds[i].values, width, seeds, seed, init)
+        for j, p in enumerate(preds):
+            d[i, j] = [mean_square_distance(fit, p.values, scale) for fit in fits]
+            sup[i, j] = [sup_distance(fit, p.values, scale) for fit in fits]
+    return d, sup, [p.quadrature_error for p in preds]
 
 
 def run_specificity(act: Activation, context: Context) -> CheckResult:

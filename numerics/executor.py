@@ -177,6 +177,12 @@ class ProcessExecutor(Executor):
     memory), the tasks it may have been running are rerun one at a time in a fresh process; the
     one that dies again is reported as :class:`Failed` and the others go on.  Workers never
     outlive the process that started them, even one killed by SIGKILL (:func:`_die_with_parent`).
+
+    Tasks are handed out one at a time, each to the worker that just became free, and items with
+    the same ``affinity`` attribute (the suite's tasks: their activation) go to the same worker
+    where possible (:func:`_next_task`): a worker remembers the symbolic derivations and exact
+    kernels it computed, so an activation's checks in one worker derive its transform once, not
+    once per worker.
     """
 
     def __init__(self, jobs: int | None = None, start_method: str | None = None):
@@ -203,8 +209,22 @@ class ProcessExecutor(Executor):
         pool = cf.ProcessPoolExecutor(min(jobs, len(indices)), mp_context=context, initializer=_init_worker,
                                       initargs=(messages, started, os.getpid(), threads.policy(), self.jobs,
                                                 self.start_method == "fork"))
-        futures = {pool.submit(_run_in_worker, work, index, items[index]): index for index in indices}
-        finished, broken, clean = set(), False, False
+        pending, futures = list(indices), {}
+
+        def submit(freed=None) -> bool:
+            """Hand the next task to the free worker (the one that ran ``freed``, or a new one); False
+            if the pool broke (a worker died: the batch ends and the tasks not started are rerun)."""
+            if pending:
+                busy = {_affinity(items[i]) for i in futures.values()}
+                index = _next_task(items, pending, None if freed is None else _affinity(items[freed]), busy)
+                try:
+                    futures[pool.submit(_run_in_worker, work, index, items[index])] = index
+                except BrokenProcessPool:
+                    return False
+            return True
+
+        finished, clean = set(), False
+        broken = not all([submit() for _ in range(min(jobs, len(indices)))])
         try:
             while futures and not broken:
                 done, _ = cf.wait(futures, timeout=0.1, return_when=cf.FIRST_COMPLETED)
@@ -219,6 +239,7 @@ class ProcessExecutor(Executor):
                     except BaseException as err:  # noqa: BLE001 - e.g. KeyboardInterrupt raised in the worker only
                         value = Failed(f"the worker stopped: {type(err).__name__}: {err}")
                     finished.add(index)
+                    broken = not submit(freed=index) or broken  # before yielding: the worker does not wait
                     yield index, value
             clean = not broken
         finally:
@@ -233,6 +254,21 @@ class ProcessExecutor(Executor):
         if len(indices) == 1:
             return unfinished, []
         return [i for i in unfinished if started[i]], [i for i in unfinished if not started[i]]
+
+
+def _affinity(item: Any) -> Any:
+    return getattr(item, "affinity", None)
+
+
+def _next_task(items: Sequence[Any], pending: list[int], freed: Any, busy: set) -> int:
+    """Remove and return the pending index a free worker runs next: the first one with the affinity
+    of the task it just finished (``freed``), else the first whose affinity no other worker is
+    running, else the first (items without an ``affinity`` run in order)."""
+    for wanted in (lambda a: freed is not None and a == freed, lambda a: a is None or a not in busy, lambda a: True):
+        for position, index in enumerate(pending):
+            if wanted(_affinity(items[index])):
+                return pending.pop(position)
+    raise IndexError("no pending task")
 
 
 def _drain(messages, notify: Notify) -> None:

@@ -42,6 +42,7 @@ closed form of :math:`\mathbb E[\sin u\,\sin u']`.
 from __future__ import annotations
 
 import hashlib
+from collections import OrderedDict
 from dataclasses import dataclass, replace
 from functools import lru_cache
 
@@ -141,27 +142,35 @@ def _first_layer_nodes(init: Init, dim: int, acc: Accuracy) -> tuple[np.ndarray,
 
 
 def _flat_offset_kernel(f, anchors, init: Init, a, c, acc: Accuracy, chunk: int = 3_000_000) -> np.ndarray:
-    r""":math:`\mathbb E_w \frac1{2A}\int_{-A}^{A} f(w\cdot a + b) f(w\cdot c + b)\,db` (module docstring)."""
+    r""":math:`\mathbb E_w \frac1{2A}\int_{-A}^{A} f(w\cdot a + b) f(w\cdot c + b)\,db` (module docstring).
+
+    The integral is symmetric in (a, c) and its nodes are too, so for ``a`` equal to ``c`` only the
+    pairs i <= j are integrated and mirrored."""
     w_nodes, w_weights = _first_layer_nodes(init, a.shape[1], acc)
     big = _offset_range(init)
     panel_cuts = np.linspace(-big, big, acc.panels + 1)[1:-1]
-    p_all, q_all = w_nodes @ a.T, w_nodes @ c.T  # (O, M), (O, N)
-    pieces = (len(panel_cuts) + 2 * len(anchors) + 1) * acc.order
-    per_node = len(c) * pieces
-    rows = max(1, chunk // per_node)
-    nodes = max(1, rows // len(a))
-    out = np.zeros((len(a), len(c)))
+    symmetric = a.shape == c.shape and np.array_equal(a, c)
+    if symmetric:
+        rows, cols = np.triu_indices(len(a))
+    else:
+        rows, cols = (index.ravel() for index in np.indices((len(a), len(c))))
+    p_all, q_all = (w_nodes @ a.T)[:, rows], (w_nodes @ c.T)[:, cols]  # (O, P): node x pair
+    budget = max(1, chunk // ((len(panel_cuts) + 2 * len(anchors) + 1) * acc.order))  # (node, pair)s at once
+    span = min(len(rows), budget)
+    nodes = max(1, budget // span)
+    total = np.zeros(len(rows))
     for o in range(0, len(w_nodes), nodes):
-        for lo in range(0, len(a), rows):
-            p, q = p_all[o:o + nodes, lo:lo + rows], q_all[o:o + nodes]  # (k, m), (k, N)
-            shape = (p.shape[0], p.shape[1], q.shape[1])
-            cuts = np.concatenate([np.broadcast_to(panel_cuts, (*shape, len(panel_cuts))),
-                                   np.broadcast_to((anchors - p[..., None])[:, :, None, :], (*shape, len(anchors))),
-                                   np.broadcast_to((anchors - q[..., None])[:, None, :, :], (*shape, len(anchors)))],
-                                  axis=-1)
-            b, bw = _pieces(np.full(shape, -big), np.full(shape, big), cuts, acc.order)
-            values = f(p[:, :, None, None] + b) * f(q[:, None, :, None] + b)
-            out[lo:lo + rows] += np.einsum("k,kmn->mn", w_weights[o:o + nodes], np.sum(bw * values, axis=-1)) / (2 * big)
+        for lo in range(0, len(rows), span):
+            p, q = p_all[o:o + nodes, lo:lo + span], q_all[o:o + nodes, lo:lo + span]  # (k, s)
+            cuts = np.concatenate([np.broadcast_to(panel_cuts, (*p.shape, len(panel_cuts))),
+                                   anchors - p[..., None], anchors - q[..., None]], axis=-1)
+            b, bw = _pieces(np.full(p.shape, -big), np.full(p.shape, big), cuts, acc.order)
+            values = f(p[..., None] + b) * f(q[..., None] + b)
+            total[lo:lo + span] += w_weights[o:o + nodes] @ np.sum(bw * values, axis=-1) / (2 * big)
+    out = np.empty((len(a), len(c)))
+    out[rows, cols] = total
+    if symmetric:
+        out[cols, rows] = total
     return out
 
 
@@ -206,16 +215,58 @@ def _gaussian_kernel(f, anchors, breaks, init: Init, a, c, acc: Accuracy, chunk:
     return out
 
 
+def _digest(*arrays) -> str:
+    h = hashlib.sha256()
+    for arr in arrays:
+        arr = np.ascontiguousarray(np.asarray(arr, dtype=float))
+        h.update(str(arr.shape).encode())
+        h.update(arr.tobytes())
+    return h.hexdigest()
+
+
+class _KernelMemory(OrderedDict):
+    """Kernels computed in this process, the least recently stored dropped beyond ``budget`` bytes."""
+
+    def __init__(self, budget: int):
+        super().__init__()
+        self.budget = budget
+
+    def put(self, key: tuple, kernel: np.ndarray) -> None:
+        self[key] = kernel
+        while sum(k.nbytes for k in self.values()) > self.budget and len(self) > 1:
+            self.popitem(last=False)
+
+
+#: the kernels of this process (:func:`exact_kernel`); 256 MB hold every kernel of the quick suite's
+#: fit and training checks (each a few hundred by a few points)
+_KERNELS = _KernelMemory(256 * 2**20)
+
+
 def exact_kernel(act: Activation, init: Init, a, c, acc: Accuracy = FINE, derivative: int = 0,
                  quadrature_only: bool = False) -> np.ndarray:
     r""":math:`\mathbb E[\sigma^{(k)}(w\cdot a_i + b)\,\sigma^{(k)}(w\cdot c_j + b)]` over ``init``
-    (k = ``derivative``), shape (len(a), len(c)) (module docstring).
+    (k = ``derivative``), shape (len(a), len(c)) (module docstring); a read-only array.
 
     For Gaussian weights in 1D (k = 0) the theory layer's closed-form NNGP is used where it has
     one (:func:`theory.gaussian_kernels.gaussian_kernel`: arc-cosine family, erf, sin, cos,
     gaussian), unless ``quadrature_only``; :func:`prediction` then estimates the
-    quadrature error against this module's quadrature, an independent route."""
+    quadrature error against this module's quadrature, an independent route.
+
+    A kernel is computed once per process for given inputs (:data:`_KERNELS`): the checks judge
+    every activation against the same few other activations' predictions (their controls), on
+    the same data and init."""
     a, c = as_points(a), as_points(c)
+    key = (act.label, sp.srepr(act.bound), init, acc, derivative, quadrature_only, _digest(a, c))
+    if key not in _KERNELS:
+        kernel = _computed_kernel(act, init, a, c, acc, derivative, quadrature_only)
+        kernel.flags.writeable = False
+        _KERNELS.put(key, kernel)
+    return _KERNELS[key]
+
+
+def _computed_kernel(act: Activation, init: Init, a: np.ndarray, c: np.ndarray, acc: Accuracy, derivative: int,
+                     quadrature_only: bool) -> np.ndarray:
+    """:func:`exact_kernel` without its memory."""
     if init.kind == "gaussian" and a.shape[1] == 1 and derivative == 0 and not quadrature_only:
         try:
             kern = gaussian_kernel(act, init.s_w**2, init.s_b**2)
@@ -243,7 +294,7 @@ def tangent_kernel(act: Activation, init: Init, a, c, acc: Accuracy = FINE, quad
 
 
 # ---------------------------------------------------------------------------------------
-# predictions, cached per (activation, init, data, points)
+# predictions (their kernels are remembered, :func:`exact_kernel`)
 
 @dataclass(frozen=True)
 class Prediction:
@@ -253,18 +304,6 @@ class Prediction:
     values: np.ndarray
     quadrature_error: float
     what: str
-
-
-def _digest(*arrays) -> str:
-    h = hashlib.sha256()
-    for arr in arrays:
-        arr = np.ascontiguousarray(np.asarray(arr, dtype=float))
-        h.update(str(arr.shape).encode())
-        h.update(arr.tobytes())
-    return h.hexdigest()
-
-
-_CACHE: dict[tuple, Prediction] = {}
 
 
 def _solve(k_points: np.ndarray, k_data: np.ndarray, y: np.ndarray, steps: int | None, lr: float | None) -> np.ndarray:
@@ -285,9 +324,6 @@ def prediction(act: Activation, init: Init, x, y, points, layers: str = "output"
     ``steps`` gradient-descent steps of size ``lr`` (the loss :math:`\\frac1{2N}\\sum r^2`)."""
     x, points = as_points(x), as_points(points)
     y = np.asarray(y, dtype=float)
-    key = (act.label, str(act.bound), init, layers, steps, lr, _digest(x, y, points))
-    if key in _CACHE and (not estimate_error or np.isfinite(_CACHE[key].quadrature_error)):
-        return _CACHE[key]
     kernel = exact_kernel if layers == "output" else tangent_kernel
     results = []
     for acc, only in ((FINE, False), (FINE.coarser(), True)) if estimate_error else ((FINE, False),):
@@ -297,5 +333,4 @@ def prediction(act: Activation, init: Init, x, y, points, layers: str = "output"
     error = float(np.max(np.abs(results[0] - results[1])) / scale) if estimate_error else float("nan")
     what = (f"infinite-width {'random-feature' if layers == 'output' else 'tangent'} kernel of the {init.kind} "
             f"init by quadrature" + ("" if steps is None else f", after {steps} steps"))
-    _CACHE[key] = Prediction(results[0], error, what)
-    return _CACHE[key]
+    return Prediction(results[0], error, what)

@@ -209,6 +209,11 @@ def sup_distance(f, g, scale: float) -> float:
     return float(np.max(np.abs(np.asarray(f) - np.asarray(g))) / scale)
 
 
+def mean_square_distance(f, g, scale: float) -> float:
+    r""":math:`\operatorname{mean}(f - g)^2 / \text{scale}^2` on the grid."""
+    return float(np.mean((np.asarray(f) - np.asarray(g)) ** 2)) / scale**2
+
+
 def relative_l2(f, g) -> float:
     """:math:`\\|f - g\\|_2 / \\|g\\|_2` on the grid."""
     g = np.asarray(g)
@@ -238,6 +243,7 @@ class WidthStudy:
     other_distance: dict[str, list[float]]  # mean sup distance to each other reference, per width
     per_replicate: dict[str, list[float]]  # at the smallest width: each sub-network's sup distance to each reference
     per_replicate_ms: dict[str, list[float]]  # ... and its mean squared difference / max|y|^2
+    base_fits: list[np.ndarray]  # the fit of each sub-network of the smallest width, on the grid
 
 
 def width_study(act: Activation, x, y, grid, target: np.ndarray, widths, init: Init, seed: int,
@@ -271,7 +277,7 @@ def width_study(act: Activation, x, y, grid, target: np.ndarray, widths, init: I
     sups, l2s, counts, spread = [], [], [], []
     other_distance = {name: [] for name in others}
     fit = None
-    per_replicate, per_replicate_ms = {}, {}
+    per_replicate, per_replicate_ms, base_fits = {}, {}, []
     for width in widths:
         m = width // base
         here, l2_here = [], []
@@ -281,11 +287,13 @@ def width_study(act: Activation, x, y, grid, target: np.ndarray, widths, init: I
             gram = sum(k_data[r * m:(r + 1) * m])
             alpha = kernel_descent_weights(gram, -y_t, what=f"{act.label} random features, width {width}")
             fit = (sum(k_grid[r * m:(r + 1) * m]) @ alpha).numpy()
+            if width == base:
+                base_fits.append(fit)
             here.append(sup_distance(fit, target, scale))
             l2_here.append(relative_l2(fit, target))
             for name, values in others.items():
                 other_here[name].append(sup_distance(fit, values, scale))
-                ms_here[name].append(float(np.mean((fit - values) ** 2)) / scale**2)
+                ms_here[name].append(mean_square_distance(fit, values, scale))
         sups.append(float(np.mean(here)))
         l2s.append(float(np.mean(l2_here)))
         counts.append(len(here))
@@ -295,7 +303,7 @@ def width_study(act: Activation, x, y, grid, target: np.ndarray, widths, init: I
         if width == base:
             per_replicate, per_replicate_ms = {"target": here, **other_here}, ms_here
     return WidthStudy(widths, sups, l2s, counts, spread, seed, total, loglog_slope(widths, sups), fit,
-                      other_distance, per_replicate, per_replicate_ms)
+                      other_distance, per_replicate, per_replicate_ms, base_fits)
 
 
 

@@ -64,6 +64,11 @@ class Task:
     options: tuple[tuple[str, str], ...] = ()  # only the options this check declares
     until_decided: int = 0
 
+    @property
+    def affinity(self) -> ActivationSpec:
+        """Tasks of one activation share a worker where the executor allows (they share its derivations)."""
+        return self.activation
+
 
 @lru_cache(maxsize=64)
 def _activation(spec: ActivationSpec) -> Activation:

@@ -12,7 +12,8 @@ import time
 
 import pytest
 
-from numerics.executor import Failed, ProcessExecutor, SerialExecutor, default_jobs, executor_from_name, guarded
+from numerics.executor import (Failed, ProcessExecutor, SerialExecutor, _next_task, default_jobs, executor_from_name,
+                               guarded)
 from theory.errors import IbcheckError
 
 
@@ -65,6 +66,36 @@ def test_progress_messages_reach_the_caller(make):
     for index, item in enumerate([5, 6]):
         assert (index, "") in seen  # started
         assert (index, f"squaring {item}") in seen
+
+
+def ten_times(item, say):
+    return item.value * 10
+
+
+class Grouped:
+    def __init__(self, affinity, value):
+        self.affinity, self.value = affinity, value
+
+
+def test_a_free_worker_takes_its_own_group_then_a_group_nobody_runs_then_any():
+    items = [Grouped(g, i) for i, g in enumerate("aabbbcc")] + [Grouped(None, 7)]
+    pending = list(range(len(items)))
+    assert _next_task(items, pending, None, set()) == 0  # the first worker starts with the first group
+    assert _next_task(items, pending, None, {"a"}) == 2  # the second starts a group nobody runs
+    assert _next_task(items, pending, "a", {"b"}) == 1  # a worker that finished an "a" task takes the next "a"
+    assert _next_task(items, pending, "a", {"b"}) == 5  # none left: a group nobody runs (not b's)
+    assert _next_task(items, pending, "c", {"b"}) == 6
+    assert _next_task(items, pending, "c", {"b"}) == 7  # items without affinity run in order
+    assert _next_task(items, pending, None, {"b"}) == 3  # only the busy group's tasks are left: shared
+    assert pending == [4]
+    plain, plain_pending = [5, 6, 7], [0, 1, 2]  # items without the attribute: first in, first out
+    assert [_next_task(plain, plain_pending, None, {None}) for _ in plain] == [0, 1, 2]
+
+
+def test_grouped_tasks_all_run_once_in_the_pool():
+    items = [Grouped(g, i) for i, g in enumerate("aaabbbccd")]
+    outcome = dict(ProcessExecutor(2).run(ten_times, items))
+    assert outcome == {i: 10 * i for i in range(len(items))}
 
 
 def test_process_pool_runs_in_parallel_worker_processes():

@@ -15,6 +15,7 @@ import theory
 from numerics import data
 from numerics import functional_dimension as F
 from numerics.functional_dimension import bfd as bfd_module
+from numerics.functional_dimension import rank as rank_module
 from numerics.functional_dimension.rank import _augmented
 from numerics.functional_dimension.sampling import _pattern_codes
 from numerics.functional_dimension.theorems import _set_bias
@@ -201,6 +202,71 @@ def test_pivoted_gram_rank_is_sound_or_declines():
     assert proved >= 6  # it is not a route that always declines
 
 
+def test_pivoted_gram_rank_on_known_deficiencies_against_the_exact_rank():
+    """Reference: the exact rational rank of J at the float parameters (``exact_bfd``, no floating
+    rank involved).  Repeated inputs (rows of J repeated: rank 8 N_L < n N_L, the row Gram) and a
+    dead neuron (rank below N_par - H, the column Gram): the certificate of the generic bound
+    declines and the pivoted route proves the exact rank, with a gap of GAP_FLAG decades."""
+    net, x = net_and_inputs("4-6-5-3", 8, seed=2)
+    repeated = np.vstack([x, x[:4]])
+    dead_net, dead_x = net_and_inputs("3-5-4-2", 40, seed=1)  # n N_L = 80 > N_par - H = 45: columns
+    dead_net = _set_bias(dead_net, 1, 2, -50.0)  # a dead neuron: BFD below N_par - H (1.5.5)
+    for model, inputs in ((net, repeated), (dead_net, dead_x)):
+        exact = F.exact_bfd(model, inputs)
+        assert exact < model.arch.bound(len(inputs))  # a deficiency the generic bound does not see
+        assert F.certified_rank(model, inputs) is None
+        pivoted = F.pivoted_gram_rank(model, inputs)
+        assert pivoted is not None and pivoted.rank == exact
+        assert pivoted.gap_log10 >= F.GAP_FLAG and not pivoted.ill_determined
+
+
+def test_pivoted_gram_rank_declines_where_the_gram_cannot_separate():
+    """Four inputs repeated with a 1e-6 perturbation: J gets singular values spread over 3e-7 to
+    5e-8 of s_max, straddling the Gram's resolution (its cut sits near 2.5e-7 s_max here), so no
+    cut with a proved factor-2 separation exists there and the route must return None.  With a
+    1e-2 perturbation (values far above the cut) and a 1e-9 one (far below) it proves a rank, and
+    what it proves is checked against the SVD of the explicit J: exactly r singular values above
+    its tolerance."""
+    net, x = net_and_inputs("4-6-5-3", 8, seed=2)
+    noise = np.random.default_rng(6).standard_normal((4, 4))
+    for size, expected in ((1e-2, "proved"), (1e-6, None), (1e-9, "proved")):
+        inputs = np.vstack([x, x[:4] + size * noise])
+        pivoted = F.pivoted_gram_rank(net, inputs)
+        if expected is None:
+            assert pivoted is None
+            continue
+        svd = F.svd_rank(F.jacobian_blocks(net, inputs))
+        assert pivoted is not None
+        assert pivoted.rank == int(np.sum(svd.singular_values > pivoted.tolerance)) <= svd.rank
+        assert svd.singular_values[pivoted.rank - 1] >= pivoted.tolerance * 10**pivoted.gap_log10 * (1 - 1e-9)
+
+
+# (arch, n, seed, dead neuron): rows and columns, certified and declined
+TORCH_CASES = [("3-5-4-2", 4, 0, False), ("4-10-10-3", 100, 1, False), ("3-5-4-2", 40, 1, True)]
+
+
+@pytest.mark.parametrize("arch, n, seed, dead", TORCH_CASES)
+def test_torch_device_path_agrees_with_lapack(arch, n, seed, dead):
+    """``device="cpu"`` runs the certificate's Cholesky and the eigensolver through torch in
+    float64, the code a GPU runs; reference: the LAPACK path on the same Gram.  Same decision, same
+    proved gap (the gap does not depend on the factorization), same eigenvalue rank; eigenvalues of
+    the same matrix from two backward-stable solvers differ by at most 2 q u ||G||_2 (LAPACK Users'
+    Guide 4.7), so the squared singular values are compared at 4 q u s_max^2."""
+    net, x = net_and_inputs(arch, n, seed)
+    if dead:
+        net = _set_bias(net, 1, 2, -50.0)
+    lapack, through_torch = F.certified_rank(net, x), F.certified_rank(net, x, device="cpu")
+    assert (lapack is None) == (through_torch is None) == dead
+    if lapack is not None:
+        assert (through_torch.rank, through_torch.gap_log10) == (lapack.rank, lapack.gap_log10)
+    eigen, eigen_torch = F.gram_eigen_rank(net, x), F.gram_eigen_rank(net, x, device="cpu")
+    assert eigen_torch.rank == eigen.rank and eigen_torch.method == "gram-eigh (cpu)"
+    q = len(eigen.singular_values)
+    assert np.abs(eigen_torch.singular_values**2 - eigen.singular_values**2).max() <= 4 * q * 2**-53 * eigen.s_max**2
+    value = F.batch_functional_dimension(net, x, rank_method="gram", device="cpu")
+    assert value.rank.method == "gram-eigh (cpu)" and value.value == eigen.rank  # no pivoted route in torch
+
+
 @pytest.mark.parametrize("arch, n", [("2-3-2-1", 12), ("1-4-1", 6), ("2-2-2-2", 5)])
 def test_float_rank_equals_exact_rational_rank(arch, n):
     net, x = net_and_inputs(arch, n)
@@ -296,9 +362,11 @@ def test_dead_neuron_deficit_is_a_lower_bound():
 
 # ---- the certified rank (no J, no SVD) -------------------------------------------------------
 @pytest.mark.parametrize("arch, n", [("3-5-4-2", 9), ("4-8-8-1", 30), ("2-3-3-3-2", 12), ("5-7-6-5-3", 20)])
-def test_structured_grams_are_the_products_of_the_jacobian(arch, n):
+@pytest.mark.parametrize("step", [2000, 7])  # one block of rows; several (3-7 inputs each, mirrored)
+def test_structured_grams_are_the_products_of_the_jacobian(arch, n, step, monkeypatch):
     """Independent route: J from the blocks, multiplied out.  Sums of n N_L products in float64:
     ~1e-15 relative to the largest entry, so 1e-12 leaves room and still catches any misplaced block."""
+    monkeypatch.setattr(rank_module, "ROW_GRAM_STEP", step)
     net, x = net_and_inputs(arch, n)
     jac = F.jacobian_blocks(net, x)
     hidden, slopes = F.network_states(net, x)
@@ -357,9 +425,9 @@ def test_certified_rank_declines_below_the_bound_and_bfd_falls_back_to_the_svd()
 
 def test_gram_memory_is_sized_before_allocating(monkeypatch):
     with pytest.raises(IbcheckError, match="Gram matrix"):
-        F.check_gram_memory(parse_architecture("784-4000-4000-10"), 3000)
+        F.check_gram_memory(parse_architecture("784-4000-4000-10"), 5000)  # (5e4)^2 doubles: 18.6 GiB
     arch = parse_architecture("3-5-4-2")
-    assert F.gram_bytes(arch, 4) == 8 * (2 * 8**2 + 4**2)  # row route: two (n N_L)^2 and one n^2 array
+    assert F.gram_bytes(arch, 4) == 8 * (3 * 8**2 + 3 * 4**2)  # row route: G, a block of rows twice, 3 n^2 arrays
     assert F.gram_bytes(arch, 40) >= 8 * arch.n_parameters**2  # column route: at least G itself
     net, x = net_and_inputs("3-5-4-2", 40, seed=1)
     monkeypatch.setattr(bfd_module, "gram_bytes", lambda arch, n: 2**62)  # "does not fit": straight to the SVD

@@ -86,11 +86,33 @@ def test_finite_offset_bias_of_abs(offset, gap):
     assert exact.quadrature_error < 1e-6
 
 
-def test_predictions_are_cached_and_singular_kernels_refused():
-    act = theory.activation("relu")
+def test_kernels_are_remembered_per_input_and_singular_kernels_refused(monkeypatch):
+    act, init = theory.activation("relu"), Init("uniform")
     grid = hull_grid(X, 0.05)
-    first = infinite_width.prediction(act, Init("uniform"), X, Y, grid)
-    assert infinite_width.prediction(act, Init("uniform"), X, Y, grid) is first
+    monkeypatch.setattr(infinite_width, "_KERNELS", infinite_width._KernelMemory(2**30))
+    first = infinite_width.prediction(act, init, X, Y, grid)
+    computed = len(infinite_width._KERNELS)
+    again = infinite_width.prediction(act, init, X, Y, grid)
+    assert len(infinite_width._KERNELS) == computed  # nothing recomputed
+    assert np.array_equal(again.values, first.values) and again.quadrature_error == first.quadrature_error
+    kernel = infinite_width.exact_kernel(act, init, grid, X)
+    assert infinite_width.exact_kernel(act, init, grid, X) is kernel and not kernel.flags.writeable
+    monkeypatch.setattr(infinite_width, "_KERNELS", infinite_width._KernelMemory(2**30))
+    assert np.array_equal(infinite_width.exact_kernel(act, init, grid, X), kernel)  # remembered = fresh
+    # every input is part of the key: another activation, init, accuracy, derivative or point set misses
+    changed = [(theory.activation("abs"), init, grid, X, infinite_width.FINE, 0),
+               (theory.activation("leaky_relu", a=0.3), init, grid, X, infinite_width.FINE, 0),
+               (act, Init("uniform", a_b=2.0), grid, X, infinite_width.FINE, 0),
+               (act, init, grid, X, infinite_width.FINE.coarser(), 0), (act, init, grid, X, infinite_width.FINE, 1),
+               (act, init, grid[:-1], X, infinite_width.FINE, 0), (act, init, grid, X + 1e-9, infinite_width.FINE, 0)]
+    for other_act, other_init, a, c, acc, k in changed:
+        before = len(infinite_width._KERNELS)
+        infinite_width.exact_kernel(other_act, other_init, a, c, acc, k)
+        assert len(infinite_width._KERNELS) == before + 1
+    tiny = infinite_width._KernelMemory(kernel.nbytes)  # the budget drops the oldest kernels
+    tiny.put(("a",), kernel)
+    tiny.put(("b",), kernel)
+    assert list(tiny) == [("b",)]
     # sin features of one frequency in 1D (theta = +-1): a rank-2 kernel, no interpolant
     with pytest.raises(IbcheckError, match="singular"):
         infinite_width.prediction(theory.activation("sin"), Init("directions", rho=4.0, offset=20.0), X, Y, grid)

@@ -51,6 +51,29 @@ def test_specificity_on_a_small_set():
     assert len([c for c in result.criteria if c.judged]) == 4  # relu's row and column
 
 
+def test_specificity_fits_are_remembered_per_input(monkeypatch):
+    """Each activation's sub-network fits are computed once per process for the checks of the whole
+    set: a remembered fit equals a fresh one, and another activation, width, split or seed misses."""
+    from numerics import activation_specificity as spec
+    from numerics.kernel_regime import DataSet, hull_grid
+
+    ds = DataSet(*data.toy_1d(), "toy")
+    grid = hull_grid(ds.x, 0.05)
+    target = np.ones(len(grid))  # the target only enters the distances, never the fits
+    monkeypatch.setattr(spec, "_FITS", {})
+    relu = theory.activation("relu")
+    fits = spec.replicate_fits(relu, ds, grid, target, 4000, 4, 0, spec.SPECIFICITY_INIT)
+    assert len(fits) == 4 and spec.replicate_fits(relu, ds, grid, target + 1, 4000, 4, 0, spec.SPECIFICITY_INIT) is fits
+    monkeypatch.setattr(spec, "_FITS", {})
+    fresh = spec.replicate_fits(relu, ds, grid, target, 4000, 4, 0, spec.SPECIFICITY_INIT)
+    assert all(np.array_equal(a, b) for a, b in zip(fits, fresh))
+    for act, width, seeds, seed in [(theory.activation("abs"), 4000, 4, 0), (relu, 8000, 4, 0), (relu, 4000, 2, 0),
+                                    (relu, 4000, 4, 1)]:
+        other = spec.replicate_fits(act, ds, grid, target, width, seeds, seed, spec.SPECIFICITY_INIT)
+        assert not np.array_equal(other[0], fits[0])
+    assert len(spec._FITS) == 5
+
+
 def _write(path, header, rows):
     path.write_text(header + "\n" + "\n".join(",".join(repr(float(v)) for v in row) for row in rows) + "\n")
     return path

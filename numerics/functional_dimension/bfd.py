@@ -63,7 +63,7 @@ RANK_METHODS = ("svd", "certified", "gram", "auto")
 
 
 def batch_functional_dimension(net: MLP, x, route: str = "blocks", outputs: str = "logits",
-                               rank_method: str = "svd", device: str = "cpu") -> BFD:
+                               rank_method: str = "svd", device: str | None = None) -> BFD:
     r"""BFD(theta, X): the rank of the (n N_L) x N_par Jacobian of ``outputs`` (1.3).
 
     ``route``: ``blocks`` (closed form, numpy) or ``autodiff`` (``torch.func``); both float64.
@@ -72,6 +72,9 @@ def batch_functional_dimension(net: MLP, x, route: str = "blocks", outputs: str 
     (logits only, for Jacobians too large for an SVD: :func:`pivoted_gram_rank` on the CPU, and
     where it cannot prove its cut, or on another ``device``, :func:`gram_eigen_rank`);
     ``auto`` (certified, then the SVD up to :data:`SVD_MAX_ENTRIES` entries, the Gram above).
+    ``device``: None runs the Gram routes' factorizations in LAPACK; a torch device name (``"cuda"``,
+    or ``"cpu"`` for the same code path on the CPU) runs the certificate's Cholesky and the
+    eigensolver with torch in float64 there (the pivoted route is LAPACK only and is skipped).
     Any activation is accepted (BFD is a Jacobian rank); the bound reported is
     :math:`\min(nN_L, N_{par} - H)`, a theorem for positively 1-homogeneous activations.
     ``zero_preactivations`` counts exact zeros of :math:`z^l_j(x_i)`, where BFD is undefined.
@@ -85,13 +88,13 @@ def batch_functional_dimension(net: MLP, x, route: str = "blocks", outputs: str 
     zeros = int(sum((z == 0).sum() for z in net.preactivations(x)[:-1]))
     logits = outputs == "logits"
     if rank_method in ("certified", "auto") and logits and gram_bytes(net.arch, len(x)) <= _memory_limit():
-        rank = certified_rank(net, x)
+        rank = certified_rank(net, x, device)
         if rank is not None:
             return BFD(rank.rank, rank, net.arch.bound(len(x)), len(x), "gram", outputs, zeros, 0.0,
                        time.perf_counter() - start)
     entries = len(x) * net.arch.output_dim * net.arch.n_parameters
     if logits and (rank_method == "gram" or (rank_method == "auto" and entries > SVD_MAX_ENTRIES)):
-        rank = (pivoted_gram_rank(net, x) if device == "cpu" else None) or gram_eigen_rank(net, x, device)
+        rank = (pivoted_gram_rank(net, x) if device is None else None) or gram_eigen_rank(net, x, device)
         return BFD(rank.rank, rank, net.arch.bound(len(x)), len(x), "gram", outputs, zeros, 0.0,
                    time.perf_counter() - start)
     jac = jacobian_autodiff(net, x).numpy() if route == "autodiff" else jacobian_blocks(net, x)

@@ -509,5 +509,5 @@ register(Check("fd-training", "Functional dimension during training (geometry-in
                 "architecture": _ARCHITECTURE,
                 "n_train": Option("training inputs (default per dataset: 100, 300, 600 for MNIST)", positive_int),
                 "n_test": Option("test inputs (default per dataset: 100, 300, 2000 for MNIST)", positive_int),
-                "device": Option("torch device of the Gram eigensolver at the paper's scale: cpu | cuda[:N]",
+                "device": Option("where the Gram routes factor at the paper's scale: cpu (LAPACK) | cuda[:N] (torch, float64)",
                                  torch_device, "cpu")}))

@@ -15,6 +15,8 @@ from theory.functional_dimension import Architecture
 from ..mlp import MLP
 
 
+#: rows of the row Gram matrix built per step (rank.row_gram: its only temporary is this many rows)
+ROW_GRAM_STEP = 2000
 #: memory one autodiff chunk may take (chunks are written into one preallocated tensor; none is dropped)
 CHUNK_BYTES = 64 * 2**20
 
@@ -43,8 +45,8 @@ def check_jacobian_memory(arch: Architecture, n: int) -> None:
 def gram_bytes(arch: Architecture, n: int) -> int:
     """Peak memory of :func:`certified_rank`'s Gram matrix and its largest temporaries."""
     rows = n * arch.output_dim
-    if rows <= arch.rescaling_bound:  # row route: J J^T, one layer's product, the inputs' Gram
-        return 8 * (2 * rows**2 + n**2)
+    if rows <= arch.rescaling_bound:  # row route: J J^T, a block of rows and its mirrored copy, the inputs' Grams
+        return 8 * (rows**2 + 2 * min(ROW_GRAM_STEP, rows) * rows + arch.depth * n**2)
     sizes = [(arch.widths[l], arch.widths[l - 1] + 1) for l in range(1, arch.depth + 1)]
     block = max(n * (w1 * w2 + a1 * a2) + 2 * w1 * a1 * w2 * a2 for w1, a1 in sizes for w2, a2 in sizes)
     return 8 * (arch.n_parameters**2 + block)

@@ -11,11 +11,12 @@ import numpy as np
 import scipy.linalg
 import torch
 
+from theory.errors import IbcheckError
 from theory.functional_dimension import Architecture
 
 from .. import threads
 from ..mlp import MLP
-from .jacobian import _as_inputs, _check_memory, backprop_matrices, check_gram_memory, network_states
+from .jacobian import ROW_GRAM_STEP, _as_inputs, _check_memory, backprop_matrices, check_gram_memory, network_states
 from .symmetries import rescaling_null_vectors
 
 
@@ -175,16 +176,25 @@ def column_gram(backprops: Sequence[np.ndarray], augmented: Sequence[np.ndarray]
 
 def row_gram(backprops: Sequence[np.ndarray], augmented: Sequence[np.ndarray]) -> np.ndarray:
     r""":math:`JJ^T` from the blocks, rows (input, output) as in J, without forming J:
-    :math:`(JJ^T)_{(x,k),(y,k')} = \sum_l (B^l_x B^{l\,T}_y)_{kk'}\,\tilde h^{l-1}(x)\cdot\tilde h^{l-1}(y)`."""
+    :math:`(JJ^T)_{(x,k),(y,k')} = \sum_l (B^l_x B^{l\,T}_y)_{kk'}\,\tilde h^{l-1}(x)\cdot\tilde h^{l-1}(y)`.
+    Built :data:`ROW_GRAM_STEP` rows at a time, the lower block triangle only and then mirrored (the
+    flop of a symmetric rank-k update; temporaries: a block of rows and its mirrored copy, no
+    :math:`(nN_L)^2` array beside the result: 1.7 q^2 traced at n = 600 on the paper's net, was 2 q^2)."""
     n, out_dim = backprops[0].shape[:2]
-    gram = np.zeros((n * out_dim, n * out_dim))
-    view = gram.reshape(n, out_dim, n, out_dim)
-    for b, h in zip(backprops, augmented):
-        flat = b.reshape(n * out_dim, -1)
-        product = flat @ flat.T  # one (n N_L)^2 temporary, scaled in place (the peak gram_bytes sizes)
-        product.reshape(n, out_dim, n, out_dim)[...] *= (h @ h.T)[:, None, :, None]
-        view += product.reshape(n, out_dim, n, out_dim)
-        del product
+    q = n * out_dim
+    gram = np.zeros((q, q))
+    flats = [b.reshape(q, -1) for b in backprops]
+    inputs = [h @ h.T for h in augmented]  # n x n per layer
+    step = max(1, ROW_GRAM_STEP // out_dim)  # whole inputs per block of rows
+    for first in range(0, n, step):
+        last = min(first + step, n)
+        rows = slice(first * out_dim, last * out_dim)
+        block = np.reshape(gram[rows, :last * out_dim], (last - first, out_dim, last, out_dim), copy=False)
+        for flat, products in zip(flats, inputs):
+            product = (flat[rows] @ flat[:last * out_dim].T).reshape(last - first, out_dim, last, out_dim)
+            product *= products[first:last, None, :last, None]
+            block += product
+        gram[:first * out_dim, rows] = gram[rows, :first * out_dim].T
     return gram
 
 
@@ -197,14 +207,57 @@ def _largest_eigenvalue_lower(gram: np.ndarray, steps: int = 12) -> float:
     return float(v @ gram @ v)
 
 
-def _positive_definite_above(gram: np.ndarray, shift: float) -> bool:
-    """True if LAPACK's Cholesky of ``gram - shift I`` succeeds (``gram`` is overwritten)."""
-    gram[np.diag_indices_from(gram)] -= shift
-    _, info = scipy.linalg.lapack.dpotrf(gram, lower=1, clean=0, overwrite_a=1)
-    return info == 0
+def _positive_definite_above(gram: np.ndarray, shift: float, device: str | None = None) -> bool:
+    """True if the Cholesky factorization of ``gram - shift I`` runs to completion: LAPACK's ``dpotrf``
+    in place (``gram`` is overwritten) when ``device`` is None, else ``torch.linalg.cholesky_ex`` in
+    float64 on that torch device (``"cpu"`` too: the same code path a GPU takes; the factor is a second
+    q x q array on the device, and running out of device memory is a one-line error)."""
+    if device is None:
+        gram[np.diag_indices_from(gram)] -= shift
+        # symmetric: the transpose of a C-ordered array is the Fortran-ordered view LAPACK factors in
+        # place (passing the C-ordered array itself makes f2py copy it: a third q x q array at the peak)
+        _, info = scipy.linalg.lapack.dpotrf(gram.T if gram.flags.c_contiguous else gram, lower=1, clean=0,
+                                             overwrite_a=1)
+        return info == 0
+    try:
+        matrix = torch.from_numpy(gram).to(device)  # on the CPU a view of ``gram``: shifted in place there too
+        matrix.diagonal().sub_(shift)
+        _, info = torch.linalg.cholesky_ex(matrix, check_errors=False)
+        return int(info) == 0
+    except torch.cuda.OutOfMemoryError:
+        raise IbcheckError(f"the {len(gram)} x {len(gram)} Gram matrix does not fit in the memory of {device}; "
+                           "use device=cpu or fewer inputs") from None
 
 
-def certified_rank(net: MLP, x) -> Rank | None:
+def _gram_rounding_length(arch: Architecture, n: int, rows: bool) -> int:
+    r"""K such that the structured Gram matrix computed in float64 satisfies
+    :math:`|\hat G - G| \le \gamma_K\,|J||J|^T` entrywise (rows; :math:`|J|^T|J|` for columns), G
+    the exact Gram of the factors the code holds: the longest chain of roundings behind one term.
+    Rows (:func:`row_gram`): :math:`B^lB^{l\,T}` (inner length :math:`N_l`), :math:`\tilde h\tilde h^T`
+    (:math:`N_{l-1} + 1`), their product (1) and the sum over the L layers, so
+    :math:`K = \max_l (N_l + N_{l-1} + 2) + L`.  Columns (:func:`column_gram`): :math:`B^TB`
+    (:math:`N_L`), :math:`\tilde h_a\tilde h_b` (1), the sum over the n inputs: :math:`K = N_L + n + 1`.
+    (Both far below the :math:`m + p` of a Gram multiplied out from J.)"""
+    widths = arch.widths
+    if rows:
+        return max(widths[l] + widths[l - 1] + 2 for l in range(1, arch.depth + 1)) + arch.depth
+    return arch.output_dim + n + 1
+
+
+def _cholesky_error(q: int, trace: float) -> float:
+    r"""A bound on :math:`\|\Delta A\|_2` when Cholesky of a q x q symmetric A with
+    :math:`\mathrm{tr}(A) \le` ``trace`` runs to completion: :math:`R^TR = A + \Delta A`,
+    :math:`|\Delta A| \le \gamma_{q+1}|R^T||R|` (Higham, *Accuracy and Stability of Numerical
+    Algorithms*, Thm 10.3; any order of the inner products, blocked LAPACK included), so
+    :math:`\|\Delta A\|_2 \le \gamma_{q+1}\|R\|_F^2` and
+    :math:`\|R\|_F^2 = \mathrm{tr}(A + \Delta A) \le \mathrm{tr}(A) + \gamma_{q+1}\|R\|_F^2`, i.e.
+    :math:`\|\Delta A\|_2 \le \gamma_{q+1}\,\mathrm{tr}(A) / (1 - \gamma_{q+1})`; plus
+    :math:`2u\,\mathrm{tr}` for the rounding of a diagonal shift (at most the largest diagonal entry)."""
+    g = _gamma(q + 1)
+    return (g / (1 - g) + 2 * np.finfo(np.float64).eps) * trace * 1.01
+
+
+def certified_rank(net: MLP, x, device: str | None = None) -> Rank | None:
     r"""The rank :func:`svd_rank` gives J, proved without an SVD when it equals the generic bound
     :math:`r = \min(nN_L, N_{par} - H)`; None when the proof does not go through (use the SVD).
     Positively 1-homogeneous activations only (ReLU, leaky ReLU, abs): the proof uses
@@ -215,25 +268,27 @@ def certified_rank(net: MLP, x) -> Rank | None:
     pivoted QR picks from the rescaling vectors (1.5.2), so that :math:`J = J_S[I, -N_SN_{S^c}^{-1}]`, and Cholesky of :math:`J_S^TJ_S - cI` succeeds;
     :math:`\sigma_i(J) \ge \sigma_i(J_S)` (interlacing).  The Gram matrices come from the blocks
     (:func:`row_gram`, :func:`column_gram`: no J, no SVD).  Success of Cholesky with shift c gives
-    :math:`\lambda_{min} \ge c - \delta`, with :math:`\delta = (\gamma_{m+p+2} + 3\gamma_{q+1} + 3u)
-    \,\mathrm{tr}(G)` covering the Gram's rounding (:math:`\|E\|_2 \le \gamma_{m+p+2}\|J\|_F^2`),
-    Cholesky's backward error (:math:`|\Delta A| \le \gamma_{q+1}|R^T||R|`, whose 2-norm is at
-    most :math:`\gamma_{q+1}\mathrm{tr}(R^TR)`; Higham, *Accuracy and Stability of Numerical
-    Algorithms*, Thm 10.3) and the shift's rounding.  The rounding of J itself,
+    :math:`\lambda_{min} \ge c - \delta`, with :math:`\delta = \gamma_K\,\mathrm{tr}(G) + \|\Delta A\|_2`
+    covering the Gram's rounding (:math:`\|E\|_2 \le \gamma_K\||J|\|_2^2 \le \gamma_K\|J\|_F^2`, K the
+    longest chain of roundings in the structured products, :func:`_gram_rounding_length`: 820 at the
+    paper's scale where a Gram multiplied out from J has m + p = 45 720), Cholesky's backward error
+    and the shift's rounding (:func:`_cholesky_error`: :math:`\gamma_{q+1}\mathrm{tr}(A)/(1 - \gamma_{q+1})`,
+    Higham Thm 10.3, with tr(A) the trace of the matrix factored).  The rounding of J itself,
     :math:`\|J_{computed} - J\|_2 \le \gamma_K\||B|\otimes|\tilde h|\|_F + u\|J\|_F`
     (:func:`_jacobian_rounding`), is subtracted from the lower bound.
     Upper bound (columns): the H rescaling vectors are exact null vectors of the exact Jacobian
     (Euler's identity), so :math:`\sigma_{r+1} \le \|J_{computed} - J\|_2`.  Both must clear the
     documented tolerance :math:`s_{max}\max(m, n)\varepsilon` (with :math:`s_{max} \le \|J\|_F`
     for the lower test and the power-iteration value for the upper).  The reported gap is a
-    certified lower bound.
+    certified lower bound.  ``device``: None runs the Cholesky in LAPACK; a torch device name runs
+    it with ``torch.linalg.cholesky_ex`` in float64 there (the Gram is built on the CPU either way).
     """
     x = _as_inputs(x, net.arch)
     if net.activation.homogeneity_degree != 1:
         return None  # the null vectors (1.5.2) and the rounding bound on J need sigma(z) = sigma'(z) z
     m, p = len(x) * net.arch.output_dim, net.arch.n_parameters
     with threads.for_entries(min(m, p) ** 2):  # the Gram products, Cholesky and the pivoted QR alike
-        return _certified_rank(net, x)
+        return _certified_rank(net, x, device)
 
 
 def _structured_gram(net: MLP, x: torch.Tensor):
@@ -250,7 +305,7 @@ def _structured_gram(net: MLP, x: torch.Tensor):
     return gram, rows, layers, slopes
 
 
-def _certified_rank(net: MLP, x: torch.Tensor) -> Rank | None:
+def _certified_rank(net: MLP, x: torch.Tensor, device: str | None) -> Rank | None:
     arch = net.arch
     m, p = len(x) * arch.output_dim, arch.n_parameters
     eps = float(np.finfo(np.float64).eps)
@@ -269,9 +324,10 @@ def _certified_rank(net: MLP, x: torch.Tensor) -> Rank | None:
         if dropped > tol_low:
             return None
     q = len(gram)
-    # Gram rounding + Cholesky's backward error (tr(R^T R) <= 3 tr(G) while shift <= tr(G) / q) + the shift
-    delta = (_gamma(m + p + 2) + 3 * _gamma(q + 1) + 3 * eps) * trace * 1.01
-    shift = 4 * (delta + (tol_high + perturbation) ** 2)
+    # the matrix factored: G (rows), or G_S with H decoupled diagonal entries 2 shift <= 2 tr(G) / q (columns)
+    factored_trace = trace * (1 if rows else 1 + 2 * arch.hidden_neurons / q)
+    delta = _gamma(_gram_rounding_length(arch, len(x), rows)) * trace * 1.01 + _cholesky_error(q, factored_trace)
+    shift = 2 * (delta + (tol_high + perturbation) ** 2)  # then sqrt(shift - delta) - perturbation > tol_high
     if shift > trace / q:
         return None  # sigma_r cannot be resolved above the rounding of the Gram matrix
     if not rows:  # G_S (+) 2c I: decouple the dropped coordinates in place instead of copying G_S
@@ -279,7 +335,7 @@ def _certified_rank(net: MLP, x: torch.Tensor) -> Rank | None:
         gram[dropped_coordinates, :] = 0
         gram[:, dropped_coordinates] = 0
         gram[dropped_coordinates, dropped_coordinates] = 2 * shift
-    if not _positive_definite_above(gram, shift):
+    if not _positive_definite_above(gram, shift, device):
         return None
     kept = math.sqrt(shift - delta) - perturbation  # sigma_r(J) >= this, exact and computed J alike
     if kept <= tol_high:
@@ -311,16 +367,16 @@ def _dropped_coordinates(net: MLP, arch: Architecture) -> np.ndarray:
     return np.sort(pivots[:arch.hidden_neurons])
 
 
-def gram_eigen_rank(net: MLP, x, device: str = "cpu") -> Rank:
+def gram_eigen_rank(net: MLP, x, device: str | None = None) -> Rank:
     r"""The rank of J from the eigenvalues of its smaller Gram matrix (row :math:`JJ^T` or column
     :math:`J^TJ`, built from the blocks without forming J), for Jacobians too large for an SVD
-    (the paper's 20 000 x 25 720 at n = 2000): one symmetric eigensolver (LAPACK through scipy on
-    the CPU, ``torch.linalg.eigvalsh`` in float64 on ``device``) instead of an SVD of J.
+    (the paper's 20 000 x 25 720 at n = 2000): one symmetric eigensolver (LAPACK through scipy when
+    ``device`` is None, ``torch.linalg.eigvalsh`` in float64 on the torch ``device``) instead of an SVD of J.
 
     Squaring halves the dynamic range (3.1), so the SVD rule's tolerance
     :math:`s_{max}\max(m, n)\varepsilon` cannot be resolved on the Gram.  The tolerance here is the
-    eigenvalues' own error bound: :math:`\delta = \gamma_{m+p+2}\,\mathrm{tr}(G)` (rounding of the
-    Gram, as in :func:`certified_rank`) plus :math:`q\,u\,\hat\lambda_{max}` (the backward error of
+    eigenvalues' own error bound: :math:`\delta = \gamma_K\,\mathrm{tr}(G)` (rounding of the
+    Gram, :func:`_gram_rounding_length`, as in :func:`certified_rank`) plus :math:`q\,u\,\hat\lambda_{max}` (the backward error of
     a Householder-based symmetric eigensolver, :math:`|\hat\lambda_i - \lambda_i| \le p(q)\,u\,\|G\|_2`
     with :math:`p(q) = q`, conservative against the LAPACK Users' Guide's p = 1, section 4.7.1) plus
     the rounding of J itself, :math:`2\|J\|_2\|\Delta J\|_2`.  An eigenvalue above
@@ -334,11 +390,11 @@ def gram_eigen_rank(net: MLP, x, device: str = "cpu") -> Rank:
     """
     x = _as_inputs(x, net.arch)
     m, p = len(x) * net.arch.output_dim, net.arch.n_parameters
-    gram, _, layers, slopes = _structured_gram(net, x)
+    gram, rows, layers, slopes = _structured_gram(net, x)
     q = len(gram)
     trace = float(np.trace(gram))
     eps = float(np.finfo(np.float64).eps)
-    if device == "cpu":
+    if device is None:
         # G is symmetric: its transpose is the Fortran-ordered view LAPACK overwrites without a copy
         values = scipy.linalg.eigh(gram.T, eigvals_only=True, overwrite_a=True, check_finite=True)
     else:
@@ -346,73 +402,109 @@ def gram_eigen_rank(net: MLP, x, device: str = "cpu") -> Rank:
     del gram
     top = float(max(values.max(), 0.0))
     rounding_j = _jacobian_rounding(layers, x.numpy(), slopes) + eps * math.sqrt(max(trace, 0.0)) * 1.01
-    delta = _gamma(m + p + 2) * trace + q * eps / 2 * top + 2 * math.sqrt(top) * rounding_j + rounding_j**2
+    delta = _gamma(_gram_rounding_length(net.arch, len(x), rows)) * trace * 1.01 + q * eps / 2 * top + 2 * math.sqrt(top) * rounding_j + rounding_j**2
     sigma = np.sqrt(np.clip(values, 0.0, None))[::-1]
     tol = math.sqrt(delta)
     rank = int(np.sum(sigma > tol))
     dropped = sigma[rank] if rank < len(sigma) else tol
     gap = math.inf if rank == 0 or dropped == 0 else float(np.log10(sigma[rank - 1] / max(dropped, tol)))
-    return Rank(rank, tol, eps, math.sqrt(top), gap, (m, p), f"gram-eigh ({device})", sigma)
+    return Rank(rank, tol, eps, math.sqrt(top), gap, (m, p), f"gram-eigh ({device or 'lapack'})", sigma)
 
 
 def pivoted_gram_rank(net: MLP, x) -> Rank | None:
-    r"""The rank of J from its smaller Gram matrix G by diagonally pivoted Cholesky (LAPACK
-    ``dpstrf``), with both sides proved, at about twice one Cholesky's cost: the route where
-    :func:`certified_rank` declines because the rank is below the generic bound or
-    :math:`\sigma_r` is too small for it, far cheaper than :func:`gram_eigen_rank`'s
-    tridiagonalization.  None when the separation cannot be proved (use the eigensolver).
+    r"""The number of singular values of J above a proved cut, from its smaller Gram matrix G by a
+    rank-revealing pivoted Cholesky (LAPACK ``dpstrf``, blocked, about :math:`q^3/3` flop) and one
+    Cholesky of the kept block: the route where :func:`certified_rank` declines because the rank is
+    below the generic bound.  None when the separation cannot be proved (use the eigensolver).
 
-    With :math:`\delta` the rounding allowance of :func:`certified_rank` (the Gram's rounding,
-    Cholesky's backward error, Higham Thm 10.3 and 10.14) and the rounding of J itself:
+    Let :math:`\hat G` be the computed G (q x q) and :math:`G = JJ^T` (or :math:`J^TJ`) for the exact
+    J, :math:`\|\hat G - G\|_2 \le e = \gamma_K\mathrm{tr}(\hat G) + 2\|J\|_F\rho + \rho^2`
+    (:func:`_gram_rounding_length`; :math:`\rho` bounds J's own rounding, :func:`_jacobian_rounding`).
 
-    * **dropped**: ``dpstrf`` stops at step r when every remaining pivot is at most
-      :math:`\tau = 2\delta`; the Schur complement S is then positive semidefinite up to
-      :math:`\delta` with diagonal :math:`\le \tau`, so
-      :math:`\lambda_{r+1}(G) \le \|G_{\pi\pi} - L L^T\|_2 \le (q - r)\tau + \delta = U`
-      (Weyl; :math:`LL^T` has rank r);
-    * **kept**: Cholesky of :math:`G_{AA} - cI` on the r pivoted rows and columns succeeds with
-      :math:`c = 2(U + \delta)`, so :math:`\lambda_r(G) \ge \lambda_{min}(G_{AA}) \ge c - \delta > U`
-      (Cauchy interlacing).
+    * **Candidate.** ``dpstrf`` with tolerance :math:`\tau = 2(e + \delta_q)` (:math:`\delta_q` =
+      :func:`_cholesky_error`) stops after r steps, when no remaining Schur pivot exceeds
+      :math:`\tau`: a permutation :math:`\pi` and the q x r factor :math:`L = [L_{11}; L_{21}]`.
+    * **Upper bound** (Weyl).  With :math:`A = \hat G_{\pi\pi}` and :math:`M = A - LL^T`,
+      :math:`\lambda_{r+1}(\hat G) \le \lambda_{r+1}(LL^T) + \|M\|_2 = \|M\|_2` (:math:`LL^T` has rank r).
+      The first r columns of M are Cholesky's backward error, :math:`|M_{:,1:r}| \le
+      \gamma_{r+1}|L||L_{11}|^T` (Higham Thm 10.3, 10.14), of Frobenius norm at most
+      :math:`\gamma_{r+1}\|L\|_F^2`, counted twice for the symmetric block; the trailing block is the
+      Schur complement :math:`S = A_{22} - L_{21}L_{21}^T`, formed explicitly (:math:`(q - r)^2 r`
+      flop) with :math:`\|\hat S - S\|_F \le \gamma_{r+1}(\|A_{22}\|_F + \|L_{21}\|_F^2)`, and
+      :math:`\|S\|_2 \le \|S\|_F` (for a positive semidefinite S at most its trace).  So
+      :math:`\lambda_{r+1}(G) \le U = \|\hat S\|_F + \gamma_{r+1}(\|A_{22}\|_F + \|L_{21}\|_F^2
+      + 2\|L\|_F^2) + e`.
+    * **Lower bound** (Cauchy interlacing).  Cholesky of :math:`A_{11} - cI` (the r pivoted rows and
+      columns of :math:`\hat G`) runs to completion, so
+      :math:`\lambda_r(G) \ge \lambda_r(\hat G) - e \ge \lambda_{min}(A_{11}) - e \ge c - \delta_r - e`,
+      :math:`\delta_r` = :func:`_cholesky_error` of the r x r block.  The shift
+      :math:`c = 2(U + \delta_r + e)` gives :math:`\lambda_r(G) \ge 2U`; a shift
+      :math:`10^{2\cdot\mathrm{GAP\_FLAG}}` times larger is tried first when it lies below the last kept
+      pivot :math:`l_{rr}^2` (:math:`\ge \lambda_{min}(A_{11})`, so a larger shift must fail): its
+      success proves a gap of :data:`GAP_FLAG` decades.
 
-    The shift is first tried :math:`10^{2\cdot\mathrm{GAP\_FLAG}}` times larger (a success proves a
-    gap of :data:`GAP_FLAG` decades), then at :math:`c`.  So J has exactly r singular values above
-    :math:`\sqrt U`: ``tolerance`` is :math:`\sqrt U`, the reported gap
-    :math:`\log_{10}\sqrt{(c - \delta)/U}` is a proved lower bound.  As for
-    :func:`gram_eigen_rank`, the Gram cannot resolve singular values below :math:`\sqrt U`
-    (about :math:`10^{-5}\|J\|_F` at the paper's scale): r is the number above it.
+    So exactly r singular values of J exceed :math:`\sqrt U` (``tolerance``), the r-th is at least
+    :math:`\sqrt{c - \delta_r - e}`, and ``gap_log10`` = :math:`\log_{10}\sqrt{(c - \delta_r - e)/U}`
+    is a proved lower bound.  Squaring halves the dynamic range (3.1): the Gram resolves singular
+    values down to about :math:`\sqrt{q u}\,\|J\|_F` only, so r counts those above the cut, a lower
+    bound on the SVD rule's rank, equal to it unless J has singular values between the two cuts.
+    LAPACK only (torch has no pivoted Cholesky).  Memory (G, LAPACK's factor, then S) is checked
+    before each allocation.
     """
     x = _as_inputs(x, net.arch)
-    m, p = len(x) * net.arch.output_dim, net.arch.n_parameters
+    arch = net.arch
+    m, p = len(x) * arch.output_dim, arch.n_parameters
     eps = float(np.finfo(np.float64).eps)
-    side = m if m <= net.arch.rescaling_bound else p
-    # G, LAPACK's copy and factor, then the kept block and its shifted copy: at most three q^2 arrays
-    _check_memory(3 * 8 * side**2, f"the pivoted Cholesky of the Gram matrix of {net.arch} on {len(x)} inputs")
+    side = m if m <= arch.rescaling_bound else p
+    what = f"the pivoted Cholesky of the Gram matrix of {arch} on {len(x)} inputs"
+    _check_memory(2 * 8 * side**2, what)  # G and LAPACK's factor (freed before the kept block is copied)
     with threads.for_entries(min(m, p) ** 2):
-        gram, _, layers, slopes = _structured_gram(net, x)
+        gram, rows, layers, slopes = _structured_gram(net, x)
         q = len(gram)
         trace = float(np.trace(gram))
         if not np.isfinite(trace) or trace <= 0:
             return None
         rounding_j = _jacobian_rounding(layers, x.numpy(), slopes) + eps * math.sqrt(trace) * 1.01
-        delta = ((_gamma(m + p + 2) + 3 * _gamma(q + 1) + 3 * eps) * trace * 1.01
-                 + 2 * math.sqrt(trace) * rounding_j + rounding_j**2)
-        tau = 2 * delta
+        e = (_gamma(_gram_rounding_length(arch, len(x), rows)) * trace * 1.01
+             + 2 * math.sqrt(trace) * rounding_j + rounding_j**2)
         s_low = math.sqrt(max(_largest_eigenvalue_lower(gram), 0.0))
-        factor, pivots, rank, info = scipy.linalg.lapack.dpstrf(gram, tol=tau, lower=1, overwrite_a=0)
-        del factor
+        factor, pivots, rank, info = scipy.linalg.lapack.dpstrf(gram, tol=2 * (e + _cholesky_error(q, trace)),
+                                                                lower=1, overwrite_a=0)
         if info < 0:
             return None
-        upper = (q - rank) * tau + delta
+        order = np.asarray(pivots) - 1  # LAPACK's pivots are 1-based
+        kept, rest = order[:rank], order[rank:]
+        g = _gamma(rank + 1)
+        # ||L||_F^2 column by column (the lower trapezoid: no masked copy of the factor)
+        l_norm2 = sum(float(factor[j:, j] @ factor[j:, j]) for j in range(rank))
+        last_pivot = float(factor[rank - 1, rank - 1]) ** 2 if rank else 0.0
+        _check_memory(8 * (2 * q**2 + 2 * len(rest) ** 2), what)
+        lower21 = factor[rank:, :rank]
+        schur = gram[np.ix_(rest, rest)]
+        a22_norm = float(np.linalg.norm(schur))
+        l21_norm2 = float(np.sum(lower21 * lower21)) if len(rest) else 0.0
+        schur -= lower21 @ lower21.T
+        upper = (float(np.linalg.norm(schur)) + g * (a22_norm + l21_norm2 + 2 * l_norm2)) * 1.01 + e
+        del factor, lower21, schur
         if rank == 0:
             return Rank(0, math.sqrt(upper), eps, s_low, math.inf, (m, p), "gram-pivoted")
-        kept = np.asarray(pivots[:rank]) - 1  # LAPACK's pivots are 1-based
-        block = gram[np.ix_(kept, kept)]
-        del gram
-        # first a shift proving a GAP_FLAG-decade gap, then the smallest that proves the rank at all
-        for shift in (2 * 10 ** (2 * GAP_FLAG) * (upper + delta), 2 * (upper + delta)):
-            if _positive_definite_above(block.copy() if shift > 2 * (upper + delta) else block, shift):
+        delta_r = _cholesky_error(rank, float(gram[kept, kept].sum()))  # tr(A_11)
+        smallest = 2 * (upper + delta_r + e)
+        for shift in (10 ** (2 * GAP_FLAG) * smallest, smallest):
+            if shift >= last_pivot and shift > smallest:
+                continue  # lambda_min(A_11) <= l_rr^2 < shift: this Cholesky must fail
+            if _positive_definite_above(_principal_block(gram, kept), shift):
                 break
         else:
             return None
-    return Rank(rank, math.sqrt(upper), eps, s_low, float(np.log10(math.sqrt((shift - delta) / upper))), (m, p),
+    lower = shift - delta_r - e
+    return Rank(rank, math.sqrt(upper), eps, s_low, float(np.log10(math.sqrt(lower / upper))), (m, p),
                 "gram-pivoted")
+
+
+def _principal_block(gram: np.ndarray, index: np.ndarray, rows_per_step: int = 512) -> np.ndarray:
+    """``gram[np.ix_(index, index)]`` copied a few rows at a time (no r x q temporary)."""
+    block = np.empty((len(index), len(index)))
+    for start in range(0, len(index), rows_per_step):
+        block[start:start + rows_per_step] = gram[index[start:start + rows_per_step]][:, index]
+    return block
