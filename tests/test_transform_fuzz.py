@@ -137,6 +137,20 @@ def test_grammar_draws_valid_varied_formulas():
         parse_activation(formula)   # the parser accepts the grammar
 
 
+def test_reference_survives_cancellation_in_a_right_form():
+    """relu(x/3 - 2) e^{-x^2}: the engine's verified form is right (50-digit quadrature at
+    omega = 0.6, 1.7, 3.5 agrees to 3e-16) but cancels two terms of size e^{36} to a value of
+    1e-19; the slow run's double-precision reference called it wrong (1.6e4).  The reference now
+    evaluates the form at 30 digits, and a wrong form (the sign flipped) is still caught."""
+    import dataclasses
+
+    ft = fourier_transform(parse_activation("relu(1/3*x-2)*exp(-x^2)"))
+    assert ft.status == "closed_form_verified"
+    assert parseval_error(ft) <= PARSEVAL_TOLERANCE
+    flipped = dataclasses.replace(ft, regular=-ft.regular)
+    assert parseval_error(flipped) > 0.5
+
+
 @pytest.mark.parametrize("chunk", range(CHUNKS))
 def test_fuzz_final_closed_forms(chunk):
     counts = run_fuzz(seed=1000 + chunk, count=CI_FORMULAS // CHUNKS)

@@ -11,13 +11,16 @@ of the distributional transform gives
 singularity the point masses at 0 pair to zero and the finite part is an ordinary integral:
 the left side needs only the final regular part R (for :math:`\omega < 0`,
 :math:`\hat\sigma(\omega) = \overline{R(-\omega)}`, :math:`\sigma` real), the right side only the
-values of :math:`\sigma` itself (both in double precision, composite Gauss-Legendre).  Nothing here uses the engine's derivatives, pieces or
+values of :math:`\sigma` itself (composite Gauss-Legendre in double precision; the closed form's
+values at the nodes are computed at 30 digits, since a right form can cancel catastrophically in
+double precision).  Nothing here uses the engine's derivatives, pieces or
 quadrature, so a wrong closed form cannot agree with it by sharing a mistake.  With s = 2 the
 pairing weighs frequencies within about 1/2 of c: three centres test the form at three places.
 """
 
 from __future__ import annotations
 
+import mpmath
 import numpy as np
 import sympy as sp
 
@@ -45,27 +48,23 @@ def _integral(func, ends) -> complex:
     return complex(np.sum(values * _WEIGHTS[None, :] * (hi - lo) / 2))
 
 
-def _numpy(expr: sp.Expr, var: sp.Symbol):
-    """``expr`` as a numpy function of ``var``, or a per-point sympy evaluation where numpy lacks
-    a function (exponential integrals, Meijer G)."""
-    try:
-        fast = sp.lambdify(var, expr, modules=["scipy", "numpy"])
-        value = complex(np.asarray(fast(np.array([1.3])), dtype=complex)[0])
-        if np.isfinite(value):
-            return fast
-    except Exception:  # noqa: BLE001 - any function numpy lacks
-        pass
-
+def _thirty_digits(expr: sp.Expr, var: sp.Symbol):
+    """``expr`` as a function of a numpy array, each value computed with mpmath at 30 digits and
+    rounded once.  A closed form can be right yet lose every digit in double precision: for
+    relu(x/3 - 2) e^{-x^2} it is a difference of two terms of size e^{36} whose result is 1e-19
+    (the fuzz's double-precision evaluation called that correct form wrong by 1.6e4)."""
     try:
         precise = sp.lambdify(var, expr, modules="mpmath")
-        complex(precise(1.3))
-    except Exception:  # noqa: BLE001 - and what mpmath lacks: sympy's own evaluation
+        complex(precise(mpmath.mpf("1.3")))
+    except Exception:  # noqa: BLE001 - what mpmath lacks: sympy's own evaluation
         def precise(v):
-            return complex(expr.subs(var, float(v)).evalf(20))
+            return complex(expr.subs(var, sp.Float(str(v), 30)).evalf(30))
 
-    def slow(values):
-        return np.array([complex(precise(float(v))) for v in np.ravel(values)]).reshape(np.shape(values))
-    return slow
+    def evaluate(values):
+        with mpmath.workdps(30):
+            flat = [complex(precise(mpmath.mpf(float(v)))) for v in np.ravel(values)]
+        return np.array(flat, dtype=complex).reshape(np.shape(values))
+    return evaluate
 
 
 def pairing(ft: FourierResult, centre: sp.Expr) -> tuple[complex, complex, float]:
@@ -75,7 +74,7 @@ def pairing(ft: FourierResult, centre: sp.Expr) -> tuple[complex, complex, float
     power = 2 * (ft.order + 1)
     c = float(centre)
     psi_expr = W**power * sp.exp(-WIDTH**2 * (W - centre) ** 2 / 2)
-    regular = _numpy(ft.regular_bound, W)
+    regular = _thirty_digits(ft.regular_bound, W)
 
     def psi(w):
         return w**power * np.exp(-WIDTH**2 * (w - c) ** 2 / 2)
