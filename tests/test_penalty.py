@@ -145,3 +145,16 @@ def test_fast_squared_magnitude_matches_mpmath_closed_form(text):
             exact = float(abs(regular(mpmath.mpf(omega))) ** 2)
             # float64 evaluation; cancellation in E_2 at omega ~ 30 costs ~omega^2 ulps
             assert fast(omega) == pytest.approx(exact, rel=1e-10)
+
+
+def test_fast_magnitude_is_checked_against_thirty_digits():
+    """relu(x/3 - 2) e^{-x^2}: its right closed form cancels terms of size e^{36} down to
+    |sigma_hat| ~ 1e-16 when evaluated in double precision (the fuzz reference called it wrong);
+    the numeric |sigma_hat|^2 that numerics uses (a fast path only where it matches 30 digits)
+    must match the transform's independent 30-digit quadrature (float rounding: 1e-12)."""
+    from theory.penalty import squared_magnitude_numeric
+
+    ft = fourier_transform(theory.activation("relu(1/3*x-2)*exp(-x^2)"))
+    magnitude = squared_magnitude_numeric(ft)
+    for w in (0.45, 1.1, 2.5):
+        assert magnitude(w) == pytest.approx(abs(ft.reference(w)) ** 2, rel=1e-12)

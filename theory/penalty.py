@@ -93,11 +93,12 @@ def squared_magnitude_numeric(ft: FourierResult) -> Callable[[float], float]:
     r"""A fast numeric :math:`|\hat\sigma(\omega)|^2`, :math:`\omega > 0`.
 
     In order: the real closed form of :func:`squared_magnitude` compiled for numpy; the complex
-    regular part through numpy/scipy (exponential integrals :math:`E_n` by :func:`_expint`),
-    used only when it matches the mpmath value to :data:`FAST_PATH_TOLERANCE` at
-    :data:`FAST_PATH_CHECKS`; the closed form evaluated by mpmath (exact but ~10 ms a call); and
-    without a closed form, a table of quadrature values.  A fast path's non-finite value
-    (overflow) is replaced by the mpmath value.
+    regular part through numpy/scipy (exponential integrals :math:`E_n` by :func:`_expint`); each
+    fast path used only when it matches the mpmath value to :data:`FAST_PATH_TOLERANCE` at
+    :data:`FAST_PATH_CHECKS` (a right closed form can cancel catastrophically in double
+    precision: relu(x/3 - 2) e^{-x^2} subtracts terms of size e^{36}); the closed form evaluated
+    by mpmath (exact but ~10 ms a call); and without a closed form, a table of quadrature
+    values.  A fast path's non-finite value (overflow) is replaced by the mpmath value.
     """
     if ft.regular is None:
         return _tabulated_squared_magnitude(ft)
@@ -112,22 +113,28 @@ def squared_magnitude_numeric(ft: FourierResult) -> Callable[[float], float]:
                 value = float(mag(w))
             return value if np.isfinite(value) else exact(w)
         return fast
+
+    references = [exact(w) for w in FAST_PATH_CHECKS]
+
+    def agrees(candidate: Callable[[float], float]) -> bool:
+        try:
+            return all(abs(candidate(w) - r) <= FAST_PATH_TOLERANCE * r for w, r in zip(FAST_PATH_CHECKS, references))
+        except (TypeError, ValueError, NameError, ZeroDivisionError):   # a function numpy/scipy lack
+            return False
+
     try:
         with time_limit(10.0, "|sigma_hat|^2 in closed form"):
             real_form = compile_expression(squared_magnitude(ft, bound=True), "numpy", W)
-        return guarded(lambda w: real_form(np.float64(w)))
+        candidate = guarded(lambda w: real_form(np.float64(w)))
+        if agrees(candidate):
+            return candidate
     except (IbcheckError, RecursionError):
         pass
     from scipy.special import expi  # here: `import theory` stays light (ibcheck list)
 
     complex_form = sp.lambdify(W, ft.regular_bound, modules=[{"expint": _expint, "Ei": expi}, "scipy", "numpy"])
     candidate = guarded(lambda w: abs(complex(complex_form(np.float64(w)))) ** 2)
-    try:
-        references = [exact(w) for w in FAST_PATH_CHECKS]
-        agrees = all(abs(candidate(w) - r) <= FAST_PATH_TOLERANCE * r for w, r in zip(FAST_PATH_CHECKS, references))
-    except (TypeError, ValueError, NameError, ZeroDivisionError):   # a function numpy/scipy lack
-        agrees = False
-    return candidate if agrees else exact
+    return candidate if agrees(candidate) else exact
 
 
 #: frequencies at which every closed form derived from the transform is checked
