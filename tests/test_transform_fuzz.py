@@ -137,14 +137,17 @@ def test_grammar_draws_valid_varied_formulas():
         parse_activation(formula)   # the parser accepts the grammar
 
 
-def test_reference_survives_cancellation_in_a_right_form():
-    """relu(x/3 - 2) e^{-x^2}: the engine's verified form is right (50-digit quadrature at
-    omega = 0.6, 1.7, 3.5 agrees to 3e-16) but cancels two terms of size e^{36} to a value of
-    1e-19; the slow run's double-precision reference called it wrong (1.6e4).  The reference now
-    evaluates the form at 30 digits, and a wrong form (the sign flipped) is still caught."""
+@pytest.mark.parametrize("formula", ["relu(1/3*x-2)*exp(-x^2)", "erf(relu(1/3*x+1/3))"])
+def test_reference_survives_a_right_form_that_double_precision_cannot_evaluate(formula):
+    """The two formulas the slow run called wrong, whose verified forms are right (30- and
+    50-digit quadrature of sigma or sigma' at omega = 0.6, 1.7, 3.5 agree to <= 3e-16):
+    relu(x/3 - 2) e^{-x^2} cancels two terms of size e^{36} to a value of 1e-19 (error 1.6e4 in
+    double precision); erf(relu(x/3 + 1/3)) has e^{-9 omega^2/4} erfc(3 i omega / 2), which
+    overflows to inf * 0 (error inf).  The reference now evaluates the form at 30 digits, and a
+    wrong form (the sign flipped) is still caught."""
     import dataclasses
 
-    ft = fourier_transform(parse_activation("relu(1/3*x-2)*exp(-x^2)"))
+    ft = fourier_transform(parse_activation(formula))
     assert ft.status == "closed_form_verified"
     assert parseval_error(ft) <= PARSEVAL_TOLERANCE
     flipped = dataclasses.replace(ft, regular=-ft.regular)
