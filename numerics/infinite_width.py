@@ -32,6 +32,18 @@ The expectations are computed by deterministic quadrature, never by sampling:
   one-dimensional Gaussian integrals on :math:`[-8.5, 8.5]` standard deviations (tail mass
   :math:`2\cdot10^{-17}`), split at the breakpoints as above.
 
+For an activation without breakpoints (tanh, GELU, sin, ...) both are replaced by one product rule
+that does not depend on the pair of points (:func:`_feature_kernel`): every point's features
+:math:`\sigma(w_m\cdot x + b_m)` are evaluated once at fixed nodes :math:`(w_m, b_m)` with
+weights :math:`\omega_m` (the first-layer nodes above times composite Gauss-Legendre panels of
+width :attr:`Accuracy.width` in the offset; for Gaussian weights in 1D the same panels in both
+standard-normal coordinates), and :math:`K = \Phi_a\,\mathrm{diag}(\omega)\,\Phi_c^T`: a
+matrix product instead of a quadrature per pair.  The integrand is analytic in a strip around the
+real axis (half-width :math:`\pi/2` for tanh, the nearest singularity of the built-ins), so
+Gauss-Legendre panels of width 1/2 converge geometrically, like the per-pair rule at its anchors;
+a breakpoint, whose location in b depends on the point, would need the per-pair cuts, so
+piecewise activations keep them.
+
 For Gaussian weights in 1D the theory layer's closed-form NNGP (issue 17,
 :mod:`theory.gaussian_kernels`) is used where it exists and this module's quadrature is the
 independent check.  The quadrature error is
@@ -72,9 +84,13 @@ class Accuracy:
     panels: int = 16
     outer: int = 24
     angles: int = 256
+    #: panel width of the pair-independent product rule (:func:`_feature_kernel`), in units of the
+    #: pre-activation (1D Gaussian weights: of its largest standard deviation)
+    width: float = 0.5
 
     def coarser(self) -> "Accuracy":
-        return Accuracy(self.order - 1, self.panels * 3 // 4, self.outer * 3 // 4, self.angles * 3 // 4)
+        return Accuracy(self.order - 1, self.panels * 3 // 4, self.outer * 3 // 4, self.angles * 3 // 4,
+                        self.width * 4 / 3)
 
 
 FINE = Accuracy()
@@ -215,6 +231,49 @@ def _gaussian_kernel(f, anchors, breaks, init: Init, a, c, acc: Accuracy, chunk:
     return out
 
 
+def _panels(lo: float, hi: float, width: float, order: int) -> tuple[np.ndarray, np.ndarray]:
+    """Composite Gauss-Legendre nodes and weights on [lo, hi], panels no wider than ``width``."""
+    edges = np.linspace(lo, hi, max(1, int(np.ceil((hi - lo) / width))) + 1)
+    nodes, weights = _pieces(edges[:1], edges[-1:], edges[None, 1:-1], order)
+    return nodes.ravel(), weights.ravel()
+
+
+def _feature_nodes(init: Init, a: np.ndarray, c: np.ndarray, acc: Accuracy):
+    r"""Nodes :math:`(w_m, b_m)` (shapes (M, d), (M,)) and probability weights (M,) of the product rule
+    of :func:`_feature_kernel` (module docstring)."""
+    if init.kind == "gaussian":
+        if a.shape[1] != 1:
+            raise IbcheckError("the product rule covers Gaussian weights in 1D only")
+        reach = max(np.max(np.abs(a)), np.max(np.abs(c)), 0.0)
+        scale = max(init.s_b, init.s_w * reach)  # the largest standard deviation of w x + b
+        z, zw = _panels(-GAUSS_CUT, GAUSS_CUT, acc.width / scale, acc.order)
+        zw = zw * np.exp(-z**2 / 2) / np.sqrt(2 * np.pi)
+        zw_w, zw_b = np.meshgrid(z, z, indexing="ij")
+        weights = np.outer(zw, zw).ravel()
+        return init.s_w * zw_w.reshape(-1, 1), init.s_b * zw_b.ravel(), weights
+    w_nodes, w_weights = _first_layer_nodes(init, a.shape[1], acc)
+    big = _offset_range(init)
+    b, bw = _panels(-big, big, acc.width, acc.order)
+    return (np.repeat(w_nodes, len(b), axis=0), np.tile(b, len(w_nodes)),
+            np.outer(w_weights, bw / (2 * big)).ravel())
+
+
+def _feature_kernel(f, init: Init, a: np.ndarray, c: np.ndarray, acc: Accuracy, chunk: int = 4_000_000) -> np.ndarray:
+    r""":math:`K = \Phi_a\,\mathrm{diag}(\omega)\,\Phi_c^T`, :math:`\Phi_a[i, m] = f(w_m\cdot a_i + b_m)`: the
+    kernel of an activation without breakpoints by one product rule for every pair (module docstring);
+    the features are evaluated per point, not per pair, in blocks of about ``chunk`` entries."""
+    w, b, weights = _feature_nodes(init, a, c, acc)
+    symmetric = a.shape == c.shape and np.array_equal(a, c)
+    step = max(1, chunk // max(len(a), len(c)))
+    out = np.zeros((len(a), len(c)))
+    for lo in range(0, len(b), step):
+        part = slice(lo, lo + step)
+        fa = f(a @ w[part].T + b[part])
+        fc = fa if symmetric else f(c @ w[part].T + b[part])
+        out += (fa * weights[part]) @ fc.T
+    return (out + out.T) / 2 if symmetric else out
+
+
 def _digest(*arrays) -> str:
     h = hashlib.sha256()
     for arr in arrays:
@@ -275,6 +334,8 @@ def _computed_kernel(act: Activation, init: Init, a: np.ndarray, c: np.ndarray, 
         if kern is not None and kern.nngp_expr is not None:  # closed forms only: its quadrature is slower than ours
             return np.asarray(kern.nngp(a[:, 0][:, None], c[:, 0][None, :]), dtype=float)
     f = _sigma(act, derivative)
+    if not len(act.pieces.breaks) and (init.kind != "gaussian" or a.shape[1] == 1):
+        return _feature_kernel(f, init, a, c, acc)
     anchors = _anchors(act)
     if _polynomial_pieces(act) and init.kind != "gaussian":
         acc = replace(acc, panels=1)  # exact per piece: the breakpoints are the only cuts needed
