@@ -44,9 +44,10 @@ Gauss-Legendre panels of width 1/2 converge geometrically, like the per-pair rul
 a breakpoint, whose location in b depends on the point, would need the per-pair cuts, so
 piecewise activations keep them.
 
-For Gaussian weights in 1D the theory layer's closed-form NNGP (issue 17,
-:mod:`theory.gaussian_kernels`) is used where it exists and this module's quadrature is the
-independent check.  The quadrature error is
+For Gaussian weights (any dimension: the kernel depends on the points only through the
+covariances) the theory layer's closed forms of :math:`\mathbb E[\sigma\sigma']` and
+:math:`\mathbb E[\sigma'\sigma']` (issue 17, :mod:`theory.gaussian_kernels`) are used where they
+exist and this module's quadrature is the independent check.  The quadrature error is
 estimated by recomputing with fewer nodes (:func:`prediction`, ``quadrature_error``); tests compare with the arc-cosine kernel (Cho & Saul 2009) and the
 closed form of :math:`\mathbb E[\sin u\,\sin u']`.
 """
@@ -63,6 +64,7 @@ import sympy as sp
 
 from theory.activations import Activation
 from theory.errors import IbcheckError
+from theory.gaussian_kernels import NUMPY as NUMPY_FORMS
 from theory.gaussian_kernels import gaussian_kernel
 from theory.symbols import x as X
 
@@ -306,9 +308,9 @@ def exact_kernel(act: Activation, init: Init, a, c, acc: Accuracy = FINE, deriva
     r""":math:`\mathbb E[\sigma^{(k)}(w\cdot a_i + b)\,\sigma^{(k)}(w\cdot c_j + b)]` over ``init``
     (k = ``derivative``), shape (len(a), len(c)) (module docstring); a read-only array.
 
-    For Gaussian weights in 1D (k = 0) the theory layer's closed-form NNGP is used where it has
-    one (:func:`theory.gaussian_kernels.gaussian_kernel`: arc-cosine family, erf, sin, cos,
-    gaussian), unless ``quadrature_only``; :func:`prediction` then estimates the
+    For Gaussian weights (k = 0, or k = 1 for a continuous sigma) the theory layer's closed form is
+    used where it has one (:func:`_closed_gaussian_kernel`: arc-cosine family, erf, sin, cos,
+    gaussian, exp), unless ``quadrature_only``; :func:`prediction` then estimates the
     quadrature error against this module's quadrature, an independent route.
 
     A kernel is computed once per process for given inputs (:data:`_KERNELS`): the checks judge
@@ -326,13 +328,10 @@ def exact_kernel(act: Activation, init: Init, a, c, acc: Accuracy = FINE, deriva
 def _computed_kernel(act: Activation, init: Init, a: np.ndarray, c: np.ndarray, acc: Accuracy, derivative: int,
                      quadrature_only: bool) -> np.ndarray:
     """:func:`exact_kernel` without its memory."""
-    if init.kind == "gaussian" and a.shape[1] == 1 and derivative == 0 and not quadrature_only:
-        try:
-            kern = gaussian_kernel(act, init.s_w**2, init.s_b**2)
-        except IbcheckError:
-            kern = None
-        if kern is not None and kern.nngp_expr is not None:  # closed forms only: its quadrature is slower than ours
-            return np.asarray(kern.nngp(a[:, 0][:, None], c[:, 0][None, :]), dtype=float)
+    if init.kind == "gaussian" and not quadrature_only and (derivative == 0 or derivative == 1 and not act.is_discontinuous):
+        closed = _closed_gaussian_kernel(act, init, a, c, derivative)
+        if closed is not None:
+            return closed
     f = _sigma(act, derivative)
     if not len(act.pieces.breaks) and (init.kind != "gaussian" or a.shape[1] == 1):
         return _feature_kernel(f, init, a, c, acc)
@@ -343,6 +342,36 @@ def _computed_kernel(act: Activation, init: Init, a: np.ndarray, c: np.ndarray, 
         breaks = np.array([float(b) for b in act.pieces.breaks], dtype=float)
         return _gaussian_kernel(f, anchors, breaks, init, a, c, replace(acc, order=acc.order + 2))
     return _flat_offset_kernel(f, anchors, init, a, c, acc)
+
+
+def gaussian_covariances(init: Init, a: np.ndarray, c: np.ndarray):
+    r"""(A, B, C, R) of the Gaussian pre-activation pair :math:`(w\cdot a_i + b, w\cdot c_j + b)`, shape
+    (len(a), len(c)) each: :math:`A = s_w^2|a|^2 + s_b^2`, :math:`C = s_w^2\,a\cdot c + s_b^2` and
+    :math:`R = \sqrt{AB - C^2} = \sqrt{s_w^4\sum_{k<l}(a_k c_l - a_l c_k)^2 + s_w^2 s_b^2|a - c|^2}`
+    (Lagrange's identity: a sum of squares, so nothing cancels near the diagonal; in 1D the
+    :math:`R = s_w s_b|x - x'|` of :mod:`theory.gaussian_kernels`)."""
+    sw2, sb2 = init.s_w**2, init.s_b**2
+    aa, cc = np.sum(a**2, axis=1)[:, None], np.sum(c**2, axis=1)[None, :]
+    wedge = a[:, None, :, None] * c[None, :, None, :] - a[:, None, None, :] * c[None, :, :, None]
+    spread = np.sum((a[:, None, :] - c[None, :, :]) ** 2, axis=-1)
+    r = np.sqrt(sw2**2 * np.sum(wedge**2, axis=(2, 3)) / 2 + sw2 * sb2 * spread)
+    return (sw2 * aa + sb2) * np.ones_like(r), (sw2 * cc + sb2) * np.ones_like(r), sw2 * (a @ c.T) + sb2, r
+
+
+def _closed_gaussian_kernel(act: Activation, init: Init, a: np.ndarray, c: np.ndarray, derivative: int):
+    r""":math:`\mathbb E[\sigma^{(k)}(u)\sigma^{(k)}(u')]` (k = 0, 1) for Gaussian weights in any dimension from the
+    theory layer's closed forms (:mod:`theory.gaussian_kernels`: arc-cosine family, erf, gaussian, sin,
+    cos, exp), which depend on the points only through the covariances (:func:`gaussian_covariances`);
+    None where there is no closed form."""
+    try:
+        forms = gaussian_kernel(act, init.s_w**2, init.s_b**2).forms
+    except IbcheckError:
+        return None
+    if forms is None:
+        return None
+    with np.errstate(divide="ignore", invalid="ignore"):
+        values = forms(*gaussian_covariances(init, a, c), NUMPY_FORMS)[derivative]
+    return np.array(np.broadcast_to(values, (len(a), len(c))), dtype=float)
 
 
 def tangent_kernel(act: Activation, init: Init, a, c, acc: Accuracy = FINE, quadrature_only: bool = False) -> np.ndarray:
