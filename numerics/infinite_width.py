@@ -40,7 +40,8 @@ width :attr:`Accuracy.width` in the offset; for Gaussian weights in 1D the same 
 standard-normal coordinates), and :math:`K = \Phi_a\,\mathrm{diag}(\omega)\,\Phi_c^T`: a
 matrix product instead of a quadrature per pair.  The integrand is analytic in a strip around the
 real axis (half-width :math:`\pi/2` for tanh, the nearest singularity of the built-ins), so
-Gauss-Legendre panels of width 1/2 converge geometrically, like the per-pair rule at its anchors;
+Gauss-Legendre panels of width 1 converge geometrically (predictions and decay-rate ratios of the
+built-ins within 1e-8 of panels of width 1/4 with 8 nodes), like the per-pair rule at its anchors;
 a breakpoint, whose location in b depends on the point, would need the per-pair cuts, so
 piecewise activations keep them.
 
@@ -88,7 +89,7 @@ class Accuracy:
     angles: int = 256
     #: panel width of the pair-independent product rule (:func:`_feature_kernel`), in units of the
     #: pre-activation (1D Gaussian weights: of its largest standard deviation)
-    width: float = 0.5
+    width: float = 1.0
 
     def coarser(self) -> "Accuracy":
         return Accuracy(self.order - 1, self.panels * 3 // 4, self.outer * 3 // 4, self.angles * 3 // 4,
