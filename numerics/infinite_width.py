@@ -36,8 +36,8 @@ For an activation without breakpoints (tanh, GELU, sin, ...) both are replaced b
 that does not depend on the pair of points (:func:`_feature_kernel`): every point's features
 :math:`\sigma(w_m\cdot x + b_m)` are evaluated once at fixed nodes :math:`(w_m, b_m)` with
 weights :math:`\omega_m` (the first-layer nodes above times composite Gauss-Legendre panels of
-width :attr:`Accuracy.width` in the offset; for Gaussian weights in 1D the same panels in both
-standard-normal coordinates), and :math:`K = \Phi_a\,\mathrm{diag}(\omega)\,\Phi_c^T`: a
+width :attr:`Accuracy.width` in the offset; for Gaussian weights in 1D the same panels, with two
+more nodes each, in both standard-normal coordinates), and :math:`K = \Phi_a\,\mathrm{diag}(\omega)\,\Phi_c^T`: a
 matrix product instead of a quadrature per pair.  The integrand is analytic in a strip around the
 real axis (half-width :math:`\pi/2` for tanh, the nearest singularity of the built-ins), so
 Gauss-Legendre panels of width 1 converge geometrically (predictions and decay-rate ratios of the
@@ -249,7 +249,8 @@ def _feature_nodes(init: Init, a: np.ndarray, c: np.ndarray, acc: Accuracy):
             raise IbcheckError("the product rule covers Gaussian weights in 1D only")
         reach = max(np.max(np.abs(a)), np.max(np.abs(c)), 0.0)
         scale = max(init.s_b, init.s_w * reach)  # the largest standard deviation of w x + b
-        z, zw = _panels(-GAUSS_CUT, GAUSS_CUT, acc.width / scale, acc.order)
+        # two Gaussian coordinates over 17 standard deviations: two more nodes per panel, as the per-pair rule
+        z, zw = _panels(-GAUSS_CUT, GAUSS_CUT, acc.width / scale, acc.order + 2)
         zw = zw * np.exp(-z**2 / 2) / np.sqrt(2 * np.pi)
         zw_w, zw_b = np.meshgrid(z, z, indexing="ij")
         weights = np.outer(zw, zw).ravel()
