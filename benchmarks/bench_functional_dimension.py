@@ -14,6 +14,7 @@ rank with its time, the size of one Jacobian and the peak resident memory (both 
     python benchmarks/bench_functional_dimension.py --paper            # the paper's scale (issue 16)
     python benchmarks/bench_functional_dimension.py --paper --gram-routes --eigh   # ... and the Gram-only routes
     python benchmarks/bench_functional_dimension.py --paper --paper-inputs 500     # a smaller n
+    python benchmarks/bench_functional_dimension.py --paper --device cuda         # + the torch path on a GPU
 
 ``--paper``: the paper's network [784, 30, 30, 30, 10] (N_par = 25 720) at n = 2000 inputs (the
 public script's N(0.5, 1) random inputs), a 20 000 x 25 720 Jacobian, ranked by ``projected_rank``
@@ -23,7 +24,8 @@ their span on J itself, both sides of the cut proved).  ``--gram-routes`` adds t
 work on the Gram alone, ``certified_rank`` (one Cholesky) and ``pivoted_gram_rank`` (pivoted
 Cholesky, one Cholesky of the kept block), and ``--eigh`` ``gram_eigen_rank`` (the symmetric
 eigensolver): at this size all three decline or stay ill-determined (the Gram cannot resolve the
-smallest singular values).  It reports the route's result (with the rows kept, projected and the
+smallest singular values).  ``--device cuda`` also times ``certified_rank`` and ``gram_eigen_rank``
+through torch in float64 on that device (the GPU path; its name is reported).  It reports the route's result (with the rows kept, projected and the
 refinement steps), the flop count of each route, its wall and CPU seconds, the load average
 before and after, and the fraction of this machine's peak measured in the same process (a 4000^3
 DGEMM and a 6000^3 Cholesky, LAPACK dpotrf, on the same thread count), per wall second and per CPU
@@ -121,7 +123,7 @@ def machine_peak(threads: int) -> dict:
     return out
 
 
-def paper_scale(threads: int, gram_routes: bool, eigh: bool, n: int, queue) -> None:
+def paper_scale(threads: int, gram_routes: bool, eigh: bool, n: int, device: str | None, queue) -> None:
     """The paper-scale rank (module docstring), in a fresh process."""
     import os
 
@@ -148,11 +150,16 @@ def paper_scale(threads: int, gram_routes: bool, eigh: bool, n: int, queue) -> N
         routes += [("certified_rank", F.certified_rank), ("pivoted_gram_rank", F.pivoted_gram_rank)]
     if eigh:
         routes.append(("gram_eigen_rank", F.gram_eigen_rank))
+    if device is not None:  # the torch path (certificate's Cholesky, eigensolver) on that device, float64
+        row["device"] = torch.cuda.get_device_name(torch.device(device)) if device.startswith("cuda") else device
+        routes = [(name, route) for name, route in routes if name not in ("certified_rank", "gram_eigen_rank")]
+        routes += [("certified_rank", lambda net, x: F.certified_rank(net, x, device=device)),
+                   ("gram_eigen_rank", lambda net, x: F.gram_eigen_rank(net, x, device=device))]
     results = {}
     for name, route in routes:
         with threadpool_limits(threads):
             row[f"{name}_s"], row[f"{name}_cpu"] = timed(lambda: results.__setitem__(name, route(net, x)))
-    evidence = results["projected_rank"].evidence if results["projected_rank"] is not None else None
+    evidence = results["projected_rank"].evidence if results.get("projected_rank") is not None else None
     if evidence is not None:
         k, rest, steps = evidence["kept"], evidence["projected"], evidence["refinement_steps"]
         # dpstrf to step k; J; per refinement step two products with J and two triangular solves, plus
@@ -166,7 +173,7 @@ def paper_scale(threads: int, gram_routes: bool, eigh: bool, n: int, queue) -> N
         r = results["pivoted_gram_rank"].rank if results["pivoted_gram_rank"] is not None else q
         # dpstrf to step r, the trailing Schur complement, one Cholesky of the kept block
         row["pivoted_gram_rank_flop"] = gram_flop + (q**3 - (q - r) ** 3) / 3 + (q - r) ** 2 * r + r**3 / 3
-    if eigh:
+    if "gram_eigen_rank" in results:
         row["gram_eigen_rank_flop"] = gram_flop + 4 / 3 * q**3  # tridiagonalization dominates (eigenvalues only)
     row["results"] = {name: (None if rank is None else rank.summary()) for name, rank in results.items()}
     row["load_after"] = os.getloadavg()
@@ -174,15 +181,16 @@ def paper_scale(threads: int, gram_routes: bool, eigh: bool, n: int, queue) -> N
     queue.put(row)
 
 
-def report_paper_scale(threads: int, gram_routes: bool, eigh: bool, n: int) -> None:
+def report_paper_scale(threads: int, gram_routes: bool, eigh: bool, n: int, device: str | None) -> None:
     context = mp.get_context("spawn")
     queue = context.Queue()
-    worker = context.Process(target=paper_scale, args=(threads, gram_routes, eigh, n, queue))
+    worker = context.Process(target=paper_scale, args=(threads, gram_routes, eigh, n, device, queue))
     worker.start()
     row = queue.get()
     worker.join()
     print(f"784-30-30-30-10, n = {n} N(0.5, 1) inputs, J {10 * n} x 25720, bound {row['bound']}, "
-          f"BLAS threads {threads}, load average {row['load_before'][0]:.1f} before, {row['load_after'][0]:.1f} after")
+          f"BLAS threads {threads}, load average {row['load_before'][0]:.1f} before, {row['load_after'][0]:.1f} after"
+          + (f"; torch device {row['device']} for certified_rank and gram_eigen_rank" if "device" in row else ""))
     print(f"machine peak: DGEMM {row['gemm_gflops']:.1f} GFLOP/s ({row['gemm_cpu_gflops']:.1f} per CPU second), "
           f"Cholesky {row['cholesky_gflops']:.1f} ({row['cholesky_cpu_gflops']:.1f} per CPU second)")
     for name in ("projected_rank", "certified_rank", "pivoted_gram_rank", "gram_eigen_rank"):
@@ -216,10 +224,13 @@ def main() -> None:
     parser.add_argument("--gram-routes", action="store_true",
                         help="with --paper: also the certificate and the pivoted Gram route (both decline there)")
     parser.add_argument("--eigh", action="store_true", help="with --paper: also the Gram eigensolver route")
+    parser.add_argument("--device", default=None,
+                        help="with --paper: also run the certificate and the eigensolver with torch on this device "
+                             "(e.g. cuda; float64), the path fd-training's device option takes")
     parser.add_argument("--paper-inputs", type=int, default=2000, help="with --paper: n (default 2000, the paper's)")
     args = parser.parse_args()
     if args.paper:
-        report_paper_scale(args.threads, args.gram_routes, args.eigh, args.paper_inputs)
+        report_paper_scale(args.threads, args.gram_routes, args.eigh, args.paper_inputs, args.device)
         return
     context = mp.get_context("spawn")
     print(f"architecture {ARCHITECTURE}, 10 outputs, Gaussian inputs, float64, BLAS threads {args.threads}")
