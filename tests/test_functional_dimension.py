@@ -15,6 +15,7 @@ import theory
 from numerics import data
 from numerics import functional_dimension as F
 from numerics.functional_dimension import bfd as bfd_module
+from numerics.functional_dimension import jacobian as jacobian_module
 from numerics.functional_dimension import rank as rank_module
 from numerics.functional_dimension.rank import _augmented
 from numerics.functional_dimension.sampling import _pattern_codes
@@ -422,10 +423,12 @@ def test_dead_neuron_deficit_is_a_lower_bound():
 # ---- the certified rank (no J, no SVD) -------------------------------------------------------
 @pytest.mark.parametrize("arch, n", [("3-5-4-2", 9), ("4-8-8-1", 30), ("2-3-3-3-2", 12), ("5-7-6-5-3", 20)])
 @pytest.mark.parametrize("step", [2000, 7])  # one block of rows; several (3-7 inputs each, mirrored)
-def test_structured_grams_are_the_products_of_the_jacobian(arch, n, step, monkeypatch):
+@pytest.mark.parametrize("block", [2**27, 0])  # column pairs with all input products at once; per neuron
+def test_structured_grams_are_the_products_of_the_jacobian(arch, n, step, block, monkeypatch):
     """Independent route: J from the blocks, multiplied out.  Sums of n N_L products in float64:
     ~1e-15 relative to the largest entry, so 1e-12 leaves room and still catches any misplaced block."""
     monkeypatch.setattr(rank_module, "ROW_GRAM_STEP", step)
+    monkeypatch.setattr(jacobian_module, "COLUMN_GRAM_BLOCK", block)
     net, x = net_and_inputs(arch, n)
     jac = F.jacobian_blocks(net, x)
     hidden, slopes = F.network_states(net, x)

@@ -17,7 +17,7 @@ from theory.functional_dimension import Architecture
 from .. import threads
 from ..mlp import MLP
 from .jacobian import (ROW_GRAM_STEP, _as_inputs, _check_memory, _memory_limit, backprop_matrices, check_gram_memory,
-                       jacobian_blocks, network_states)
+                       column_gram_temporaries, jacobian_blocks, network_states)
 from .symmetries import rescaling_null_vectors
 
 
@@ -156,24 +156,36 @@ def structured_order(arch: Architecture) -> np.ndarray:
 def column_gram(backprops: Sequence[np.ndarray], augmented: Sequence[np.ndarray]) -> np.ndarray:
     r""":math:`J^TJ` from the blocks, columns in :func:`structured_order`, without forming J.
 
-    .. math:: (J^TJ)_{(l,i,a),(l',j,b)} = \sum_x (B^{l\\,T}_x B^{l'}_x)_{ij}\,\tilde h^{l-1}_a(x)\,\tilde h^{l'-1}_b(x),
+    .. math:: (J^TJ)_{(l,i,a),(l',j,b)} = \sum_x (B^{l\,T}_x B^{l'}_x)_{ij}\,\tilde h^{l-1}_a(x)\,\tilde h^{l'-1}_b(x),
 
-    one GEMM per pair of layers over the n inputs: :math:`2nN_{par}^2` flop instead of the
-    :math:`nN_L N_{par}^2` of :math:`J^TJ` (the N_L outputs are summed first).
+    with :math:`c_x = B^{l\,T}_xB^{l'}_x` (a batched GEMM), one GEMM per pair of layers over the n
+    inputs, :math:`c^T (\tilde h^{l-1}\otimes\tilde h^{l'-1})`; where the products of inputs would
+    exceed :data:`~.jacobian.COLUMN_GRAM_BLOCK` (the paper's 785-wide input layer: 16 GB on 3352 inputs), one GEMM
+    per neuron i of the first layer instead, :math:`(\tilde h^{l-1})^T (c_{:,i,:} \odot \tilde h^{l'-1})`
+    (0.6 GB there).  :math:`2nN_{par}^2` flop either way instead of the :math:`nN_L N_{par}^2` of
+    :math:`J^TJ` (the N_L outputs are summed first); same roundings per entry either way.
     """
     sizes = [b.shape[2] * h.shape[1] for b, h in zip(backprops, augmented)]
     starts = np.concatenate([[0], np.cumsum(sizes)])
     gram = np.empty((starts[-1], starts[-1]))
+    n = len(augmented[0])
     for l, (b1, h1) in enumerate(zip(backprops, augmented)):
         for m in range(l, len(backprops)):
             b2, h2 = backprops[m], augmented[m]
-            c = (b1.transpose(0, 2, 1) @ b2).reshape(len(h1), -1)  # batched GEMM: ~3x einsum here
-            q = np.einsum("xa,xb->xab", h1, h2).reshape(len(h1), -1)
-            block = (c.T @ q).reshape(b1.shape[2], b2.shape[2], h1.shape[1], h2.shape[1])
-            block = block.transpose(0, 2, 1, 3).reshape(sizes[l], sizes[m])
-            gram[starts[l]:starts[l + 1], starts[m]:starts[m + 1]] = block
-            if m != l:
-                gram[starts[m]:starts[m + 1], starts[l]:starts[l + 1]] = block.T
+            c = b1.transpose(0, 2, 1) @ b2  # (n, N_l, N_l'): batched GEMM, ~3x einsum here
+            first, second = (b1.shape[2], h1.shape[1]), (b2.shape[2], h2.shape[1])
+            if column_gram_temporaries(n, first, second)[1]:
+                q = np.einsum("xa,xb->xab", h1, h2).reshape(n, -1)
+                block = (c.reshape(n, -1).T @ q).reshape(first[0], second[0], first[1], second[1])
+                bands = [(starts[l], block.transpose(0, 2, 1, 3).reshape(sizes[l], sizes[m]))]
+            else:
+                bands = ((starts[l] + i * first[1], h1.T @ (c[:, i, :, None] * h2[:, None, :]).reshape(n, -1))
+                         for i in range(first[0]))  # rows (i, a), columns (j, b)
+            for row, band in bands:
+                rows = slice(row, row + len(band))
+                gram[rows, starts[m]:starts[m + 1]] = band
+                if m != l:
+                    gram[starts[m]:starts[m + 1], rows] = band.T
     return gram
 
 
