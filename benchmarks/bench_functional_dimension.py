@@ -12,18 +12,25 @@ rank with its time, the size of one Jacobian and the peak resident memory (both 
     python benchmarks/bench_functional_dimension.py --inputs 125 250 --threads 1
     python benchmarks/bench_functional_dimension.py --rank-max-inputs 500   # time only J above 500
     python benchmarks/bench_functional_dimension.py --paper            # the paper's scale (issue 16)
-    python benchmarks/bench_functional_dimension.py --paper --eigh     # ... and the Gram eigensolver route
-    python benchmarks/bench_functional_dimension.py --paper --eigh --paper-inputs 500   # a smaller n
+    python benchmarks/bench_functional_dimension.py --paper --gram-routes --eigh   # ... and the Gram-only routes
+    python benchmarks/bench_functional_dimension.py --paper --paper-inputs 500     # a smaller n
+    python benchmarks/bench_functional_dimension.py --paper --device cuda         # + the torch path on a GPU
 
 ``--paper``: the paper's network [784, 30, 30, 30, 10] (N_par = 25 720) at n = 2000 inputs (the
-public script's N(0.5, 1) random inputs), a 20 000 x 25 720 Jacobian that is never formed: its rank
-by ``certified_rank`` (row Gram J J^T from the blocks, 20 000^2, then one Cholesky), where it
-declines by ``pivoted_gram_rank`` (pivoted Cholesky of the same Gram, then one Cholesky of the kept
-block) and, with ``--eigh``, by ``gram_eigen_rank`` (the symmetric eigensolver on the same Gram).  It reports the
-flop count of each route, its wall and CPU seconds, the load average before and after, and the
-fraction of this machine's peak measured in the same process (a 4000^3 DGEMM and a 6000^3 Cholesky,
-LAPACK dpotrf, on the same thread count), per wall second and per CPU second: under load the wall
-rates fall with the machine's share, the CPU-second rates show how well the cycles received were used.
+public script's N(0.5, 1) random inputs), a 20 000 x 25 720 Jacobian, ranked by ``projected_rank``
+(what ``rank_method="auto"`` takes at this size on the CPU: a pivoted Cholesky of the row Gram
+J J^T built from the blocks keeps the rows it proves independent, the others are projected off
+their span on J itself, both sides of the cut proved).  ``--gram-routes`` adds the routes that
+work on the Gram alone, ``certified_rank`` (one Cholesky) and ``pivoted_gram_rank`` (pivoted
+Cholesky, one Cholesky of the kept block), and ``--eigh`` ``gram_eigen_rank`` (the symmetric
+eigensolver): at this size all three decline or stay ill-determined (the Gram cannot resolve the
+smallest singular values).  ``--device cuda`` also times ``certified_rank`` and ``gram_eigen_rank``
+through torch in float64 on that device (the GPU path; its name is reported).  It reports the route's result (with the rows kept, projected and the
+refinement steps), the flop count of each route, its wall and CPU seconds, the load average
+before and after, and the fraction of this machine's peak measured in the same process (a 4000^3
+DGEMM and a 6000^3 Cholesky, LAPACK dpotrf, on the same thread count), per wall second and per CPU
+second: under load the wall rates fall with the machine's share, the CPU-second rates show how
+well the cycles received were used.
 
 Timings on a shared machine are noisy; the BLAS thread count is part of the result (default 2,
 the target's core count; on a loaded 2-core machine one thread was faster than two).
@@ -116,7 +123,7 @@ def machine_peak(threads: int) -> dict:
     return out
 
 
-def paper_scale(threads: int, eigh: bool, n: int, queue) -> None:
+def paper_scale(threads: int, gram_routes: bool, eigh: bool, n: int, device: str | None, queue) -> None:
     """The paper-scale rank (module docstring), in a fresh process."""
     import os
 
@@ -125,34 +132,48 @@ def paper_scale(threads: int, eigh: bool, n: int, queue) -> None:
     from threadpoolctl import threadpool_limits
 
     from numerics import functional_dimension as F
+    from numerics import threads as T
     from numerics.mlp import MLP
 
     torch.set_num_threads(threads)
+    T.configure(threads)  # the policy's thread count for large linear algebra
     row = {"load_before": os.getloadavg()}
     row.update(machine_peak(threads))
     net = MLP.initialize("784-30-30-30-10", "glorot", 0)
     x = np.random.default_rng(0).normal(0.5, 1.0, (n, 784))
-    q = n * 10
+    q, p = n * 10, net.arch.n_parameters
     # flop: the row Gram (per layer (n N_L) x N_l times its transpose) + 12 power steps
     gram_flop = sum(2 * q * q * w for w in net.arch.widths[1:]) + 12 * 2 * q * q
     row["bound"] = net.arch.bound(n)
-    routes = [("certified_rank", F.certified_rank)]
+    routes = [("projected_rank", F.projected_rank)]
+    if gram_routes:
+        routes += [("certified_rank", F.certified_rank), ("pivoted_gram_rank", F.pivoted_gram_rank)]
     if eigh:
         routes.append(("gram_eigen_rank", F.gram_eigen_rank))
+    if device is not None:  # the torch path (certificate's Cholesky, eigensolver) on that device, float64
+        row["device"] = torch.cuda.get_device_name(torch.device(device)) if device.startswith("cuda") else device
+        routes = [(name, route) for name, route in routes if name not in ("certified_rank", "gram_eigen_rank")]
+        routes += [("certified_rank", lambda net, x: F.certified_rank(net, x, device=device)),
+                   ("gram_eigen_rank", lambda net, x: F.gram_eigen_rank(net, x, device=device))]
     results = {}
     for name, route in routes:
         with threadpool_limits(threads):
             row[f"{name}_s"], row[f"{name}_cpu"] = timed(lambda: results.__setitem__(name, route(net, x)))
-        if name == "certified_rank" and results[name] is None:  # rank_method="auto"'s next route
-            with threadpool_limits(threads):
-                row["pivoted_gram_rank_s"], row["pivoted_gram_rank_cpu"] = timed(
-                    lambda: results.__setitem__("pivoted_gram_rank", F.pivoted_gram_rank(net, x)))
+    evidence = results["projected_rank"].evidence if results.get("projected_rank") is not None else None
+    if evidence is not None:
+        k, rest, steps = evidence["kept"], evidence["projected"], evidence["refinement_steps"]
+        # dpstrf to step k; J; per refinement step two products with J and two triangular solves, plus
+        # the first solve, |J|^T|C| and the two small SVDs (residual p x rest, coefficients k x rest)
+        row["projected_rank_flop"] = (gram_flop + (q**3 - (q - k) ** 3) / 3 + q * p
+                                      + (steps + 1) * (4 * q * p * rest + 4 * k * k * rest) + 2 * q * p * rest
+                                      + 4 * p * rest**2 + 4 * k * rest**2)
+        row["projected_evidence"] = {"kept": k, "projected": rest, "refinement_steps": steps}
     row["certified_rank_flop"] = gram_flop + q**3 / 3
     if "pivoted_gram_rank" in results:
         r = results["pivoted_gram_rank"].rank if results["pivoted_gram_rank"] is not None else q
         # dpstrf to step r, the trailing Schur complement, one Cholesky of the kept block
         row["pivoted_gram_rank_flop"] = gram_flop + (q**3 - (q - r) ** 3) / 3 + (q - r) ** 2 * r + r**3 / 3
-    if eigh:
+    if "gram_eigen_rank" in results:
         row["gram_eigen_rank_flop"] = gram_flop + 4 / 3 * q**3  # tridiagonalization dominates (eigenvalues only)
     row["results"] = {name: (None if rank is None else rank.summary()) for name, rank in results.items()}
     row["load_after"] = os.getloadavg()
@@ -160,23 +181,30 @@ def paper_scale(threads: int, eigh: bool, n: int, queue) -> None:
     queue.put(row)
 
 
-def report_paper_scale(threads: int, eigh: bool, n: int) -> None:
+def report_paper_scale(threads: int, gram_routes: bool, eigh: bool, n: int, device: str | None) -> None:
     context = mp.get_context("spawn")
     queue = context.Queue()
-    worker = context.Process(target=paper_scale, args=(threads, eigh, n, queue))
+    worker = context.Process(target=paper_scale, args=(threads, gram_routes, eigh, n, device, queue))
     worker.start()
     row = queue.get()
     worker.join()
-    print(f"784-30-30-30-10, n = {n} N(0.5, 1) inputs, J {10 * n} x 25720 (never formed), bound {row['bound']}, "
-          f"BLAS threads {threads}, load average {row['load_before'][0]:.1f} before, {row['load_after'][0]:.1f} after")
+    print(f"784-30-30-30-10, n = {n} N(0.5, 1) inputs, J {10 * n} x 25720, bound {row['bound']}, "
+          f"BLAS threads {threads}, load average {row['load_before'][0]:.1f} before, {row['load_after'][0]:.1f} after"
+          + (f"; torch device {row['device']} for certified_rank and gram_eigen_rank" if "device" in row else ""))
     print(f"machine peak: DGEMM {row['gemm_gflops']:.1f} GFLOP/s ({row['gemm_cpu_gflops']:.1f} per CPU second), "
           f"Cholesky {row['cholesky_gflops']:.1f} ({row['cholesky_cpu_gflops']:.1f} per CPU second)")
-    for name in ("certified_rank", "pivoted_gram_rank", "gram_eigen_rank"):
+    for name in ("projected_rank", "certified_rank", "pivoted_gram_rank", "gram_eigen_rank"):
         if f"{name}_s" not in row:
             continue
         result = row["results"][name]
-        found = "declined" if result is None else (f"rank {result['rank']} (gap >= {result['gap_log10']:.2f}, "
-                                                   f"tolerance {result['tolerance'] / result['s_max']:.1e} s_max)")
+        found = "declined" if result is None else (f"rank {result['rank']} (proved gap {result['gap_log10']:.2f} "
+                                                   f"decades, tolerance {result['tolerance'] / result['s_max']:.1e} s_max)")
+        if name == "projected_rank" and "projected_evidence" in row:
+            found += " kept {kept}, projected {projected}, refinement steps {refinement_steps}".format(
+                **row["projected_evidence"])
+        if f"{name}_flop" not in row:
+            print(f"{name}: {found}, {row[f'{name}_s']:.1f} s wall, {row[f'{name}_cpu']:.1f} s CPU")
+            continue
         flop = row[f"{name}_flop"]
         wall, cpu = flop / row[f"{name}_s"] / 1e9, flop / row[f"{name}_cpu"] / 1e9
         print(f"{name}: {found}, {row[f'{name}_s']:.1f} s wall, {row[f'{name}_cpu']:.1f} s CPU, {flop:.3g} flop: "
@@ -193,11 +221,16 @@ def main() -> None:
     parser.add_argument("--rank-max-inputs", type=int, default=None,
                         help="rank (SVD, QR) only for batches up to this size; larger ones time the Jacobian only")
     parser.add_argument("--paper", action="store_true", help="the paper-scale rank instead (784-30-30-30-10, n = 2000)")
+    parser.add_argument("--gram-routes", action="store_true",
+                        help="with --paper: also the certificate and the pivoted Gram route (both decline there)")
     parser.add_argument("--eigh", action="store_true", help="with --paper: also the Gram eigensolver route")
+    parser.add_argument("--device", default=None,
+                        help="with --paper: also run the certificate and the eigensolver with torch on this device "
+                             "(e.g. cuda; float64), the path fd-training's device option takes")
     parser.add_argument("--paper-inputs", type=int, default=2000, help="with --paper: n (default 2000, the paper's)")
     args = parser.parse_args()
     if args.paper:
-        report_paper_scale(args.threads, args.eigh, args.paper_inputs)
+        report_paper_scale(args.threads, args.gram_routes, args.eigh, args.paper_inputs, args.device)
         return
     context = mp.get_context("spawn")
     print(f"architecture {ARCHITECTURE}, 10 outputs, Gaussian inputs, float64, BLAS threads {args.threads}")

@@ -15,6 +15,7 @@ import theory
 from numerics import data
 from numerics import functional_dimension as F
 from numerics.functional_dimension import bfd as bfd_module
+from numerics.functional_dimension import jacobian as jacobian_module
 from numerics.functional_dimension import rank as rank_module
 from numerics.functional_dimension.rank import _augmented
 from numerics.functional_dimension.sampling import _pattern_codes
@@ -180,7 +181,9 @@ def test_gram_eigen_rank_agrees_with_the_svd(arch, n):
         pivoted = F.pivoted_gram_rank(candidate, x)  # observed to prove the rank in all these cases
         assert pivoted is not None and pivoted.rank == svd.rank and pivoted.gap_log10 <= svd.gap_log10 + 1e-6
         value = F.batch_functional_dimension(candidate, x, rank_method="gram")
-        assert value.value == svd.rank and value.route == "gram" and value.rank.method == "gram-pivoted"
+        rows = n * candidate.arch.output_dim <= candidate.arch.rescaling_bound  # J J^T is the smaller Gram
+        assert value.value == svd.rank and value.route == "gram"
+        assert value.rank.method == ("projected" if rows else "gram-pivoted")
 
 
 def test_pivoted_gram_rank_is_sound_or_declines():
@@ -239,6 +242,63 @@ def test_pivoted_gram_rank_declines_where_the_gram_cannot_separate():
         assert pivoted is not None
         assert pivoted.rank == int(np.sum(svd.singular_values > pivoted.tolerance)) <= svd.rank
         assert svd.singular_values[pivoted.rank - 1] >= pivoted.tolerance * 10**pivoted.gap_log10 * (1 - 1e-9)
+
+
+def _assert_proved_by_the_svd(proved, svd):
+    """What a route with both sides proved claims, checked against the SVD of the explicit J: the
+    r-th singular value is at least its proved lower bound (``tolerance`` 10^gap) and the (r+1)-th at
+    most ``tolerance``.  The SVD's values carry an error of at most max(m, p) eps s_max (LAPACK
+    Users' Guide 4.9), allowed on both sides."""
+    values = svd.singular_values
+    slack = max(svd.shape) * svd.eps * svd.s_max
+    assert proved.rank <= svd.rank  # it counts values proved above a cut at or above the rule's
+    assert values[proved.rank - 1] >= proved.tolerance * 10**proved.gap_log10 - slack
+    if proved.rank < len(values):
+        assert values[proved.rank] <= proved.tolerance + slack
+
+
+@pytest.mark.parametrize("arch, n", [("4-6-5-3", 8), ("6-5-5-4", 10)])
+def test_projected_rank_is_sound_against_the_svd_and_the_exact_rank(arch, n):
+    """Row case (n N_L <= N_par - H).  Repeated inputs (rows of J repeated), a dead neuron, and repeats
+    perturbed by 1e-2, 1e-6, 1e-9 (singular values of J spread far above, across and far below the
+    Gram's resolution): every result is checked against the SVD of the explicit J; where the rank
+    is exact-rational-checkable (repeats, the dead neuron) it equals ``exact_bfd`` with a proved gap of
+    GAP_FLAG decades."""
+    net, x = net_and_inputs(arch, n, seed=2)
+    noise = np.random.default_rng(6).standard_normal((4, x.shape[1]))
+    cases = [(net, np.vstack([x, x[:4]]), True), (_set_bias(net, 1, 2, -50.0), x, True)]
+    cases += [(net, np.vstack([x, x[:4] + size * noise]), False) for size in (1e-2, 1e-6, 1e-9)]
+    for model, inputs, exact in cases:
+        assert len(inputs) * model.arch.output_dim <= model.arch.rescaling_bound
+        proved = F.projected_rank(model, inputs)
+        assert proved is not None and proved.method == "projected"
+        _assert_proved_by_the_svd(proved, F.svd_rank(F.jacobian_blocks(model, inputs)))
+        if exact:
+            assert proved.rank == F.exact_bfd(model, inputs) and proved.gap_log10 >= F.GAP_FLAG
+
+
+def test_projected_rank_decides_where_the_gram_cannot():
+    """Four inputs repeated with a 1e-6 perturbation: J's smallest singular values (5e-8 to 3e-7 of
+    s_max) straddle what any Gram resolves, so the pivoted Gram route declines (the test above) and
+    the certificate of the bound declines; the projection works on J itself (its floor here is J's
+    own rounding, ~1e-13 of s_max), so it proves the SVD rule's rank with a wide gap."""
+    net, x = net_and_inputs("4-6-5-3", 8, seed=2)
+    noise = np.random.default_rng(6).standard_normal((4, 4))
+    inputs = np.vstack([x, x[:4] + 1e-6 * noise])
+    assert F.pivoted_gram_rank(net, inputs) is None and F.certified_rank(net, inputs) is None
+    svd = F.svd_rank(F.jacobian_blocks(net, inputs))
+    proved = F.projected_rank(net, inputs)
+    assert proved.rank == svd.rank and proved.gap_log10 >= F.GAP_FLAG and not proved.ill_determined
+    _assert_proved_by_the_svd(proved, svd)
+    assert F.batch_functional_dimension(net, inputs, rank_method="gram").rank.method == "projected"
+
+
+def test_projected_rank_declines_the_column_case():
+    """n N_L > N_par - H: the smaller Gram is J^T J, whose pivots pick columns; the route returns
+    None and ``rank_method="gram"`` takes the pivoted Gram route there."""
+    net, x = net_and_inputs("3-5-4-2", 40, seed=1)
+    assert 40 * 2 > net.arch.rescaling_bound
+    assert F.projected_rank(net, x) is None
 
 
 # (arch, n, seed, dead neuron): rows and columns, certified and declined
@@ -363,10 +423,12 @@ def test_dead_neuron_deficit_is_a_lower_bound():
 # ---- the certified rank (no J, no SVD) -------------------------------------------------------
 @pytest.mark.parametrize("arch, n", [("3-5-4-2", 9), ("4-8-8-1", 30), ("2-3-3-3-2", 12), ("5-7-6-5-3", 20)])
 @pytest.mark.parametrize("step", [2000, 7])  # one block of rows; several (3-7 inputs each, mirrored)
-def test_structured_grams_are_the_products_of_the_jacobian(arch, n, step, monkeypatch):
+@pytest.mark.parametrize("block", [2**27, 0])  # column pairs with all input products at once; per neuron
+def test_structured_grams_are_the_products_of_the_jacobian(arch, n, step, block, monkeypatch):
     """Independent route: J from the blocks, multiplied out.  Sums of n N_L products in float64:
     ~1e-15 relative to the largest entry, so 1e-12 leaves room and still catches any misplaced block."""
     monkeypatch.setattr(rank_module, "ROW_GRAM_STEP", step)
+    monkeypatch.setattr(jacobian_module, "COLUMN_GRAM_BLOCK", block)
     net, x = net_and_inputs(arch, n)
     jac = F.jacobian_blocks(net, x)
     hidden, slopes = F.network_states(net, x)

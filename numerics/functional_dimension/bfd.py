@@ -15,7 +15,7 @@ from theory.functional_dimension import Architecture
 
 from ..mlp import MLP
 from .jacobian import _as_inputs, _memory_limit, frozen_jacobian, gram_bytes, jacobian_autodiff, jacobian_blocks
-from .rank import Rank, certified_rank, exact_rank, gram_eigen_rank, pivoted_gram_rank, svd_rank
+from .rank import Rank, certified_rank, exact_rank, gram_eigen_rank, pivoted_gram_rank, projected_rank, svd_rank
 
 
 # ---- batch functional dimension -------------------------------------------------------------
@@ -69,12 +69,14 @@ def batch_functional_dimension(net: MLP, x, route: str = "blocks", outputs: str 
     ``route``: ``blocks`` (closed form, numpy) or ``autodiff`` (``torch.func``); both float64.
     ``rank_method``: ``svd`` (:func:`svd_rank`); ``certified`` (logits only: :func:`certified_rank`,
     the same number proved without J or an SVD when it equals the bound, else the SVD); ``gram``
-    (logits only, for Jacobians too large for an SVD: :func:`pivoted_gram_rank` on the CPU, and
-    where it cannot prove its cut, or on another ``device``, :func:`gram_eigen_rank`);
-    ``auto`` (certified, then the SVD up to :data:`SVD_MAX_ENTRIES` entries, the Gram above).
+    (logits only, for Jacobians too large for an SVD: on the CPU :func:`projected_rank` (row case)
+    or :func:`pivoted_gram_rank` (column case, or where the first declines), and where neither
+    proves a cut, or on another ``device``, :func:`gram_eigen_rank`); ``auto`` (up to
+    :data:`SVD_MAX_ENTRIES` entries: certified, then the SVD; above: ``gram``, after the certificate
+    on another ``device``).
     ``device``: None runs the Gram routes' factorizations in LAPACK; a torch device name (``"cuda"``,
     or ``"cpu"`` for the same code path on the CPU) runs the certificate's Cholesky and the
-    eigensolver with torch in float64 there (the pivoted route is LAPACK only and is skipped).
+    eigensolver with torch in float64 there (the pivoted routes are LAPACK only and are skipped).
     Any activation is accepted (BFD is a Jacobian rank); the bound reported is
     :math:`\min(nN_L, N_{par} - H)`, a theorem for positively 1-homogeneous activations.
     ``zero_preactivations`` counts exact zeros of :math:`z^l_j(x_i)`, where BFD is undefined.
@@ -87,14 +89,17 @@ def batch_functional_dimension(net: MLP, x, route: str = "blocks", outputs: str 
     start = time.perf_counter()
     zeros = int(sum((z == 0).sum() for z in net.preactivations(x)[:-1]))
     logits = outputs == "logits"
-    if rank_method in ("certified", "auto") and logits and gram_bytes(net.arch, len(x)) <= _memory_limit():
+    entries = len(x) * net.arch.output_dim * net.arch.n_parameters
+    large = rank_method == "gram" or (rank_method == "auto" and entries > SVD_MAX_ENTRIES)
+    if (rank_method == "certified" or (rank_method == "auto" and not (large and device is None))) and logits \
+            and gram_bytes(net.arch, len(x)) <= _memory_limit():
         rank = certified_rank(net, x, device)
         if rank is not None:
             return BFD(rank.rank, rank, net.arch.bound(len(x)), len(x), "gram", outputs, zeros, 0.0,
                        time.perf_counter() - start)
-    entries = len(x) * net.arch.output_dim * net.arch.n_parameters
-    if logits and (rank_method == "gram" or (rank_method == "auto" and entries > SVD_MAX_ENTRIES)):
-        rank = (pivoted_gram_rank(net, x) if device is None else None) or gram_eigen_rank(net, x, device)
+    if logits and large:
+        rank = ((projected_rank(net, x) or pivoted_gram_rank(net, x)) if device is None else None) \
+            or gram_eigen_rank(net, x, device)
         return BFD(rank.rank, rank, net.arch.bound(len(x)), len(x), "gram", outputs, zeros, 0.0,
                    time.perf_counter() - start)
     jac = jacobian_autodiff(net, x).numpy() if route == "autodiff" else jacobian_blocks(net, x)

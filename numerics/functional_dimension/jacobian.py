@@ -17,6 +17,9 @@ from ..mlp import MLP
 
 #: rows of the row Gram matrix built per step (rank.row_gram: its only temporary is this many rows)
 ROW_GRAM_STEP = 2000
+#: doubles a pair of layers' products of inputs may take in rank.column_gram (1 GiB); above it the
+#: pair is built one neuron at a time (the paper's 785-wide input layer on 3352 inputs: 16 GB at once)
+COLUMN_GRAM_BLOCK = 2**27
 #: memory one autodiff chunk may take (chunks are written into one preallocated tensor; none is dropped)
 CHUNK_BYTES = 64 * 2**20
 
@@ -48,8 +51,18 @@ def gram_bytes(arch: Architecture, n: int) -> int:
     if rows <= arch.rescaling_bound:  # row route: J J^T, a block of rows and its mirrored copy, the inputs' Grams
         return 8 * (rows**2 + 2 * min(ROW_GRAM_STEP, rows) * rows + arch.depth * n**2)
     sizes = [(arch.widths[l], arch.widths[l - 1] + 1) for l in range(1, arch.depth + 1)]
-    block = max(n * (w1 * w2 + a1 * a2) + 2 * w1 * a1 * w2 * a2 for w1, a1 in sizes for w2, a2 in sizes)
-    return 8 * (arch.n_parameters**2 + block)
+    return 8 * (arch.n_parameters**2 + max(column_gram_temporaries(n, a, b)[0] for a in sizes for b in sizes))
+
+
+def column_gram_temporaries(n: int, first: tuple[int, int], second: tuple[int, int]) -> tuple[int, bool]:
+    """(doubles, at once) :func:`~.rank.column_gram` holds beside G for a pair of layers of (width,
+    fan-in + 1) ``first`` and ``second`` on n inputs: all products of inputs at once when they fit
+    :data:`COLUMN_GRAM_BLOCK`, else one neuron of the first layer at a time."""
+    (w1, a1), (w2, a2) = first, second
+    at_once = n * (w1 * w2 + a1 * a2) + 2 * w1 * a1 * w2 * a2
+    if at_once <= COLUMN_GRAM_BLOCK:
+        return at_once, True
+    return n * w1 * w2 + n * w2 * a2 + a1 * w2 * a2, False
 
 
 def check_gram_memory(arch: Architecture, n: int) -> None:

@@ -16,7 +16,8 @@ from theory.functional_dimension import Architecture
 
 from .. import threads
 from ..mlp import MLP
-from .jacobian import ROW_GRAM_STEP, _as_inputs, _check_memory, backprop_matrices, check_gram_memory, network_states
+from .jacobian import (ROW_GRAM_STEP, _as_inputs, _check_memory, _memory_limit, backprop_matrices, check_gram_memory,
+                       column_gram_temporaries, jacobian_blocks, network_states)
 from .symmetries import rescaling_null_vectors
 
 
@@ -41,6 +42,8 @@ class Rank:
     shape: tuple[int, int]
     method: str = "svd"
     singular_values: np.ndarray | None = field(default=None, repr=False)
+    #: how a proved route got there (e.g. :func:`projected_rank`: rows kept and projected, refinement steps)
+    evidence: dict | None = field(default=None, repr=False)
 
     @property
     def near_tolerance(self) -> int:
@@ -153,24 +156,36 @@ def structured_order(arch: Architecture) -> np.ndarray:
 def column_gram(backprops: Sequence[np.ndarray], augmented: Sequence[np.ndarray]) -> np.ndarray:
     r""":math:`J^TJ` from the blocks, columns in :func:`structured_order`, without forming J.
 
-    .. math:: (J^TJ)_{(l,i,a),(l',j,b)} = \sum_x (B^{l\\,T}_x B^{l'}_x)_{ij}\,\tilde h^{l-1}_a(x)\,\tilde h^{l'-1}_b(x),
+    .. math:: (J^TJ)_{(l,i,a),(l',j,b)} = \sum_x (B^{l\,T}_x B^{l'}_x)_{ij}\,\tilde h^{l-1}_a(x)\,\tilde h^{l'-1}_b(x),
 
-    one GEMM per pair of layers over the n inputs: :math:`2nN_{par}^2` flop instead of the
-    :math:`nN_L N_{par}^2` of :math:`J^TJ` (the N_L outputs are summed first).
+    with :math:`c_x = B^{l\,T}_xB^{l'}_x` (a batched GEMM), one GEMM per pair of layers over the n
+    inputs, :math:`c^T (\tilde h^{l-1}\otimes\tilde h^{l'-1})`; where the products of inputs would
+    exceed :data:`~.jacobian.COLUMN_GRAM_BLOCK` (the paper's 785-wide input layer: 16 GB on 3352 inputs), one GEMM
+    per neuron i of the first layer instead, :math:`(\tilde h^{l-1})^T (c_{:,i,:} \odot \tilde h^{l'-1})`
+    (0.6 GB there).  :math:`2nN_{par}^2` flop either way instead of the :math:`nN_L N_{par}^2` of
+    :math:`J^TJ` (the N_L outputs are summed first); same roundings per entry either way.
     """
     sizes = [b.shape[2] * h.shape[1] for b, h in zip(backprops, augmented)]
     starts = np.concatenate([[0], np.cumsum(sizes)])
     gram = np.empty((starts[-1], starts[-1]))
+    n = len(augmented[0])
     for l, (b1, h1) in enumerate(zip(backprops, augmented)):
         for m in range(l, len(backprops)):
             b2, h2 = backprops[m], augmented[m]
-            c = (b1.transpose(0, 2, 1) @ b2).reshape(len(h1), -1)  # batched GEMM: ~3x einsum here
-            q = np.einsum("xa,xb->xab", h1, h2).reshape(len(h1), -1)
-            block = (c.T @ q).reshape(b1.shape[2], b2.shape[2], h1.shape[1], h2.shape[1])
-            block = block.transpose(0, 2, 1, 3).reshape(sizes[l], sizes[m])
-            gram[starts[l]:starts[l + 1], starts[m]:starts[m + 1]] = block
-            if m != l:
-                gram[starts[m]:starts[m + 1], starts[l]:starts[l + 1]] = block.T
+            c = b1.transpose(0, 2, 1) @ b2  # (n, N_l, N_l'): batched GEMM, ~3x einsum here
+            first, second = (b1.shape[2], h1.shape[1]), (b2.shape[2], h2.shape[1])
+            if column_gram_temporaries(n, first, second)[1]:
+                q = np.einsum("xa,xb->xab", h1, h2).reshape(n, -1)
+                block = (c.reshape(n, -1).T @ q).reshape(first[0], second[0], first[1], second[1])
+                bands = [(starts[l], block.transpose(0, 2, 1, 3).reshape(sizes[l], sizes[m]))]
+            else:
+                bands = ((starts[l] + i * first[1], h1.T @ (c[:, i, :, None] * h2[:, None, :]).reshape(n, -1))
+                         for i in range(first[0]))  # rows (i, a), columns (j, b)
+            for row, band in bands:
+                rows = slice(row, row + len(band))
+                gram[rows, starts[m]:starts[m + 1]] = band
+                if m != l:
+                    gram[starts[m]:starts[m + 1], rows] = band.T
     return gram
 
 
@@ -303,6 +318,22 @@ def _structured_gram(net: MLP, x: torch.Tensor):
     rows = len(x) * arch.output_dim <= arch.rescaling_bound
     gram = row_gram(backprops, augmented) if rows else column_gram(backprops, augmented)
     return gram, rows, layers, slopes
+
+
+def _bounded_gram(net: MLP, x: torch.Tensor):
+    r"""The smaller Gram matrix with the bounds the pivoted routes need: (gram, rows, trace, rho, e),
+    :math:`\rho \ge \|J_{computed} - J\|_2` (:func:`_jacobian_rounding` plus the rounding of each entry)
+    and :math:`e \ge \|\hat G - G\|_2` for G the Gram of the exact J or of the computed one (the
+    Gram's rounding :math:`\gamma_K\mathrm{tr}\,\hat G`, :func:`_gram_rounding_length`, plus J's,
+    :math:`2\|J\|_F\rho + \rho^2`); None when the trace is not positive and finite."""
+    gram, rows, layers, slopes = _structured_gram(net, x)
+    trace = float(np.trace(gram))
+    if not np.isfinite(trace) or trace <= 0:
+        return None
+    rho = _jacobian_rounding(layers, x.numpy(), slopes) + float(np.finfo(np.float64).eps) * math.sqrt(trace) * 1.01
+    e = (_gamma(_gram_rounding_length(net.arch, len(x), rows)) * trace * 1.01
+         + 2 * math.sqrt(trace) * rho + rho**2)
+    return gram, rows, trace, rho, e
 
 
 def _certified_rank(net: MLP, x: torch.Tensor, device: str | None) -> Rank | None:
@@ -459,14 +490,11 @@ def pivoted_gram_rank(net: MLP, x) -> Rank | None:
     what = f"the pivoted Cholesky of the Gram matrix of {arch} on {len(x)} inputs"
     _check_memory(2 * 8 * side**2, what)  # G and LAPACK's factor (freed before the kept block is copied)
     with threads.for_entries(min(m, p) ** 2):
-        gram, rows, layers, slopes = _structured_gram(net, x)
-        q = len(gram)
-        trace = float(np.trace(gram))
-        if not np.isfinite(trace) or trace <= 0:
+        bounded = _bounded_gram(net, x)
+        if bounded is None:
             return None
-        rounding_j = _jacobian_rounding(layers, x.numpy(), slopes) + eps * math.sqrt(trace) * 1.01
-        e = (_gamma(_gram_rounding_length(arch, len(x), rows)) * trace * 1.01
-             + 2 * math.sqrt(trace) * rounding_j + rounding_j**2)
+        gram, rows, trace, _, e = bounded
+        q = len(gram)
         s_low = math.sqrt(max(_largest_eigenvalue_lower(gram), 0.0))
         factor, pivots, rank, info = scipy.linalg.lapack.dpstrf(gram, tol=2 * (e + _cholesky_error(q, trace)),
                                                                 lower=1, overwrite_a=0)
@@ -500,6 +528,161 @@ def pivoted_gram_rank(net: MLP, x) -> Rank | None:
     lower = shift - delta_r - e
     return Rank(rank, math.sqrt(upper), eps, s_low, float(np.log10(math.sqrt(lower / upper))), (m, p),
                 "gram-pivoted")
+
+
+#: dpstrf keeps a row of J while the largest remaining Schur pivot exceeds this many Gram error bounds;
+#: the rows after it are projected on J itself (:func:`projected_rank`): a cut 1e3 above the floor keeps
+#: the kept rows' seminormal equations well conditioned (one refinement step gains ~1 decade at the
+#: paper's scale) and leaves a few hundred rows (246 of 20 000 there) to project
+PROJECTION_CUT = 1e3
+#: the diagonal shift, in Gram error bounds, of the pivoted Cholesky that certifies the kept rows: its
+#: success proves lambda_min >= (shift - 1) bounds, and the shift slows the refinement by shift/lambda_min
+PROJECTION_SHIFT = 4.0
+#: refinement steps of the corrected seminormal equations, at most (they stop earlier at the rounding floor)
+REFINEMENT_STEPS = 40
+
+
+def projected_rank(net: MLP, x) -> Rank | None:
+    r"""The rank of J with both sides proved, resolving singular values of J down to about
+    :math:`\gamma_{q}\kappa\,\|J\|_F` instead of the Gram's :math:`\sqrt{qu}\,\|J\|_F`: a pivoted
+    Cholesky of the row Gram :math:`G = JJ^T` (q x q, built from the blocks) picks k rows of J that are
+    proved independent, and the remaining q - k rows are projected off their span *on J itself*
+    (corrected seminormal equations, Björck, *Numerical Methods for Least Squares Problems* 2.5.4),
+    with an a-posteriori bound on that projection.  Rows only (:math:`nN_L \le N_{par} - H`, the
+    paper's case); None for the column case, when nothing can be kept or when G and J do not fit in
+    memory together (use :func:`pivoted_gram_rank`).
+
+    Let :math:`J_c` be the computed J (:func:`jacobian_blocks`), :math:`\|J_c - J\|_2 \le \rho`
+    (:func:`_jacobian_rounding`), e the bound on :math:`\|\hat G - J_cJ_c^T\|_2` of
+    :func:`pivoted_gram_rank`, :math:`f = e + \delta_q` (:func:`_cholesky_error`).
+
+    * **Kept rows.** ``dpstrf`` on :math:`\hat G - sI`, :math:`s` = :data:`PROJECTION_SHIFT` f, stops
+      after k steps when no Schur pivot exceeds :data:`PROJECTION_CUT` f: a permutation and
+      :math:`L_{11}L_{11}^T = (\hat G - sI)_{11} + \Delta`, :math:`\|\Delta\|_2 \le \delta_k` (Higham
+      Thm 10.3), so the kept rows :math:`A_1` of :math:`J_c` have
+      :math:`\sigma_{min}(A_1)^2 \ge s_1^2 = s - \delta_k - e > 0`.
+    * **Projection.** With :math:`A_2` the other rows, :math:`C` solves :math:`A_1A_1^TC = A_1A_2^T`
+      through :math:`L_{11}` and is refined until the rounding floor (each step
+      :math:`C \mathrel{+}= (L_{11}L_{11}^T)^{-1}A_1\hat R`), :math:`\hat R = fl(A_2^T - A_1^TC)`
+      (p x (q - k)).  Its exact projection :math:`R_* = P^\perp A_2^T` (:math:`P` onto the row span of
+      :math:`A_1`) satisfies :math:`\|\hat R - R_*\|_2 \le \beta = \|E\|_F + (\|\widehat{A_1\hat R}\|_F
+      + \gamma_p\|A_1\|_F\|\hat R\|_F)/s_1` with :math:`\|E\|_F \le \gamma_{q+1}(\|A_2\|_F + \|A_1\|_F\|C\|_F)`
+      (:math:`P^\perp\hat R = R_* + P^\perp E`, :math:`\|P\hat R\| \le \|A_1\hat R\|/\sigma_{min}(A_1)`),
+      and the singular values :math:`\hat s_i` of :math:`\hat R` carry the SVD's error
+      :math:`\eta = \max(p, q - k)\,\varepsilon\,\hat s_1`: :math:`|s_i(R_*) - \hat s_i| \le \beta + \eta`.
+    * **Both sides.** :math:`\sigma_{k+i}(J_c) \le s_i(R_*)` (:math:`PJ_c^T` has rank k; Weyl) and, from
+      :math:`J_c^T = [A_1^T, R_*]\begin{bmatrix}I & C_*\\ 0 & I\end{bmatrix}` with orthogonal blocks,
+      :math:`\sigma_{k+i}(J_c) \ge \min(s_1, s_i(R_*))/(1 + \|C_*\|_2)`,
+      :math:`\|C_* - C\| \le \|A_1(\hat R - E)\|/s_1^2`; :math:`\sigma_k(J_c) \ge s_1`.  Each bound moves
+      by :math:`\rho` to the exact J.
+
+    The rank r = k + i counts the singular values proved above the SVD rule's tolerance
+    :math:`t = \sqrt{\mathrm{tr}\,G}\max(m, p)\varepsilon` (:math:`\ge s_{max}\max(m, p)\varepsilon`),
+    a proved lower bound on that rule's rank and on the exact rank; ``tolerance`` is the proved upper
+    bound on :math:`\sigma_{r+1}` (the rule's own tolerance when r = q, as in :func:`certified_rank`) and
+    ``gap_log10`` the log10 ratio of the two proved bounds, flagged ill-determined under
+    :data:`GAP_FLAG` decades.  So "exactly r singular values of J above ``tolerance``" is proved, and r
+    equals the SVD rule's rank unless J has singular values between t and ``tolerance`` (which the
+    gap then shows).  Cost at the paper's scale (q = 20 000, p = 25 720): the Gram
+    (~8e10 flop), ``dpstrf`` (~q^3/3), J (4.1 GB) and a few products :math:`J\hat R` per refinement step
+    (4 q p (q - k) flop); memory (G, a copy of :math:`L_{11}`, then J) is checked before allocating.
+    LAPACK only (torch has no pivoted Cholesky).
+    """
+    x = _as_inputs(x, net.arch)
+    arch = net.arch
+    m, p = len(x) * arch.output_dim, arch.n_parameters
+    if m > arch.rescaling_bound:
+        return None  # the smaller Gram is J^T J: its pivots pick columns, not rows
+    if 8 * max(2 * m**2, m**2 + m * p) > _memory_limit():
+        return None  # G and L_11's copy, then L_11 and J, do not fit: pivoted_gram_rank needs G only
+    with threads.for_entries(m * p):
+        return _projected_rank(net, x)
+
+
+def _projected_rank(net: MLP, x: torch.Tensor) -> Rank | None:
+    arch = net.arch
+    m, p = len(x) * arch.output_dim, arch.n_parameters
+    eps = float(np.finfo(np.float64).eps)
+    bounded = _bounded_gram(net, x)
+    if bounded is None:
+        return None
+    gram, _, trace, rho, e = bounded
+    q = len(gram)
+    floor = e + _cholesky_error(q, trace)
+    s_low = math.sqrt(max(_largest_eigenvalue_lower(gram), 0.0))
+    shift = PROJECTION_SHIFT * floor
+    gram[np.diag_indices_from(gram)] -= shift
+    # symmetric: the transpose is the Fortran-ordered view LAPACK factors in place (no copy)
+    factor, pivots, k, info = scipy.linalg.lapack.dpstrf(gram.T, tol=PROJECTION_CUT * floor, lower=1, overwrite_a=1)
+    if info < 0 or k == 0:
+        return None
+    s1_squared = shift - _cholesky_error(k, trace) - e  # lambda_min(A_1 A_1^T) >= this (the trace of G - sI <= tr G)
+    if s1_squared <= 0:
+        return None
+    s1 = math.sqrt(s1_squared)
+    tol_low, tol_high = s_low * max(m, p) * eps, math.sqrt(trace) * max(m, p) * eps
+    order = np.asarray(pivots) - 1  # LAPACK's pivots are 1-based
+    kept, rest = order[:k], order[k:]
+    lower_kept = s1 - rho  # sigma_k(J) >= sigma_min(A_1) - rho
+    evidence = {"kept": k, "projected": q - k, "refinement_steps": 0, "sigma_min_kept_lower": s1}
+    if k == q:
+        return Rank(q, tol_low, eps, s_low, _log10_ratio(lower_kept, tol_high), (m, p), "projected", None, evidence)
+    lower11 = np.array(factor[:k, :k], order="F")  # L_11 once, Fortran-ordered for LAPACK's solves
+    del factor, gram
+    jac = jacobian_blocks(net, x)
+    row_norms = np.einsum("ij,ij->i", jac, jac)
+    a1_norm = math.sqrt(float(row_norms[kept].sum()) * 1.01)
+    a2_norm = math.sqrt(float(row_norms[rest].sum()) * 1.01)
+    a2t = np.ascontiguousarray(jac[rest].T)  # p x (q - k)
+    scattered = np.zeros((q, len(rest)))
+
+    def solve(rhs: np.ndarray) -> np.ndarray:  # (L_11 L_11^T)^{-1} rhs
+        return scipy.linalg.cho_solve((lower11, True), rhs, check_finite=False)
+
+    def residual(coefficients: np.ndarray) -> np.ndarray:  # fl(A_2^T - A_1^T C); zero rows add exactly
+        scattered[kept] = coefficients
+        return a2t - jac.T @ scattered
+
+    coefficients = solve((jac @ a2t)[kept])
+    resid = residual(coefficients)
+    previous = math.inf
+    for step in range(REFINEMENT_STEPS + 1):
+        product = (jac @ resid)[kept]  # A_1 R, computed
+        product_norm = float(np.linalg.norm(product))
+        rounding = _gamma(p) * a1_norm * float(np.linalg.norm(resid))  # of that product
+        loose_e = _gamma(q + 1) * (a2_norm + a1_norm * float(np.linalg.norm(coefficients)))
+        if product_norm <= rounding + s1 * loose_e or product_norm > previous / 2 or step == REFINEMENT_STEPS:
+            break  # at the floor (further steps cannot shrink beta by more than a factor 2), or out of steps
+        previous = product_norm
+        coefficients += solve(product)
+        resid = residual(coefficients)
+    values = scipy.linalg.svdvals(resid, check_finite=True)
+    e_norm = _gamma(q + 1) * (a2_norm + _absolute_product_norm(jac, scattered))  # scattered holds the final C
+    eta = max(p, len(rest)) * eps * float(values[0])
+    beta = e_norm + (product_norm + rounding) / s1 + eta
+    c_norm = float(scipy.linalg.svdvals(coefficients, check_finite=True)[0]) * (1 + max(coefficients.shape) * eps)
+    c_star = c_norm + (product_norm + rounding + a1_norm * e_norm) / s1_squared
+    upper = values + e_norm + eta + rho  # sigma_{k+i}(J) <= s_i(P^perp R) + ||E|| + rho <= s_i(R) + ...
+    lower = np.concatenate([[lower_kept], np.minimum(s1, values - beta) / (1 + c_star) - rho])
+    cut = int(np.sum(lower[1:] > tol_high))  # lower is non-increasing: the first cut values are proved
+    dropped = float(upper[cut]) if cut < len(values) else tol_high
+    evidence.update(refinement_steps=step, projection_error=beta, residual_singular_values=values)
+    return Rank(k + cut, dropped if cut < len(values) else tol_low, eps, s_low, _log10_ratio(lower[cut], dropped),
+                (m, p), "projected", None, evidence)
+
+
+def _absolute_product_norm(matrix: np.ndarray, other: np.ndarray, rows: int = 2048) -> float:
+    r""":math:`\||M^T||X|\|_F` rounded up, a block of rows at a time (no copy of :math:`|M|`): a sum of
+    non-negative terms, computed within a factor :math:`1 - \gamma_n` of its value."""
+    total = np.zeros((matrix.shape[1], other.shape[1]))
+    for start in range(0, len(matrix), rows):
+        total += np.abs(matrix[start:start + rows]).T @ np.abs(other[start:start + rows])
+    return float(np.linalg.norm(total)) * 1.01
+
+
+def _log10_ratio(low: float, high: float) -> float:
+    """log10(low / high) for a proved lower bound over an upper bound (-inf when nothing is proved)."""
+    return float(np.log10(low / high)) if low > 0 else -math.inf
 
 
 def _principal_block(gram: np.ndarray, index: np.ndarray, rows_per_step: int = 512) -> np.ndarray:
