@@ -46,8 +46,8 @@ a breakpoint, whose location in b depends on the point, would need the per-pair 
 piecewise activations keep them.
 
 For Gaussian weights (any dimension: the kernel depends on the points only through the
-covariances) the theory layer's closed forms of :math:`\mathbb E[\sigma\sigma']` and
-:math:`\mathbb E[\sigma'\sigma']` (issue 17, :mod:`theory.gaussian_kernels`) are used where they
+covariances) the theory layer's closed forms of :math:`\mathbb E[\sigma(u)\sigma(u')]` and
+:math:`\mathbb E[\sigma'(u)\sigma'(u')]` (issue 17, :mod:`theory.gaussian_kernels`) are used where they
 exist and this module's quadrature is the independent check.  The quadrature error is
 estimated by recomputing with fewer nodes (:func:`prediction`, ``quadrature_error``); tests compare with the arc-cosine kernel (Cho & Saul 2009) and the
 closed form of :math:`\mathbb E[\sin u\,\sin u']`.
