@@ -181,9 +181,7 @@ def test_gram_eigen_rank_agrees_with_the_svd(arch, n):
         pivoted = F.pivoted_gram_rank(candidate, x)  # observed to prove the rank in all these cases
         assert pivoted is not None and pivoted.rank == svd.rank and pivoted.gap_log10 <= svd.gap_log10 + 1e-6
         value = F.batch_functional_dimension(candidate, x, rank_method="gram")
-        rows = n * candidate.arch.output_dim <= candidate.arch.rescaling_bound  # J J^T is the smaller Gram
-        assert value.value == svd.rank and value.route == "gram"
-        assert value.rank.method == ("projected" if rows else "gram-pivoted")
+        assert value.value == svd.rank and value.route == "gram" and value.rank.method == "projected"
 
 
 def test_pivoted_gram_rank_is_sound_or_declines():
@@ -293,12 +291,19 @@ def test_projected_rank_decides_where_the_gram_cannot():
     assert F.batch_functional_dimension(net, inputs, rank_method="gram").rank.method == "projected"
 
 
-def test_projected_rank_declines_the_column_case():
-    """n N_L > N_par - H: the smaller Gram is J^T J, whose pivots pick columns; the route returns
-    None and ``rank_method="gram"`` takes the pivoted Gram route there."""
-    net, x = net_and_inputs("3-5-4-2", 40, seed=1)
+@pytest.mark.parametrize("seed", [1, 2])
+def test_projected_rank_in_the_column_case(seed):
+    """n N_L > N_par - H: the smaller Gram is J^T J (structured order), whose pivots pick columns of J;
+    the same projection runs on J's columns.  The H rescaling vectors are exact null vectors, so at
+    least H columns are projected to rounding level.  References: the SVD of the explicit J and the
+    exact rational rank, with and without a dead neuron."""
+    net, x = net_and_inputs("3-5-4-2", 40, seed=seed)
     assert 40 * 2 > net.arch.rescaling_bound
-    assert F.projected_rank(net, x) is None
+    for model in (net, _set_bias(net, 1, 2, -50.0)):
+        proved = F.projected_rank(model, x)
+        assert proved is not None and proved.evidence["projected"] >= model.arch.hidden_neurons
+        _assert_proved_by_the_svd(proved, F.svd_rank(F.jacobian_blocks(model, x)))
+        assert proved.rank == F.exact_bfd(model, x) and proved.gap_log10 >= F.GAP_FLAG
 
 
 # (arch, n, seed, dead neuron): rows and columns, certified and declined

@@ -69,9 +69,9 @@ def batch_functional_dimension(net: MLP, x, route: str = "blocks", outputs: str 
     ``route``: ``blocks`` (closed form, numpy) or ``autodiff`` (``torch.func``); both float64.
     ``rank_method``: ``svd`` (:func:`svd_rank`); ``certified`` (logits only: :func:`certified_rank`,
     the same number proved without J or an SVD when it equals the bound, else the SVD); ``gram``
-    (logits only, for Jacobians too large for an SVD: on the CPU :func:`projected_rank` (row case)
-    or :func:`pivoted_gram_rank` (column case, or where the first declines), and where neither
-    proves a cut, or on another ``device``, :func:`gram_eigen_rank`); ``auto`` (up to
+    (logits only, for Jacobians too large for an SVD: on the CPU :func:`projected_rank`, where it
+    declines :func:`pivoted_gram_rank`, and where neither proves a cut, or on another ``device``,
+    :func:`gram_eigen_rank`); ``auto`` (up to
     :data:`SVD_MAX_ENTRIES` entries: certified, then the SVD; above: ``gram``, after the certificate
     on another ``device``).
     ``device``: None runs the Gram routes' factorizations in LAPACK; a torch device name (``"cuda"``,

@@ -17,7 +17,7 @@ from theory.functional_dimension import Architecture
 from .. import threads
 from ..mlp import MLP
 from .jacobian import (ROW_GRAM_STEP, _as_inputs, _check_memory, _memory_limit, backprop_matrices, check_gram_memory,
-                       column_gram_temporaries, jacobian_blocks, network_states)
+                       column_gram_temporaries, gram_bytes, jacobian_blocks, network_states)
 from .symmetries import rescaling_null_vectors
 
 
@@ -548,9 +548,11 @@ def projected_rank(net: MLP, x) -> Rank | None:
     Cholesky of the row Gram :math:`G = JJ^T` (q x q, built from the blocks) picks k rows of J that are
     proved independent, and the remaining q - k rows are projected off their span *on J itself*
     (corrected seminormal equations, Björck, *Numerical Methods for Least Squares Problems* 2.5.4),
-    with an a-posteriori bound on that projection.  Rows only (:math:`nN_L \le N_{par} - H`, the
-    paper's case); None for the column case, when nothing can be kept or when G and J do not fit in
-    memory together (use :func:`pivoted_gram_rank`).
+    with an a-posteriori bound on that projection.  Row case (:math:`nN_L \le N_{par} - H`, the paper's
+    test inputs) as written; in the column case the smaller Gram is :math:`J^TJ` (structured order) and
+    everything below runs on the columns of J (:math:`J^T` for J: the paper's 3352 random inputs).
+    None when nothing can be kept or when G and J do not fit in memory together (use
+    :func:`pivoted_gram_rank`, which needs G only).
 
     Let :math:`J_c` be the computed J (:func:`jacobian_blocks`), :math:`\|J_c - J\|_2 \le \rho`
     (:func:`_jacobian_rounding`), e the bound on :math:`\|\hat G - J_cJ_c^T\|_2` of
@@ -585,16 +587,16 @@ def projected_rank(net: MLP, x) -> Rank | None:
     equals the SVD rule's rank unless J has singular values between t and ``tolerance`` (which the
     gap then shows).  Cost at the paper's scale (q = 20 000, p = 25 720): the Gram
     (~8e10 flop), ``dpstrf`` (~q^3/3), J (4.1 GB) and a few products :math:`J\hat R` per refinement step
-    (4 q p (q - k) flop); memory (G, a copy of :math:`L_{11}`, then J) is checked before allocating.
+    (4 q p (q - k) flop); memory (G, then :math:`L_{11}` moved to the front of G's memory, and J) is
+    checked before allocating.
     LAPACK only (torch has no pivoted Cholesky).
     """
     x = _as_inputs(x, net.arch)
     arch = net.arch
     m, p = len(x) * arch.output_dim, arch.n_parameters
-    if m > arch.rescaling_bound:
-        return None  # the smaller Gram is J^T J: its pivots pick columns, not rows
-    if 8 * max(2 * m**2, m**2 + m * p) > _memory_limit():
-        return None  # G and L_11's copy, then L_11 and J, do not fit: pivoted_gram_rank needs G only
+    side = m if m <= arch.rescaling_bound else p
+    if max(gram_bytes(arch, len(x)), 8 * (side**2 + m * p)) > _memory_limit():
+        return None  # G (then L_11 in its memory) and J do not fit together: pivoted_gram_rank needs G only
     with threads.for_entries(m * p):
         return _projected_rank(net, x)
 
@@ -606,7 +608,7 @@ def _projected_rank(net: MLP, x: torch.Tensor) -> Rank | None:
     bounded = _bounded_gram(net, x)
     if bounded is None:
         return None
-    gram, _, trace, rho, e = bounded
+    gram, rows, trace, rho, e = bounded
     q = len(gram)
     floor = e + _cholesky_error(q, trace)
     s_low = math.sqrt(max(_largest_eigenvalue_lower(gram), 0.0))
@@ -622,18 +624,22 @@ def _projected_rank(net: MLP, x: torch.Tensor) -> Rank | None:
     s1 = math.sqrt(s1_squared)
     tol_low, tol_high = s_low * max(m, p) * eps, math.sqrt(trace) * max(m, p) * eps
     order = np.asarray(pivots) - 1  # LAPACK's pivots are 1-based
+    if not rows:
+        order = structured_order(arch)[order]  # J^T J's index (structured order) -> J's column
     kept, rest = order[:k], order[k:]
     lower_kept = s1 - rho  # sigma_k(J) >= sigma_min(A_1) - rho
     evidence = {"kept": k, "projected": q - k, "refinement_steps": 0, "sigma_min_kept_lower": s1}
     if k == q:
         return Rank(q, tol_low, eps, s_low, _log10_ratio(lower_kept, tol_high), (m, p), "projected", None, evidence)
-    lower11 = np.array(factor[:k, :k], order="F")  # L_11 once, Fortran-ordered for LAPACK's solves
+    lower11 = _leading_factor(factor, k)
     del factor, gram
     jac = jacobian_blocks(net, x)
-    row_norms = np.einsum("ij,ij->i", jac, jac)
+    vectors = jac if rows else jac.T  # the rows the Gram pivoted: J's rows, or its columns (a view)
+    inner = vectors.shape[1]
+    row_norms = np.einsum("ij,ij->i", vectors, vectors)
     a1_norm = math.sqrt(float(row_norms[kept].sum()) * 1.01)
     a2_norm = math.sqrt(float(row_norms[rest].sum()) * 1.01)
-    a2t = np.ascontiguousarray(jac[rest].T)  # p x (q - k)
+    a2t = np.ascontiguousarray(vectors[rest].T)  # inner x (q - k)
     scattered = np.zeros((q, len(rest)))
 
     def solve(rhs: np.ndarray) -> np.ndarray:  # (L_11 L_11^T)^{-1} rhs
@@ -641,15 +647,15 @@ def _projected_rank(net: MLP, x: torch.Tensor) -> Rank | None:
 
     def residual(coefficients: np.ndarray) -> np.ndarray:  # fl(A_2^T - A_1^T C); zero rows add exactly
         scattered[kept] = coefficients
-        return a2t - jac.T @ scattered
+        return a2t - vectors.T @ scattered
 
-    coefficients = solve((jac @ a2t)[kept])
+    coefficients = solve((vectors @ a2t)[kept])
     resid = residual(coefficients)
     previous = math.inf
     for step in range(REFINEMENT_STEPS + 1):
-        product = (jac @ resid)[kept]  # A_1 R, computed
+        product = (vectors @ resid)[kept]  # A_1 R, computed
         product_norm = float(np.linalg.norm(product))
-        rounding = _gamma(p) * a1_norm * float(np.linalg.norm(resid))  # of that product
+        rounding = _gamma(inner) * a1_norm * float(np.linalg.norm(resid))  # of that product
         loose_e = _gamma(q + 1) * (a2_norm + a1_norm * float(np.linalg.norm(coefficients)))
         if product_norm <= rounding + s1 * loose_e or product_norm > previous / 2 or step == REFINEMENT_STEPS:
             break  # at the floor (further steps cannot shrink beta by more than a factor 2), or out of steps
@@ -657,8 +663,8 @@ def _projected_rank(net: MLP, x: torch.Tensor) -> Rank | None:
         coefficients += solve(product)
         resid = residual(coefficients)
     values = scipy.linalg.svdvals(resid, check_finite=True)
-    e_norm = _gamma(q + 1) * (a2_norm + _absolute_product_norm(jac, scattered))  # scattered holds the final C
-    eta = max(p, len(rest)) * eps * float(values[0])
+    e_norm = _gamma(q + 1) * (a2_norm + _absolute_product_norm(vectors, scattered))  # scattered holds the final C
+    eta = max(inner, len(rest)) * eps * float(values[0])
     beta = e_norm + (product_norm + rounding) / s1 + eta
     c_norm = float(scipy.linalg.svdvals(coefficients, check_finite=True)[0]) * (1 + max(coefficients.shape) * eps)
     c_star = c_norm + (product_norm + rounding + a1_norm * e_norm) / s1_squared
@@ -671,7 +677,18 @@ def _projected_rank(net: MLP, x: torch.Tensor) -> Rank | None:
                 (m, p), "projected", None, evidence)
 
 
-def _absolute_product_norm(matrix: np.ndarray, other: np.ndarray, rows: int = 2048) -> float:
+def _leading_factor(factor: np.ndarray, k: int) -> np.ndarray:
+    """L_11, the leading k x k block of LAPACK's Fortran-ordered q x q factor, moved column by column to
+    the front of the same memory as a contiguous Fortran-ordered array (no second array of G's size:
+    column j moves from j q to j k, never past the start of column j + 1)."""
+    q = factor.shape[0]
+    flat = factor.reshape(-1, order="F")  # a view: the factor is Fortran-contiguous
+    for j in range(1, k):
+        flat[j * k:(j + 1) * k] = flat[j * q:j * q + k]  # numpy copies through a buffer where these overlap
+    return flat[:k * k].reshape((k, k), order="F")
+
+
+def _absolute_product_norm(matrix: np.ndarray, other: np.ndarray, rows: int = 512) -> float:
     r""":math:`\||M^T||X|\|_F` rounded up, a block of rows at a time (no copy of :math:`|M|`): a sum of
     non-negative terms, computed within a factor :math:`1 - \gamma_n` of its value."""
     total = np.zeros((matrix.shape[1], other.shape[1]))

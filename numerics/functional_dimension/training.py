@@ -36,8 +36,8 @@ class TrainingSetup:
     The checkpoints are the paper script's epochs (40, 80, 280, 680) and the initialization.
     MNIST's test inputs come from its test split (the others' from the same pool as training).
     Logit ranks are taken by :func:`batch_functional_dimension` with ``rank_method="auto"``: the
-    SVD for Jacobians up to its size limit, above it (the paper's 20 000 x 25 720) the projected route
-    (rows), the pivoted-Cholesky route (columns) or the Gram eigenvalues; ``device`` ``cpu`` factors
+    SVD for Jacobians up to its size limit, above it (the paper's 20 000 x 25 720) the projected route,
+    else the pivoted-Cholesky route or the Gram eigenvalues; ``device`` ``cpu`` factors
     in LAPACK, ``cuda[:N]`` runs the certificate's Cholesky and the eigensolver with torch in float64 there.
     """
 
