@@ -17,7 +17,7 @@ from theory.functional_dimension import Architecture
 from .. import threads
 from ..mlp import MLP
 from .jacobian import (ROW_GRAM_STEP, _as_inputs, _check_memory, _memory_limit, backprop_matrices, check_gram_memory,
-                       column_gram_temporaries, gram_bytes, jacobian_blocks, network_states)
+                       column_gram_temporaries, gram_bytes, jacobian_from_states, network_states)
 from .symmetries import rescaling_null_vectors
 
 
@@ -633,7 +633,8 @@ def _projected_rank(net: MLP, x: torch.Tensor) -> Rank | None:
         return Rank(q, tol_low, eps, s_low, _log10_ratio(lower_kept, tol_high), (m, p), "projected", None, evidence)
     lower11 = _leading_factor(factor, k)
     del factor, gram
-    jac = jacobian_blocks(net, x)
+    hidden, slopes = network_states(net, x)  # J without the SVD copy jacobian_blocks sizes for: memory checked above
+    jac = jacobian_from_states([w for w, _ in net.numpy_layers()], hidden, slopes)
     vectors = jac if rows else jac.T  # the rows the Gram pivoted: J's rows, or its columns (a view)
     inner = vectors.shape[1]
     row_norms = np.einsum("ij,ij->i", vectors, vectors)
