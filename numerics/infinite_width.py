@@ -71,6 +71,7 @@ from theory.symbols import x as X
 
 from .kernel_interpolation import as_points
 from .networks import Init
+from .torch_activation import ARRAYS
 
 #: anchors around each breakpoint for non-polynomial pieces (where tanh, GELU, ... change shape)
 SMOOTH_ANCHORS = (0.0, -1.0, 1.0, -3.0, 3.0, -9.0, 9.0, -27.0, 27.0)
@@ -132,7 +133,7 @@ def _anchors(act: Activation) -> np.ndarray:
 
 
 def _sigma(act: Activation, derivative: int):
-    f = act.numeric("numpy", derivative)
+    f = act.numeric(ARRAYS.name, derivative)
 
     def evaluate(z):
         with np.errstate(over="ignore", invalid="ignore"):

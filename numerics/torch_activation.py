@@ -11,19 +11,32 @@ selects.  A branch that overflows where it is *not* selected would poison the gr
 :math:`e^u` is evaluated as :math:`e^{\min(u, 709)}`.  Pre-activations beyond 709 are far
 outside any training run; the tests compare the generated derivative with autograd on
 :math:`|u| \le 50`.
+
+:data:`ARRAYS` is a second backend registered here, for float64 numpy arrays (the quadratures of
+:mod:`numerics.infinite_width`): numpy's backend with the primitives where torch's float64 kernels
+are several times faster on CPU (measured on the 2-core EPYC of issue 18, ns per element on
+arrays of 1e5-4e6 entries: erf 2.3-4.8 vs 6-25 with scipy, sin/cos 2.2-4.7 vs 7-27, sigmoid
+0.5-1.2 vs 3.9-7.9 with scipy's expit, softplus 2.3-5.8 vs 14-27 with ``logaddexp``), applied to
+the array's memory without a copy; numpy keeps exp, log and tanh (tanh 0.8-1.3 vs 3.6-7.5 ns).
+Both compute the same functions to float64 rounding: the quadratures' softplus is the identity
+only above :math:`u = 37`, where :math:`\log(1 + e^{-u}) < 10^{-16}` is below half an ulp of u
+(torch's default threshold, 20, which the tensor backend keeps, is off by up to
+:math:`2\cdot10^{-9}` there).
 """
 
 from __future__ import annotations
 
+from dataclasses import replace
 from functools import lru_cache
 from typing import Callable
 
+import numpy as np
 import sympy as sp
 import torch
 
 from theory.activations import Activation
 from theory.errors import IbcheckError
-from theory.evaluation import Backend, compile_expression, register_backend
+from theory.evaluation import NUMPY, Backend, compile_expression, register_backend
 
 _COMPARE = {
     sp.StrictLessThan: torch.lt, sp.LessThan: torch.le, sp.StrictGreaterThan: torch.gt,
@@ -80,6 +93,11 @@ def _minimum(a, b):
     return torch.minimum(a, b) if torch.is_tensor(b) else torch.clamp(a, max=float(b))
 
 
+def _exact_softplus(u):
+    """log(1 + e^u), the identity only where that is exact in float64 (module docstring)."""
+    return torch.nn.functional.softplus(u, threshold=37.0)
+
+
 def _power(a, b):
     if isinstance(b, int) and b < 0:
         return 1.0 / torch.pow(a, -b)
@@ -117,6 +135,24 @@ def _reduce(op, items):
 
 
 register_backend(TORCH)
+
+
+def _on_arrays(fn: Callable[[torch.Tensor], torch.Tensor]) -> Callable:
+    """A torch primitive as a function of float64 numpy arrays (sharing their memory) or numbers."""
+    def apply(u):
+        if isinstance(u, np.ndarray):
+            return fn(torch.from_numpy(np.require(u, dtype=np.float64, requirements=("C", "W")))).numpy()
+        return float(fn(torch.tensor(float(u), dtype=torch.float64)))
+    return apply
+
+
+#: numpy arrays in and out, each primitive from the faster library (module docstring)
+ARRAYS = replace(
+    NUMPY, name="arrays",
+    functions={**NUMPY.functions, sp.erf: _on_arrays(torch.special.erf), sp.erfc: _on_arrays(torch.special.erfc),
+               sp.sin: _on_arrays(torch.sin), sp.cos: _on_arrays(torch.cos)},
+    softplus=_on_arrays(_exact_softplus), sigmoid=_on_arrays(torch.sigmoid))
+register_backend(ARRAYS)
 
 
 @lru_cache(maxsize=128)
