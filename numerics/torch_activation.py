@@ -51,9 +51,45 @@ def _as_tensor_op(op):
     return apply
 
 
+def _plain_array(u) -> np.ndarray | None:
+    """The float64 array behind ``u`` where a numpy kernel may compute on it: a CPU tensor outside
+    autograd (None for a tensor that requires grad, a ``torch.func``-transformed one, another dtype)."""
+    if not torch.is_tensor(u) or u.requires_grad or u.dtype != torch.float64 or u.device.type != "cpu":
+        return None
+    try:
+        return u.numpy()
+    except RuntimeError:  # a functorch-batched tensor has no storage of its own
+        return None
+
+
+def _numpy_when_plain(numpy_fn, torch_fn):
+    """``torch_fn``, computed by the numpy ufunc ``numpy_fn`` where ``u`` is a plain float64 tensor.
+
+    numpy's float64 exp, log and tanh are SIMD kernels that torch 2.13 on CPU lacks (measured on
+    the 2-core EPYC of issue 18, (6, 10^4) tensors: exp 28 vs 172 us, tanh 41 vs 313 us); both are
+    accurate to float64 rounding.  Tensors that autograd or ``torch.func`` tracks keep torch's."""
+    def apply(u):
+        array = _plain_array(u)
+        if array is None:
+            return torch_fn(u)
+        out = np.empty(array.shape)
+        with np.errstate(all="ignore"):  # torch's silence: log(-1) is nan, log(0) is -inf
+            numpy_fn(array, out=out)
+        return torch.from_numpy(out)
+    return apply
+
+
+def _numpy_safe_exp(array, out):
+    np.minimum(array, 709.0, out=out)
+    return np.exp(out, out=out)
+
+
+_exp = _numpy_when_plain(_numpy_safe_exp, lambda u: torch.exp(torch.clamp(u, max=709.0)))
+
+
 def _safe_exp(u):
     """exp saturating at the float64 overflow point (module docstring)."""
-    return torch.exp(torch.clamp(u, max=709.0)) if torch.is_tensor(u) else torch.exp(torch.as_tensor(u))
+    return _exp(u) if torch.is_tensor(u) else torch.exp(torch.as_tensor(u))
 
 
 def _where(cond, a, b):
@@ -108,8 +144,8 @@ TORCH = Backend(
     name="torch",
     constant=lambda c: float(c),
     functions={
-        sp.exp: _safe_exp, sp.log: torch.log, sp.sin: torch.sin, sp.cos: torch.cos, sp.tan: torch.tan,
-        sp.sinh: torch.sinh, sp.cosh: torch.cosh, sp.tanh: torch.tanh,
+        sp.exp: _safe_exp, sp.log: _numpy_when_plain(np.log, torch.log), sp.sin: torch.sin, sp.cos: torch.cos,
+        sp.tan: torch.tan, sp.sinh: torch.sinh, sp.cosh: torch.cosh, sp.tanh: _numpy_when_plain(np.tanh, torch.tanh),
         sp.sech: lambda u: 1 / torch.cosh(u), sp.coth: lambda u: 1 / torch.tanh(u),
         sp.csch: lambda u: 1 / torch.sinh(u), sp.erf: torch.special.erf, sp.erfc: torch.special.erfc,
         sp.atan: torch.atan, sp.asinh: torch.asinh, sp.Abs: torch.abs, sp.sign: torch.sign,
