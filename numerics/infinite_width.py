@@ -70,7 +70,7 @@ from theory.gaussian_kernels import gaussian_kernel
 from theory.symbols import x as X
 
 from .kernel_interpolation import as_points
-from .networks import Init
+from .networks import BLOCK_ENTRIES, Init
 from .torch_activation import ARRAYS
 
 #: anchors around each breakpoint for non-polynomial pieces (where tanh, GELU, ... change shape)
@@ -161,7 +161,7 @@ def _first_layer_nodes(init: Init, dim: int, acc: Accuracy) -> tuple[np.ndarray,
                        f"(available: uniform in 1D, directions in 1D/2D, gaussian in any dimension)")
 
 
-def _flat_offset_kernel(f, anchors, init: Init, a, c, acc: Accuracy, chunk: int = 3_000_000) -> np.ndarray:
+def _flat_offset_kernel(f, anchors, init: Init, a, c, acc: Accuracy, chunk: int = BLOCK_ENTRIES) -> np.ndarray:
     r""":math:`\mathbb E_w \frac1{2A}\int_{-A}^{A} f(w\cdot a + b) f(w\cdot c + b)\,db` (module docstring).
 
     The integral is symmetric in (a, c) and its nodes are too, so for ``a`` equal to ``c`` only the
@@ -194,7 +194,7 @@ def _flat_offset_kernel(f, anchors, init: Init, a, c, acc: Accuracy, chunk: int 
     return out
 
 
-def _gaussian_kernel(f, anchors, breaks, init: Init, a, c, acc: Accuracy, chunk: int = 2_000_000) -> np.ndarray:
+def _gaussian_kernel(f, anchors, breaks, init: Init, a, c, acc: Accuracy, chunk: int = BLOCK_ENTRIES) -> np.ndarray:
     r""":math:`\mathbb E[f(u) f(u')]` for the Gaussian pair (u, u') of the module docstring.
 
     The outer variable is :math:`z = u/\sqrt{\Sigma_{11}}`; :math:`g(u) = \mathbb E[f(u')\mid u]` varies on
@@ -263,7 +263,7 @@ def _feature_nodes(init: Init, a: np.ndarray, c: np.ndarray, acc: Accuracy):
             np.outer(w_weights, bw / (2 * big)).ravel())
 
 
-def _feature_kernel(f, init: Init, a: np.ndarray, c: np.ndarray, acc: Accuracy, chunk: int = 4_000_000) -> np.ndarray:
+def _feature_kernel(f, init: Init, a: np.ndarray, c: np.ndarray, acc: Accuracy, chunk: int = BLOCK_ENTRIES) -> np.ndarray:
     r""":math:`K = \Phi_a\,\mathrm{diag}(\omega)\,\Phi_c^T`, :math:`\Phi_a[i, m] = f(w_m\cdot a_i + b_m)`: the
     kernel of an activation without breakpoints by one product rule for every pair (module docstring);
     the features are evaluated per point, not per pair, in blocks of about ``chunk`` entries."""

@@ -52,7 +52,7 @@ from .checks import (JUDGED, REPORTED, Check, CheckResult, Context, Option, Plot
 from .kernel_interpolation import (activation_kernel, as_points, curvature_penalty_weight, kernel_interpolant,
                                    polyharmonic_kernel, polynomial_block, spectral_density, theory_interpolant,
                                    weighted_cubic_spline)
-from .networks import Init, ShallowNetwork, as_tensor, kernel_descent_weights, linearized_solution, train
+from .networks import BLOCK_ENTRIES, Init, ShallowNetwork, as_tensor, kernel_descent_weights, linearized_solution, train
 from .progress import progress
 from .verdicts import Criterion, Measurement, Premise, at_most, between, control, within_relative
 
@@ -788,9 +788,10 @@ def decay_rates(net: ShallowNetwork, points: np.ndarray, residuals: np.ndarray) 
     x = as_tensor(points)
     r = torch.as_tensor(residuals, dtype=torch.float64)
     acc = torch.zeros(r.shape[1], dtype=torch.float64)
+    block = max(1, BLOCK_ENTRIES // len(points))
     with torch.no_grad():
-        for lo in range(0, net.width, 4096):
-            part = slice(lo, lo + 4096)
+        for lo in range(0, net.width, block):
+            part = slice(lo, lo + block)
             acc += ((net.sigma(x @ net.w[part].T + net.b[part]).T @ r) ** 2).sum(dim=0)
     return (acc * net.output_scale**2 / len(points) / (r**2).sum(dim=0)).numpy()
 
