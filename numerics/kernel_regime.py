@@ -263,14 +263,15 @@ def width_study(act: Activation, x, y, grid, target: np.ndarray, widths, init: I
     base = widths[0]
     if any(w % base or total % w for w in widths):
         raise IbcheckError(f"widths {widths} must be multiples of {base} dividing the total width {total}")
-    x_t, grid_t = as_tensor(x), as_tensor(grid)
+    x_t = as_tensor(x)
+    points = torch.cat([x_t, as_tensor(grid)])  # the data, then the grid: one kernel K(points, X) per block
     net = ShallowNetwork(act, total, x_t.shape[1], replace(init, s_v=0.0, antisymmetric=False), "standard", seed)
     k_data, k_grid = [], []
     with progress(total // base, desc or f"{act.label} random features", unit="block") as bar:
         for lo in range(0, total, base):
-            block = net.subnetwork(slice(lo, lo + base))
-            k_data.append(block.tangent_kernel(x_t, x_t, "output"))
-            k_grid.append(block.tangent_kernel(grid_t, x_t, "output"))
+            k = net.subnetwork(slice(lo, lo + base)).tangent_kernel(points, x_t, "output")
+            k_data.append(k[:len(x_t)])
+            k_grid.append(k[len(x_t):])
             bar.update(1)
     y_t = torch.as_tensor(np.asarray(y, dtype=float), dtype=torch.float64)
     scale = float(np.max(np.abs(y)))
