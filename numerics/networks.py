@@ -45,8 +45,8 @@ from theory.errors import IbcheckError
 
 from . import threads
 from .reproducibility import generators
-from .torch_activation import torch_activation
-from .training import History, gradient_descent
+from .torch_activation import ARRAYS, torch_activation
+from .training import History, array_descent, full_shape
 
 PARAMETERIZATIONS = ("standard", "ntk")
 LAYERS = ("output", "all")
@@ -322,40 +322,74 @@ def linearized_solution(net: ShallowNetwork, x, y, layers: str = "all", lr: floa
 
 
 def train(net: ShallowNetwork, x, y, steps: int, lr: float | Sequence[float], layers: str = "all",
-          stop_loss: float | None = None, record_steps: Sequence[int] | None = None) -> History:
+          record_steps: Sequence[int] | None = None) -> History:
     r"""Full-batch gradient descent on :math:`L = \frac1{2N}\sum_j (f(x_j) - y_j)^2`.
 
     ``layers='output'`` trains v only (random features); ``'all'`` trains v, w, b.  ``lr`` is one
     step size or one per parameter (v, w, b): the relative layer scales and rates set the regime
     (section 1.4).  A small step approximates gradient flow.  Divergence raises
     :class:`~numerics.training.TrainingDiverged` naming the activation, the width and the step.
+
+    The loop is :func:`numerics.training.array_descent` on v, w and b packed as the rows of one
+    numpy array, sigma and sigma' from :data:`numerics.torch_activation.ARRAYS` (issue 18: at the
+    kernel regime's sizes, width 1e3-1e4 on a few points, torch's per-call overhead and its
+    float64 exp and tanh made the step up to 2-3x slower); the network's tensors hold the result.
     """
     _check_layers(layers)
-    rates = _rates(lr)
-    x = as_tensor(x)
-    y = torch.as_tensor(np.asarray(y, dtype=float), dtype=torch.float64)
+    eta_v, eta_w, eta_b = _rates(lr)
     if layers == "all":
-        slope = net._derivative()  # a clear error for activations whose sigma' is a point mass
-        params, rates = net.parameters, list(rates)
-    else:
-        params, rates = [net.v], [rates[0]]
-    scale = net.output_scale / len(x)
+        net._derivative()  # a clear error for activations whose sigma' is a point mass
+    x_hat = np.hstack([as_tensor(x).numpy(), np.ones((len(x), 1))])  # (N, d + 1): rows (x_j, 1)
+    y = np.asarray(y, dtype=float)
+    packed = torch.cat([net.v.detach()[None], net.w.detach().T, net.b.detach()[None]]).numpy().copy()
+    history = array_descent(packed, _closed_form_gradient(net, packed, x_hat, y, (eta_v, eta_w, eta_b), layers),
+                            steps, 1.0, record_steps=record_steps, describe=f"{net.describe} ({layers} layers)")
+    net.v, net.w, net.b = (torch.from_numpy(t.copy()).requires_grad_(True) for t in (packed[0], packed[1:-1].T, packed[-1]))
+    return history
 
-    def loss():
-        r"""L and its gradient in closed form (no autograd tape): with :math:`r = f(X) - y` and s the
-        output scale, :math:`\partial_v L = \frac sN\sigma(z)^Tr`, :math:`\partial_w L = q^TX`,
-        :math:`\partial_b L = q^T\mathbf 1` with :math:`q = \frac sN\sigma'(z)\odot(r v^T)`."""
-        with torch.no_grad():
-            z = torch.addmm(net.b, x, net.w.T)
-            features = net.sigma(z)
-            r = net.output_scale * (features @ net.v) - y
-            grads = [scale * (features.T @ r)]
-            if layers == "all":
-                q = torch.outer(r, net.v).mul_(slope(z)).mul_(scale)  # in place: one (N, n) temporary
-                grads += [q.T @ x, q.sum(0)]
-            return 0.5 * torch.dot(r, r) / len(x), grads
-    return gradient_descent(params, loss, steps, rates, describe=f"{net.describe} ({layers} layers)",
-                            stop_loss=stop_loss, record_steps=record_steps)
+
+def _closed_form_gradient(net: ShallowNetwork, packed: np.ndarray, x_hat: np.ndarray, y: np.ndarray, rates,
+                          layers: str):
+    r"""``gradient(out) -> L`` for :func:`train` on the parameters ``packed`` = :math:`(v; U)`, one row
+    v and the d + 1 rows :math:`U = (w^T; b^T)` (read through views, so the descent's updates are
+    seen): with :math:`z = \hat X U`, :math:`\hat X` the rows :math:`(x_j, 1)`, the residual
+    :math:`r = s\,\sigma(z)v - y` (s the output scale) and :math:`\rho = \frac sN r`,
+
+    .. math::
+       \eta_v\partial_v L = \eta_v\,\sigma(z)^T\rho, \qquad
+       \eta\odot\partial_U L = \big((\rho\odot\hat X_\eta)^T\sigma'(z)\big)\odot v^T,
+       \quad \hat X_\eta = (\eta_w x_j, \eta_b),
+
+    written into ``out`` (each layer's step size folded in, so the descent's own step is 1): two
+    products with the (N, n) feature matrices, every other operation on vectors or rows."""
+    eta_v, eta_w, eta_b = rates
+    n_points, dim = x_hat.shape[0], x_hat.shape[1] - 1
+    rated = x_hat * np.array([eta_w] * dim + [eta_b])  # (N, d + 1): (eta_w x_j, eta_b)
+    sigma = net.activation.numeric(ARRAYS.name)
+    slope = net.activation.numeric(ARRAYS.name, 1) if layers == "all" else None
+    z = np.empty((n_points, net.width))
+    residual, rho = np.empty(n_points), np.empty(n_points)
+    rho_x = np.empty_like(rated)
+    scale = net.output_scale
+    v, u = packed[0], packed[1:]
+
+    def gradient(out: np.ndarray) -> float:
+        np.matmul(x_hat, u, out=z)
+        features = full_shape(sigma(z), z)
+        np.matmul(features, v, out=residual)
+        np.multiply(residual, scale, out=residual)
+        np.subtract(residual, y, out=residual)
+        np.multiply(residual, scale / n_points, out=rho)
+        np.matmul(rho, features, out=out[0])
+        np.multiply(out[0], eta_v, out=out[0])
+        if slope is None:
+            out[1:] = 0.0
+        else:
+            np.multiply(rho[:, None], rated, out=rho_x)
+            np.matmul(rho_x.T, full_shape(slope(z), z), out=out[1:])
+            np.multiply(out[1:], v, out=out[1:])
+        return 0.5 * float(np.dot(residual, residual)) / n_points
+    return gradient
 
 
 def as_tensor(x) -> torch.Tensor:

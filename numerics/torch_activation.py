@@ -182,9 +182,19 @@ def _on_arrays(fn: Callable[[torch.Tensor], torch.Tensor]) -> Callable:
     return apply
 
 
+def _array_heaviside(u, h0):
+    """:func:`_heaviside` for numpy arrays (np.heaviside is as slow as torch's: 5 ns per entry)."""
+    step = np.sign(np.asarray(u, dtype=float))
+    step += 1
+    step *= 0.5
+    if float(h0) != 0.5:
+        step[u == 0] = float(h0)
+    return step
+
+
 #: numpy arrays in and out, each primitive from the faster library (module docstring)
 ARRAYS = replace(
-    NUMPY, name="arrays",
+    NUMPY, name="arrays", heaviside=_array_heaviside,
     functions={**NUMPY.functions, sp.erf: _on_arrays(torch.special.erf), sp.erfc: _on_arrays(torch.special.erfc),
                sp.sin: _on_arrays(torch.sin), sp.cos: _on_arrays(torch.cos)},
     softplus=_on_arrays(_exact_softplus), sigmoid=_on_arrays(torch.sigmoid))
