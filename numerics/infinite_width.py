@@ -318,11 +318,14 @@ def exact_kernel(act: Activation, init: Init, a, c, acc: Accuracy = FINE, deriva
 
     A kernel is computed once per process for given inputs (:data:`_KERNELS`): the checks judge
     every activation against the same few other activations' predictions (their controls), on
-    the same data and init."""
+    the same data and init; the key holds the first-layer distribution only (the output layer's
+    ``s_v`` and ``antisymmetric`` do not enter this expectation), so the NTK's first term reuses the
+    random-feature kernel of the same (w, b)."""
     a, c = as_points(a), as_points(c)
-    key = (act.label, sp.srepr(act.bound), init, acc, derivative, quadrature_only, _digest(a, c))
+    first_layer = replace(init, s_v=0.0, antisymmetric=False)
+    key = (act.label, sp.srepr(act.bound), first_layer, acc, derivative, quadrature_only, _digest(a, c))
     if key not in _KERNELS:
-        kernel = _computed_kernel(act, init, a, c, acc, derivative, quadrature_only)
+        kernel = _computed_kernel(act, first_layer, a, c, acc, derivative, quadrature_only)
         kernel.flags.writeable = False
         _KERNELS.put(key, kernel)
     return _KERNELS[key]
