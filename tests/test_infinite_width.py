@@ -202,3 +202,15 @@ def test_gaussian_closed_forms_in_any_dimension_agree_with_the_quadrature(name, 
     assert np.max(np.abs(closed - ours)) / np.max(np.abs(ours)) < 1e-7
     a, b, c, r = infinite_width.gaussian_covariances(GAUSS, points, points)
     assert np.allclose(r**2, a * b - c**2, atol=1e-12) and np.all(np.diag(r) == 0)
+
+
+def test_kernels_are_remembered_by_the_first_layer_distribution():
+    """The output layer (s_v, antisymmetric) does not enter E[sigma(w.x + b) sigma(w.x' + b)]: the
+    NTK's first term is the random-feature kernel of the same (w, b), remembered once."""
+    act = theory.activation("tanh")
+    a = np.linspace(-1, 1, 7)[:, None]
+    plain = infinite_width.exact_kernel(act, Init("gaussian", s_w=1.5), a, a, quadrature_only=True)
+    trained = infinite_width.exact_kernel(act, Init("gaussian", s_w=1.5, s_v=1.0, antisymmetric=True), a, a,
+                                          quadrature_only=True)
+    assert trained is plain
+    assert infinite_width.exact_kernel(act, Init("gaussian", s_w=2.0), a, a, quadrature_only=True) is not plain
