@@ -209,7 +209,7 @@ class ShallowNetwork:
                 part = slice(lo, lo + CHUNK)
                 z1 = torch.addmm(self.b[part], x1, self.w[part].T)
                 z2 = torch.addmm(self.b[part], x2, self.w[part].T)
-                out += eta_v * self.sigma(z1) @ self.sigma(z2).T
+                out += eta_v * (self.sigma(z1) @ self.sigma(z2).T)  # scale the (N1, N2) product, not the features
                 if derivative is not None:
                     d1, d2 = derivative(z1) * self.v[part], derivative(z2) * self.v[part]
                     out += (d1 @ d2.T) * (eta_w * (x1 @ x2.T) + eta_b)
