@@ -14,7 +14,7 @@ from theory.activations import Activation
 from theory.dynamics import Sliding, derivative_functions, gap_equilibria_many, kinks
 
 from ..torch_activation import torch_activation
-from ..training import gradient_descent, log_spaced_steps
+from ..training import array_descent, log_spaced_steps
 
 #: a plane counts as resting on an equilibrium when its u = rho g is this close to the root
 OFFSET_TOLERANCE = 0.05
@@ -74,35 +74,33 @@ def field_step_size(act: Activation, x: np.ndarray, residual: np.ndarray) -> flo
 def frozen_field_flow(act: Activation, x: np.ndarray, residual: np.ndarray, neurons: FieldNeurons, steps: int,
                       lr: float, record_steps=None) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     r"""GD on (w, b) of every neuron under the linear loss
-    :math:`\frac1N\sum_j r_j\sum_i v_i\sigma(w_i x_j + b_i)` (output weights fixed), with the
-    closed-form gradient :math:`\frac{v_i}{N}\sum_j r_j\sigma'(z_{ij})(x_j, 1)` in one autograd node.
+    :math:`L = \frac1N\sum_j r_j\sum_i v_i\sigma(w_i x_j + b_i)` (output weights fixed), with the
+    closed-form gradient :math:`\frac{v_i}{N}\sum_j r_j\sigma'(z_{ij})(x_j, 1)`, in numpy on buffers
+    allocated once (:func:`numerics.training.array_descent`: at these sizes a step is mostly
+    per-call overhead, which numpy has less of than torch).  :math:`\sigma, \sigma'` are the torch
+    functions, applied to a tensor that shares z's memory: planes drift far from the data, where
+    they stay finite (softplus' exp overflows in the compiled numpy form).
 
     Returns (steps, w, b) with w, b of shape (recorded steps, neurons); by default only the
     final state is returned (shape (1, neurons))."""
     sigma, slope = torch_activation(act), torch_activation(act, 1)
-    xs = torch.as_tensor(x, dtype=torch.float64)
-    weights = torch.as_tensor(residual, dtype=torch.float64)[:, None] * \
-        torch.as_tensor(neurons.v, dtype=torch.float64)[None, :] / len(x)          # r_j v_i / N
-    inputs = torch.stack([xs, torch.ones_like(xs)], 1)                            # (N, 2)
-    params = torch.as_tensor(np.stack([neurons.sign * neurons.rho0,
-                                       neurons.u0 - neurons.sign * neurons.rho0 * x[neurons.point]], 1),
-                             dtype=torch.float64).clone().requires_grad_(True)
+    N, M = len(x), len(neurons.v)
+    weights = np.asarray(residual, dtype=float)[:, None] * np.asarray(neurons.v, dtype=float)[None, :] / N  # r_j v_i / N
+    inputs = np.stack([np.asarray(x, dtype=float), np.ones(N)], 1)                                      # (N, 2)
+    params = np.stack([neurons.sign * neurons.rho0, neurons.u0 - neurons.sign * neurons.rho0 * x[neurons.point]],
+                      1).astype(float)                                                                   # (M, 2)
+    z, weighted_slope = np.empty((N, M)), np.empty((N, M))
+    z_tensor = torch.from_numpy(z)                                                                       # z's memory
 
-    class LinearLoss(torch.autograd.Function):
-        @staticmethod
-        def forward(ctx, p):
-            z = inputs @ p.T                                                      # (N, M)
-            ctx.grad = (weights * slope(z)).T @ inputs                            # (M, 2)
-            return (weights * sigma(z)).sum()
+    def loss_and_gradient(out: np.ndarray) -> float:
+        np.matmul(inputs, params.T, out=z)
+        np.multiply(weights, slope(z_tensor).numpy(), out=weighted_slope)
+        np.matmul(weighted_slope.T, inputs, out=out)
+        return float(np.vdot(weights, sigma(z_tensor).numpy()))
 
-        @staticmethod
-        def backward(ctx, upstream):
-            return upstream * ctx.grad
-
-    history = gradient_descent([params], lambda: LinearLoss.apply(params), steps, lr,
-                               record=lambda step: params.detach().numpy().copy(),
-                               record_steps=record_steps if record_steps is not None else [steps],
-                               describe=f"{act.label} frozen field")
+    history = array_descent(params, loss_and_gradient, steps, lr, record=lambda step: params.copy(),
+                            record_steps=record_steps if record_steps is not None else [steps],
+                            describe=f"{act.label} frozen field")
     states = np.array(history.records)
     return np.array(history.steps), states[..., 0], states[..., 1]
 
