@@ -105,10 +105,12 @@ def frozen_field_flow(act: Activation, x: np.ndarray, residual: np.ndarray, neur
     return np.array(history.steps), states[..., 0], states[..., 1]
 
 
-def gap_velocity(act: Activation, x: np.ndarray, residual: np.ndarray, v, rho, sign, point, g) -> tuple:
+def gap_velocity(act: Activation, x: np.ndarray, residual: np.ndarray, v, rho, sign, point, g,
+                 with_slope: bool = True) -> tuple:
     r"""The exact frozen-residual gap equation of 1D neurons and its slope (unit rate):
     :math:`G(g) = -\frac{v}{N\rho}\sum_j r_j\sigma'(z_j)(1 + x_jx_k - g s x_j)`,
-    :math:`z_j = \rho(s(x_j - x_k) + g)`; returns (G, dG/dg).
+    :math:`z_j = \rho(s(x_j - x_k) + g)`; returns (G, dG/dg), with dG/dg None when
+    ``with_slope`` is False (root bracketing and bisection need G only).
 
     Scalar neuron parameters with g of any shape, or arrays of M neurons with g of shape (M, G)."""
     d1, d2 = derivative_functions(act)
@@ -124,9 +126,12 @@ def gap_velocity(act: Activation, x: np.ndarray, residual: np.ndarray, v, rho, s
     z = r_ * (s * (x[None, None, :] - xk) + gg)
     kernel = 1 + x[None, None, :] * xk - gg * s * x[None, None, :]
     scale = (-v / (len(x) * rho))[:, None]
-    value = scale * (residual * d1(z) * kernel).sum(-1)
-    slope = scale * (residual * (r_ * d2(z) * kernel - d1(z) * s * x[None, None, :])).sum(-1)
-    return (value[0], slope[0]) if scalar else (value, slope)
+    first = d1(z)
+    value = scale * (residual * first * kernel).sum(-1)
+    slope = scale * (residual * (r_ * d2(z) * kernel - first * s * x[None, None, :])).sum(-1) if with_slope else None
+    if scalar:
+        return value[0], (slope[0] if with_slope else None)
+    return value, slope
 
 
 def gap_roots_many(act: Activation, x: np.ndarray, residual: np.ndarray, v, rho, sign, point, lo, hi,
@@ -140,7 +145,7 @@ def gap_roots_many(act: Activation, x: np.ndarray, residual: np.ndarray, v, rho,
     point = point.astype(int)
     points = max(int(np.max(hi - lo) * density), 2) + 1
     u = lo[:, None] + (hi - lo)[:, None] * np.linspace(0, 1, points)[None, :]
-    values, _ = gap_velocity(act, x, residual, v, rho, sign, point, u / rho[:, None])
+    values, _ = gap_velocity(act, x, residual, v, rho, sign, point, u / rho[:, None], with_slope=False)
     neuron, cell = np.nonzero(np.sign(values[:, :-1]) * np.sign(values[:, 1:]) < 0)
     a, b = u[neuron, cell], u[neuron, cell + 1]
     keep = np.ones(len(a), dtype=bool)
@@ -150,10 +155,10 @@ def gap_roots_many(act: Activation, x: np.ndarray, residual: np.ndarray, v, rho,
             keep &= ~((a <= c) & (c <= b))
     neuron, a, b = neuron[keep], a[keep], b[keep]
     args = (v[neuron], rho[neuron], sign[neuron], point[neuron])
-    fa = gap_velocity(act, x, residual, *args, (a / rho[neuron])[:, None])[0][:, 0]
+    fa = gap_velocity(act, x, residual, *args, (a / rho[neuron])[:, None], with_slope=False)[0][:, 0]
     for _ in range(60):
         mid = (a + b) / 2
-        fm = gap_velocity(act, x, residual, *args, (mid / rho[neuron])[:, None])[0][:, 0]
+        fm = gap_velocity(act, x, residual, *args, (mid / rho[neuron])[:, None], with_slope=False)[0][:, 0]
         left = np.sign(fm) == np.sign(fa)
         a, fa, b = np.where(left, mid, a), np.where(left, fm, fa), np.where(left, b, mid)
     roots = (a + b) / 2
@@ -292,7 +297,7 @@ def placement_test(act: Activation, xs: np.ndarray, y: np.ndarray, sharpness, st
                     rates.append((slope, slope, 0.0))
             for kink in kinks(act):
                 g = np.array([kink.location - 1e-9, kink.location + 1e-9]) / rho0
-                minus, plus = gap_velocity(act, xs, residual, v, rho0, s, k, g)[0]
+                minus, plus = gap_velocity(act, xs, residual, v, rho0, s, k, g, with_slope=False)[0]
                 if min(abs(minus), abs(plus)) > 1e-12:
                     # u = rho g moves at rho |G|: the inverse time to cover delta is rho |G| / delta
                     targets.append((k, s, v, kink.location, rho0))
