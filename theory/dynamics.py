@@ -355,6 +355,7 @@ def _sign_change(func: Callable[[float], float], a: float, b: float) -> float:
     return a if abs(fa) <= abs(fb) else b
 
 
+@lru_cache(maxsize=64)
 def equilibrium_branches(act: Activation, window: float = EQUILIBRIUM_WINDOW) -> Equilibria:
     r"""The monotone branches of :math:`\sigma'` on :math:`|u| \le` ``window`` and the class of
     :math:`\sigma` they define (5.4):

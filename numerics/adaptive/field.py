@@ -285,10 +285,16 @@ def placement_test(act: Activation, xs: np.ndarray, y: np.ndarray, sharpness, st
     residual = -np.asarray(y, dtype=float)
     # targets: (k, s, v, u*, rho0), stability, kind, and the relaxation rates (left, right) per unit delta
     targets, stable, kind, rates = [], [], [], []
-    for rho0 in sharpness:
-        base = field_population(len(xs), [0.0], rho0)
+    populations = [field_population(len(xs), [0.0], rho0) for rho0 in sharpness]
+    every = populations[0]
+    for population in populations[1:]:
+        every = every + population
+    # the roots of every (sharpness, k, s, v) in one vectorised search, in the order of the loop below
+    found = iter(gap_roots_many(act, xs, residual, every.v, every.rho0, every.sign, every.point,
+                                np.full(len(every.v), -window), np.full(len(every.v), window)))
+    for rho0, base in zip(sharpness, populations):
         for k, s, v in zip(base.point, base.sign, base.v):
-            for u, st in gap_roots(act, xs, residual, v, rho0, s, k, window):
+            for u, st in next(found):
                 if timescale_ratio(act, xs, residual, v, rho0, s, k, u) >= TIMESCALE_SEPARATION:
                     slope = abs(gap_velocity(act, xs, residual, v, rho0, s, k, u / rho0)[1][0])
                     targets.append((k, s, v, u, rho0))
