@@ -79,7 +79,8 @@ def frozen_field_flow(act: Activation, x: np.ndarray, residual: np.ndarray, neur
     allocated once (:func:`numerics.training.array_descent`: at these sizes a step is mostly
     per-call overhead, which numpy has less of than torch).  :math:`\sigma, \sigma'` are the torch
     functions, applied to a tensor that shares z's memory: planes drift far from the data, where
-    they stay finite (softplus' exp overflows in the compiled numpy form).
+    they stay finite (softplus' exp overflows in the compiled numpy form).  L itself (one more
+    activation call) is evaluated only where ``array_descent`` records or checks divergence.
 
     Returns (steps, w, b) with w, b of shape (recorded steps, neurons); by default only the
     final state is returned (shape (1, neurons))."""
@@ -92,13 +93,15 @@ def frozen_field_flow(act: Activation, x: np.ndarray, residual: np.ndarray, neur
     z, weighted_slope = np.empty((N, M)), np.empty((N, M))
     z_tensor = torch.from_numpy(z)                                                                       # z's memory
 
-    def loss_and_gradient(out: np.ndarray) -> float:
+    def gradient(out: np.ndarray) -> None:
         np.matmul(inputs, params.T, out=z)
         np.multiply(weights, slope(z_tensor).numpy(), out=weighted_slope)
         np.matmul(weighted_slope.T, inputs, out=out)
+
+    def loss() -> float:  # at the z of the last gradient: only where array_descent checks or records
         return float(np.vdot(weights, sigma(z_tensor).numpy()))
 
-    history = array_descent(params, loss_and_gradient, steps, lr, record=lambda step: params.copy(),
+    history = array_descent(params, gradient, steps, lr, loss=loss, record=lambda step: params.copy(),
                             record_steps=record_steps if record_steps is not None else [steps],
                             describe=f"{act.label} frozen field")
     states = np.array(history.records)
