@@ -240,19 +240,20 @@ def kinks(act: Activation) -> tuple[Kink, ...]:
 
 @dataclass(frozen=True)
 class Sliding:
-    """The Filippov analysis of one (plane, data point) pair from its one-sided gap velocities."""
+    """The Filippov analysis of one (plane, data point) pair from its one-sided gap velocities
+    (or of many pairs at once: arrays of velocities give arrays of classes)."""
 
-    minus: float
-    plus: float
+    minus: float | np.ndarray
+    plus: float | np.ndarray
 
     @property
-    def attracting(self) -> bool:
+    def attracting(self) -> bool | np.ndarray:
         """:math:`\\dot g(c^-) > 0 > \\dot g(c^+)`: the plane is caught (pinned)."""
-        return self.minus > 0 > self.plus
+        return (self.minus > 0) & (self.plus < 0)
 
     @property
-    def repelling(self) -> bool:
-        return self.minus < 0 < self.plus
+    def repelling(self) -> bool | np.ndarray:
+        return (self.minus < 0) & (self.plus > 0)
 
     @property
     def weight(self) -> float:
