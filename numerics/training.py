@@ -64,7 +64,7 @@ def gradient_descent(params: Sequence[torch.Tensor],
                      loss_fn: Callable[[], torch.Tensor | tuple[torch.Tensor, Sequence[torch.Tensor]]], steps: int,
                      lr: float | Sequence[float], *, record: Callable[[int], object] | None = None,
                      record_steps: Sequence[int] | None = None, describe: str = "training",
-                     max_abs: float = 1e12, stop_loss: float | None = None) -> History:
+                     max_abs: float = 1e12, stop_loss: float | None = None, check_every: int = 64) -> History:
     r"""Run ``steps`` full-batch steps :math:`\theta \leftarrow \theta - \eta\nabla L`.
 
     ``loss_fn`` returns the loss, or ``(loss, gradients)`` where the gradient is known in
@@ -72,7 +72,10 @@ def gradient_descent(params: Sequence[torch.Tensor],
     (default: log-spaced) the loss and ``record(step)`` are stored.  ``stop_loss`` ends
     training early once the loss falls below it (the final state is recorded).
     Raises :class:`TrainingDiverged` on a non-finite loss or gradient, or a parameter above
-    ``max_abs`` in absolute value.
+    ``max_abs`` in absolute value.  The loss is checked every step, the parameters' bound every
+    ``check_every`` steps and at every record (one reduction per tensor: per step it costs as
+    much as a small network's update); a non-finite gradient in between makes the next loss
+    non-finite.
     """
     rates = list(lr) if isinstance(lr, (list, tuple)) else [lr] * len(params)
     if len(rates) != len(params):
@@ -103,9 +106,10 @@ def gradient_descent(params: Sequence[torch.Tensor],
             with torch.no_grad():
                 for p, g, eta in zip(params, grads, rates):
                     p.add_(g, alpha=-eta)
-                # one cheap bound per tensor: NaN fails both comparisons, so this also
+                # one bound per tensor: NaN fails both comparisons, so this also
                 # catches non-finite gradients (diagnosed below, only on failure)
-                if not all(-max_abs <= lo and hi <= max_abs for lo, hi in map(torch.aminmax, params)):
+                checked = step % check_every == 0 or step in wanted
+                if checked and not all(-max_abs <= lo and hi <= max_abs for lo, hi in map(torch.aminmax, params)):
                     if not all(bool(torch.isfinite(g).all()) for g in grads):
                         raise TrainingDiverged(f"{describe}: non-finite gradient at step {step}")
                     raise TrainingDiverged(f"{describe}: weights exploded (|w| > {max_abs:g}) at step {step}")
