@@ -86,7 +86,8 @@ def frozen_field_flow(act: Activation, x: np.ndarray, residual: np.ndarray, neur
     final state is returned (shape (1, neurons))."""
     sigma, slope = torch_activation(act), torch_activation(act, 1)
     N, M = len(x), len(neurons.v)
-    weights = np.asarray(residual, dtype=float)[:, None] * np.asarray(neurons.v, dtype=float)[None, :] / N  # r_j v_i / N
+    # r_j v_i / N, shape (N, M)
+    weights = np.asarray(residual, dtype=float)[:, None] * np.asarray(neurons.v, dtype=float)[None, :] / N
     inputs = np.stack([np.asarray(x, dtype=float), np.ones(N)], 1)                                      # (N, 2)
     params = np.stack([neurons.sign * neurons.rho0, neurons.u0 - neurons.sign * neurons.rho0 * x[neurons.point]],
                       1).astype(float)                                                                   # (M, 2)
@@ -289,9 +290,7 @@ def placement_test(act: Activation, xs: np.ndarray, y: np.ndarray, sharpness, st
     # targets: (k, s, v, u*, rho0), stability, kind, and the relaxation rates (left, right) per unit delta
     targets, stable, kind, rates = [], [], [], []
     populations = [field_population(len(xs), [0.0], rho0) for rho0 in sharpness]
-    every = populations[0]
-    for population in populations[1:]:
-        every = every + population
+    every = sum(populations[1:], populations[0])
     # the roots of every (sharpness, k, s, v) in one vectorised search, in the order of the loop below
     found = iter(gap_roots_many(act, xs, residual, every.v, every.rho0, every.sign, every.point,
                                 np.full(len(every.v), -window), np.full(len(every.v), window)))
