@@ -10,8 +10,9 @@ from __future__ import annotations
 import io
 import math
 import textwrap
+import threading
 
-from matplotlib.backends.backend_agg import FigureCanvasAgg
+from matplotlib.backends.backend_agg import FigureCanvasAgg, RendererAgg
 from matplotlib.figure import Figure
 from matplotlib.ticker import LogFormatterSciNotation, MaxNLocator
 from PIL import Image
@@ -105,6 +106,25 @@ def _cut_label(label: str) -> str:
     return label if len(label) <= LABEL_WIDTH else label[: LABEL_WIDTH - 1] + "\u2026"
 
 
+_RENDERERS = threading.local()
+
+
+class _SharedRendererCanvas(FigureCanvasAgg):
+    """An Agg canvas that draws with one renderer per figure size and thread, kept for the process.
+
+    Matplotlib caches text extents and parsed math text per renderer; a renderer per figure (what
+    a plain canvas makes) measures every tick label again.  The pixel buffer is shared too: read it
+    (:func:`render_png`) before another figure of the same size is drawn in the same thread."""
+
+    def get_renderer(self):
+        key = (*self.get_width_height(physical=True), self.figure.dpi)
+        shared = vars(_RENDERERS).setdefault("by_size", {})
+        if key not in shared:
+            shared[key] = RendererAgg(*key)
+        self.renderer, self._lastKey = shared[key], key
+        return self.renderer
+
+
 def _inside(box, canvas) -> bool:
     return box.x0 >= canvas.x0 - 0.5 and box.y0 >= canvas.y0 - 0.5 and box.x1 <= canvas.x1 + 0.5 \
         and box.y1 <= canvas.y1 + 0.5
@@ -139,7 +159,7 @@ def draw_figure(plot: Plot) -> tuple[Figure, str]:
     figure = Figure(figsize=WIDE_FIGURE_SIZE if many else FIGURE_SIZE, dpi=DPI)
     # fixed margins: twice as fast as a layout engine, and these figures all look alike
     figure.subplots_adjust(left=0.12 if many else 0.15, right=0.76 if many else 0.97, bottom=0.13, top=0.91)
-    FigureCanvasAgg(figure)
+    _SharedRendererCanvas(figure)
     axes = figure.add_subplot()
     hues = iter(QUALITATIVE * (1 + len(plot.series) // len(QUALITATIVE)))
     dashes = iter(_PREDICTION_DASHES * len(plot.series))
@@ -182,28 +202,40 @@ def draw_figure(plot: Plot) -> tuple[Figure, str]:
         if scale == "log":  # minor ticks labelled only when the axis spans under 0.9 decades (no crowding)
             axis.set_minor_formatter(LogFormatterSciNotation(labelOnlyBase=False, minor_thresholds=(0.9, 0.4)))
     title = textwrap.fill(plot.title, TITLE_WIDTH)
-    axes.set_title(title, fontsize=11)
+    axes.set_title(title, fontsize=11, y=1.0)  # a fixed position: see _fit_margins
     if "\n" in title:  # a second title line: lower the top of the axes to make room
         figure.subplots_adjust(top=0.91 - 0.06 * title.count("\n"))
     axes.set_xlabel(plot.xlabel)
     axes.set_ylabel(plot.ylabel)
     axes.grid(True, which="major", alpha=0.3)
+    renderer = figure.canvas.get_renderer()
     if many:
         legend = axes.legend(fontsize=8, loc="upper left", bbox_to_anchor=(1.02, 1.0), borderaxespad=0)
-        figure.canvas.draw()
-        width = legend.get_window_extent().width / figure.bbox.width  # narrow the axes until it fits
+        width = legend.get_window_extent(renderer).width / figure.bbox.width  # narrow the axes until it fits
         figure.subplots_adjust(right=max(0.35, 0.97 - width - 0.02))
     elif any(s.label for s in plot.series):
         axes.legend(fontsize=8, loc="best")
+    _fit_margins(figure, axes, renderer)
     figure.canvas.draw()
-    _fit_margins(figure, axes)
     return figure, note
 
 
-def _fit_margins(figure: Figure, axes) -> None:
+def _fit_margins(figure: Figure, axes, renderer) -> None:
     """Widen a margin wherever the tick labels, axis labels, title or legend stick out of the
-    canvas (long tick labels of a log axis, a two-line title), then draw again."""
-    box, canvas = axes.get_tightbbox(figure.canvas.get_renderer()), figure.bbox
+    canvas (long tick labels of a log axis, a two-line title).
+
+    Measured before the one draw (the tight box lays the ticks out itself), from the axes, its
+    axis and tick labels, the title and the legend only: the curves are clipped to the axes.  The
+    title sits at a fixed height (matplotlib would lay the y ticks out once more in every draw to
+    place it); like matplotlib, it is lifted above a y-axis offset text (such as "1e-5") it overlaps."""
+    legend = [axes.get_legend()] if axes.get_legend() else []
+    box, canvas = axes.get_tightbbox(renderer, bbox_extra_artists=legend), figure.bbox
+    offset, title = axes.yaxis.offsetText, axes.title
+    if offset.get_visible() and offset.get_text():
+        below, extent = offset.get_window_extent(renderer), title.get_window_extent(renderer)
+        if below.overlaps(extent):
+            title.set_y(title.get_position()[1] + (below.y1 - extent.y0) / axes.bbox.height)
+            box = axes.get_tightbbox(renderer, bbox_extra_artists=legend)
     pad = 4.0  # pixels
     left, right = max(0.0, canvas.x0 + pad - box.x0), max(0.0, box.x1 - canvas.x1 + pad)
     bottom, top = max(0.0, canvas.y0 + pad - box.y0), max(0.0, box.y1 - canvas.y1 + pad)
@@ -211,7 +243,6 @@ def _fit_margins(figure: Figure, axes) -> None:
         p = figure.subplotpars
         figure.subplots_adjust(left=p.left + left / canvas.width, right=p.right - right / canvas.width,
                                bottom=p.bottom + bottom / canvas.height, top=p.top - top / canvas.height)
-        figure.canvas.draw()
 
 
 def band_problems(plot: Plot) -> list[str]:
