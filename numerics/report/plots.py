@@ -14,7 +14,7 @@ import threading
 
 from matplotlib.backends.backend_agg import FigureCanvasAgg, RendererAgg
 from matplotlib.figure import Figure
-from matplotlib.ticker import LogFormatterSciNotation, MaxNLocator
+from matplotlib.ticker import Locator, LogFormatterSciNotation, MaxNLocator
 from PIL import Image
 
 from numerics.checks import Plot, Series
@@ -150,6 +150,38 @@ def clipped_texts(figure: Figure) -> list[str]:
     return out
 
 
+class _InView(Locator):
+    """The ticks of ``locator`` that lie in the axis's view (and a hair beyond: matplotlib draws
+    those within a relative 1e-10 of the view, in axis coordinates).
+
+    The log and symlog locators add a decade of ticks beyond each end, and matplotlib builds an
+    object for every tick, drawn or not: about a third of a log figure's cost.  Their formatters
+    label from the view alone, so the drawn ticks and their labels stay the same."""
+
+    def __init__(self, locator: Locator):
+        self.locator = locator
+
+    def set_axis(self, axis):
+        super().set_axis(axis)
+        self.locator.set_axis(axis)
+
+    def __call__(self):
+        transform = self.axis.get_transform()
+        low, high = sorted(transform.transform(self.axis.get_view_interval()))
+        slack = (high - low) * 1e-6
+        locations = self.locator()
+        return [v for v, t in zip(locations, transform.transform(locations)) if low - slack <= t <= high + slack]
+
+    def tick_values(self, vmin, vmax):
+        return self.locator.tick_values(vmin, vmax)
+
+    def nonsingular(self, v0, v1):
+        return self.locator.nonsingular(v0, v1)
+
+    def view_limits(self, vmin, vmax):
+        return self.locator.view_limits(vmin, vmax)
+
+
 def draw_figure(plot: Plot) -> tuple[Figure, str]:
     """The matplotlib figure for ``plot`` (drawn) and the automatic-scale note ("" if none).
 
@@ -201,6 +233,9 @@ def draw_figure(plot: Plot) -> tuple[Figure, str]:
     for axis, scale in ((axes.xaxis, plot.xscale), (axes.yaxis, yscale)):
         if scale == "log":  # minor ticks labelled only when the axis spans under 0.9 decades (no crowding)
             axis.set_minor_formatter(LogFormatterSciNotation(labelOnlyBase=False, minor_thresholds=(0.9, 0.4)))
+        if scale != "linear":
+            axis.set_major_locator(_InView(axis.get_major_locator()))
+            axis.set_minor_locator(_InView(axis.get_minor_locator()))
     title = textwrap.fill(plot.title, TITLE_WIDTH)
     axes.set_title(title, fontsize=11, y=1.0)  # a fixed position: see _fit_margins
     if "\n" in title:  # a second title line: lower the top of the axes to make room
