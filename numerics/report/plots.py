@@ -316,6 +316,9 @@ def _fit_margins(figure: Figure, axes, renderer) -> None:
         p = figure.subplotpars
         figure.subplots_adjust(left=p.left + left / canvas.width, right=p.right - right / canvas.width,
                                bottom=p.bottom + bottom / canvas.height, top=p.top - top / canvas.height)
+    else:  # the layout measured is the one drawn: keep the axis labels where they were placed
+        for axis in (axes.xaxis, axes.yaxis):
+            axis.set_label_coords(*axis.label.get_position(), transform=axis.label.get_transform())
 
 
 def band_problems(plot: Plot) -> list[str]:
