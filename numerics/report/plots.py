@@ -252,63 +252,77 @@ def draw_figure(plot: Plot) -> tuple[Figure, str]:
     elif any(s.label for s in plot.series):
         axes.legend(fontsize=8, loc="best")
     with _ticks_laid_out_once(axes):
-        _fit_margins(figure, axes, renderer)
+        _fit_margins(figure, axes, renderer, [legend] if many else [])
         figure.canvas.draw()
     return figure, note
 
 
-class _TicksOnce:
-    """Matplotlib's tick layout of one axis (``Axis._update_ticks``: locations, labels, the ticks
-    in view), done again only when the axes' size, the view or a locator or formatter changed.
+class _AxisLayout:
+    """One axis's tick layout, kept while the axes' size, the view, the locators and the
+    formatters stay the same: the ticks in view with their positions and labels (matplotlib's
+    ``Axis._update_ticks``) and their labels' extents (``Axis._get_ticklabel_bboxes``).
 
-    Matplotlib lays an axis's ticks out for every question about them (tick labels, axis-label
-    placement, each spine's extent): 3 times per axis in a tight box and in a draw, each time
-    with the same result."""
+    Matplotlib works both out again for every question about the ticks: per axis, 3 layouts and
+    2 rounds of label extents in a tight box (the tick labels, the axis label's place, each
+    spine's extent), as many in a draw, each time with the same result."""
 
     def __init__(self, axis):
-        self.axis, self.key, self.ticks = axis, None, []
-        self.lay_out = type(axis)._update_ticks
+        self.axis, self.key, self.ticks, self.boxes = axis, None, [], {}
 
-    def __call__(self):
+    def ticks_in_view(self):
         axis = self.axis
         key = (tuple(axis.get_view_interval()), tuple(axis.axes.bbox.bounds), id(axis.get_major_locator()),
                id(axis.get_minor_locator()), id(axis.get_major_formatter()), id(axis.get_minor_formatter()))
         if key != self.key:
-            self.key, self.ticks = key, self.lay_out(axis)
+            self.key, self.ticks, self.boxes = key, type(axis)._update_ticks(axis), {}
         return self.ticks
+
+    def label_boxes(self, ticks, renderer):
+        key = (self.key, tuple(map(id, ticks)), id(renderer))
+        if key not in self.boxes:
+            self.boxes[key] = type(self.axis)._get_ticklabel_bboxes(self.axis, ticks, renderer)
+        return self.boxes[key]
+
+
+#: the matplotlib methods :class:`_AxisLayout` stands in for, and its replacement of each
+_LAYOUT_METHODS = {"_update_ticks": "ticks_in_view", "_get_ticklabel_bboxes": "label_boxes"}
 
 
 @contextmanager
 def _ticks_laid_out_once(axes):
     """Within the block, each axis of ``axes`` lays its ticks out once per size and view
-    (:class:`_TicksOnce`); after it, as matplotlib does.  Where matplotlib has no such method
-    (another version), nothing changes but the speed."""
-    axes_ = [axis for axis in (axes.xaxis, axes.yaxis) if callable(getattr(type(axis), "_update_ticks", None))]
+    (:class:`_AxisLayout`); after it, as matplotlib does.  With a matplotlib that has other
+    methods, nothing changes but the speed."""
+    axes_ = [axis for axis in (axes.xaxis, axes.yaxis)
+             if all(callable(getattr(type(axis), name, None)) for name in _LAYOUT_METHODS)]
     for axis in axes_:
-        axis._update_ticks = _TicksOnce(axis)
+        layout = _AxisLayout(axis)
+        for name, replacement in _LAYOUT_METHODS.items():
+            setattr(axis, name, getattr(layout, replacement))
     try:
         yield
     finally:
         for axis in axes_:
-            del axis._update_ticks
+            for name in _LAYOUT_METHODS:
+                delattr(axis, name)
 
 
-def _fit_margins(figure: Figure, axes, renderer) -> None:
+def _fit_margins(figure: Figure, axes, renderer, outside: list) -> None:
     """Widen a margin wherever the tick labels, axis labels, title or legend stick out of the
     canvas (long tick labels of a log axis, a two-line title).
 
     Measured before the one draw (the tight box lays the ticks out itself), from the axes, its
-    axis and tick labels, the title and the legend only: the curves are clipped to the axes.  The
+    axis and tick labels, the title and the artists ``outside`` it (a legend to the right) only:
+    the curves are clipped to the axes, and a legend inside is placed within them.  The
     title sits at a fixed height (matplotlib would lay the y ticks out once more in every draw to
     place it); like matplotlib, it is lifted above a y-axis offset text (such as "1e-5") it overlaps."""
-    legend = [axes.get_legend()] if axes.get_legend() else []
-    box, canvas = axes.get_tightbbox(renderer, bbox_extra_artists=legend), figure.bbox
+    box, canvas = axes.get_tightbbox(renderer, bbox_extra_artists=outside), figure.bbox
     offset, title = axes.yaxis.offsetText, axes.title
     if offset.get_visible() and offset.get_text():
         below, extent = offset.get_window_extent(renderer), title.get_window_extent(renderer)
         if below.overlaps(extent):
             title.set_y(title.get_position()[1] + (below.y1 - extent.y0) / axes.bbox.height)
-            box = axes.get_tightbbox(renderer, bbox_extra_artists=legend)
+            box = axes.get_tightbbox(renderer, bbox_extra_artists=outside)
     pad = 4.0  # pixels
     left, right = max(0.0, canvas.x0 + pad - box.x0), max(0.0, box.x1 - canvas.x1 + pad)
     bottom, top = max(0.0, canvas.y0 + pad - box.y0), max(0.0, box.y1 - canvas.y1 + pad)
