@@ -73,11 +73,22 @@ def _kind(name: str, plot: dict) -> tuple:
     return check, re.sub(r"\d+(\.\d+)?", "N", title), plot["yscale"], plot["xscale"], len(plot["series"])
 
 
+def _rounded(value):
+    """``value`` with every float rounded to 6 significant digits (a smaller sample file, the same figures' cost)."""
+    if isinstance(value, float):
+        return float(f"{value:.6g}")
+    if isinstance(value, list):
+        return [_rounded(v) for v in value]
+    if isinstance(value, dict):
+        return {k: _rounded(v) for k, v in value.items()}
+    return value
+
+
 def make_sample(report_path: Path) -> None:
     """The first plot of each kind in ``report_path``, with how many plots of the report are of that kind."""
     kinds: OrderedDict = OrderedDict()
     for name, plot in report_plots(json.loads(report_path.read_text())):
-        kinds.setdefault(_kind(name, plot), {"name": name, "count": 0, "plot": plot})["count"] += 1
+        kinds.setdefault(_kind(name, plot), {"name": name, "count": 0, "plot": _rounded(plot)})["count"] += 1
     SAMPLE.write_text(json.dumps(list(kinds.values()), separators=(",", ":")) + "\n")
     print(f"{len(kinds)} kinds of {sum(k['count'] for k in kinds.values())} plots -> {SAMPLE}")
 

@@ -3,6 +3,12 @@
 Plots are data that checks provide; this module only draws them.  :func:`spectral_weight_plot`
 assembles the one cross-activation figure, the overlaid :math:`W(\\omega)` curves, from the
 ``spectral_weight_curve`` each ``transform`` result carries.
+
+A suite draws a few hundred figures, so each is measured once (its margins) and drawn once, with
+one Agg renderer per size and thread (matplotlib caches text extents per renderer), only the
+ticks in view on log axes, and each axis's ticks laid out once per size: the same pixels as
+matplotlib's plain route (tests/test_plots.py compares them) at about half the CPU
+(benchmarks/bench_figures.py).
 """
 
 from __future__ import annotations
@@ -13,6 +19,7 @@ import textwrap
 import threading
 from contextlib import contextmanager
 
+from matplotlib import rcParams
 from matplotlib.backends.backend_agg import FigureCanvasAgg, RendererAgg
 from matplotlib.figure import Figure
 from matplotlib.ticker import Locator, LogFormatterSciNotation, MaxNLocator
@@ -55,6 +62,7 @@ MANY_SERIES = 5
 LABEL_WIDTH = 50
 #: titles are wrapped at this many characters (one line is about 80 at the default size)
 TITLE_WIDTH = 72
+TITLE_SIZE = 11
 #: values spanning more decades than this get a log (or symmetric log) axis
 DECADES_FOR_LOG = 3
 
@@ -155,9 +163,9 @@ class _InView(Locator):
     """The ticks of ``locator`` that lie in the axis's view (and a hair beyond: matplotlib draws
     those within a relative 1e-10 of the view, in axis coordinates).
 
-    The log and symlog locators add a decade of ticks beyond each end, and matplotlib builds an
-    object for every tick, drawn or not: about a third of a log figure's cost.  Their formatters
-    label from the view alone, so the drawn ticks and their labels stay the same."""
+    The log and symlog locators add a decade of ticks beyond each end, and matplotlib builds a
+    costly object (lines, texts) for every tick, drawn or not.  Their formatters label from the
+    view alone, so the drawn ticks and their labels stay the same."""
 
     def __init__(self, locator: Locator):
         self.locator = locator
@@ -238,7 +246,7 @@ def draw_figure(plot: Plot) -> tuple[Figure, str]:
             axis.set_major_locator(_InView(axis.get_major_locator()))
             axis.set_minor_locator(_InView(axis.get_minor_locator()))
     title = textwrap.fill(plot.title, TITLE_WIDTH)
-    axes.set_title(title, fontsize=11, y=1.0)  # a fixed position: see _fit_margins
+    axes.set_title(title, fontsize=TITLE_SIZE, y=1.0)  # a fixed position: see _fit_margins
     if "\n" in title:  # a second title line: lower the top of the axes to make room
         figure.subplots_adjust(top=0.91 - 0.06 * title.count("\n"))
     axes.set_xlabel(plot.xlabel)
@@ -320,8 +328,9 @@ def _fit_margins(figure: Figure, axes, renderer, outside: list) -> None:
     offset, title = axes.yaxis.offsetText, axes.title
     if offset.get_visible() and offset.get_text():
         below, extent = offset.get_window_extent(renderer), title.get_window_extent(renderer)
-        if below.overlaps(extent):
-            title.set_y(title.get_position()[1] + (below.y1 - extent.y0) / axes.bbox.height)
+        if below.overlaps(extent):  # matplotlib's rule: the title's baseline on the offset text's top, plus the pad
+            lift = (below.y1 - axes.bbox.y1) * 72 / figure.dpi  # points: a margin widened later keeps it
+            axes.set_title(title.get_text(), fontsize=TITLE_SIZE, y=1.0, pad=rcParams["axes.titlepad"] + lift)
             box = axes.get_tightbbox(renderer, bbox_extra_artists=outside)
     pad = 4.0  # pixels
     left, right = max(0.0, canvas.x0 + pad - box.x0), max(0.0, box.x1 - canvas.x1 + pad)
