@@ -20,7 +20,7 @@ import threading
 from contextlib import contextmanager
 
 from matplotlib import rcParams
-from matplotlib.backends.backend_agg import FigureCanvasAgg, RendererAgg
+from matplotlib.backends.backend_agg import FigureCanvasAgg, RendererAgg, get_hinting_flag
 from matplotlib.figure import Figure
 from matplotlib.ticker import Locator, LogFormatterSciNotation, MaxNLocator
 from PIL import Image
@@ -115,11 +115,62 @@ def _cut_label(label: str) -> str:
     return label if len(label) <= LABEL_WIDTH else label[: LABEL_WIDTH - 1] + "\u2026"
 
 
+_MATH_TEXT = threading.Lock()
+
+
+class _OneAtATime:
+    """A math-text parser that parses in one thread at a time: matplotlib's parser is one object
+    shared by the process, and two threads parsing at once break each other's parse."""
+
+    def __init__(self, parser):
+        self.parser = parser
+
+    def parse(self, *args, **kwargs):
+        with _MATH_TEXT:
+            return self.parser.parse(*args, **kwargs)
+
+
+class _TextLayoutCache(RendererAgg):
+    """The Agg renderer, keeping each string's glyph layout (for its font, size, hinting).
+
+    Matplotlib lays a string's glyphs out (shaping, one hinted glyph load per character: about
+    25 us a character) every time it draws it; a suite's figures draw the same tick labels, axis
+    labels and legend entries over and over.  The glyphs are then drawn as matplotlib draws them.
+    Math text (parsed and cached by matplotlib) and matplotlib versions without the layout step
+    take matplotlib's own route."""
+
+    #: the most layouts kept (about a suite's distinct strings; then the cache starts over)
+    MOST = 20000
+
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.layouts = {}
+        self.mathtext_parser = _OneAtATime(self.mathtext_parser)
+
+    def draw_text(self, gc, x, y, s, prop, angle, ismath=False, mtext=None):
+        if ismath or not hasattr(self, "_draw_text_glyphs_and_boxes"):
+            return super().draw_text(gc, x, y, s, prop, angle, ismath=ismath, mtext=mtext)
+        features, language = (mtext.get_fontfeatures(), mtext.get_language()) if mtext is not None else (None, None)
+        key = (prop.copy(), s, get_hinting_flag(), features, language)
+        if key not in self.layouts:
+            font = self._prepare_font(prop)
+            if not hasattr(font, "_layout"):
+                return super().draw_text(gc, x, y, s, prop, angle, ismath=ismath, mtext=mtext)
+            if len(self.layouts) >= self.MOST:
+                self.layouts.clear()
+            self.layouts[key] = [(item.ft_object, item.glyph_index, item.x, item.y)
+                                 for item in font._layout(s, flags=key[2], features=features, language=language)]
+        size = prop.get_size_in_points()
+        self._draw_text_glyphs_and_boxes(gc, x, y, angle, ((font, size, glyph, 0, 1, dx, dy)
+                                                           for font, glyph, dx, dy in self.layouts[key]), [])
+
+
 _RENDERERS = threading.local()
 
 
 class _SharedRendererCanvas(FigureCanvasAgg):
-    """An Agg canvas that draws with one renderer per figure size and thread, kept for the process.
+    """An Agg canvas that draws with one renderer (:class:`_TextLayoutCache`) per figure size and
+    thread, kept for the process.
 
     Matplotlib caches text extents and parsed math text per renderer; a renderer per figure (what
     a plain canvas makes) measures every tick label again.  The pixel buffer is shared too: read it
@@ -129,7 +180,7 @@ class _SharedRendererCanvas(FigureCanvasAgg):
         key = (*self.get_width_height(physical=True), self.figure.dpi)
         shared = vars(_RENDERERS).setdefault("by_size", {})
         if key not in shared:
-            shared[key] = RendererAgg(*key)
+            shared[key] = _TextLayoutCache(*key)
         self.renderer, self._lastKey = shared[key], key
         return self.renderer
 
