@@ -3,6 +3,7 @@ values span decades (numerics/report/plots.py).  Geometry is read back from matp
 
 from __future__ import annotations
 
+import gc
 from concurrent.futures import ThreadPoolExecutor
 from functools import lru_cache
 
@@ -174,6 +175,19 @@ def test_the_shortcuts_draw_the_pixels_of_matplotlib_s_own_route(monkeypatch):
     monkeypatch.setattr(plots, "_LAYOUT_METHODS", {})
     monkeypatch.setattr(plots._TextLayoutCache, "draw_text", RendererAgg.draw_text)
     assert {name: render_png(plot) for name, plot in ROUTES.items()} == fast
+
+
+def test_drawing_leaves_the_cycle_collector_as_it_was():
+    """render_png pauses Python's cycle collector while it draws, and leaves it on or off as it found it."""
+    assert gc.isenabled()
+    render_png(ROUTES["log-log"])
+    assert gc.isenabled()
+    gc.disable()
+    try:
+        render_png(ROUTES["log-log"])
+        assert not gc.isenabled()
+    finally:
+        gc.enable()
 
 
 def test_the_title_clears_a_y_offset_text():
