@@ -1,23 +1,32 @@
 """Benchmark: CPU seconds and full Agg draws per report figure (``render_png``).
 
-Renders a fixed sample of real plots (``benchmarks/figure_sample.json``: one plot of each kind
-a cold quick suite draws, taken from a real run's report.json, plus the overlaid spectral
-weights), one after the other in this process, and prints per figure the CPU time
+Renders real plots one after the other in this process and prints per figure the CPU time
 (``time.process_time()``), the number of full figure draws and the PNG size, then the mean CPU
-per figure weighted by how often each kind occurs in the suite (the suite's cost per figure)
-and the total over the suite's figures.  ``--report REPORT.json`` renders every plot of that
-report instead.  ``--save DIR`` writes the PNGs (named by position) to compare two versions
-pixel by pixel; ``--make-sample REPORT.json`` rebuilds the sample file.  The first figure is
-drawn twice and its first draw left out (font and glyph caches are filled once per process,
-as in a suite worker).  CPU time is what a loaded machine distorts least; note ``uptime``.
+per figure (weighted by how often each kind occurs in the suite) and a digest of all PNG bytes
+(equal digests: byte-identical figures).  By default the plots are
+``benchmarks/figure_sample.json``: one plot of each of the 44 kinds a cold quick suite draws
+(taken from a real run's report.json, floats rounded to 6 digits) plus the overlaid spectral
+weights.  ``--report REPORT.json`` renders every plot of a report instead, as a suite worker does
+(the same tick labels and legend entries recur: the kept glyph layouts pay off there).
+``--like-worker`` first imports what a suite worker holds (torch, theory, every check), which sets
+the cost of Python's full garbage collections.  ``--save DIR`` writes the PNGs (to compare two
+versions pixel by pixel); ``--make-sample REPORT.json`` rebuilds the sample.  The first figure is
+drawn once before timing (fonts and imports).  CPU time is what a loaded machine distorts least:
+compare runs made in one time window, and note the load.
 
-Measured on the 2-core development machine (CPU s per figure, weighted mean over the suite's
-253 figures; full draws per figure):
+Measured on the 2-core development machine, base = main c61a859 and this version run alternately
+(2026-12-07, load 5-7 from other sessions, CPU s per figure):
 
-- before (main c61a859): see the report of issue 18's figures slice
-- after: see below
+- ``--report`` (the 253 figures of a cold quick suite, one process): base 0.112-0.114 (1.48 full
+  draws per figure), new 0.056-0.058 (1.00) before the collector pause: 0.50-0.51x; PNG digests
+  equal (every figure byte-identical).
+- the sample (each kind once, weighted by its count): base 0.111-0.113, new 0.065: 0.58x (fewer
+  repeated strings than in a suite).
+- the collector pause, with a worker's heap: a further 0.86-0.90x (0.049-0.055 -> 0.044-0.047).
+- all of it, ``--report --like-worker`` (load 8-9): base 0.109-0.112, new 0.052-0.055: 0.48-0.49x,
+  1.48 -> 1.00 full draws per figure, digests equal.
 
-    python benchmarks/bench_figures.py [--report REPORT.json] [--save DIR] [--repeat N]
+    python benchmarks/bench_figures.py [--report REPORT.json] [--like-worker] [--save DIR] [--repeat N]
     python benchmarks/bench_figures.py --make-sample REPORT.json
 """
 
@@ -120,7 +129,11 @@ def main() -> int:
     parser.add_argument("--save", type=Path, metavar="DIR", help="write the PNGs here")
     parser.add_argument("--repeat", type=int, default=1, help="render each figure this many times (mean CPU)")
     parser.add_argument("--make-sample", type=Path, metavar="REPORT", help="rebuild the sample from a report.json")
+    parser.add_argument("--like-worker", action="store_true", help="first import torch, theory and every check")
     args = parser.parse_args()
+    if args.like_worker:
+        from numerics.checks import all_checks
+        all_checks()
     if args.make_sample:
         make_sample(args.make_sample)
         return 0
