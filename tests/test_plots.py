@@ -133,25 +133,28 @@ def test_judged_and_reported_predictions_are_drawn_apart():
 #: figure with the legend outside, a y offset text ("+1e5") under a long title, linear indices; one
 #: string at two sizes (the y label and a legend entry: "distance")
 ROUTES = {
-    "log-log": Plot("distance vs width", "n", "distance", [Series("distance", [100, 1000, 1e4], [0.3, 0.1, 0.03], "points",
-                                                                  low=[0.2, 0.05, 0.02], high=[0.4, 0.15, 0.04]),
-                                                           Series(f"n^-1/2 ({JUDGED})", [100, 1e4], [0.3, 0.03], "prediction")],
-                    xscale="log"),
-    "log y, reported": Plot("ratios", "k", "ratio", [Series("m", [1, 2, 3], [1e-6, 1e-3, 1.0]),
-                                                      Series(f"r ({REPORTED})", [1, 2, 3], [1e-12, 1e-3, 2.0], "reported")]),
+    "log-log": Plot("distance vs width", "n", "distance",
+                    [Series("distance", [100, 1000, 1e4], [0.3, 0.1, 0.03], "points",
+                            low=[0.2, 0.05, 0.02], high=[0.4, 0.15, 0.04]),
+                     Series(f"n^-1/2 ({JUDGED})", [100, 1e4], [0.3, 0.03], "prediction")], xscale="log"),
+    "log y, reported": Plot("ratios", "k", "ratio",
+                            [Series("m", [1, 2, 3], [1e-6, 1e-3, 1.0]),
+                             Series(f"r ({REPORTED})", [1, 2, 3], [1e-12, 1e-3, 2.0], "reported")]),
     "symlog, margins": Plot("a title that is much longer than the axes are wide, " * 3, "x", "y",
                             [Series("s", [1, 2, 3], [-1e-9, 5e4, -3e6], "points")]),
     "many series": many_series(7),
     "offset text": Plot("a title long enough to reach the offset text at the top left of the axes, " * 2, "x", "y",
                         [Series("s", [1, 2, 3], [100000.001, 100000.002, 100000.004])]),
-    "indices": Plot("eigenvalues", "k", "lambda", [Series("measured", list(range(8)), [0.5 * k for k in range(8)], "points")]),
+    "indices": Plot("eigenvalues", "k", "lambda",
+                    [Series("measured", list(range(8)), [0.5 * k for k in range(8)], "points")]),
 }
 
 
 def _full_draws(monkeypatch) -> list:
     calls = []
     original = MatplotlibFigure.draw
-    monkeypatch.setattr(MatplotlibFigure, "draw", lambda figure, renderer: calls.append(1) or original(figure, renderer))
+    monkeypatch.setattr(MatplotlibFigure, "draw",
+                        lambda figure, renderer: calls.append(1) or original(figure, renderer))
     return calls
 
 

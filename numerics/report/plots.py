@@ -5,10 +5,10 @@ assembles the one cross-activation figure, the overlaid :math:`W(\\omega)` curve
 ``spectral_weight_curve`` each ``transform`` result carries.
 
 A suite draws a few hundred figures, so each is measured once (its margins) and drawn once, with
-one Agg renderer per size and thread (matplotlib caches text extents per renderer), only the
-ticks in view on log axes, and each axis's ticks laid out once per size: the same pixels as
-matplotlib's plain route (tests/test_plots.py compares them) at about half the CPU
-(benchmarks/bench_figures.py).
+one Agg renderer per size and thread (matplotlib caches text extents per renderer; this one also
+keeps glyph layouts), only the ticks in view on log axes, each axis's ticks laid out once per
+size, and Python's cycle collector paused while drawing: the same PNG bytes as matplotlib's plain
+route (tests/test_plots.py compares them) at about half the CPU (benchmarks/bench_figures.py).
 """
 
 from __future__ import annotations
@@ -63,6 +63,7 @@ MANY_SERIES = 5
 LABEL_WIDTH = 50
 #: titles are wrapped at this many characters (one line is about 80 at the default size)
 TITLE_WIDTH = 72
+#: title font size (points)
 TITLE_SIZE = 11
 #: values spanning more decades than this get a log (or symmetric log) axis
 DECADES_FOR_LOG = 3
@@ -148,22 +149,22 @@ class _TextLayoutCache(RendererAgg):
         self.layouts = {}
         self.mathtext_parser = _OneAtATime(self.mathtext_parser)
 
-    def draw_text(self, gc, x, y, s, prop, angle, ismath=False, mtext=None):
+    def draw_text(self, graphics, x, y, s, prop, angle, ismath=False, mtext=None):
         if ismath or not hasattr(self, "_draw_text_glyphs_and_boxes"):
-            return super().draw_text(gc, x, y, s, prop, angle, ismath=ismath, mtext=mtext)
+            return super().draw_text(graphics, x, y, s, prop, angle, ismath=ismath, mtext=mtext)
         features, language = (mtext.get_fontfeatures(), mtext.get_language()) if mtext is not None else (None, None)
         key = (prop.copy(), s, get_hinting_flag(), features, language)
         if key not in self.layouts:
             font = self._prepare_font(prop)
             if not hasattr(font, "_layout"):
-                return super().draw_text(gc, x, y, s, prop, angle, ismath=ismath, mtext=mtext)
+                return super().draw_text(graphics, x, y, s, prop, angle, ismath=ismath, mtext=mtext)
             if len(self.layouts) >= self.MOST:
                 self.layouts.clear()
             self.layouts[key] = [(item.ft_object, item.glyph_index, item.x, item.y)
                                  for item in font._layout(s, flags=key[2], features=features, language=language)]
         size = prop.get_size_in_points()
-        self._draw_text_glyphs_and_boxes(gc, x, y, angle, ((font, size, glyph, 0, 1, dx, dy)
-                                                           for font, glyph, dx, dy in self.layouts[key]), [])
+        self._draw_text_glyphs_and_boxes(graphics, x, y, angle, ((font, size, glyph, 0, 1, dx, dy)
+                                                                 for font, glyph, dx, dy in self.layouts[key]), [])
 
 
 _RENDERERS = threading.local()
