@@ -3,14 +3,19 @@ values span decades (numerics/report/plots.py).  Geometry is read back from matp
 
 from __future__ import annotations
 
+import gc
+from concurrent.futures import ThreadPoolExecutor
 from functools import lru_cache
 
 import pytest
+from matplotlib.backends.backend_agg import RendererAgg
 from matplotlib.collections import LineCollection, PolyCollection
+from matplotlib.figure import Figure as MatplotlibFigure
 
 import theory
 from numerics.checks import (JUDGED, REPORTED, Context, Plot, Series, all_checks, measured_series, replicate_series,
                              run_check)
+from numerics.report import plots
 from numerics.verdicts import Measurement
 from numerics.report.plots import (band_problems, clipped_texts, draw_figure, legend_inside, render_png, scale_note,
                                    spectral_weight_plot)
@@ -119,6 +124,101 @@ def test_judged_and_reported_predictions_are_drawn_apart():
     a, b, c = lines[f"a ({JUDGED})"], lines[f"b ({JUDGED})"], lines[f"c ({REPORTED})"]
     assert a.get_color() == b.get_color() == "black" and a.get_linestyle() != b.get_linestyle()
     assert c.get_color() != "black" and c.get_linestyle() == ":"
+
+
+# ---------------------------------------------------------------- one measurement, one draw (issue 18)
+
+#: figures that take each route of draw_figure: log and symlog axes (ticks in view only), a reported
+#: curve that sets the y limit, a margin widened for long tick labels and a two-line title, a wide
+#: figure with the legend outside, a y offset text ("+1e5") under a long title, linear indices; one
+#: string at two sizes (the y label and a legend entry: "distance")
+ROUTES = {
+    "log-log": Plot("distance vs width", "n", "distance",
+                    [Series("distance", [100, 1000, 1e4], [0.3, 0.1, 0.03], "points",
+                            low=[0.2, 0.05, 0.02], high=[0.4, 0.15, 0.04]),
+                     Series(f"n^-1/2 ({JUDGED})", [100, 1e4], [0.3, 0.03], "prediction")], xscale="log"),
+    "log y, reported": Plot("ratios", "k", "ratio",
+                            [Series("m", [1, 2, 3], [1e-6, 1e-3, 1.0]),
+                             Series(f"r ({REPORTED})", [1, 2, 3], [1e-12, 1e-3, 2.0], "reported")]),
+    "symlog, margins": Plot("a title that is much longer than the axes are wide, " * 3, "x", "y",
+                            [Series("s", [1, 2, 3], [-1e-9, 5e4, -3e6], "points")]),
+    "many series": many_series(7),
+    "offset text": Plot("a title long enough to reach the offset text at the top left of the axes, " * 2, "x", "y",
+                        [Series("s", [1, 2, 3], [100000.001, 100000.002, 100000.004])]),
+    "indices": Plot("eigenvalues", "k", "lambda",
+                    [Series("measured", list(range(8)), [0.5 * k for k in range(8)], "points")]),
+}
+
+
+def _full_draws(monkeypatch) -> list:
+    calls = []
+    original = MatplotlibFigure.draw
+    monkeypatch.setattr(MatplotlibFigure, "draw",
+                        lambda figure, renderer: calls.append(1) or original(figure, renderer))
+    return calls
+
+
+@pytest.mark.parametrize("name", ROUTES)
+def test_each_figure_is_drawn_once_and_fits(name, monkeypatch):
+    """Margins are measured before the one full draw (before issue 18: 1.48 draws per figure)."""
+    calls = _full_draws(monkeypatch)
+    figure, _ = draw_figure(ROUTES[name])
+    assert len(calls) == 1
+    assert clipped_texts(figure) == [] and legend_inside(figure)
+
+
+def test_the_shortcuts_draw_the_pixels_of_matplotlib_s_own_route(monkeypatch):
+    """Ticks in view only, each axis's tick layout kept and glyph layouts kept across figures
+    (plots._InView, plots._AxisLayout, plots._TextLayoutCache) are pure speed: without them,
+    matplotlib's locators, tick layout and text drawing give the same PNG bytes."""
+    for plot in ROUTES.values():  # every string's glyph layout kept: the next round draws from the cache
+        render_png(plot)
+    fast = {name: render_png(plot) for name, plot in ROUTES.items()}
+    monkeypatch.setattr(plots, "_InView", lambda locator: locator)
+    monkeypatch.setattr(plots, "_LAYOUT_METHODS", {})
+    monkeypatch.setattr(plots._TextLayoutCache, "draw_text", RendererAgg.draw_text)
+    assert {name: render_png(plot) for name, plot in ROUTES.items()} == fast
+
+
+def test_drawing_leaves_the_cycle_collector_as_it_was():
+    """render_png pauses Python's cycle collector while it draws, and leaves it on or off as it found it."""
+    assert gc.isenabled()
+    render_png(ROUTES["log-log"])
+    assert gc.isenabled()
+    gc.disable()
+    try:
+        render_png(ROUTES["log-log"])
+        assert not gc.isenabled()
+    finally:
+        gc.enable()
+
+
+def test_the_title_clears_a_y_offset_text():
+    """With the title at a fixed height, draw_figure lifts it over the y axis's offset text as matplotlib
+    would (its baseline on the offset text's top), and a margin widened afterwards keeps the gap."""
+    figure, _ = draw_figure(ROUTES["offset text"])
+    axes, renderer = figure.axes[0], figure.canvas.get_renderer()
+    assert axes.yaxis.offsetText.get_text() == "+1e5"
+    offset, title = axes.yaxis.offsetText.get_window_extent(renderer), axes.title.get_window_extent(renderer)
+    assert title.y0 > offset.y1 and clipped_texts(figure) == []
+
+
+def test_a_figure_does_not_depend_on_what_was_drawn_before():
+    """Renderers and glyph layouts are shared by the figures of a process (plots._SharedRendererCanvas):
+    a figure drawn after others has the bytes of the same figure drawn first."""
+    first = {name: render_png(plot) for name, plot in ROUTES.items()}
+    assert {name: render_png(plot) for name, plot in reversed(ROUTES.items())} == first
+
+
+def test_figures_drawn_in_threads_at_once_are_those_drawn_one_by_one():
+    """Threads (the Dask executor's workers) draw with a renderer each and parse math text one at a
+    time: matplotlib's math-text parser is one object per process, and without the lock these 16
+    log axes (tick labels 10^-12 ... 10^11) failed to parse in 5 of 5 runs."""
+    decades = [Plot("d", "n", "d", [Series("m", [10.0 ** k, 10.0 ** (k + 3)], [10.0 ** -k, 10.0 ** (-k - 4)])],
+                    xscale="log") for k in range(-8, 8)]
+    alone = [render_png(plot) for plot in decades]
+    with ThreadPoolExecutor(max_workers=4) as pool:
+        assert list(pool.map(render_png, decades)) == alone
 
 
 # ---------------------------------------------------------------- every check's figures (issue 19)

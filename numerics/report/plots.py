@@ -3,17 +3,27 @@
 Plots are data that checks provide; this module only draws them.  :func:`spectral_weight_plot`
 assembles the one cross-activation figure, the overlaid :math:`W(\\omega)` curves, from the
 ``spectral_weight_curve`` each ``transform`` result carries.
+
+A suite draws a few hundred figures, so each is measured once (its margins) and drawn once, with
+one Agg renderer per size and thread (matplotlib caches text extents per renderer; this one also
+keeps glyph layouts), only the ticks in view on log axes, each axis's ticks laid out once per
+size, and Python's cycle collector paused while drawing: the same PNG bytes as matplotlib's plain
+route (tests/test_plots.py compares them) at about half the CPU (benchmarks/bench_figures.py).
 """
 
 from __future__ import annotations
 
+import gc
 import io
 import math
 import textwrap
+import threading
+from contextlib import contextmanager
 
-from matplotlib.backends.backend_agg import FigureCanvasAgg
+from matplotlib import rcParams
+from matplotlib.backends.backend_agg import FigureCanvasAgg, RendererAgg, get_hinting_flag
 from matplotlib.figure import Figure
-from matplotlib.ticker import LogFormatterSciNotation, MaxNLocator
+from matplotlib.ticker import Locator, LogFormatterSciNotation, MaxNLocator
 from PIL import Image
 
 from numerics.checks import Plot, Series
@@ -53,6 +63,8 @@ MANY_SERIES = 5
 LABEL_WIDTH = 50
 #: titles are wrapped at this many characters (one line is about 80 at the default size)
 TITLE_WIDTH = 72
+#: title font size (points)
+TITLE_SIZE = 11
 #: values spanning more decades than this get a log (or symmetric log) axis
 DECADES_FOR_LOG = 3
 
@@ -105,6 +117,76 @@ def _cut_label(label: str) -> str:
     return label if len(label) <= LABEL_WIDTH else label[: LABEL_WIDTH - 1] + "\u2026"
 
 
+_MATH_TEXT = threading.Lock()
+
+
+class _OneAtATime:
+    """A math-text parser that parses in one thread at a time: matplotlib's parser is one object
+    shared by the process, and two threads parsing at once break each other's parse."""
+
+    def __init__(self, parser):
+        self.parser = parser
+
+    def parse(self, *args, **kwargs):
+        with _MATH_TEXT:
+            return self.parser.parse(*args, **kwargs)
+
+
+class _TextLayoutCache(RendererAgg):
+    """The Agg renderer, keeping each string's glyph layout (for its font, size, hinting).
+
+    Matplotlib lays a string's glyphs out (shaping, one hinted glyph load per character: about
+    25 us a character) every time it draws it; a suite's figures draw the same tick labels, axis
+    labels and legend entries over and over.  The glyphs are then drawn as matplotlib draws them.
+    Math text (parsed and cached by matplotlib) and matplotlib versions without the layout step
+    take matplotlib's own route."""
+
+    #: the most layouts kept (about a suite's distinct strings; then the cache starts over)
+    MOST = 20000
+
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.layouts = {}
+        self.mathtext_parser = _OneAtATime(self.mathtext_parser)
+
+    def draw_text(self, graphics, x, y, s, prop, angle, ismath=False, mtext=None):
+        if ismath or not hasattr(self, "_draw_text_glyphs_and_boxes"):
+            return super().draw_text(graphics, x, y, s, prop, angle, ismath=ismath, mtext=mtext)
+        features, language = (mtext.get_fontfeatures(), mtext.get_language()) if mtext is not None else (None, None)
+        key = (prop.copy(), s, get_hinting_flag(), features, language)
+        if key not in self.layouts:
+            font = self._prepare_font(prop)
+            if not hasattr(font, "_layout"):
+                return super().draw_text(graphics, x, y, s, prop, angle, ismath=ismath, mtext=mtext)
+            if len(self.layouts) >= self.MOST:
+                self.layouts.clear()
+            self.layouts[key] = [(item.ft_object, item.glyph_index, item.x, item.y)
+                                 for item in font._layout(s, flags=key[2], features=features, language=language)]
+        size = prop.get_size_in_points()
+        self._draw_text_glyphs_and_boxes(graphics, x, y, angle, ((font, size, glyph, 0, 1, dx, dy)
+                                                                 for font, glyph, dx, dy in self.layouts[key]), [])
+
+
+_RENDERERS = threading.local()
+
+
+class _SharedRendererCanvas(FigureCanvasAgg):
+    """An Agg canvas that draws with one renderer (:class:`_TextLayoutCache`) per figure size and
+    thread, kept for the process.
+
+    Matplotlib caches text extents and parsed math text per renderer; a renderer per figure (what
+    a plain canvas makes) measures every tick label again.  The pixel buffer is shared too: read it
+    (:func:`render_png`) before another figure of the same size is drawn in the same thread."""
+
+    def get_renderer(self):
+        key = (*self.get_width_height(physical=True), self.figure.dpi)
+        shared = vars(_RENDERERS).setdefault("by_size", {})
+        if key not in shared:
+            shared[key] = _TextLayoutCache(*key)
+        self.renderer, self._lastKey = shared[key], key
+        return self.renderer
+
+
 def _inside(box, canvas) -> bool:
     return box.x0 >= canvas.x0 - 0.5 and box.y0 >= canvas.y0 - 0.5 and box.x1 <= canvas.x1 + 0.5 \
         and box.y1 <= canvas.y1 + 0.5
@@ -130,6 +212,38 @@ def clipped_texts(figure: Figure) -> list[str]:
     return out
 
 
+class _InView(Locator):
+    """The ticks of ``locator`` that lie in the axis's view (and a hair beyond: matplotlib draws
+    those within a relative 1e-10 of the view, in axis coordinates).
+
+    The log and symlog locators add a decade of ticks beyond each end, and matplotlib builds a
+    costly object (lines, texts) for every tick, drawn or not.  Their formatters label from the
+    view alone, so the drawn ticks and their labels stay the same."""
+
+    def __init__(self, locator: Locator):
+        self.locator = locator
+
+    def set_axis(self, axis):
+        super().set_axis(axis)
+        self.locator.set_axis(axis)
+
+    def __call__(self):
+        transform = self.axis.get_transform()
+        low, high = sorted(transform.transform(self.axis.get_view_interval()))
+        slack = (high - low) * 1e-6
+        locations = self.locator()
+        return [v for v, t in zip(locations, transform.transform(locations)) if low - slack <= t <= high + slack]
+
+    def tick_values(self, vmin, vmax):
+        return self.locator.tick_values(vmin, vmax)
+
+    def nonsingular(self, v0, v1):
+        return self.locator.nonsingular(v0, v1)
+
+    def view_limits(self, vmin, vmax):
+        return self.locator.view_limits(vmin, vmax)
+
+
 def draw_figure(plot: Plot) -> tuple[Figure, str]:
     """The matplotlib figure for ``plot`` (drawn) and the automatic-scale note ("" if none).
 
@@ -139,7 +253,7 @@ def draw_figure(plot: Plot) -> tuple[Figure, str]:
     figure = Figure(figsize=WIDE_FIGURE_SIZE if many else FIGURE_SIZE, dpi=DPI)
     # fixed margins: twice as fast as a layout engine, and these figures all look alike
     figure.subplots_adjust(left=0.12 if many else 0.15, right=0.76 if many else 0.97, bottom=0.13, top=0.91)
-    FigureCanvasAgg(figure)
+    _SharedRendererCanvas(figure)
     axes = figure.add_subplot()
     hues = iter(QUALITATIVE * (1 + len(plot.series) // len(QUALITATIVE)))
     dashes = iter(_PREDICTION_DASHES * len(plot.series))
@@ -181,29 +295,96 @@ def draw_figure(plot: Plot) -> tuple[Figure, str]:
     for axis, scale in ((axes.xaxis, plot.xscale), (axes.yaxis, yscale)):
         if scale == "log":  # minor ticks labelled only when the axis spans under 0.9 decades (no crowding)
             axis.set_minor_formatter(LogFormatterSciNotation(labelOnlyBase=False, minor_thresholds=(0.9, 0.4)))
+        if scale != "linear":
+            axis.set_major_locator(_InView(axis.get_major_locator()))
+            axis.set_minor_locator(_InView(axis.get_minor_locator()))
     title = textwrap.fill(plot.title, TITLE_WIDTH)
-    axes.set_title(title, fontsize=11)
+    axes.set_title(title, fontsize=TITLE_SIZE, y=1.0)  # a fixed position: see _fit_margins
     if "\n" in title:  # a second title line: lower the top of the axes to make room
         figure.subplots_adjust(top=0.91 - 0.06 * title.count("\n"))
     axes.set_xlabel(plot.xlabel)
     axes.set_ylabel(plot.ylabel)
     axes.grid(True, which="major", alpha=0.3)
+    renderer = figure.canvas.get_renderer()
     if many:
         legend = axes.legend(fontsize=8, loc="upper left", bbox_to_anchor=(1.02, 1.0), borderaxespad=0)
-        figure.canvas.draw()
-        width = legend.get_window_extent().width / figure.bbox.width  # narrow the axes until it fits
+        width = legend.get_window_extent(renderer).width / figure.bbox.width  # narrow the axes until it fits
         figure.subplots_adjust(right=max(0.35, 0.97 - width - 0.02))
     elif any(s.label for s in plot.series):
         axes.legend(fontsize=8, loc="best")
-    figure.canvas.draw()
-    _fit_margins(figure, axes)
+    with _ticks_laid_out_once(axes):
+        _fit_margins(figure, axes, renderer, [legend] if many else [])
+        figure.canvas.draw()
     return figure, note
 
 
-def _fit_margins(figure: Figure, axes) -> None:
+class _AxisLayout:
+    """One axis's tick layout, kept while the axes' size, the view, the locators and the
+    formatters stay the same: the ticks in view with their positions and labels (matplotlib's
+    ``Axis._update_ticks``) and their labels' extents (``Axis._get_ticklabel_bboxes``).
+
+    Matplotlib works both out again for every question about the ticks: per axis, 3 layouts and
+    2 rounds of label extents in a tight box (the tick labels, the axis label's place, each
+    spine's extent), as many in a draw, each time with the same result."""
+
+    def __init__(self, axis):
+        self.axis, self.key, self.ticks, self.boxes = axis, None, [], {}
+
+    def ticks_in_view(self):
+        axis = self.axis
+        key = (tuple(axis.get_view_interval()), tuple(axis.axes.bbox.bounds), id(axis.get_major_locator()),
+               id(axis.get_minor_locator()), id(axis.get_major_formatter()), id(axis.get_minor_formatter()))
+        if key != self.key:
+            self.key, self.ticks, self.boxes = key, type(axis)._update_ticks(axis), {}
+        return self.ticks
+
+    def label_boxes(self, ticks, renderer):
+        key = (self.key, tuple(map(id, ticks)), id(renderer))
+        if key not in self.boxes:
+            self.boxes[key] = type(self.axis)._get_ticklabel_bboxes(self.axis, ticks, renderer)
+        return self.boxes[key]
+
+
+#: the matplotlib methods :class:`_AxisLayout` stands in for, and its replacement of each
+_LAYOUT_METHODS = {"_update_ticks": "ticks_in_view", "_get_ticklabel_bboxes": "label_boxes"}
+
+
+@contextmanager
+def _ticks_laid_out_once(axes):
+    """Within the block, each axis of ``axes`` lays its ticks out once per size and view
+    (:class:`_AxisLayout`); after it, as matplotlib does.  With a matplotlib that has other
+    methods, nothing changes but the speed."""
+    axes_ = [axis for axis in (axes.xaxis, axes.yaxis)
+             if all(callable(getattr(type(axis), name, None)) for name in _LAYOUT_METHODS)]
+    for axis in axes_:
+        layout = _AxisLayout(axis)
+        for name, replacement in _LAYOUT_METHODS.items():
+            setattr(axis, name, getattr(layout, replacement))
+    try:
+        yield
+    finally:
+        for axis in axes_:
+            for name in _LAYOUT_METHODS:
+                delattr(axis, name)
+
+
+def _fit_margins(figure: Figure, axes, renderer, outside: list) -> None:
     """Widen a margin wherever the tick labels, axis labels, title or legend stick out of the
-    canvas (long tick labels of a log axis, a two-line title), then draw again."""
-    box, canvas = axes.get_tightbbox(figure.canvas.get_renderer()), figure.bbox
+    canvas (long tick labels of a log axis, a two-line title).
+
+    Measured before the one draw (the tight box lays the ticks out itself), from the axes, its
+    axis and tick labels, the title and the artists ``outside`` it (a legend to the right) only:
+    the curves are clipped to the axes, and a legend inside is placed within them.  The
+    title sits at a fixed height (matplotlib would lay the y ticks out once more in every draw to
+    place it); like matplotlib, it is lifted above a y-axis offset text (such as "1e-5") it overlaps."""
+    box, canvas = axes.get_tightbbox(renderer, bbox_extra_artists=outside), figure.bbox
+    offset, title = axes.yaxis.offsetText, axes.title
+    if offset.get_visible() and offset.get_text():
+        below, extent = offset.get_window_extent(renderer), title.get_window_extent(renderer)
+        if below.overlaps(extent):  # matplotlib's rule: the title's baseline on the offset text's top, plus the pad
+            lift = (below.y1 - axes.bbox.y1) * 72 / figure.dpi  # points: a margin widened later keeps it
+            axes.set_title(title.get_text(), fontsize=TITLE_SIZE, y=1.0, pad=rcParams["axes.titlepad"] + lift)
+            box = axes.get_tightbbox(renderer, bbox_extra_artists=outside)
     pad = 4.0  # pixels
     left, right = max(0.0, canvas.x0 + pad - box.x0), max(0.0, box.x1 - canvas.x1 + pad)
     bottom, top = max(0.0, canvas.y0 + pad - box.y0), max(0.0, box.y1 - canvas.y1 + pad)
@@ -211,7 +392,9 @@ def _fit_margins(figure: Figure, axes) -> None:
         p = figure.subplotpars
         figure.subplots_adjust(left=p.left + left / canvas.width, right=p.right - right / canvas.width,
                                bottom=p.bottom + bottom / canvas.height, top=p.top - top / canvas.height)
-        figure.canvas.draw()
+    else:  # the layout measured is the one drawn: keep the axis labels where they were placed
+        for axis in (axes.xaxis, axes.yaxis):
+            axis.set_label_coords(*axis.label.get_position(), transform=axis.label.get_transform())
 
 
 def band_problems(plot: Plot) -> list[str]:
@@ -238,9 +421,27 @@ def band_problems(plot: Plot) -> list[str]:
     return problems
 
 
+@contextmanager
+def _cycle_collector_paused():
+    """Python's cycle collector off within the block (and back on after, if it was on).
+
+    A figure is some 10^4 linked objects: collections while it is being drawn find nothing to
+    free, move it to the older generations and make the full collections that scan the whole
+    process (a worker holds torch, sympy, the checks) come sooner.  Paused, the figure is freed by
+    one young-generation pass after it.  Process-wide: threads drawing at once pause it together."""
+    was_on = gc.isenabled()
+    gc.disable()
+    try:
+        yield
+    finally:
+        if was_on:
+            gc.enable()
+
+
 def render_png(plot: Plot) -> bytes:
     """The figure for ``plot`` as PNG bytes (non-positive values are masked on log axes)."""
-    figure, _ = draw_figure(plot)
+    with _cycle_collector_paused():
+        figure, _ = draw_figure(plot)
     canvas = figure.canvas
     image = Image.frombuffer("RGBA", canvas.get_width_height(), canvas.buffer_rgba()).convert("RGB")
     buffer = io.BytesIO()
