@@ -42,6 +42,7 @@ from scipy.special import expit
 from theory import rank
 from theory.activations import Activation
 from theory.errors import IbcheckError
+from theory.evaluation import compile_expressions
 
 from ..data import digits, gaussian_classes, near_orthogonality, orthogonal_classes
 from ..progress import progress
@@ -254,7 +255,7 @@ def train(act: Activation, problems: list[Problem], steps: int, record_steps=Non
         raise IbcheckError("problems trained together need the same number of samples and neurons")
     wanted = sorted(set(record_steps if record_steps is not None else
                         log_spaced_steps(steps, 10) + [steps // 2]) | {0, steps})
-    sigma, slope = act.numeric("numpy"), act.numeric("numpy", 1)
+    sigma_and_slope = compile_expressions([act.bound, act.derivative(1)], "numpy")
 
     start = time.perf_counter()
     w0 = [p.initial_weights() for p in problems]
@@ -279,7 +280,8 @@ def train(act: Activation, problems: list[Problem], steps: int, record_steps=Non
     events = recorded | set(range(0, steps + 1, 128)) | set(range(0, steps + 1, 100))
     with np.errstate(all="ignore"), progress(steps, describe, unit="step") as bar:
         for step in range(steps + 1):
-            np.matmul(a_row, full_shape(sigma(z), z), out=q)
+            sigma, slope = sigma_and_slope(z)
+            np.matmul(a_row, full_shape(sigma, z), out=q)
             np.multiply(q, y, out=q)                                                 # margins (B, 1, n)
             if step in events:
                 if not (np.isfinite(q).all() and np.isfinite(coeff).all()):
@@ -300,7 +302,7 @@ def train(act: Activation, problems: list[Problem], steps: int, record_steps=Non
             np.negative(q, out=weight)
             expit(weight, out=weight)
             np.multiply(weight, y, out=weight)                                       # y |l'(q)|
-            np.multiply(slope(z), weight, out=update)
+            np.multiply(slope, weight, out=update)
             np.multiply(update, rate, out=update)
             coeff += update
             np.matmul(update, gram, out=dz)
