@@ -177,7 +177,7 @@ def test_p11_one_step_collapse(act, published):
     # the Monte Carlo expectation (independent of the trainer) at this m and data: finite m lowers the
     # m -> inf value by 1-2% (notes Sec. 3), Gaussian cross terms (~sqrt(n/d) = 0.1 of the Gram) move it
     # either way (measured +0.6% for ReLU); P11's 5%
-    expected = E.first_update_expectation(act, run)
+    expected = E.first_update_expectations(act, [run])[0]
     assert abs(expected / predicted - 1) < 0.05
 
 

@@ -153,9 +153,10 @@ NUMPY = Backend(
 _BACKENDS: dict[str, Backend] = {"mpmath": MPMATH, "numpy": NUMPY}
 
 
-def register_backend(backend: Backend) -> None:
-    """Make ``backend`` available to :func:`compile_expression` by its name."""
+def register_backend(backend: Backend) -> Backend:
+    """Make ``backend`` available to :func:`compile_expression` by its name (returned, for chaining)."""
     _BACKENDS[backend.name] = backend
+    return backend
 
 
 def _softplus_argument(expr: sp.Expr):

@@ -32,8 +32,8 @@ from theory.errors import IbcheckError
 
 from ..data import near_orthogonality
 from ..reproducibility import generators
-from ..training import log_spaced_steps
-from .model import Problem, Run, draw_data, frei_layer, kou_layer, single_threaded, train
+from ..training import full_shape, log_spaced_steps
+from .model import NUMPY_TORCH_MATH, Problem, Run, draw_data, frei_layer, kou_layer, single_threaded, train
 
 #: smallest near-orthogonality constant C accepted for drawn Gaussian data (notes Sec. 2.4: the
 #: empirical threshold at n = 10 is C ~ 1.5-2; setup A's seed 0 with C = 1.06 freezes a wrong pattern)
@@ -252,24 +252,35 @@ def frei_experiment(act: Activation, setup: FreiSetup) -> FreiExperiment:
     return FreiExperiment(setup, runs[0::2], runs[1::2])
 
 
-def first_update_expectation(act: Activation, run: Run, draws: int = 200) -> float:
-    r"""Monte Carlo :math:`E\,\mathrm{sr}(\Delta W)` of the first GD update
+def first_update_expectations(act: Activation, runs: list[Run], draws: int = 200) -> list[float]:
+    r"""Per run, the Monte Carlo :math:`E\,\mathrm{sr}(\Delta W)` of the first GD update
     :math:`\Delta W \propto \mathrm{diag}(a)\,\sigma'(Z)\,\mathrm{diag}(y_i|\ell'(q_i^0)|)\,X` over fresh
     inits :math:`Z = W X^T`, :math:`W_{rk} \sim N(0, \sigma_0^2)` (rows :math:`N(0, \sigma_0^2XX^T)`),
     with the run's data, width and initial loss derivatives: the finite-m, finite-n version of the
     notes' :math:`n\nu/((n-1)\mu^2+\nu)` (Sec. 2.3, Sec. 3), which it equals for m -> inf,
-    orthogonal equal-norm data and :math:`|\ell'| = 1/2`.  Independent of the trainer."""
-    p = run.problem
-    gram = p.x @ p.x.T
-    chol = np.linalg.cholesky(gram + 1e-12 * np.trace(gram) / p.n * np.eye(p.n))
-    rng, _ = generators(p.seed + 15485863)
-    weights = p.y / (1 + np.exp(run.margins[0]))
-    dsigma = act.numeric("numpy", 1)
-    z = p.sigma0 * rng.standard_normal((draws, p.width, p.n)) @ chol.T
-    with np.errstate(all="ignore"):
-        u = np.asarray(dsigma(z), dtype=float) * np.ones_like(z) * weights
-    v = u @ chol                       # sr(U X) from the n x n Gram (U L)^T (U L): same nonzero spectrum
-    return float(np.mean(rank.gram_stable_rank(np.swapaxes(v, 1, 2) @ v)))
+    orthogonal equal-norm data and :math:`|\ell'| = 1/2`.  Independent of the trainer.
+
+    :math:`Z = \sigma_0\,N L^T` with :math:`XX^T = LL^T` and N standard normal, drawn from the run's
+    seed: runs with the same seed, width and data (the small and the default init of one seed)
+    share N L^T and differ only by :math:`\sigma_0`."""
+    slope = act.numeric(NUMPY_TORCH_MATH.name, 1)
+    unit: dict = {}
+    expectations = []
+    for run in runs:
+        p = run.problem
+        key = (p.seed, p.width, p.x.tobytes())
+        if key not in unit:
+            gram = p.x @ p.x.T
+            chol = np.linalg.cholesky(gram + 1e-12 * np.trace(gram) / p.n * np.eye(p.n))
+            rng, _ = generators(p.seed + 15485863)
+            unit[key] = (rng.standard_normal((draws, p.width, p.n)) @ chol.T, chol)
+        normal, chol = unit[key]
+        z = p.sigma0 * normal
+        with np.errstate(all="ignore"):
+            u = full_shape(slope(z), z) * (p.y / (1 + np.exp(run.margins[0])))
+        v = u @ chol                   # sr(U X) from the n x n Gram (U L)^T (U L): same nonzero spectrum
+        expectations.append(float(np.mean(rank.gram_stable_rank(np.swapaxes(v, 1, 2) @ v))))
+    return expectations
 
 
 def marchenko_pastur(width: int, d: int) -> float:
@@ -277,6 +288,7 @@ def marchenko_pastur(width: int, d: int) -> float:
     return width * d / (math.sqrt(width) + math.sqrt(d)) ** 2
 
 
+@lru_cache(maxsize=8)
 def gaussian_stable_rank(width: int, d: int, seed: int, draws: int = 200) -> float:
     r"""Monte Carlo :math:`E\,\mathrm{sr}(W)` of a width x d matrix of i.i.d. Gaussians at this finite size
     (Marchenko-Pastur's :math:`md/(\sqrt m+\sqrt d)^2` is its large-size limit; at m = 60 it is ~2% low).
