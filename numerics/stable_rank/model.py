@@ -79,7 +79,7 @@ NUMPY_TORCH_MATH = register_backend(replace(NUMPY, name="numpy+torch-math", func
 
 
 def sigma_and_slope(act: Activation) -> Callable[[np.ndarray], tuple]:
-    """:math:`(\sigma(z), \sigma'(z))` in one pass (shared subexpressions once) on the numpy arrays of
+    r""":math:`(\sigma(z), \sigma'(z))` in one pass (shared subexpressions once) on the numpy arrays of
     the trainer (:data:`NUMPY_TORCH_MATH`)."""
     return compile_expressions([act.bound, act.derivative(1)], NUMPY_TORCH_MATH.name)
 
@@ -226,7 +226,10 @@ class Run:
         c, z0 = self.coefficients, self.z0
         g = self.problem.x @ self.problem.x.T
         cz = c @ z0.T
-        return self.init_gram[None] + cz + np.swapaxes(cz, 1, 2) + c @ g @ np.swapaxes(c, 1, 2)
+        total = self.init_gram[None] + cz       # summed in place, left to right: the same numbers
+        total += np.swapaxes(cz, 1, 2)
+        total += c @ g @ np.swapaxes(c, 1, 2)
+        return total
 
     @cached_property
     def per_class(self) -> np.ndarray:
