@@ -7,6 +7,7 @@ that follow the numbers of the cases listed in issues 13 and 14: every judged cr
 control rejected on a built-in where it applies, premises measured, options honoured.
 """
 
+import dataclasses
 import math
 
 import numpy as np
@@ -17,6 +18,7 @@ import torch
 import theory
 from numerics import stable_rank as S
 from numerics.checks import Context, get_check, run_check
+from numerics.reproducibility import generators
 from numerics.stable_rank import claims as C
 from numerics.stable_rank import experiments as E
 from numerics.torch_activation import torch_activation
@@ -41,9 +43,11 @@ def _criterion(result, prefix):
 
 
 # ---- the trainer
-@pytest.mark.parametrize("name", ["leaky_relu", "softplus"])
+@pytest.mark.parametrize("name", ["leaky_relu", "softplus", "relu", "silu", "gelu", "sin"])
 def test_reduced_coordinates_match_autograd(name):
-    """GD in reduced coordinates (W = W0 + C X) equals autograd GD on the full weights."""
+    """GD in reduced coordinates (W = W0 + C X) equals autograd GD on the full weights (torch's own
+    sigma; the trainer's sigma and sigma' come from one compiled program, with Heaviside as a sign,
+    sigmoid from exp(-|z|), erf and sin/cos from torch's kernels: ReLU, SiLU, GELU, sin)."""
     act = theory.activation(name)
     rng = np.random.default_rng(4)
     x = rng.standard_normal((6, 40))
@@ -99,6 +103,49 @@ def test_batched_seeds_equal_separate_runs():
     for p, run in zip(problems, together):
         alone = S.train(LEAKY, [p], 200, [0, 200])[0]
         assert np.allclose(run.coefficients, alone.coefficients, rtol=1e-12, atol=1e-15)
+
+
+def test_torch_math_backend_is_exact_to_ulps():
+    """The trainer's backend takes sin, cos, erf and erfc from torch: within 2 ulps of mpmath at 30
+    digits on arrays (numpy/scipy's sin and erf are 1-2 ulps off there too; scipy's erfc flushes
+    values below 1e-308 to 0, torch's does not), and numpy's own values on scalars."""
+    import mpmath
+
+    from numerics.stable_rank.model import NUMPY_TORCH_MATH
+    from theory.evaluation import NUMPY, compile_expression
+    from theory.symbols import x as X
+
+    u = np.linspace(-27.0, 27.0, 1081)
+    mpmath.mp.dps = 30
+    for function, exact in ((sp.sin, mpmath.sin), (sp.cos, mpmath.cos), (sp.erf, mpmath.erf), (sp.erfc, mpmath.erfc)):
+        fast = compile_expression(function(X), NUMPY_TORCH_MATH.name)
+        reference = np.array([float(exact(mpmath.mpf(float(v)))) for v in u])
+        ulps = np.abs(fast(u) - reference) / np.spacing(np.abs(reference))
+        assert ulps.max() <= 2, (function, ulps.max())
+        assert fast(0.5) == NUMPY.functions[function](0.5)
+
+
+def test_first_update_expectations_equal_the_direct_formula():
+    """Blocks of draws, the draws shared by the two inits of a seed, and the largest eigenvalue alone
+    give the plain formula's numbers: Z = sigma0 N L^T for all draws at once, sr from eigvalsh."""
+    act = theory.activation("gelu")
+    problems = [S.frei_setup(s, n=8, d=200, m=12) for s in (0, 1)]
+    problems += [dataclasses.replace(p, sigma0=1 / math.sqrt(200)) for p in problems]
+    runs = S.train(act, problems, 1, [0, 1])
+    got = E.first_update_expectations(act, runs, draws=50)
+    slope = act.numeric("numpy", 1)
+    for run, value in zip(runs, got):
+        p = run.problem
+        gram = p.x @ p.x.T
+        chol = np.linalg.cholesky(gram + 1e-12 * np.trace(gram) / p.n * np.eye(p.n))
+        rng, _ = generators(p.seed + 15485863)
+        z = p.sigma0 * rng.standard_normal((50, p.width, p.n)) @ chol.T
+        v = slope(z) * (p.y / (1 + np.exp(run.margins[0]))) @ chol
+        g = np.swapaxes(v, 1, 2) @ v
+        direct = np.mean(np.trace(g, axis1=1, axis2=2) / np.linalg.eigvalsh(g)[:, -1])
+        # the same draws; sigma0 applied before or after L^T, eigenvalues by two LAPACK routes: rounding
+        assert value == pytest.approx(direct, rel=1e-12)
+    assert got[0] != got[2]                                        # the two inits do differ
 
 
 def test_trainer_rejects_bad_input():
