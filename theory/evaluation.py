@@ -261,16 +261,31 @@ def _lower_condition(cond, be: Backend) -> tuple[Callable, tuple]:
     raise IbcheckError(f"cannot evaluate the condition {cond} numerically")
 
 
+def _reader(op: Callable, args: tuple[int, ...]) -> Callable:
+    """``op`` applied to the values at ``args`` of a program's value list (arity-specialized: the
+    program runs once per training step, and on scalars inside quadratures)."""
+    if len(args) == 1:
+        (i,) = args
+        return lambda values: op(values[i])
+    if len(args) == 2:
+        i, j = args
+        return lambda values: op(values[i], values[j])
+    return lambda values: op(*[values[k] for k in args])
+
+
 class _Program:
     """Expressions as a list of backend operations, one per *distinct* subexpression: a subexpression
     shared by several of the expressions (``erf(x/sqrt 2)`` in GELU and its derivative) or repeated in
-    one is evaluated once per call (common-subexpression elimination on sympy's structural equality)."""
+    one is evaluated once per call (common-subexpression elimination on sympy's structural equality).
+    Constants are evaluated once, when the program is built."""
 
     def __init__(self, exprs: list, be: Backend, var: sp.Symbol):
         self.be, self.var = be, var
         self.slots: dict = {var: 0}         # expression -> index of its value (0: the variable)
-        self.steps: list[tuple[Callable, tuple[int, ...]]] = []
+        self.initial: list = [None]          # the values before a call: the constants in place
+        self.steps: list[tuple[int, Callable]] = []
         self.outputs = tuple(self._slot(e) for e in exprs)
+        self.first = self.outputs[0]
 
     def _slot(self, expr) -> int:
         if expr in self.slots:
@@ -278,15 +293,26 @@ class _Program:
         is_condition = isinstance(expr, (sp.logic.boolalg.Boolean, bool)) and not isinstance(expr, sp.Expr)
         op, children = _lower_condition(expr, self.be) if is_condition else _lower(expr, self.be, self.var)
         args = tuple(self._slot(c) for c in children)
-        self.steps.append((op, args))
-        self.slots[expr] = len(self.steps)
-        return len(self.steps)
+        slot = self.slots[expr] = len(self.initial)
+        self.initial.append(op() if not args else None)
+        if args:
+            self.steps.append((slot, _reader(op, args)))
+        return slot
+
+    def _run(self, u) -> list:
+        values = self.initial.copy()
+        values[0] = u
+        for slot, step in self.steps:
+            values[slot] = step(values)
+        return values
 
     def __call__(self, u) -> tuple:
-        values = [u]
-        for op, args in self.steps:
-            values.append(op(*[values[i] for i in args]))
+        values = self._run(u)
         return tuple(values[i] for i in self.outputs)
+
+    def value(self, u):
+        """The first expression's value alone."""
+        return self._run(u)[self.first]
 
 
 def _backend(name: str) -> Backend:
@@ -316,5 +342,4 @@ def compile_expressions(exprs, backend: str = "numpy", var: sp.Symbol = X) -> Ca
 def compile_expression(expr: sp.Expr, backend: str = "numpy", var: sp.Symbol = X) -> Callable:
     """Return ``f(u)`` evaluating ``expr`` with ``var`` set to ``u`` on the named backend
     (:func:`compile_expressions` with one expression)."""
-    program = compile_expressions([expr], backend, var)
-    return lambda u: program(u)[0]
+    return compile_expressions([expr], backend, var).value
