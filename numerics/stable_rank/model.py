@@ -153,6 +153,14 @@ def standard_init(seed: int, width: int, d: int) -> np.ndarray:
     return draw
 
 
+@lru_cache(maxsize=16)
+def standard_init_gram(seed: int, width: int, d: int) -> np.ndarray:
+    """:math:`NN^T` of :func:`standard_init` (read-only): W^0 W^0T is sigma0^2 times it."""
+    gram = standard_init(seed, width, d) @ standard_init(seed, width, d).T
+    gram.flags.writeable = False
+    return gram
+
+
 #: the data sets of the ``data`` option
 DATA_KINDS = ("gaussian", "orthogonal", "digits")
 
@@ -306,12 +314,16 @@ def train(act: Activation, problems: list[Problem], steps: int, record_steps=Non
     evaluate = sigma_and_slope(act)
 
     start = time.perf_counter()
-    w0 = [p.initial_weights() for p in problems]
+    # Z^0 = sigma0 N X^T and W^0 W^0T = sigma0^2 N N^T from the N(0, 1) draw N: the inits of one seed
+    # (same data) share N X^T, every activation shares N N^T; rounding apart, (sigma0 N) X^T
+    unit_z: dict = {}
+    for p in problems:
+        unit_z.setdefault((p.seed, p.width, id(p.x)), standard_init(p.seed, p.width, p.x.shape[1]) @ p.x.T)
     gram = np.stack([p.x @ p.x.T for p in problems])
-    z = np.stack([w @ p.x.T for w, p in zip(w0, problems)])
+    z = np.stack([p.sigma0 * unit_z[p.seed, p.width, id(p.x)] for p in problems])
     z0 = z.copy()
-    init_gram = np.stack([w @ w.T for w in w0])
-    del w0
+    init_gram = np.stack([p.sigma0**2 * standard_init_gram(p.seed, p.width, p.x.shape[1]) for p in problems])
+    del unit_z
     y = np.stack([p.y for p in problems])[:, None, :]                                # (B, 1, n)
     a_row = np.stack([p.a for p in problems])[:, None, :]                            # (B, 1, M)
     a_col = np.swapaxes(a_row, 1, 2)
