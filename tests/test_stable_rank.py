@@ -148,6 +148,19 @@ def test_first_update_expectations_equal_the_direct_formula():
     assert got[0] != got[2]                                        # the two inits do differ
 
 
+def test_pattern_tracking_off_changes_nothing_else():
+    """Without the activation-pattern bookkeeping (the Frei batch) the same GD, bit for bit; asking for
+    pattern changes is then a clear error."""
+    problems = [S.setup_a(s, n=6, d=300, m=5) for s in range(2)]
+    tracked = S.train(RELU, problems, 100, [0, 10, 100])
+    untracked = S.train(RELU, problems, 100, [0, 10, 100], track_patterns=False)
+    for a, b in zip(tracked, untracked):
+        assert np.array_equal(a.coefficients, b.coefficients) and np.array_equal(a.margins, b.margins)
+        assert b.pattern_changes is None and b.never_activated is None
+        with pytest.raises(IbcheckError, match="without tracking"):
+            b.changes_after(10)
+
+
 def test_trainer_rejects_bad_input():
     x = np.ones((2, 3))
     with pytest.raises(IbcheckError, match="labels"):

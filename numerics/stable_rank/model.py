@@ -222,8 +222,8 @@ class Run:
     loss: np.ndarray
     margins: np.ndarray          # (R, n)
     coefficients: np.ndarray     # (R, M, n): W^t = W^0 + C^t X
-    pattern_changes: np.ndarray  # (R, M): per neuron, samples whose sign of Z changed since the previous record
-    never_activated: np.ndarray  # (R,): own-class pairs never positive so far (fraction)
+    pattern_changes: np.ndarray | None  # (R, M): per neuron, samples whose sign of Z changed since the previous
+    never_activated: np.ndarray | None  # record; (R,): own-class pairs never positive so far (None: not tracked)
     z0: np.ndarray               # (M, n)
     init_gram: np.ndarray        # (M, M): W^0 W^0T
     runtime_s: float = 0.0
@@ -283,24 +283,30 @@ class Run:
         """The first layer W at record ``index``."""
         return self.problem.initial_weights() + self.coefficients[index] @ self.problem.x
 
+    def _tracked_changes(self) -> np.ndarray:
+        if self.pattern_changes is None:
+            raise IbcheckError(f"{self.problem.label}: trained without tracking the activation pattern")
+        return self.pattern_changes
+
     def changes_after(self, step: int) -> list[int]:
         """Per class (+1, -1): pattern changes recorded after ``step`` (pairs that flipped sign)."""
-        late = self.pattern_changes[self.steps > step]
+        late = self._tracked_changes()[self.steps > step]
         return [int(late[:, np.sign(self.problem.a) == j].sum()) for j in (1.0, -1.0)]
 
     def last_change(self) -> int | None:
         """The record step by which the last activation-pattern change had happened (None: never changed)."""
-        changed = np.nonzero(self.pattern_changes.sum(axis=1) > 0)[0]
+        changed = np.nonzero(self._tracked_changes().sum(axis=1) > 0)[0]
         return int(self.steps[changed[-1]]) if len(changed) else None
 
 
 @single_threaded
 def train(act: Activation, problems: list[Problem], steps: int, record_steps=None,
-          describe: str = "two-layer GD") -> list[Run]:
+          describe: str = "two-layer GD", track_patterns: bool = True) -> list[Run]:
     r"""Full-batch GD on every problem at once (reduced coordinates, module docstring).
 
     All problems need the same n and M.  ``record_steps`` defaults to 10 log-spaced steps per
-    decade plus ``steps/2``.  Raises :class:`TrainingDiverged` on a non-finite margin or
+    decade plus ``steps/2``.  ``track_patterns`` off: no activation-pattern bookkeeping (four
+    boolean passes per step; ``pattern_changes`` and ``never_activated`` are None).  Raises :class:`TrainingDiverged` on a non-finite margin or
     coefficient, or a pre-activation above :data:`MAX_PRE_ACTIVATION` (checked every 128 steps
     and at every record).
     """
@@ -352,9 +358,10 @@ def train(act: Activation, problems: list[Problem], steps: int, record_steps=Non
                 if step in recorded:
                     rec["q"].append(q[:, 0].copy())
                     rec["c"].append(coeff.copy())
-                    rec["changes"].append(changed.sum(2))
-                    changed[:] = False
-                    rec["never"].append((own & ~ever).sum((1, 2)) / own.sum((1, 2)))
+                    if track_patterns:
+                        rec["changes"].append(changed.sum(2))
+                        changed[:] = False
+                        rec["never"].append((own & ~ever).sum((1, 2)) / own.sum((1, 2)))
                 if step == steps:
                     break
                 if step % 100 == 0:
@@ -367,13 +374,15 @@ def train(act: Activation, problems: list[Problem], steps: int, record_steps=Non
             coeff += update
             np.matmul(update, gram, out=dz)
             z += dz
-            np.greater(z, 0, out=now)
-            np.not_equal(now, active, out=flipped)
-            changed |= flipped
-            ever |= now
-            active, now = now, active
+            if track_patterns:
+                np.greater(z, 0, out=now)
+                np.not_equal(now, active, out=flipped)
+                changed |= flipped
+                ever |= now
+                active, now = now, active
     runtime = (time.perf_counter() - start) / len(problems)
-    margins, coefficients, changes, never = (np.stack(rec[k], 1) for k in ("q", "c", "changes", "never"))
+    margins, coefficients = np.stack(rec["q"], 1), np.stack(rec["c"], 1)
+    changes, never = (np.stack(rec[k], 1) if track_patterns else [None] * len(problems) for k in ("changes", "never"))
     steps_arr = np.array(wanted)
     runs = []
     for b, p in enumerate(problems):
