@@ -161,6 +161,17 @@ def test_pattern_tracking_off_changes_nothing_else():
             b.changes_after(10)
 
 
+def test_data_digests_follow_the_data():
+    """The first-update draws are remembered per data digest: a writable array changed in place gets a
+    new digest; drawn data are read-only (their digest is remembered per array)."""
+    x = np.ones((4, 6))
+    before = E.data_digest(x)
+    x[0, 0] = 2.0
+    assert E.data_digest(x) != before
+    drawn, _ = S.draw_data("gaussian", 4, 6, 0)
+    assert not drawn.flags.writeable and E.data_digest(drawn) == E.data_digest(drawn.copy())
+
+
 def test_trainer_rejects_bad_input():
     x = np.ones((2, 3))
     with pytest.raises(IbcheckError, match="labels"):

@@ -270,11 +270,10 @@ def first_update_expectations(act: Activation, runs: list[Run], draws: int = 200
     :math:`Z = \sigma_0\,N L^T` with :math:`XX^T = LL^T` and N standard normal from the run's seed
     (:func:`unit_pre_activations`: runs with the same seed, width and data share it)."""
     slope = act.numeric(NUMPY_TORCH_MATH.name, 1)
-    expectations, digests = [], {}                    # digests per data array (the inits of a seed share it)
+    expectations = []
     for run in runs:
         p = run.problem
-        digest = digests.setdefault(id(p.x), data_digest(p.x))
-        normal, chol = unit_pre_activations(p.seed, p.width, draws, p.x, digest)
+        normal, chol = unit_pre_activations(p.seed, p.width, draws, p.x)
         weights = p.y / (1 + np.exp(run.margins[0]))
         ranks = []
         for block in range(0, draws, DRAW_BLOCK):
@@ -293,18 +292,30 @@ _UNIT_PRE_ACTIVATIONS: dict = {}
 UNIT_PRE_ACTIVATIONS_KEPT = 5
 
 
+#: id(x) -> (x, digest) for read-only data arrays (x is kept, so its id is not reused)
+_DIGESTS: dict = {}
+
+
 def data_digest(x: np.ndarray) -> bytes:
-    """SHA-1 of the array's shape and bytes: equal digests mean equal data (~2 ms for 50 x 5000)."""
-    return hashlib.sha1(repr(x.shape).encode() + np.ascontiguousarray(x, dtype=float).tobytes()).digest()
+    """SHA-1 of the array's shape and bytes: equal digests mean equal data (~2 ms for 50 x 5000);
+    remembered per array for read-only arrays (:func:`draw_data`'s), which cannot change."""
+    known = _DIGESTS.get(id(x))
+    if known is not None and known[0] is x:
+        return known[1]
+    digest = hashlib.sha1(repr(x.shape).encode() + np.ascontiguousarray(x, dtype=float).tobytes()).digest()
+    if not x.flags.writeable:
+        while len(_DIGESTS) >= 16:
+            del _DIGESTS[next(iter(_DIGESTS))]
+        _DIGESTS[id(x)] = (x, digest)
+    return digest
 
 
-def unit_pre_activations(seed: int, width: int, draws: int, x: np.ndarray,
-                         digest: bytes | None = None) -> tuple[np.ndarray, np.ndarray]:
+def unit_pre_activations(seed: int, width: int, draws: int, x: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     r"""``draws`` standard normal (width x n) matrices N from ``seed`` times :math:`L^T`, with
     :math:`XX^T = LL^T` (Cholesky, a 1e-12 relative ridge): the rows of :math:`NL^T` are
     :math:`N(0, XX^T)`, the pre-activations of a unit-variance init.  Read-only, remembered for the
-    last :data:`UNIT_PRE_ACTIVATIONS_KEPT` arguments (``digest``: :func:`data_digest` of x, if known)."""
-    key = (seed, width, draws, digest or data_digest(x))
+    last :data:`UNIT_PRE_ACTIVATIONS_KEPT` arguments."""
+    key = (seed, width, draws, data_digest(x))
     if key not in _UNIT_PRE_ACTIVATIONS:
         gram = x @ x.T
         n = len(x)

@@ -165,8 +165,10 @@ def standard_init_gram(seed: int, width: int, d: int) -> np.ndarray:
 DATA_KINDS = ("gaussian", "orthogonal", "digits")
 
 
+@lru_cache(maxsize=32)
 def draw_data(kind: str, n: int, d: int, seed: int) -> tuple[np.ndarray, np.ndarray]:
-    r"""n inputs with balanced labels +-1 (first half +1):
+    r"""n inputs with balanced labels +-1 (first half +1), read-only (remembered: every activation a
+    process checks trains on the same draws):
 
     * ``gaussian``: :math:`x_i \sim N(0, I_d)`, so :math:`E\|x_i\|^2 = d`;
     * ``orthogonal``: :math:`x_i = \sqrt d\,e_i` (exactly orthogonal, :math:`\|x_i\|^2 = d`; the
@@ -174,13 +176,16 @@ def draw_data(kind: str, n: int, d: int, seed: int) -> tuple[np.ndarray, np.ndar
     * ``digits``: scikit-learn digits 0 (+1) vs 1 (-1), 64 pixels / 16 (``d`` is ignored).
     """
     if kind == "gaussian":
-        return gaussian_classes(n, d, seed)
-    if kind == "orthogonal":
-        return orthogonal_classes(n, d)
-    if kind == "digits":
+        x, y = gaussian_classes(n, d, seed)
+    elif kind == "orthogonal":
+        x, y = orthogonal_classes(n, d)
+    elif kind == "digits":
         x, labels = digits((0, 1), n, seed)
-        return x, np.where(labels == 0, 1.0, -1.0)
-    raise IbcheckError(f"unknown data {kind!r}; known: {', '.join(DATA_KINDS)}")
+        y = np.where(labels == 0, 1.0, -1.0)
+    else:
+        raise IbcheckError(f"unknown data {kind!r}; known: {', '.join(DATA_KINDS)}")
+    x.flags.writeable = y.flags.writeable = False
+    return x, y
 
 
 def setup_a(seed: int = 0, n: int = 10, d: int = 2000, m: int = 50, sigma0: float = 1e-3,
