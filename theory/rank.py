@@ -615,11 +615,13 @@ def gram_stable_rank(gram: np.ndarray) -> np.ndarray:
 
     gram = np.asarray(gram, dtype=float)
     size = gram.shape[-1]
-    largest = np.empty(gram.shape[:-2])
-    for index in np.ndindex(largest.shape):
-        values, _, _, _, info = lapack.dsyevr(gram[index], compute_v=0, range="I", il=size, iu=size, lower=1)
-        largest[index] = values[0] if info == 0 and np.isfinite(gram[index]).all() else np.nan
-    return np.trace(gram, axis1=-2, axis2=-1) / largest
+    flat = gram.reshape((-1, size, size))
+    largest = np.full(len(flat), np.nan)                 # NaN where the Gram is not finite
+    for k in np.flatnonzero(np.isfinite(flat).all(axis=(1, 2))):
+        values, _, _, _, info = lapack.dsyevr(flat[k], compute_v=0, range="I", il=size, iu=size, lower=1)
+        if info == 0:
+            largest[k] = values[0]
+    return np.trace(gram, axis1=-2, axis2=-1) / largest.reshape(gram.shape[:-2])
 
 
 def pattern_kernel(x: np.ndarray, y: np.ndarray, frozen_slopes: np.ndarray, m: int) -> np.ndarray:
