@@ -172,6 +172,21 @@ def test_data_digests_follow_the_data():
     assert not drawn.flags.writeable and E.data_digest(drawn) == E.data_digest(drawn.copy())
 
 
+def test_gram_stable_rank_from_the_largest_eigenvalue_alone():
+    """trace / largest eigenvalue by dsyevr equals the same from all eigenvalues (eigvalsh), per matrix
+    of any batch shape; a Gram with a non-finite entry gives NaN."""
+    rng = np.random.default_rng(3)
+    a = rng.standard_normal((2, 3, 40, 25))
+    gram = a @ np.swapaxes(a, -1, -2)
+    reference = np.trace(gram, axis1=-2, axis2=-1) / np.linalg.eigvalsh(gram)[..., -1]
+    # two LAPACK routes to the same eigenvalue (both backward stable): ~1e-15 relative
+    np.testing.assert_allclose(rank.gram_stable_rank(gram), reference, rtol=1e-13)
+    assert rank.gram_stable_rank(gram[0, 0]) == pytest.approx(reference[0, 0], rel=1e-13)
+    gram[1, 2, 0, 0] = np.nan
+    result = rank.gram_stable_rank(gram)
+    assert np.isnan(result[1, 2]) and np.isfinite(np.delete(result.ravel(), 5)).all()
+
+
 def test_trainer_rejects_bad_input():
     x = np.ones((2, 3))
     with pytest.raises(IbcheckError, match="labels"):
