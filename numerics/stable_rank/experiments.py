@@ -304,9 +304,7 @@ def data_digest(x: np.ndarray) -> bytes:
         return known[1]
     digest = hashlib.sha1(repr(x.shape).encode() + np.ascontiguousarray(x, dtype=float).tobytes()).digest()
     if not x.flags.writeable:
-        while len(_DIGESTS) >= 16:
-            del _DIGESTS[next(iter(_DIGESTS))]
-        _DIGESTS[id(x)] = (x, digest)
+        _remember(_DIGESTS, id(x), (x, digest), 16)
     return digest
 
 
@@ -323,10 +321,15 @@ def unit_pre_activations(seed: int, width: int, draws: int, x: np.ndarray) -> tu
         rng, _ = generators(seed + 15485863)
         normal = rng.standard_normal((draws, width, n)) @ chol.T
         normal.flags.writeable = chol.flags.writeable = False
-        while len(_UNIT_PRE_ACTIVATIONS) >= UNIT_PRE_ACTIVATIONS_KEPT:
-            del _UNIT_PRE_ACTIVATIONS[next(iter(_UNIT_PRE_ACTIVATIONS))]
-        _UNIT_PRE_ACTIVATIONS[key] = (normal, chol)
+        _remember(_UNIT_PRE_ACTIVATIONS, key, (normal, chol), UNIT_PRE_ACTIVATIONS_KEPT)
     return _UNIT_PRE_ACTIVATIONS[key]
+
+
+def _remember(store: dict, key, value, kept: int) -> None:
+    """Put ``value`` under ``key`` in a first-in-first-out store of at most ``kept`` entries."""
+    while len(store) >= kept:
+        del store[next(iter(store))]
+    store[key] = value
 
 
 def marchenko_pastur(width: int, d: int) -> float:

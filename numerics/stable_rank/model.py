@@ -311,9 +311,9 @@ def train(act: Activation, problems: list[Problem], steps: int, record_steps=Non
 
     All problems need the same n and M.  ``record_steps`` defaults to 10 log-spaced steps per
     decade plus ``steps/2``.  ``track_patterns`` off: no activation-pattern bookkeeping (four
-    boolean passes per step; ``pattern_changes`` and ``never_activated`` are None).  Raises :class:`TrainingDiverged` on a non-finite margin or
-    coefficient, or a pre-activation above :data:`MAX_PRE_ACTIVATION` (checked every 128 steps
-    and at every record).
+    boolean passes per step; ``pattern_changes`` and ``never_activated`` are None).  Raises
+    :class:`TrainingDiverged` on a non-finite margin or coefficient, or a pre-activation above
+    :data:`MAX_PRE_ACTIVATION` (checked every 128 steps and at every record).
     """
     if not problems:
         return []
