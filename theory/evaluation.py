@@ -195,21 +195,6 @@ def _product(*values):
     return total
 
 
-def _sigmoid_factors(expr: sp.Expr) -> tuple | None:
-    """The factors of a product with :math:`e^u (1 + e^u)^{-1}` (softplus' as sympy writes it) replaced
-    by the one factor :math:`(1 + e^{-u})^{-1}`, which :func:`_sigmoid_argument` evaluates as
-    ``sigmoid(u)`` (the same value; no inf * 0 = NaN for u > 709); None if there is no such pair."""
-    if not isinstance(expr, sp.Mul):
-        return None
-    factors = list(expr.args)
-    for quotient in factors:
-        arg = _sigmoid_argument(quotient)                    # quotient = (1 + e^{-arg})^{-1}
-        if arg is not None and sp.exp(-arg) in factors:
-            rest = [f for f in factors if f is not quotient and f != sp.exp(-arg)]
-            return tuple(rest) + (1 / (1 + sp.exp(arg)),)    # e^{-arg}/(1 + e^{-arg}) = sigmoid(-arg)
-    return None
-
-
 def _lower(expr, be: Backend, var: sp.Symbol) -> tuple[Callable, tuple]:
     """One node of the expression tree as ``(operation, children)``: the backend operation applied to
     the values of the child expressions (a constant is an operation without children)."""
@@ -228,12 +213,7 @@ def _lower(expr, be: Backend, var: sp.Symbol) -> tuple[Callable, tuple]:
     if isinstance(expr, sp.Add):
         return _sum, expr.args
     if isinstance(expr, sp.Mul):
-        factors = _sigmoid_factors(expr)
-        if factors is None:
-            return _product, expr.args
-        if len(factors) == 1:                                # the product was e^u / (1 + e^u) alone
-            return be.sigmoid, (_sigmoid_argument(factors[0]),)
-        return _product, factors
+        return _product, expr.args
     if isinstance(expr, sp.Pow):
         if expr.exp.has(var):
             return be.power, (expr.base, expr.exp)
