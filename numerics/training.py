@@ -64,7 +64,7 @@ def gradient_descent(params: Sequence[torch.Tensor],
                      loss_fn: Callable[[], torch.Tensor | tuple[torch.Tensor, Sequence[torch.Tensor]]], steps: int,
                      lr: float | Sequence[float], *, record: Callable[[int], object] | None = None,
                      record_steps: Sequence[int] | None = None, describe: str = "training",
-                     max_abs: float = 1e12, stop_loss: float | None = None) -> History:
+                     max_abs: float = 1e12, stop_loss: float | None = None, check_every: int = 64) -> History:
     r"""Run ``steps`` full-batch steps :math:`\theta \leftarrow \theta - \eta\nabla L`.
 
     ``loss_fn`` returns the loss, or ``(loss, gradients)`` where the gradient is known in
@@ -72,7 +72,10 @@ def gradient_descent(params: Sequence[torch.Tensor],
     (default: log-spaced) the loss and ``record(step)`` are stored.  ``stop_loss`` ends
     training early once the loss falls below it (the final state is recorded).
     Raises :class:`TrainingDiverged` on a non-finite loss or gradient, or a parameter above
-    ``max_abs`` in absolute value.
+    ``max_abs`` in absolute value.  The loss is checked every step, the parameters' bound every
+    ``check_every`` steps and at every record (one reduction per tensor: per step it costs as
+    much as a small network's update); a non-finite gradient in between makes the next loss
+    non-finite.
     """
     rates = list(lr) if isinstance(lr, (list, tuple)) else [lr] * len(params)
     if len(rates) != len(params):
@@ -103,9 +106,10 @@ def gradient_descent(params: Sequence[torch.Tensor],
             with torch.no_grad():
                 for p, g, eta in zip(params, grads, rates):
                     p.add_(g, alpha=-eta)
-                # one cheap bound per tensor: NaN fails both comparisons, so this also
+                # one bound per tensor: NaN fails both comparisons, so this also
                 # catches non-finite gradients (diagnosed below, only on failure)
-                if not all(-max_abs <= lo and hi <= max_abs for lo, hi in map(torch.aminmax, params)):
+                checked = step % check_every == 0 or step in wanted
+                if checked and not all(-max_abs <= lo and hi <= max_abs for lo, hi in map(torch.aminmax, params)):
                     if not all(bool(torch.isfinite(g).all()) for g in grads):
                         raise TrainingDiverged(f"{describe}: non-finite gradient at step {step}")
                     raise TrainingDiverged(f"{describe}: weights exploded (|w| > {max_abs:g}) at step {step}")
@@ -114,9 +118,10 @@ def gradient_descent(params: Sequence[torch.Tensor],
     return history
 
 
-def array_descent(params: np.ndarray, loss_and_gradient: Callable[[np.ndarray], float], steps: int, lr: float, *,
-                  record: Callable[[int], object] | None = None, record_steps: Sequence[int] | None = None,
-                  describe: str = "training", max_abs: float = 1e12, check_every: int = 64) -> History:
+def array_descent(params: np.ndarray, loss_and_gradient: Callable[[np.ndarray], float | None], steps: int, lr: float,
+                  *, loss: Callable[[], float] | None = None, record: Callable[[int], object] | None = None,
+                  record_steps: Sequence[int] | None = None, describe: str = "training", max_abs: float = 1e12,
+                  check_every: int = 64) -> History:
     r"""Run ``steps`` full-batch steps :math:`\theta \leftarrow \theta - \eta\nabla L` on ``params`` in place.
 
     ``params`` is one float64 array (views of it may be what the closure reads);
@@ -124,18 +129,31 @@ def array_descent(params: np.ndarray, loss_and_gradient: Callable[[np.ndarray], 
     ``params``) and returns :math:`L` as a float.  Records as :func:`gradient_descent`.  The loss is
     checked every step (a non-finite gradient makes the next loss non-finite); the bound
     :math:`|\theta| \le` ``max_abs`` every ``check_every`` steps and at every record.
+
+    Where :math:`L` costs as much as its gradient (the frozen field: one more activation call),
+    pass ``loss()`` (L at the current parameters, called right after ``loss_and_gradient``): then
+    the closure's return value is ignored and L is evaluated only at records and bound checks,
+    where a non-finite gradient shows as a non-finite L or parameter (NaN fails the bound).
     """
     grad = np.empty_like(params)
     wanted = _record_schedule(steps, record_steps)
     # the steps where anything but the GD step happens: records, bound checks, the progress bar
     events = wanted | {steps} | set(range(0, steps + 1, check_every)) | set(range(0, steps + 1, 100))
     history = History()
+
+    def finite(value: float, step: int) -> float:
+        if not math.isfinite(value):
+            raise TrainingDiverged(f"{describe}: training diverged at step {step} (loss = {value})")
+        return value
+
     with progress(steps, describe, unit="step") as bar:
         for step in range(steps + 1):
             value = loss_and_gradient(grad)
-            if not math.isfinite(value):
-                raise TrainingDiverged(f"{describe}: training diverged at step {step} (loss = {value})")
+            if loss is None:
+                finite(value, step)
             if step in events:
+                if loss is not None:
+                    value = finite(loss(), step)
                 if not (-max_abs <= params.min() and params.max() <= max_abs):
                     raise TrainingDiverged(f"{describe}: weights exploded (|w| > {max_abs:g}) at step {step}")
                 if step in wanted or step == steps:

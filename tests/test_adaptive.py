@@ -208,6 +208,40 @@ def test_gap_velocity_matches_the_frozen_field_flow():
         assert value[0] == pytest.approx(actual, rel=1e-10, abs=1e-14)
 
 
+@pytest.mark.parametrize("name", ["relu", "tanh", "softplus"])
+def test_frozen_field_flow_steps_along_the_autograd_gradient(name):
+    """One step of the closed-form numpy flow equals one GD step on autograd's gradient of the
+    linear loss (1/N) sum_j r_j sum_i v_i sigma(w_i x_j + b_i) (to rounding: 1e-12 of the step)."""
+    act = theory.activation(name)
+    x, y = toy_1d()
+    xs, r = x[:, 0], -y
+    neurons = ad.field_population(len(xs), [-0.7, 0.4], 5.0)
+    lr = 0.3
+    _, w, b = ad.frozen_field_flow(act, xs, r, neurons, 1, lr)
+    w0 = torch.as_tensor(neurons.sign * neurons.rho0, dtype=torch.float64).requires_grad_(True)
+    b0 = torch.as_tensor(neurons.u0 - neurons.sign * neurons.rho0 * xs[neurons.point],
+                         dtype=torch.float64).requires_grad_(True)
+    z = torch.as_tensor(xs)[:, None] * w0 + b0
+    loss = (torch.as_tensor(r)[:, None] * torch.as_tensor(neurons.v) * torch_activation(act)(z)).sum() / len(xs)
+    gw, gb = torch.autograd.grad(loss, [w0, b0])
+    scale = lr * float(max(gw.abs().max(), gb.abs().max()))
+    np.testing.assert_allclose(w[0], (w0 - lr * gw).detach().numpy(), rtol=0, atol=1e-12 * scale + 1e-15)
+    np.testing.assert_allclose(b[0], (b0 - lr * gb).detach().numpy(), rtol=0, atol=1e-12 * scale + 1e-15)
+
+
+def test_root_search_of_many_neurons_is_the_search_of_each():
+    """gap_roots_many over a batch (as placement_test runs it) gives exactly each neuron's own gap_roots."""
+    act = theory.activation("gelu")
+    x, y = toy_1d()
+    xs, r = x[:, 0], -y
+    pop = ad.field_population(len(xs), [0.0], 8.0) + ad.field_population(len(xs), [0.0], 32.0)
+    batched = ad.gap_roots_many(act, xs, r, pop.v, pop.rho0, pop.sign, pop.point, np.full(len(pop.v), -6.0),
+                                np.full(len(pop.v), 6.0))
+    for i in range(len(pop.v)):
+        assert batched[i] == ad.gap_roots(act, xs, r, pop.v[i], pop.rho0[i], pop.sign[i], pop.point[i], 6.0)
+    assert sum(map(len, batched)) > 0
+
+
 def test_exact_solver_meets_the_notes_formula_when_neighbours_saturate():
     """softplus at rho = 200: other points see sigma' = 0 or 1, so B is constant in g."""
     act = theory.activation("softplus")

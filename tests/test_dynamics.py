@@ -15,8 +15,8 @@ import sympy as sp
 
 import theory
 from theory.derive import derive
-from theory.dynamics import (dynamics_section, equilibrium_branches, gap_equilibria, gap_equilibria_many,
-                             gap_kernel, kinks, mu_flow, rs_flow, sliding_identity)
+from theory.dynamics import (Sliding, dynamics_section, equilibrium_branches, gap_equilibria,
+                             gap_equilibria_many, gap_kernel, kinks, mu_flow, rs_flow, sliding_identity)
 from theory.errors import IbcheckError
 from theory.rs_coordinates import balance_defect, homogeneity, orbit_invariance, rs_identity
 
@@ -288,3 +288,16 @@ def test_bad_dimension_is_a_clear_error():
 
     with pytest.raises(IbcheckError, match="positive integer"):
         neuron_symbols(0)
+
+
+def test_sliding_classifies_arrays_of_pairs_as_it_classifies_each_pair():
+    """Filippov classes (5.2) of many pairs at once equal the pairwise ones, boundaries included:
+    a zero velocity on either side is neither attracting nor repelling."""
+    minus = np.array([1.0, -1.0, 1.0, -1.0, 0.0, 1.0, 0.0])
+    plus = np.array([-1.0, 1.0, 1.0, -1.0, -1.0, 0.0, 0.0])
+    both = Sliding(minus, plus)
+    assert both.attracting.tolist() == [True, False, False, False, False, False, False]
+    assert both.repelling.tolist() == [False, True, False, False, False, False, False]
+    for i in range(len(minus)):
+        single = Sliding(float(minus[i]), float(plus[i]))
+        assert (single.attracting, single.repelling) == (both.attracting[i], both.repelling[i])

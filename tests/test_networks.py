@@ -191,6 +191,32 @@ def test_array_descent_records_and_stops_on_bad_losses_and_exploding_weights():
         array_descent(p, nan_at_step_5, 100, 1.0)
 
 
+def test_array_descent_with_a_separate_loss_evaluates_it_only_at_records_and_checks():
+    """With ``loss=`` the closure only writes the gradient: the trajectory is the same as with the
+    loss returned every step (halving p, exact), the recorded losses are the same, and ``loss()``
+    runs only at the event steps (records, every 64th step, the progress bar's hundreds, the end);
+    a NaN gradient is caught at the next check (step 64) as a non-finite loss."""
+    p, evaluated = np.array([1.0, -2.0]), []
+
+    def gradient(grad):
+        grad[:] = p
+
+    def loss():
+        evaluated.append(1)
+        return 0.5 * float(p @ p)
+    history = array_descent(p, gradient, 10, 0.5, loss=loss, record_steps=[0, 3])
+    assert history.steps == [0, 3, 10] and history.loss == [2.5, 2.5 / 4**3, 2.5 / 4**10]
+    np.testing.assert_array_equal(p, np.array([1.0, -2.0]) / 2**10)
+    assert len(evaluated) == 3                                             # steps 0, 3, 10
+    p, evaluated = np.array([1.0]), []
+
+    def nan_from_step_5(grad):
+        evaluated.append(1)
+        grad[:] = float("nan") if len(evaluated) > 5 else 0.0
+    with pytest.raises(TrainingDiverged, match="diverged at step 64"):
+        array_descent(p, nan_from_step_5, 200, 1.0, loss=lambda: float(p[0]), record_steps=[0])
+
+
 @pytest.mark.parametrize("name, parameterization", [("relu", "ntk"), ("tanh", "standard"), ("softplus", "ntk")])
 def test_one_training_step_is_the_autograd_gradient_step(name, parameterization):
     """train's closed-form gradient (no tape) against autograd of the same loss on a copy: one step

@@ -240,19 +240,20 @@ def kinks(act: Activation) -> tuple[Kink, ...]:
 
 @dataclass(frozen=True)
 class Sliding:
-    """The Filippov analysis of one (plane, data point) pair from its one-sided gap velocities."""
+    """The Filippov analysis of one (plane, data point) pair from its one-sided gap velocities
+    (or of many pairs at once: arrays of velocities give arrays of classes)."""
 
-    minus: float
-    plus: float
+    minus: float | np.ndarray
+    plus: float | np.ndarray
 
     @property
-    def attracting(self) -> bool:
+    def attracting(self) -> bool | np.ndarray:
         """:math:`\\dot g(c^-) > 0 > \\dot g(c^+)`: the plane is caught (pinned)."""
-        return self.minus > 0 > self.plus
+        return (self.minus > 0) & (self.plus < 0)
 
     @property
-    def repelling(self) -> bool:
-        return self.minus < 0 < self.plus
+    def repelling(self) -> bool | np.ndarray:
+        return (self.minus < 0) & (self.plus > 0)
 
     @property
     def weight(self) -> float:
@@ -314,20 +315,28 @@ def _second_derivative_pieces(act: Activation) -> PiecewiseSmooth:
 
 @lru_cache(maxsize=64)
 def _numeric_derivatives(act: Activation):
-    """Numpy :math:`\\sigma'` and :math:`\\sigma''` evaluated piece by piece (atoms ignored)."""
+    """Numpy :math:`\\sigma'` and :math:`\\sigma''` evaluated piece by piece (atoms ignored).
+
+    The pieces' ends are converted to floats once (the evaluators run in the fixed-point
+    solvers' inner loops); a piece that covers every value given is applied without masking."""
     first, second = act.pieces.derivative(), _second_derivative_pieces(act)
-    d1 = [(a, b, compile_expression(p, "numpy")) for a, b, p in first.intervals()]
-    d2 = [(a, b, compile_expression(p, "numpy")) for a, b, p in second.intervals()]
+
+    def compiled(pieces):
+        return [(float(a) if a != -sp.oo else None, float(b), compile_expression(p, "numpy"))
+                for a, b, p in pieces.intervals()]
 
     def evaluate(parts, u):
         u = np.asarray(u, dtype=float)
         out = np.zeros_like(u)
-        for a, b, fn in parts:
-            mask = (u > float(a)) & (u <= float(b)) if a != -sp.oo else (u <= float(b))
-            if mask.any():
-                with np.errstate(all="ignore"):
+        with np.errstate(all="ignore"):
+            for a, b, fn in parts:
+                mask = (u > a) & (u <= b) if a is not None else (u <= b)
+                if mask.all():
+                    out[...] = np.asarray(fn(u), dtype=float)
+                elif mask.any():
                     out[mask] = np.broadcast_to(np.asarray(fn(u[mask]), dtype=float), u[mask].shape)
         return out
+    d1, d2 = compiled(first), compiled(second)
     return (lambda u: evaluate(d1, u)), (lambda u: evaluate(d2, u))
 
 
@@ -347,6 +356,7 @@ def _sign_change(func: Callable[[float], float], a: float, b: float) -> float:
     return a if abs(fa) <= abs(fb) else b
 
 
+@lru_cache(maxsize=64)
 def equilibrium_branches(act: Activation, window: float = EQUILIBRIUM_WINDOW) -> Equilibria:
     r"""The monotone branches of :math:`\sigma'` on :math:`|u| \le` ``window`` and the class of
     :math:`\sigma` they define (5.4):

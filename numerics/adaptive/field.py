@@ -14,7 +14,7 @@ from theory.activations import Activation
 from theory.dynamics import Sliding, derivative_functions, gap_equilibria_many, kinks
 
 from ..torch_activation import torch_activation
-from ..training import gradient_descent, log_spaced_steps
+from ..training import array_descent, log_spaced_steps
 
 #: a plane counts as resting on an equilibrium when its u = rho g is this close to the root
 OFFSET_TOLERANCE = 0.05
@@ -74,43 +74,47 @@ def field_step_size(act: Activation, x: np.ndarray, residual: np.ndarray) -> flo
 def frozen_field_flow(act: Activation, x: np.ndarray, residual: np.ndarray, neurons: FieldNeurons, steps: int,
                       lr: float, record_steps=None) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     r"""GD on (w, b) of every neuron under the linear loss
-    :math:`\frac1N\sum_j r_j\sum_i v_i\sigma(w_i x_j + b_i)` (output weights fixed), with the
-    closed-form gradient :math:`\frac{v_i}{N}\sum_j r_j\sigma'(z_{ij})(x_j, 1)` in one autograd node.
+    :math:`L = \frac1N\sum_j r_j\sum_i v_i\sigma(w_i x_j + b_i)` (output weights fixed), with the
+    closed-form gradient :math:`\frac{v_i}{N}\sum_j r_j\sigma'(z_{ij})(x_j, 1)`, in numpy on buffers
+    allocated once (:func:`numerics.training.array_descent`: at these sizes a step is mostly
+    per-call overhead, which numpy has less of than torch).  :math:`\sigma, \sigma'` are the torch
+    functions, applied to a tensor that shares z's memory: planes drift far from the data, where
+    they stay finite (softplus' exp overflows in the compiled numpy form).  L itself (one more
+    activation call) is evaluated only where ``array_descent`` records or checks divergence.
 
     Returns (steps, w, b) with w, b of shape (recorded steps, neurons); by default only the
     final state is returned (shape (1, neurons))."""
     sigma, slope = torch_activation(act), torch_activation(act, 1)
-    xs = torch.as_tensor(x, dtype=torch.float64)
-    weights = torch.as_tensor(residual, dtype=torch.float64)[:, None] * \
-        torch.as_tensor(neurons.v, dtype=torch.float64)[None, :] / len(x)          # r_j v_i / N
-    inputs = torch.stack([xs, torch.ones_like(xs)], 1)                            # (N, 2)
-    params = torch.as_tensor(np.stack([neurons.sign * neurons.rho0,
-                                       neurons.u0 - neurons.sign * neurons.rho0 * x[neurons.point]], 1),
-                             dtype=torch.float64).clone().requires_grad_(True)
+    N, M = len(x), len(neurons.v)
+    # r_j v_i / N, shape (N, M)
+    weights = np.asarray(residual, dtype=float)[:, None] * np.asarray(neurons.v, dtype=float)[None, :] / N
+    inputs = np.stack([np.asarray(x, dtype=float), np.ones(N)], 1)                                      # (N, 2)
+    params = np.stack([neurons.sign * neurons.rho0, neurons.u0 - neurons.sign * neurons.rho0 * x[neurons.point]],
+                      1).astype(float)                                                                   # (M, 2)
+    z, weighted_slope = np.empty((N, M)), np.empty((N, M))
+    z_tensor = torch.from_numpy(z)                                                                       # z's memory
 
-    class LinearLoss(torch.autograd.Function):
-        @staticmethod
-        def forward(ctx, p):
-            z = inputs @ p.T                                                      # (N, M)
-            ctx.grad = (weights * slope(z)).T @ inputs                            # (M, 2)
-            return (weights * sigma(z)).sum()
+    def gradient(out: np.ndarray) -> None:
+        np.matmul(inputs, params.T, out=z)
+        np.multiply(weights, slope(z_tensor).numpy(), out=weighted_slope)
+        np.matmul(weighted_slope.T, inputs, out=out)
 
-        @staticmethod
-        def backward(ctx, upstream):
-            return upstream * ctx.grad
+    def loss() -> float:  # at the z of the last gradient: only where array_descent checks or records
+        return float(np.vdot(weights, sigma(z_tensor).numpy()))
 
-    history = gradient_descent([params], lambda: LinearLoss.apply(params), steps, lr,
-                               record=lambda step: params.detach().numpy().copy(),
-                               record_steps=record_steps if record_steps is not None else [steps],
-                               describe=f"{act.label} frozen field")
+    history = array_descent(params, gradient, steps, lr, loss=loss, record=lambda step: params.copy(),
+                            record_steps=record_steps if record_steps is not None else [steps],
+                            describe=f"{act.label} frozen field")
     states = np.array(history.records)
     return np.array(history.steps), states[..., 0], states[..., 1]
 
 
-def gap_velocity(act: Activation, x: np.ndarray, residual: np.ndarray, v, rho, sign, point, g) -> tuple:
+def gap_velocity(act: Activation, x: np.ndarray, residual: np.ndarray, v, rho, sign, point, g,
+                 with_slope: bool = True) -> tuple:
     r"""The exact frozen-residual gap equation of 1D neurons and its slope (unit rate):
     :math:`G(g) = -\frac{v}{N\rho}\sum_j r_j\sigma'(z_j)(1 + x_jx_k - g s x_j)`,
-    :math:`z_j = \rho(s(x_j - x_k) + g)`; returns (G, dG/dg).
+    :math:`z_j = \rho(s(x_j - x_k) + g)`; returns (G, dG/dg), with dG/dg None when
+    ``with_slope`` is False (root bracketing and bisection need G only).
 
     Scalar neuron parameters with g of any shape, or arrays of M neurons with g of shape (M, G)."""
     d1, d2 = derivative_functions(act)
@@ -126,9 +130,12 @@ def gap_velocity(act: Activation, x: np.ndarray, residual: np.ndarray, v, rho, s
     z = r_ * (s * (x[None, None, :] - xk) + gg)
     kernel = 1 + x[None, None, :] * xk - gg * s * x[None, None, :]
     scale = (-v / (len(x) * rho))[:, None]
-    value = scale * (residual * d1(z) * kernel).sum(-1)
-    slope = scale * (residual * (r_ * d2(z) * kernel - d1(z) * s * x[None, None, :])).sum(-1)
-    return (value[0], slope[0]) if scalar else (value, slope)
+    first = d1(z)
+    value = scale * (residual * first * kernel).sum(-1)
+    slope = scale * (residual * (r_ * d2(z) * kernel - first * s * x[None, None, :])).sum(-1) if with_slope else None
+    if scalar:
+        return value[0], (slope[0] if with_slope else None)
+    return value, slope
 
 
 def gap_roots_many(act: Activation, x: np.ndarray, residual: np.ndarray, v, rho, sign, point, lo, hi,
@@ -142,7 +149,7 @@ def gap_roots_many(act: Activation, x: np.ndarray, residual: np.ndarray, v, rho,
     point = point.astype(int)
     points = max(int(np.max(hi - lo) * density), 2) + 1
     u = lo[:, None] + (hi - lo)[:, None] * np.linspace(0, 1, points)[None, :]
-    values, _ = gap_velocity(act, x, residual, v, rho, sign, point, u / rho[:, None])
+    values, _ = gap_velocity(act, x, residual, v, rho, sign, point, u / rho[:, None], with_slope=False)
     neuron, cell = np.nonzero(np.sign(values[:, :-1]) * np.sign(values[:, 1:]) < 0)
     a, b = u[neuron, cell], u[neuron, cell + 1]
     keep = np.ones(len(a), dtype=bool)
@@ -152,10 +159,10 @@ def gap_roots_many(act: Activation, x: np.ndarray, residual: np.ndarray, v, rho,
             keep &= ~((a <= c) & (c <= b))
     neuron, a, b = neuron[keep], a[keep], b[keep]
     args = (v[neuron], rho[neuron], sign[neuron], point[neuron])
-    fa = gap_velocity(act, x, residual, *args, (a / rho[neuron])[:, None])[0][:, 0]
+    fa = gap_velocity(act, x, residual, *args, (a / rho[neuron])[:, None], with_slope=False)[0][:, 0]
     for _ in range(60):
         mid = (a + b) / 2
-        fm = gap_velocity(act, x, residual, *args, (mid / rho[neuron])[:, None])[0][:, 0]
+        fm = gap_velocity(act, x, residual, *args, (mid / rho[neuron])[:, None], with_slope=False)[0][:, 0]
         left = np.sign(fm) == np.sign(fa)
         a, fa, b = np.where(left, mid, a), np.where(left, fm, fa), np.where(left, b, mid)
     roots = (a + b) / 2
@@ -282,10 +289,14 @@ def placement_test(act: Activation, xs: np.ndarray, y: np.ndarray, sharpness, st
     residual = -np.asarray(y, dtype=float)
     # targets: (k, s, v, u*, rho0), stability, kind, and the relaxation rates (left, right) per unit delta
     targets, stable, kind, rates = [], [], [], []
-    for rho0 in sharpness:
-        base = field_population(len(xs), [0.0], rho0)
+    populations = [field_population(len(xs), [0.0], rho0) for rho0 in sharpness]
+    every = sum(populations[1:], populations[0])
+    # the roots of every (sharpness, k, s, v) in one vectorised search, in the order of the loop below
+    found = iter(gap_roots_many(act, xs, residual, every.v, every.rho0, every.sign, every.point,
+                                np.full(len(every.v), -window), np.full(len(every.v), window)))
+    for rho0, base in zip(sharpness, populations):
         for k, s, v in zip(base.point, base.sign, base.v):
-            for u, st in gap_roots(act, xs, residual, v, rho0, s, k, window):
+            for u, st in next(found):
                 if timescale_ratio(act, xs, residual, v, rho0, s, k, u) >= TIMESCALE_SEPARATION:
                     slope = abs(gap_velocity(act, xs, residual, v, rho0, s, k, u / rho0)[1][0])
                     targets.append((k, s, v, u, rho0))
@@ -294,7 +305,7 @@ def placement_test(act: Activation, xs: np.ndarray, y: np.ndarray, sharpness, st
                     rates.append((slope, slope, 0.0))
             for kink in kinks(act):
                 g = np.array([kink.location - 1e-9, kink.location + 1e-9]) / rho0
-                minus, plus = gap_velocity(act, xs, residual, v, rho0, s, k, g)[0]
+                minus, plus = gap_velocity(act, xs, residual, v, rho0, s, k, g, with_slope=False)[0]
                 if min(abs(minus), abs(plus)) > 1e-12:
                     # u = rho g moves at rho |G|: the inverse time to cover delta is rho |G| / delta
                     targets.append((k, s, v, kink.location, rho0))

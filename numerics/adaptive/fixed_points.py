@@ -5,6 +5,9 @@ from __future__ import annotations
 
 import numpy as np
 import torch
+# reverse mode one output row at a time (a few dozen rows here): the same rows as torch.func.jacrev,
+# whose first call imports torch._dynamo (about a second of CPU per process)
+from torch.autograd.functional import jacobian
 
 from theory.activations import Activation
 from theory.errors import IbcheckError
@@ -55,8 +58,6 @@ def refine_pinned(act: Activation, x, y, state: np.ndarray, pairs: np.ndarray, i
     stacked system :math:`(r, C p) = 0`, C the pinned-pair constraints (:func:`sliding_constraints`):
     the residual vanishes and every pinned plane passes exactly through its data point.  Raises
     :class:`IbcheckError` when it does not get there."""
-    from torch.func import jacrev
-
     xt, yt = as_tensor(x), torch.as_tensor(np.asarray(y, dtype=float), dtype=torch.float64)
     residual, _ = _flat_loss(act, xt, yt, state.shape[0])
     C = torch.as_tensor(sliding_constraints(state, np.asarray(x, dtype=float), pairs))
@@ -69,7 +70,7 @@ def refine_pinned(act: Activation, x, y, state: np.ndarray, pairs: np.ndarray, i
     for _ in range(iterations):
         if float(r.abs().max()) < tol:
             break
-        step = torch.as_tensor(np.linalg.lstsq(jacrev(stacked)(p).numpy(), r.numpy(), rcond=None)[0])
+        step = torch.as_tensor(np.linalg.lstsq(jacobian(stacked, p).numpy(), r.numpy(), rcond=None)[0])
         alpha, norm = 1.0, float(r.norm())
         while alpha > 1e-6:
             trial = p - alpha * step
@@ -103,8 +104,6 @@ def sliding_stability(act: Activation, x, y, state: np.ndarray, pairs: np.ndarra
     follow :math:`(1 + \eta\lambda_j)^{\rm steps}` (error in units of ``delta``).  ``delta`` is cut
     to 1% of the smallest distance of an *unpinned* pre-activation from 0 (no other plane may
     cross a data point)."""
-    from torch.func import jacrev
-
     xt, yt = as_tensor(x), torch.as_tensor(np.asarray(y, dtype=float), dtype=torch.float64)
     width, cols = state.shape
     residual, loss = _flat_loss(act, xt, yt, width)
@@ -113,7 +112,7 @@ def sliding_stability(act: Activation, x, y, state: np.ndarray, pairs: np.ndarra
     _, cs, cvt = np.linalg.svd(C) if len(C) else (None, np.zeros(0), np.zeros((0, p0.numel())))
     c_rank = int(np.sum(cs > 1e-10 * max(cs.max(initial=0.0), 1.0)))
     T = (cvt[c_rank:] if len(C) else np.eye(p0.numel())).T                  # (P, dim S), orthonormal
-    JT = jacrev(residual)(p0).numpy() @ T
+    JT = jacobian(residual, p0).numpy() @ T
     N = len(yt)
     reduced = -(JT.T @ JT) / N
     _, singular, vt = np.linalg.svd(JT)

@@ -129,12 +129,12 @@ def pinning_statistics(traj: Trajectory, member: int, eps: float = SIGN_RULE_EPS
             held_now = state[neuron, 0] * residual[point] * kink.jump > 0
             minus, plus = one_sided_velocities(state, residual, traj.x, neuron, point, traj.act, kink.location,
                                                (kink.left_slope, kink.right_slope))
-            slides = [Sliding(a, b) for a, b in zip(minus, plus)]
+            slides = Sliding(minus, plus)
             multi = (np.abs(gaps[neuron]) < eps).sum(1) > 1
             stats.samples += len(neuron)
             stats.sign_rule_holds += int(held_now.sum())
-            stats.attracting += sum(s.attracting for s in slides)
-            stats.repelling += sum(s.repelling for s in slides)
+            stats.attracting += int(slides.attracting.sum())
+            stats.repelling += int(slides.repelling.sum())
             stats.multi_point += int(multi.sum())
             stats.multi_point_holds += int((held_now & multi).sum())
             stats.pairs.update(zip(neuron.tolist(), point.tolist()))
