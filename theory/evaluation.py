@@ -88,9 +88,34 @@ MPMATH = Backend(
 
 
 def _np_power(a, b):
+    """``a**b``; a negative integer power as ``(1/a)**|b|``: numpy's pow is ~30x slower for it
+    (3 ms vs 0.1 ms on 5e4 numbers), the two differ by rounding, and 1/a first keeps a**-2 from
+    underflowing through an overflowing a**2."""
     if isinstance(b, (int, np.integer)) or (isinstance(b, float) and b.is_integer()):
-        return np.power(a, int(b)) if int(b) >= 0 else np.power(np.asarray(a, dtype=float), int(b))
+        k = int(b)
+        return np.power(a, k) if k >= 0 else np.power(1.0 / np.asarray(a, dtype=float), -k)
     return np.power(a, b)
+
+
+def _np_softplus(u):
+    r""":math:`\log(1 + e^u) = \max(u, 0) + \log(1 + e^{-|u|})`: numpy's own formula for
+    ``logaddexp(0, u)``, written with the vectorized exp and log1p (~5x faster than logaddexp)."""
+    return np.maximum(u, 0.0) + np.log1p(np.exp(-np.abs(u)))
+
+
+def _np_sigmoid(u):
+    r""":math:`1/(1 + e^{-u})` for u >= 0 and :math:`e^{u}/(1 + e^{u})` below, from one
+    :math:`e^{-|u|} \le 1` (never overflows; the numerator is max(e^{-|u|}, [u >= 0]))."""
+    small = np.exp(-np.abs(u))
+    return np.maximum(small, np.greater_equal(u, 0)) / (1.0 + small)
+
+
+def _np_heaviside(u, h0):
+    """H(u) with H(0) = h0; for h0 = 1/2 as (1 + sign u)/2 (the same numbers, NaN included, ~5x faster
+    than np.heaviside: the slope of every ReLU-like network)."""
+    if h0 == 0.5:
+        return (np.sign(u) + 1.0) * 0.5
+    return np.heaviside(u, h0)
 
 
 def _scipy_special(name: str) -> Callable:
@@ -115,22 +140,23 @@ NUMPY = Backend(
     },
     power=_np_power,
     where=lambda c, a, b: np.where(c, a, b),
-    softplus=lambda u: np.logaddexp(0.0, u),
-    sigmoid=_scipy_special("expit"),
+    softplus=_np_softplus,
+    sigmoid=_np_sigmoid,
     comparisons=_COMPARISONS_PY,
     logical={sp.And: lambda *a: np.logical_and.reduce(a), sp.Or: lambda *a: np.logical_or.reduce(a),
              sp.Not: np.logical_not},
     maximum=np.maximum,
     minimum=np.minimum,
-    heaviside=lambda u, h0: np.heaviside(u, h0),
+    heaviside=_np_heaviside,
 )
 
 _BACKENDS: dict[str, Backend] = {"mpmath": MPMATH, "numpy": NUMPY}
 
 
-def register_backend(backend: Backend) -> None:
-    """Make ``backend`` available to :func:`compile_expression` by its name."""
+def register_backend(backend: Backend) -> Backend:
+    """Make ``backend`` available to :func:`compile_expression` by its name (returned, for chaining)."""
     _BACKENDS[backend.name] = backend
+    return backend
 
 
 def _softplus_argument(expr: sp.Expr):
@@ -155,111 +181,165 @@ def _sigmoid_argument(expr: sp.Expr):
     return None
 
 
-def _compile(expr: sp.Expr, be: Backend, var: sp.Symbol) -> Callable:
-    if expr == var:
-        return lambda u: u
+def _sum(*values):
+    total = values[0]
+    for v in values[1:]:
+        total = total + v
+    return total
+
+
+def _product(*values):
+    total = values[0]
+    for v in values[1:]:
+        total = total * v
+    return total
+
+
+def _lower(expr, be: Backend, var: sp.Symbol) -> tuple[Callable, tuple]:
+    """One node of the expression tree as ``(operation, children)``: the backend operation applied to
+    the values of the child expressions (a constant is an operation without children)."""
     if not expr.has(var):
         if expr.is_real is False or (expr.is_number and expr.as_real_imag()[1] != 0):
             raise IbcheckError(f"the expression contains the complex constant {expr}; "
                                "only real-valued activations can be evaluated")
         value = be.constant(expr)
-        return lambda u: value
+        return (lambda: value), ()
     arg = _softplus_argument(expr)
     if arg is not None:
-        inner = _compile(arg, be, var)
-        return lambda u: be.softplus(inner(u))
+        return be.softplus, (arg,)
     arg = _sigmoid_argument(expr)
     if arg is not None:
-        inner = _compile(arg, be, var)
-        return lambda u: be.sigmoid(inner(u))
+        return be.sigmoid, (arg,)
     if isinstance(expr, sp.Add):
-        parts = [_compile(a, be, var) for a in expr.args]
-
-        def _add(u):
-            total = parts[0](u)
-            for p in parts[1:]:
-                total = total + p(u)
-            return total
-        return _add
+        return _sum, expr.args
     if isinstance(expr, sp.Mul):
-        parts = [_compile(a, be, var) for a in expr.args]
-
-        def _mul(u):
-            total = parts[0](u)
-            for p in parts[1:]:
-                total = total * p(u)
-            return total
-        return _mul
+        return _product, expr.args
     if isinstance(expr, sp.Pow):
-        base = _compile(expr.base, be, var)
         if expr.exp.has(var):
-            expo = _compile(expr.exp, be, var)
-            return lambda u: be.power(base(u), expo(u))
+            return be.power, (expr.base, expr.exp)
         e = expr.exp
         e_value = int(e) if e.is_Integer else be.constant(e)
-        return lambda u: be.power(base(u), e_value)
+        return (lambda b: be.power(b, e_value)), (expr.base,)
     if isinstance(expr, sp.Heaviside):
-        inner = _compile(expr.args[0], be, var)
         h0 = float(expr.args[1]) if len(expr.args) > 1 else 0.5
-        return lambda u: be.heaviside(inner(u), h0)
+        return (lambda u: be.heaviside(u, h0)), (expr.args[0],)
     if isinstance(expr, (sp.Max, sp.Min)):
-        parts = [_compile(a, be, var) for a in expr.args]
         op = be.maximum if isinstance(expr, sp.Max) else be.minimum
 
-        def _ext(u):
-            total = parts[0](u)
-            for p in parts[1:]:
-                total = op(total, p(u))
+        def _extremum(*values):
+            total = values[0]
+            for v in values[1:]:
+                total = op(total, v)
             return total
-        return _ext
+        return _extremum, expr.args
     if isinstance(expr, sp.Piecewise):
-        branches = [(_compile(e, be, var), _compile_condition(c, be, var)) for e, c in expr.args]
-
-        def _piecewise(u):
-            value, cond = branches[-1][0](u), branches[-1][1](u)
+        def _piecewise(*pairs):  # value_1, condition_1, ..., value_k, condition_k
+            value, cond = pairs[-2], pairs[-1]
             result = value if cond is True else be.where(cond, value, float("nan"))
-            for fn, cnd in reversed(branches[:-1]):
-                result = be.where(cnd(u), fn(u), result)
+            for k in range(len(pairs) - 4, -1, -2):
+                result = be.where(pairs[k + 1], pairs[k], result)
             return result
-        return _piecewise
+        return _piecewise, tuple(part for pair in expr.args for part in pair)
     if isinstance(expr, sp.DiracDelta):
         raise IbcheckError(f"{expr} is a distribution (a point mass), not a function: it has no pointwise values")
     func = be.functions.get(type(expr)) or be.functions.get(expr.func)
     if func is not None and len(expr.args) == 1:
-        inner = _compile(expr.args[0], be, var)
-        return lambda u: func(inner(u))
+        return func, expr.args
     raise IbcheckError(f"cannot evaluate {expr.func.__name__} numerically with the {be.name} backend")
 
 
-def _compile_condition(cond, be: Backend, var: sp.Symbol) -> Callable:
+def _lower_condition(cond, be: Backend) -> tuple[Callable, tuple]:
+    """A Piecewise condition as ``(operation, children)``, like :func:`_lower`."""
     if cond is sp.true or cond is True:
-        return lambda u: True
+        return (lambda: True), ()
     if cond is sp.false or cond is False:
-        return lambda u: False
+        return (lambda: False), ()
     if type(cond) in be.comparisons:
-        lhs, rhs = _compile(cond.lhs, be, var), _compile(cond.rhs, be, var)
-        op = be.comparisons[type(cond)]
-        return lambda u: op(lhs(u), rhs(u))
+        return be.comparisons[type(cond)], (cond.lhs, cond.rhs)
     if type(cond) in be.logical:
-        parts = [_compile_condition(c, be, var) for c in cond.args]
-        op = be.logical[type(cond)]
-        return lambda u: op(*[p(u) for p in parts])
+        return be.logical[type(cond)], cond.args
     raise IbcheckError(f"cannot evaluate the condition {cond} numerically")
 
 
-def compile_expression(expr: sp.Expr, backend: str = "numpy", var: sp.Symbol = X) -> Callable:
-    """Return ``f(u)`` evaluating ``expr`` with ``var`` set to ``u`` on the named backend.
+def _reader(op: Callable, args: tuple[int, ...]) -> Callable:
+    """``op`` applied to the values at ``args`` of a program's value list (arity-specialized: the
+    program runs once per training step, and on scalars inside quadratures)."""
+    if len(args) == 1:
+        (i,) = args
+        return lambda values: op(values[i])
+    if len(args) == 2:
+        i, j = args
+        return lambda values: op(values[i], values[j])
+    return lambda values: op(*[values[k] for k in args])
+
+
+class _Program:
+    """Expressions as a list of backend operations, one per *distinct* subexpression: a subexpression
+    shared by several of the expressions (``erf(x/sqrt 2)`` in GELU and its derivative) or repeated in
+    one is evaluated once per call (common-subexpression elimination on sympy's structural equality).
+    Constants are evaluated once, when the program is built."""
+
+    def __init__(self, exprs: list, be: Backend, var: sp.Symbol):
+        self.be, self.var = be, var
+        self.slots: dict = {var: 0}         # expression -> index of its value (0: the variable)
+        self.initial: list = [None]          # the values before a call: the constants in place
+        self.steps: list[tuple[int, Callable]] = []
+        self.outputs = tuple(self._slot(e) for e in exprs)
+        self.first = self.outputs[0]
+
+    def _slot(self, expr) -> int:
+        if expr in self.slots:
+            return self.slots[expr]
+        is_condition = isinstance(expr, (sp.logic.boolalg.Boolean, bool)) and not isinstance(expr, sp.Expr)
+        op, children = _lower_condition(expr, self.be) if is_condition else _lower(expr, self.be, self.var)
+        args = tuple(self._slot(c) for c in children)
+        slot = self.slots[expr] = len(self.initial)
+        self.initial.append(op() if not args else None)
+        if args:
+            self.steps.append((slot, _reader(op, args)))
+        return slot
+
+    def _run(self, u) -> list:
+        values = self.initial.copy()
+        values[0] = u
+        for slot, step in self.steps:
+            values[slot] = step(values)
+        return values
+
+    def __call__(self, u) -> tuple:
+        values = self._run(u)
+        return tuple(values[i] for i in self.outputs)
+
+    def value(self, u):
+        """The first expression's value alone."""
+        return self._run(u)[self.first]
+
+
+def _backend(name: str) -> Backend:
+    try:
+        return _BACKENDS[name]
+    except KeyError:
+        raise IbcheckError(f"unknown numeric backend {name!r}; known: {', '.join(sorted(_BACKENDS))}") from None
+
+
+def compile_expressions(exprs, backend: str = "numpy", var: sp.Symbol = X) -> Callable:
+    """Return ``f(u)`` giving the tuple of ``exprs`` at ``var = u`` on the named backend, every
+    subexpression they share evaluated once (the activation and its derivative in one pass).
 
     Raises :class:`IbcheckError` for free symbols other than ``var`` (unbound parameters),
     distributions, and functions the backend does not provide.
     """
-    try:
-        be = _BACKENDS[backend]
-    except KeyError:
-        raise IbcheckError(f"unknown numeric backend {backend!r}; known: {', '.join(sorted(_BACKENDS))}") from None
-    free = expr.free_symbols - {var}
+    be = _backend(backend)
+    exprs = [sp.sympify(e) for e in exprs]
+    free = set().union(*(e.free_symbols for e in exprs)) - {var}
     if free:
         names = ", ".join(sorted(str(s) for s in free))
-        raise IbcheckError(f"cannot evaluate {expr}: the parameter(s) {names} have no value")
-    return _compile(expr, be, var)
+        shown = exprs[0] if len(exprs) == 1 else exprs
+        raise IbcheckError(f"cannot evaluate {shown}: the parameter(s) {names} have no value")
+    return _Program(exprs, be, var)
 
+
+def compile_expression(expr: sp.Expr, backend: str = "numpy", var: sp.Symbol = X) -> Callable:
+    """Return ``f(u)`` evaluating ``expr`` with ``var`` set to ``u`` on the named backend
+    (:func:`compile_expressions` with one expression)."""
+    return compile_expressions([expr], backend, var).value

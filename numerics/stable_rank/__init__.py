@@ -10,13 +10,13 @@
 
 from .claims import (KOU_OPTIONS, MARGINS, ONE_STEP, RANK_CONDITIONS, STABLE_RANK, decision_boundary,
                      kou_applies, misplaced_fraction, rate_exponents)
-from .experiments import (FreiSetup, KouSetup, first_update_expectation, flow_prediction, frei_experiment,
+from .experiments import (FreiSetup, KouSetup, first_update_expectations, flow_prediction, frei_experiment,
                           kou_experiment, limit_ranks, predicted_kernel)
 from .model import (DATA_KINDS, Problem, Run, draw_data, frei_layer, frei_setup, kou_layer, near_orthogonality,
                     orthogonal_setup, pattern_mismatch, setup_a, single_threaded, train)
 
 __all__ = ["DATA_KINDS", "FreiSetup", "KOU_OPTIONS", "KouSetup", "MARGINS", "ONE_STEP", "Problem", "RANK_CONDITIONS",
-           "Run", "STABLE_RANK", "decision_boundary", "draw_data", "first_update_expectation", "flow_prediction",
+           "Run", "STABLE_RANK", "decision_boundary", "draw_data", "first_update_expectations", "flow_prediction",
            "frei_experiment", "frei_layer", "frei_setup", "kou_applies", "kou_experiment", "kou_layer", "limit_ranks",
            "misplaced_fraction", "near_orthogonality", "orthogonal_setup", "pattern_mismatch", "predicted_kernel",
            "rate_exponents", "setup_a", "single_threaded", "train"]

@@ -41,7 +41,7 @@ from ..reproducibility import generators
 from ..verdicts import (Criterion, Measurement, Premise, at_least, at_most, control, exactly, within,
                         within_relative)
 from .experiments import (FreiSetup, KouExperiment, KouSetup, NEAR_ORTHOGONALITY_MIN, check_sizes,
-                          first_update_expectation, flow_prediction, frei_experiment, gaussian_stable_rank,
+                          first_update_expectations, flow_prediction, frei_experiment, gaussian_stable_rank,
                           kou_experiment, limit_ranks, marchenko_pastur, predicted_kernel, predicted_slopes,
                           settling_estimate, step_constant)
 from .model import DATA_KINDS, Run, pattern_mismatch, single_threaded
@@ -192,11 +192,8 @@ def _early(run: Run) -> int:
 def update_rank_gaps(run: Run) -> list[float]:
     r"""Per class: :math:`\mathrm{sr}(W_j^T - W_j^{T/10}) - 1`, which is 0 when every neuron of the
     class received the identical update over the last decade (P3: the pattern froze; measured ~1e-15)."""
-    p = run.problem
-    delta = run.coefficients[-1] - run.coefficients[_early(run)]
-    gram = p.x @ p.x.T
-    return [float(rank.gram_stable_rank(delta[rows] @ gram @ delta[rows].T)) - 1
-            for rows in (p.a > 0, p.a < 0)]
+    gram = run.update_gram(_early(run))
+    return [float(rank.gram_stable_rank(gram[rows][:, rows])) - 1 for rows in (run.problem.a > 0, run.problem.a < 0)]
 
 
 def _settled(run: Run, attractor: bool) -> list[bool]:
@@ -680,9 +677,9 @@ def run_one_step(act: Activation, context: Context):
     sr0 = gaussian_stable_rank(width, d, setup.seed)
     slopes = rank.slopes(act)
     frei_family = None not in slopes and bool(0 < slopes[1] < slopes[0] < sp.oo)
-    expected_small = [first_update_expectation(act, r) for r in small]
-    expected_default = [first_update_expectation(act, r) for r in default]
-    update_default = [float(rank.stable_rank(r.weights(r.at(1)) - r.weights(0))) for r in default]
+    expectations = first_update_expectations(act, [r for pair in zip(small, default) for r in pair])
+    expected_small, expected_default = expectations[0::2], expectations[1::2]
+    update_default = [float(rank.gram_stable_rank(r.update_gram(0, r.at(1)))) for r in default]
     criteria = [
         Criterion("P11: sr(W^0) / its finite-size expectation (Marchenko-Pastur for large sizes)", 1.0,
                   Measurement.mean([float(r.full[0]) / sr0 for r in small]), within(1.0, MP_TOLERANCE),

@@ -20,6 +20,7 @@ judged over the last decade :math:`[T/10, T]`).
 
 from __future__ import annotations
 
+import hashlib
 import math
 from dataclasses import dataclass, replace
 from functools import lru_cache
@@ -32,8 +33,8 @@ from theory.errors import IbcheckError
 
 from ..data import near_orthogonality
 from ..reproducibility import generators
-from ..training import log_spaced_steps
-from .model import Problem, Run, draw_data, frei_layer, kou_layer, single_threaded, train
+from ..training import full_shape, log_spaced_steps
+from .model import NUMPY_TORCH_MATH, Problem, Run, draw_data, frei_layer, kou_layer, single_threaded, train
 
 #: smallest near-orthogonality constant C accepted for drawn Gaussian data (notes Sec. 2.4: the
 #: empirical threshold at n = 10 is C ~ 1.5-2; setup A's seed 0 with C = 1.06 freezes a wrong pattern)
@@ -248,28 +249,87 @@ def frei_experiment(act: Activation, setup: FreiSetup) -> FreiExperiment:
         problems.append(Problem(x, y, a, setup.small_sigma0(), eta, seed, f"small init seed {seed}"))
         problems.append(Problem(x, y, a, 1 / math.sqrt(x.shape[1]), eta, seed, f"default init seed {seed}"))
     steps = sorted(set(record_steps(setup.steps)) | {1, 2})
-    runs = train(act, problems, setup.steps, steps, describe=f"Frei model ({act.label}, {len(problems)} runs)")
+    runs = train(act, problems, setup.steps, steps, describe=f"Frei model ({act.label}, {len(problems)} runs)",
+                 track_patterns=False)                      # the Frei claims read ranks and margins only
     return FreiExperiment(setup, runs[0::2], runs[1::2])
 
 
-def first_update_expectation(act: Activation, run: Run, draws: int = 200) -> float:
-    r"""Monte Carlo :math:`E\,\mathrm{sr}(\Delta W)` of the first GD update
+#: draws per block in :func:`first_update_expectations`: (20, M, n) arrays stay in cache, where whole
+#: (200, 100, 50) temporaries made the slope of GELU 4x slower (23 vs 6 ms)
+DRAW_BLOCK = 20
+
+
+def first_update_expectations(act: Activation, runs: list[Run], draws: int = 200) -> list[float]:
+    r"""Per run, the Monte Carlo :math:`E\,\mathrm{sr}(\Delta W)` of the first GD update
     :math:`\Delta W \propto \mathrm{diag}(a)\,\sigma'(Z)\,\mathrm{diag}(y_i|\ell'(q_i^0)|)\,X` over fresh
     inits :math:`Z = W X^T`, :math:`W_{rk} \sim N(0, \sigma_0^2)` (rows :math:`N(0, \sigma_0^2XX^T)`),
     with the run's data, width and initial loss derivatives: the finite-m, finite-n version of the
     notes' :math:`n\nu/((n-1)\mu^2+\nu)` (Sec. 2.3, Sec. 3), which it equals for m -> inf,
-    orthogonal equal-norm data and :math:`|\ell'| = 1/2`.  Independent of the trainer."""
-    p = run.problem
-    gram = p.x @ p.x.T
-    chol = np.linalg.cholesky(gram + 1e-12 * np.trace(gram) / p.n * np.eye(p.n))
-    rng, _ = generators(p.seed + 15485863)
-    weights = p.y / (1 + np.exp(run.margins[0]))
-    dsigma = act.numeric("numpy", 1)
-    z = p.sigma0 * rng.standard_normal((draws, p.width, p.n)) @ chol.T
-    with np.errstate(all="ignore"):
-        u = np.asarray(dsigma(z), dtype=float) * np.ones_like(z) * weights
-    v = u @ chol                       # sr(U X) from the n x n Gram (U L)^T (U L): same nonzero spectrum
-    return float(np.mean(rank.gram_stable_rank(np.swapaxes(v, 1, 2) @ v)))
+    orthogonal equal-norm data and :math:`|\ell'| = 1/2`.  Independent of the trainer.
+
+    :math:`Z = \sigma_0\,N L^T` with :math:`XX^T = LL^T` and N standard normal from the run's seed
+    (:func:`unit_pre_activations`: runs with the same seed, width and data share it)."""
+    slope = act.numeric(NUMPY_TORCH_MATH.name, 1)
+    expectations = []
+    for run in runs:
+        p = run.problem
+        normal, chol = unit_pre_activations(p.seed, p.width, draws, p.x)
+        weights = p.y / (1 + np.exp(run.margins[0]))
+        ranks = []
+        for block in range(0, draws, DRAW_BLOCK):
+            z = p.sigma0 * normal[block:block + DRAW_BLOCK]
+            with np.errstate(all="ignore"):
+                v = (full_shape(slope(z), z) * weights) @ chol  # sr(U X) from the n x n Gram (U L)^T (U L)
+            ranks.append(rank.gram_stable_rank(np.swapaxes(v, 1, 2) @ v))
+        expectations.append(float(np.mean(np.concatenate(ranks))))
+    return expectations
+
+
+#: (seed, width, draws, digest of x) -> (N L^T, L) of :func:`unit_pre_activations`, oldest first
+_UNIT_PRE_ACTIVATIONS: dict = {}
+#: how many :func:`unit_pre_activations` are kept (8 MB each at the default sizes): one quick-profile
+#: set of seeds, reused by every activation a process checks
+UNIT_PRE_ACTIVATIONS_KEPT = 5
+
+
+#: id(x) -> (x, digest) for read-only data arrays (x is kept, so its id is not reused)
+_DIGESTS: dict = {}
+
+
+def data_digest(x: np.ndarray) -> bytes:
+    """SHA-1 of the array's shape and bytes: equal digests mean equal data (~2 ms for 50 x 5000);
+    remembered per array for read-only arrays (:func:`draw_data`'s), which cannot change."""
+    known = _DIGESTS.get(id(x))
+    if known is not None and known[0] is x:
+        return known[1]
+    digest = hashlib.sha1(repr(x.shape).encode() + np.ascontiguousarray(x, dtype=float).tobytes()).digest()
+    if not x.flags.writeable:
+        _remember(_DIGESTS, id(x), (x, digest), 16)
+    return digest
+
+
+def unit_pre_activations(seed: int, width: int, draws: int, x: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    r"""``draws`` standard normal (width x n) matrices N from ``seed`` times :math:`L^T`, with
+    :math:`XX^T = LL^T` (Cholesky, a 1e-12 relative ridge): the rows of :math:`NL^T` are
+    :math:`N(0, XX^T)`, the pre-activations of a unit-variance init.  Read-only, remembered for the
+    last :data:`UNIT_PRE_ACTIVATIONS_KEPT` arguments."""
+    key = (seed, width, draws, data_digest(x))
+    if key not in _UNIT_PRE_ACTIVATIONS:
+        gram = x @ x.T
+        n = len(x)
+        chol = np.linalg.cholesky(gram + 1e-12 * np.trace(gram) / n * np.eye(n))
+        rng, _ = generators(seed + 15485863)
+        normal = rng.standard_normal((draws, width, n)) @ chol.T
+        normal.flags.writeable = chol.flags.writeable = False
+        _remember(_UNIT_PRE_ACTIVATIONS, key, (normal, chol), UNIT_PRE_ACTIVATIONS_KEPT)
+    return _UNIT_PRE_ACTIVATIONS[key]
+
+
+def _remember(store: dict, key, value, kept: int) -> None:
+    """Put ``value`` under ``key`` in a first-in-first-out store of at most ``kept`` entries."""
+    while len(store) >= kept:
+        del store[next(iter(store))]
+    store[key] = value
 
 
 def marchenko_pastur(width: int, d: int) -> float:
@@ -277,6 +337,7 @@ def marchenko_pastur(width: int, d: int) -> float:
     return width * d / (math.sqrt(width) + math.sqrt(d)) ** 2
 
 
+@lru_cache(maxsize=8)
 def gaussian_stable_rank(width: int, d: int, seed: int, draws: int = 200) -> float:
     r"""Monte Carlo :math:`E\,\mathrm{sr}(W)` of a width x d matrix of i.i.d. Gaussians at this finite size
     (Marchenko-Pastur's :math:`md/(\sqrt m+\sqrt d)^2` is its large-size limit; at m = 60 it is ~2% low).

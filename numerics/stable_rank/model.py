@@ -32,16 +32,19 @@ from __future__ import annotations
 
 import math
 import time
-from dataclasses import dataclass
-from functools import cached_property
+from dataclasses import dataclass, replace
+from functools import cached_property, lru_cache
+from typing import Callable
 
 import numpy as np
+import sympy as sp
 import torch
 from scipy.special import expit
 
 from theory import rank
 from theory.activations import Activation
 from theory.errors import IbcheckError
+from theory.evaluation import NUMPY, compile_expressions, register_backend
 
 from ..data import digits, gaussian_classes, near_orthogonality, orthogonal_classes
 from ..progress import progress
@@ -52,6 +55,33 @@ from ..training import TrainingDiverged, full_shape, log_spaced_steps
 F64 = torch.float64
 #: |<w, x>| beyond this counts as divergence (as numerics.training's max_abs on weights)
 MAX_PRE_ACTIVATION = 1e12
+
+
+def _torch_kernel(torch_function: Callable, numpy_function: Callable) -> Callable:
+    """``numpy_function`` computed by torch's vectorized kernel on the array's own memory (float64
+    arrays; anything else goes to numpy)."""
+    def evaluate(u):
+        if isinstance(u, np.ndarray) and u.dtype == np.float64 and u.flags.writeable:
+            return torch_function(torch.from_numpy(u)).numpy()
+        return numpy_function(u)
+    return evaluate
+
+
+#: the numpy backend with sin, cos, erf and erfc from torch: on the (10, 100, 50) pre-activations of the
+#: Frei batch torch's vectorized kernels take ~0.12 ms where numpy/scipy's scalar loops take 0.35-0.5 ms
+#: (one-step-collapse of sin: 2.1 -> 1.1 s); both are within 1-2 ulps of the exact values
+#: (tests/test_stable_rank.py), so the runs agree to rounding
+NUMPY_TORCH_MATH = register_backend(replace(NUMPY, name="numpy+torch-math", functions={
+    **NUMPY.functions,
+    **{f: _torch_kernel(t, NUMPY.functions[f]) for f, t in ((sp.sin, torch.sin), (sp.cos, torch.cos),
+                                                            (sp.erf, torch.special.erf),
+                                                            (sp.erfc, torch.special.erfc))}}))
+
+
+def sigma_and_slope(act: Activation) -> Callable[[np.ndarray], tuple]:
+    r""":math:`(\sigma(z), \sigma'(z))` in one pass (shared subexpressions once) on the numpy arrays of
+    the trainer (:data:`NUMPY_TORCH_MATH`)."""
+    return compile_expressions([act.bound, act.derivative(1)], NUMPY_TORCH_MATH.name)
 
 
 # ---------------------------------------------------------------------------------------
@@ -108,17 +138,37 @@ class Problem:
         return float(self.sigma0 * np.sqrt((self.x**2).sum(axis=1).mean()))
 
     def initial_weights(self) -> np.ndarray:
-        """W^0 (M x d), drawn from the problem's seed."""
-        _, gen = generators(self.seed)
-        return (torch.randn(self.width, self.x.shape[1], generator=gen, dtype=F64) * self.sigma0).numpy()
+        """W^0 (M x d), drawn from the problem's seed: sigma0 times :func:`standard_init`."""
+        return standard_init(self.seed, self.width, self.x.shape[1]) * self.sigma0
+
+
+@lru_cache(maxsize=16)
+def standard_init(seed: int, width: int, d: int) -> np.ndarray:
+    """The N(0, 1) draw behind W^0 (read-only): one per seed and size, shared by the inits of one seed
+    (small and default in the Frei batch, the P15 variant in the Kou batch) and by every activation a
+    process checks.  sigma0 times it equals drawing W^0 directly (one rounding either way)."""
+    _, gen = generators(seed)
+    draw = torch.randn(width, d, generator=gen, dtype=F64).numpy()
+    draw.flags.writeable = False
+    return draw
+
+
+@lru_cache(maxsize=16)
+def standard_init_gram(seed: int, width: int, d: int) -> np.ndarray:
+    """:math:`NN^T` of :func:`standard_init` (read-only): W^0 W^0T is sigma0^2 times it."""
+    gram = standard_init(seed, width, d) @ standard_init(seed, width, d).T
+    gram.flags.writeable = False
+    return gram
 
 
 #: the data sets of the ``data`` option
 DATA_KINDS = ("gaussian", "orthogonal", "digits")
 
 
+@lru_cache(maxsize=32)
 def draw_data(kind: str, n: int, d: int, seed: int) -> tuple[np.ndarray, np.ndarray]:
-    r"""n inputs with balanced labels +-1 (first half +1):
+    r"""n inputs with balanced labels +-1 (first half +1), read-only (remembered: every activation a
+    process checks trains on the same draws):
 
     * ``gaussian``: :math:`x_i \sim N(0, I_d)`, so :math:`E\|x_i\|^2 = d`;
     * ``orthogonal``: :math:`x_i = \sqrt d\,e_i` (exactly orthogonal, :math:`\|x_i\|^2 = d`; the
@@ -126,13 +176,16 @@ def draw_data(kind: str, n: int, d: int, seed: int) -> tuple[np.ndarray, np.ndar
     * ``digits``: scikit-learn digits 0 (+1) vs 1 (-1), 64 pixels / 16 (``d`` is ignored).
     """
     if kind == "gaussian":
-        return gaussian_classes(n, d, seed)
-    if kind == "orthogonal":
-        return orthogonal_classes(n, d)
-    if kind == "digits":
+        x, y = gaussian_classes(n, d, seed)
+    elif kind == "orthogonal":
+        x, y = orthogonal_classes(n, d)
+    elif kind == "digits":
         x, labels = digits((0, 1), n, seed)
-        return x, np.where(labels == 0, 1.0, -1.0)
-    raise IbcheckError(f"unknown data {kind!r}; known: {', '.join(DATA_KINDS)}")
+        y = np.where(labels == 0, 1.0, -1.0)
+    else:
+        raise IbcheckError(f"unknown data {kind!r}; known: {', '.join(DATA_KINDS)}")
+    x.flags.writeable = y.flags.writeable = False
+    return x, y
 
 
 def setup_a(seed: int = 0, n: int = 10, d: int = 2000, m: int = 50, sigma0: float = 1e-3,
@@ -174,8 +227,8 @@ class Run:
     loss: np.ndarray
     margins: np.ndarray          # (R, n)
     coefficients: np.ndarray     # (R, M, n): W^t = W^0 + C^t X
-    pattern_changes: np.ndarray  # (R, M): per neuron, samples whose sign of Z changed since the previous record
-    never_activated: np.ndarray  # (R,): own-class pairs never positive so far (fraction)
+    pattern_changes: np.ndarray | None  # (R, M): per neuron, samples whose sign of Z changed since the previous
+    never_activated: np.ndarray | None  # record; (R,): own-class pairs never positive so far (None: not tracked)
     z0: np.ndarray               # (M, n)
     init_gram: np.ndarray        # (M, M): W^0 W^0T
     runtime_s: float = 0.0
@@ -186,7 +239,10 @@ class Run:
         c, z0 = self.coefficients, self.z0
         g = self.problem.x @ self.problem.x.T
         cz = c @ z0.T
-        return self.init_gram[None] + cz + np.swapaxes(cz, 1, 2) + c @ g @ np.swapaxes(c, 1, 2)
+        total = self.init_gram[None] + cz       # summed in place, left to right: the same numbers
+        total += np.swapaxes(cz, 1, 2)
+        total += c @ g @ np.swapaxes(c, 1, 2)
+        return total
 
     @cached_property
     def per_class(self) -> np.ndarray:
@@ -222,30 +278,42 @@ class Run:
         """(M, n): Z at the last record."""
         return self.z0 + self.coefficients[-1] @ (self.problem.x @ self.problem.x.T)
 
+    def update_gram(self, start: int, end: int = -1) -> np.ndarray:
+        """(M, M): the Gram matrix of :math:`W^{end} - W^{start}` (record indices), :math:`DGD^T` with
+        :math:`D = C^{end} - C^{start}`: its stable rank without forming the M x d difference."""
+        delta = self.coefficients[end] - self.coefficients[start]
+        return delta @ (self.problem.x @ self.problem.x.T) @ delta.T
+
     def weights(self, index: int = -1) -> np.ndarray:
         """The first layer W at record ``index``."""
         return self.problem.initial_weights() + self.coefficients[index] @ self.problem.x
 
+    def _tracked_changes(self) -> np.ndarray:
+        if self.pattern_changes is None:
+            raise IbcheckError(f"{self.problem.label}: trained without tracking the activation pattern")
+        return self.pattern_changes
+
     def changes_after(self, step: int) -> list[int]:
         """Per class (+1, -1): pattern changes recorded after ``step`` (pairs that flipped sign)."""
-        late = self.pattern_changes[self.steps > step]
+        late = self._tracked_changes()[self.steps > step]
         return [int(late[:, np.sign(self.problem.a) == j].sum()) for j in (1.0, -1.0)]
 
     def last_change(self) -> int | None:
         """The record step by which the last activation-pattern change had happened (None: never changed)."""
-        changed = np.nonzero(self.pattern_changes.sum(axis=1) > 0)[0]
+        changed = np.nonzero(self._tracked_changes().sum(axis=1) > 0)[0]
         return int(self.steps[changed[-1]]) if len(changed) else None
 
 
 @single_threaded
 def train(act: Activation, problems: list[Problem], steps: int, record_steps=None,
-          describe: str = "two-layer GD") -> list[Run]:
+          describe: str = "two-layer GD", track_patterns: bool = True) -> list[Run]:
     r"""Full-batch GD on every problem at once (reduced coordinates, module docstring).
 
     All problems need the same n and M.  ``record_steps`` defaults to 10 log-spaced steps per
-    decade plus ``steps/2``.  Raises :class:`TrainingDiverged` on a non-finite margin or
-    coefficient, or a pre-activation above :data:`MAX_PRE_ACTIVATION` (checked every 128 steps
-    and at every record).
+    decade plus ``steps/2``.  ``track_patterns`` off: no activation-pattern bookkeeping (four
+    boolean passes per step; ``pattern_changes`` and ``never_activated`` are None).  Raises
+    :class:`TrainingDiverged` on a non-finite margin or coefficient, or a pre-activation above
+    :data:`MAX_PRE_ACTIVATION` (checked every 128 steps and at every record).
     """
     if not problems:
         return []
@@ -254,15 +322,19 @@ def train(act: Activation, problems: list[Problem], steps: int, record_steps=Non
         raise IbcheckError("problems trained together need the same number of samples and neurons")
     wanted = sorted(set(record_steps if record_steps is not None else
                         log_spaced_steps(steps, 10) + [steps // 2]) | {0, steps})
-    sigma, slope = act.numeric("numpy"), act.numeric("numpy", 1)
+    evaluate = sigma_and_slope(act)
 
     start = time.perf_counter()
-    w0 = [p.initial_weights() for p in problems]
+    # Z^0 = sigma0 N X^T and W^0 W^0T = sigma0^2 N N^T from the N(0, 1) draw N: the inits of one seed
+    # (same data) share N X^T, every activation shares N N^T; rounding apart, (sigma0 N) X^T
+    unit_z: dict = {}
+    for p in problems:
+        unit_z.setdefault((p.seed, p.width, id(p.x)), standard_init(p.seed, p.width, p.x.shape[1]) @ p.x.T)
     gram = np.stack([p.x @ p.x.T for p in problems])
-    z = np.stack([w @ p.x.T for w, p in zip(w0, problems)])
+    z = np.stack([p.sigma0 * unit_z[p.seed, p.width, id(p.x)] for p in problems])
     z0 = z.copy()
-    init_gram = np.stack([w @ w.T for w in w0])
-    del w0
+    init_gram = np.stack([p.sigma0**2 * standard_init_gram(p.seed, p.width, p.x.shape[1]) for p in problems])
+    del unit_z
     y = np.stack([p.y for p in problems])[:, None, :]                                # (B, 1, n)
     a_row = np.stack([p.a for p in problems])[:, None, :]                            # (B, 1, M)
     a_col = np.swapaxes(a_row, 1, 2)
@@ -279,7 +351,8 @@ def train(act: Activation, problems: list[Problem], steps: int, record_steps=Non
     events = recorded | set(range(0, steps + 1, 128)) | set(range(0, steps + 1, 100))
     with np.errstate(all="ignore"), progress(steps, describe, unit="step") as bar:
         for step in range(steps + 1):
-            np.matmul(a_row, full_shape(sigma(z), z), out=q)
+            sigma, slope = evaluate(z)
+            np.matmul(a_row, full_shape(sigma, z), out=q)
             np.multiply(q, y, out=q)                                                 # margins (B, 1, n)
             if step in events:
                 if not (np.isfinite(q).all() and np.isfinite(coeff).all()):
@@ -290,9 +363,10 @@ def train(act: Activation, problems: list[Problem], steps: int, record_steps=Non
                 if step in recorded:
                     rec["q"].append(q[:, 0].copy())
                     rec["c"].append(coeff.copy())
-                    rec["changes"].append(changed.sum(2))
-                    changed[:] = False
-                    rec["never"].append((own & ~ever).sum((1, 2)) / own.sum((1, 2)))
+                    if track_patterns:
+                        rec["changes"].append(changed.sum(2))
+                        changed[:] = False
+                        rec["never"].append((own & ~ever).sum((1, 2)) / own.sum((1, 2)))
                 if step == steps:
                     break
                 if step % 100 == 0:
@@ -300,25 +374,27 @@ def train(act: Activation, problems: list[Problem], steps: int, record_steps=Non
             np.negative(q, out=weight)
             expit(weight, out=weight)
             np.multiply(weight, y, out=weight)                                       # y |l'(q)|
-            np.multiply(slope(z), weight, out=update)
+            np.multiply(slope, weight, out=update)
             np.multiply(update, rate, out=update)
             coeff += update
             np.matmul(update, gram, out=dz)
             z += dz
-            np.greater(z, 0, out=now)
-            np.not_equal(now, active, out=flipped)
-            changed |= flipped
-            ever |= now
-            active, now = now, active
+            if track_patterns:
+                np.greater(z, 0, out=now)
+                np.not_equal(now, active, out=flipped)
+                changed |= flipped
+                ever |= now
+                active, now = now, active
     runtime = (time.perf_counter() - start) / len(problems)
-    margins, coefficients, changes, never = (np.stack(rec[k], 1) for k in ("q", "c", "changes", "never"))
+    margins, coefficients = np.stack(rec["q"], 1), np.stack(rec["c"], 1)
+    changes, never = (np.stack(rec[k], 1) if track_patterns else [None] * len(problems) for k in ("changes", "never"))
     steps_arr = np.array(wanted)
     runs = []
     for b, p in enumerate(problems):
         loss = np.logaddexp(0.0, -margins[b]).mean(axis=1)
         run = Run(p, steps_arr, loss, margins[b], coefficients[b], changes[b], never[b], z0[b], init_gram[b],
                   runtime)
-        run.per_class, run.full, run.normalized_margins  # noqa: B018 - computed here, single-threaded
+        run.full, run.normalized_margins  # noqa: B018 - computed here, single-threaded (per_class on demand)
         runs.append(run)
     return runs
 
