@@ -173,31 +173,24 @@ def _reduce(op, items):
 register_backend(TORCH)
 
 
-def _on_arrays(fn: Callable[[torch.Tensor], torch.Tensor]) -> Callable:
-    """A torch primitive as a function of float64 numpy arrays (sharing their memory) or numbers."""
+def _on_arrays(torch_function: Callable[[torch.Tensor], torch.Tensor], numpy_function: Callable) -> Callable:
+    """``numpy_function`` computed by torch's vectorized kernel on a numpy array's memory (a float64
+    array; anything else, a number included, goes to ``numpy_function``)."""
     def apply(u):
-        if isinstance(u, np.ndarray):
-            return fn(torch.from_numpy(np.require(u, dtype=np.float64, requirements=("C", "W")))).numpy()
-        return float(fn(torch.tensor(float(u), dtype=torch.float64)))
+        if isinstance(u, np.ndarray) and u.dtype == np.float64:
+            return torch_function(torch.from_numpy(np.require(u, requirements=("C", "W")))).numpy()
+        return numpy_function(u)
     return apply
 
 
-def _array_heaviside(u, h0):
-    """:func:`_heaviside` for numpy arrays (np.heaviside is as slow as torch's: 5 ns per entry)."""
-    step = np.sign(np.asarray(u, dtype=float))
-    step += 1
-    step *= 0.5
-    if float(h0) != 0.5:
-        step[u == 0] = float(h0)
-    return step
-
-
-#: numpy arrays in and out, each primitive from the faster library (module docstring)
+#: numpy arrays in and out, each primitive from the faster library (module docstring); the
+#: trainers of numerics.networks and numerics.stable_rank and the quadratures of
+#: numerics.infinite_width evaluate sigma and sigma' with it
 ARRAYS = replace(
-    NUMPY, name="arrays", heaviside=_array_heaviside,
-    functions={**NUMPY.functions, sp.erf: _on_arrays(torch.special.erf), sp.erfc: _on_arrays(torch.special.erfc),
-               sp.sin: _on_arrays(torch.sin), sp.cos: _on_arrays(torch.cos)},
-    softplus=_on_arrays(_exact_softplus), sigmoid=_on_arrays(torch.sigmoid))
+    NUMPY, name="arrays",
+    functions={**NUMPY.functions, **{f: _on_arrays(t, NUMPY.functions[f]) for f, t in (
+        (sp.erf, torch.special.erf), (sp.erfc, torch.special.erfc), (sp.sin, torch.sin), (sp.cos, torch.cos))}},
+    softplus=_on_arrays(_exact_softplus, NUMPY.softplus), sigmoid=_on_arrays(torch.sigmoid, NUMPY.sigmoid))
 register_backend(ARRAYS)
 
 

@@ -105,20 +105,20 @@ def test_batched_seeds_equal_separate_runs():
         assert np.allclose(run.coefficients, alone.coefficients, rtol=1e-12, atol=1e-15)
 
 
-def test_torch_math_backend_is_exact_to_ulps():
-    """The trainer's backend takes sin, cos, erf and erfc from torch: within 2 ulps of mpmath at 30
+def test_arrays_backend_is_exact_to_ulps():
+    """The trainer's backend (numerics.torch_activation.ARRAYS) takes sin, cos, erf and erfc from torch: within 2 ulps of mpmath at 30
     digits on arrays (numpy/scipy's sin and erf are 1-2 ulps off there too; scipy's erfc flushes
     values below 1e-308 to 0, torch's does not), and numpy's own values on scalars."""
     import mpmath
 
-    from numerics.stable_rank.model import NUMPY_TORCH_MATH
+    from numerics.torch_activation import ARRAYS
     from theory.evaluation import NUMPY, compile_expression
     from theory.symbols import x as X
 
     u = np.linspace(-27.0, 27.0, 1081)
     mpmath.mp.dps = 30
     for function, exact in ((sp.sin, mpmath.sin), (sp.cos, mpmath.cos), (sp.erf, mpmath.erf), (sp.erfc, mpmath.erfc)):
-        fast = compile_expression(function(X), NUMPY_TORCH_MATH.name)
+        fast = compile_expression(function(X), ARRAYS.name)
         reference = np.array([float(exact(mpmath.mpf(float(v)))) for v in u])
         ulps = np.abs(fast(u) - reference) / np.spacing(np.abs(reference))
         assert ulps.max() <= 2, (function, ulps.max())

@@ -33,8 +33,9 @@ from theory.errors import IbcheckError
 
 from ..data import near_orthogonality
 from ..reproducibility import generators
+from ..torch_activation import ARRAYS
 from ..training import full_shape, log_spaced_steps
-from .model import NUMPY_TORCH_MATH, Problem, Run, draw_data, frei_layer, kou_layer, single_threaded, train
+from .model import Problem, Run, draw_data, frei_layer, kou_layer, single_threaded, train
 
 #: smallest near-orthogonality constant C accepted for drawn Gaussian data (notes Sec. 2.4: the
 #: empirical threshold at n = 10 is C ~ 1.5-2; setup A's seed 0 with C = 1.06 freezes a wrong pattern)
@@ -269,7 +270,7 @@ def first_update_expectations(act: Activation, runs: list[Run], draws: int = 200
 
     :math:`Z = \sigma_0\,N L^T` with :math:`XX^T = LL^T` and N standard normal from the run's seed
     (:func:`unit_pre_activations`: runs with the same seed, width and data share it)."""
-    slope = act.numeric(NUMPY_TORCH_MATH.name, 1)
+    slope = act.numeric(ARRAYS.name, 1)
     expectations = []
     for run in runs:
         p = run.problem

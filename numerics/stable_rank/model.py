@@ -32,24 +32,24 @@ from __future__ import annotations
 
 import math
 import time
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from functools import cached_property, lru_cache
 from typing import Callable
 
 import numpy as np
-import sympy as sp
 import torch
 from scipy.special import expit
 
 from theory import rank
 from theory.activations import Activation
 from theory.errors import IbcheckError
-from theory.evaluation import NUMPY, compile_expressions, register_backend
+from theory.evaluation import compile_expressions
 
 from ..data import digits, gaussian_classes, near_orthogonality, orthogonal_classes
 from ..progress import progress
 from ..reproducibility import generators
 from ..threads import single_threaded
+from ..torch_activation import ARRAYS
 from ..training import TrainingDiverged, full_shape, log_spaced_steps
 
 F64 = torch.float64
@@ -57,31 +57,12 @@ F64 = torch.float64
 MAX_PRE_ACTIVATION = 1e12
 
 
-def _torch_kernel(torch_function: Callable, numpy_function: Callable) -> Callable:
-    """``numpy_function`` computed by torch's vectorized kernel on the array's own memory (float64
-    arrays; anything else goes to numpy)."""
-    def evaluate(u):
-        if isinstance(u, np.ndarray) and u.dtype == np.float64 and u.flags.writeable:
-            return torch_function(torch.from_numpy(u)).numpy()
-        return numpy_function(u)
-    return evaluate
-
-
-#: the numpy backend with sin, cos, erf and erfc from torch: on the (10, 100, 50) pre-activations of the
-#: Frei batch torch's vectorized kernels take ~0.12 ms where numpy/scipy's scalar loops take 0.35-0.5 ms
-#: (one-step-collapse of sin: 2.1 -> 1.1 s); both are within 1-2 ulps of the exact values
-#: (tests/test_stable_rank.py), so the runs agree to rounding
-NUMPY_TORCH_MATH = register_backend(replace(NUMPY, name="numpy+torch-math", functions={
-    **NUMPY.functions,
-    **{f: _torch_kernel(t, NUMPY.functions[f]) for f, t in ((sp.sin, torch.sin), (sp.cos, torch.cos),
-                                                            (sp.erf, torch.special.erf),
-                                                            (sp.erfc, torch.special.erfc))}}))
-
-
 def sigma_and_slope(act: Activation) -> Callable[[np.ndarray], tuple]:
     r""":math:`(\sigma(z), \sigma'(z))` in one pass (shared subexpressions once) on the numpy arrays of
-    the trainer (:data:`NUMPY_TORCH_MATH`)."""
-    return compile_expressions([act.bound, act.derivative(1)], NUMPY_TORCH_MATH.name)
+    the trainer (:data:`numerics.torch_activation.ARRAYS`: sin, cos, erf, erfc, softplus and sigmoid
+    from torch's vectorized kernels; on the (10, 100, 50) pre-activations of the Frei batch they take
+    ~0.12 ms where numpy/scipy's take 0.35-0.5 ms, one-step-collapse of sin 2.1 -> 1.1 s)."""
+    return compile_expressions([act.bound, act.derivative(1)], ARRAYS.name)
 
 
 # ---------------------------------------------------------------------------------------
