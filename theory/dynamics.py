@@ -447,7 +447,7 @@ def _classify(act: Activation, branches: tuple[Branch, ...], n_inflections: int)
 def gap_equilibria(act: Activation, A: float, B: float, window: float = EQUILIBRIUM_WINDOW) -> list[GapEquilibrium]:
     r"""The scalar fixed-point solver: all roots of :math:`\sigma'(u) = B/A` on :math:`|u| \le`
     ``window`` (one bracketed root per strictly monotone branch), each with its stability
-    :math:`A\sigma''(u^*) > 0`.  ``u = rho g`` is the pre-activation at the data point."""
+    :math:`A\sigma''(u^*) > 0`, read from the branch's sign of :math:`\sigma''` (constant on it).  ``u = rho g`` is the pre-activation at the data point."""
     return gap_equilibria_many(act, np.array([A], dtype=float), np.array([B], dtype=float), window)[0]
 
 
@@ -477,8 +477,10 @@ def gap_equilibria_many(act: Activation, A: np.ndarray, B: np.ndarray,
             a, b = np.where(below, mid, a), np.where(below, b, mid)
         roots = (a + b) / 2
         curvature = d2(roots)
+        # stability from the branch's sign of sigma'' (fixed on a strictly monotone branch), not
+        # from the evaluated sigma''(u*), which can round to 0 or either sign in flat tails
         for index, root, c in zip(np.nonzero(inside)[0], roots, curvature):
-            found[index].append(GapEquilibrium(float(root), bool(A[index] * c > 0), float(c)))
+            found[index].append(GapEquilibrium(float(root), bool(A[index] * br.curvature > 0), float(c)))
     return found
 
 

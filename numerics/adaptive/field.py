@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
+from functools import lru_cache
 
 import numpy as np
 import torch
@@ -30,6 +31,35 @@ CROSSING_TIMES = 2.0
 MAX_DRIFT = 0.1
 #: a gap equilibrium is tested only where the gap relaxes this much faster than rho drifts
 TIMESCALE_SEPARATION = 10.0
+#: float64 unit of the last place at 1
+ULP = float(np.finfo(float).eps)
+#: ulps of the derivative scale M (:func:`derivative_scale`) that one evaluated value of
+#: :math:`\sigma'` or :math:`\sigma''` may be off by: a lowering combines sub-expressions of size
+#: up to M (1 - tanh^2, s - s^2 with s = sigmoid: absolute error ~ 2 ulps of M however small the
+#: result), and the argument's own rounding moves the value by ulp x |u sigma''(u)| <= ulp x M
+EVALUATION_ULPS = 8
+#: the grid on which M is taken (the activations' structure lives within |u| <= 12)
+SCALE_WINDOW = 12.0
+
+
+@lru_cache(maxsize=64)
+def derivative_scale(act: Activation) -> float:
+    r""":math:`M = \max_{|u|\le 12}\max(|\sigma'(u)|, |\sigma''(u)|, |u\,\sigma''(u)|)`: the size
+    of the quantities any float64 lowering of :math:`\sigma', \sigma''` combines, so that
+    each evaluated value is within :data:`EVALUATION_ULPS` ulps of M of the exact one
+    (:func:`gap_velocity`'s rounding bounds)."""
+    d1, d2 = derivative_functions(act)
+    grid = np.linspace(-SCALE_WINDOW, SCALE_WINDOW, 4801)
+    first, second = np.abs(d1(grid)), np.abs(d2(grid))
+    return float(np.nanmax(np.concatenate([first, second, np.abs(grid) * second])))
+
+
+def resolved_sign(value, bound) -> np.ndarray:
+    r"""The sign of ``value`` where it exceeds its rounding ``bound`` (+1 / -1), else 0: a
+    value within rounding of 0, or not finite (an overflow), has no sign."""
+    value, bound = np.asarray(value, dtype=float), np.asarray(bound, dtype=float)
+    with np.errstate(invalid="ignore"):
+        return np.where(np.abs(value) > bound, np.sign(value), 0.0)
 
 
 @dataclass(frozen=True)
@@ -110,11 +140,28 @@ def frozen_field_flow(act: Activation, x: np.ndarray, residual: np.ndarray, neur
 
 
 def gap_velocity(act: Activation, x: np.ndarray, residual: np.ndarray, v, rho, sign, point, g,
-                 with_slope: bool = True) -> tuple:
+                 with_slope: bool = True, with_bounds: bool = False) -> tuple:
     r"""The exact frozen-residual gap equation of 1D neurons and its slope (unit rate):
-    :math:`G(g) = -\frac{v}{N\rho}\sum_j r_j\sigma'(z_j)(1 + x_jx_k - g s x_j)`,
-    :math:`z_j = \rho(s(x_j - x_k) + g)`; returns (G, dG/dg), with dG/dg None when
-    ``with_slope`` is False (root bracketing and bisection need G only).
+    :math:`G(g) = -\frac{v}{N\rho}\sum_j r_j\sigma'(z_j)K_j`, :math:`K_j = 1 + x_jx_k - g s x_j`,
+    :math:`z_j = \rho(s(x_j - x_k) + g)`, and
+    :math:`G'(g) = -\frac{v}{N\rho}\sum_j r_j(\rho\sigma''(z_j)K_j - \sigma'(z_j) s x_j)`;
+    returns (G, dG/dg), with dG/dg None when ``with_slope`` is False (root bracketing and
+    bisection need G only).
+
+    With ``with_bounds`` it also returns bounds on the float64 rounding error of G and G'
+    (None for G' without ``with_slope``).  Every evaluated derivative value is within
+    :math:`e\,u\,(|\sigma^{(m)}(z_j)| + M)` of the exact one (u the unit roundoff :data:`ULP`,
+    e = :data:`EVALUATION_ULPS`, M = :func:`derivative_scale`); the products with :math:`r_j`,
+    :math:`K_j` (itself two roundings), the prefactor and the N-term sum add at most
+    :math:`(N + 4)\,u` relative to the magnitudes summed (Higham, *Accuracy and Stability of
+    Numerical Algorithms*, 2nd ed., 3.1 and 4.2).  With :math:`k = N + e`:
+
+    .. math:: |\Delta G| \le u\,\frac{|v|}{N\rho}\sum_j |r_j|\,|K_j|\,\big(k|\sigma'(z_j)| + eM\big),
+
+    .. math:: |\Delta G'| \le u\,\frac{|v|}{N\rho}\sum_j |r_j|\big(\rho|K_j|(k|\sigma''(z_j)| + eM)
+              + |x_j|(k|\sigma'(z_j)| + eM)\big).
+
+    A G or G' within its bound (or not finite) has no resolved sign (:func:`resolved_sign`).
 
     Scalar neuron parameters with g of any shape, or arrays of M neurons with g of shape (M, G)."""
     d1, d2 = derivative_functions(act)
@@ -132,26 +179,48 @@ def gap_velocity(act: Activation, x: np.ndarray, residual: np.ndarray, v, rho, s
     scale = (-v / (len(x) * rho))[:, None]
     first = d1(z)
     value = scale * (residual * first * kernel).sum(-1)
-    slope = scale * (residual * (r_ * d2(z) * kernel - first * s * x[None, None, :])).sum(-1) if with_slope else None
+    second = d2(z) if with_slope else None
+    slope = scale * (residual * (r_ * second * kernel - first * s * x[None, None, :])).sum(-1) if with_slope else None
+    out = [value, slope]
+    if with_bounds:
+        k, floor = len(x) + EVALUATION_ULPS, EVALUATION_ULPS * derivative_scale(act)
+        size, prefactor = np.abs(residual), ULP * np.abs(scale)
+        first_error = k * np.abs(first) + floor
+        out.append(prefactor * (size * np.abs(kernel) * first_error).sum(-1))
+        out.append(prefactor * (size * (r_ * np.abs(kernel) * (k * np.abs(second) + floor) + np.abs(x) * first_error)
+                                ).sum(-1) if with_slope else None)
     if scalar:
-        return value[0], (slope[0] if with_slope else None)
-    return value, slope
+        return tuple(a if a is None else a[0] for a in out)
+    return tuple(out)
 
 
 def gap_roots_many(act: Activation, x: np.ndarray, residual: np.ndarray, v, rho, sign, point, lo, hi,
-                   density: int = 100) -> list[list[tuple[float, bool]]]:
+                   density: int = 100) -> list[list[tuple[float, bool | None]]]:
     r"""The scalar fixed-point solver on the exact gap equation for M neurons: roots of
     :math:`G` with u = rho g in [lo_m, hi_m], bracketed on a grid and refined by vectorised
-    bisection, each with its stability :math:`G'(g) < 0`; returns per neuron a list of
-    (u, stable).  Sign changes across a kink of :math:`\sigma` are jumps, not roots, and are
-    skipped (:func:`placement_test` classifies kinks by their one-sided velocities)."""
+    bisection, each with its stability; returns per neuron a list of (u, stable).
+
+    Signs are read only where they exceed the rounding bounds of :func:`gap_velocity`: a root
+    is bracketed by successive grid points where G has resolved, opposite signs (grid points
+    where G is within rounding of 0 between them are passed over), never by a flip of the
+    rounding noise of a G that is 0 to working precision (all data in flat tails of
+    :math:`\sigma'`).  Stable is True where :math:`G'(g^*) < 0` beyond its bound, False where
+    :math:`G'(g^*) > 0` beyond it, and None where the sign of :math:`G'` is not resolved (within
+    rounding of 0, or an overflow): a resolved :math:`G'` also locates the root, to within
+    :math:`|\Delta G| / |G'|`. Sign changes across a kink of :math:`\sigma` are jumps, not
+    roots, and are skipped (:func:`placement_test` classifies kinks by their one-sided
+    velocities)."""
     v, rho, sign, point, lo, hi = (np.atleast_1d(np.asarray(a, dtype=float)) for a in (v, rho, sign, point, lo, hi))
     point = point.astype(int)
     points = max(int(np.max(hi - lo) * density), 2) + 1
     u = lo[:, None] + (hi - lo)[:, None] * np.linspace(0, 1, points)[None, :]
-    values, _ = gap_velocity(act, x, residual, v, rho, sign, point, u / rho[:, None], with_slope=False)
-    neuron, cell = np.nonzero(np.sign(values[:, :-1]) * np.sign(values[:, 1:]) < 0)
-    a, b = u[neuron, cell], u[neuron, cell + 1]
+    values, _, bounds, _ = gap_velocity(act, x, residual, v, rho, sign, point, u / rho[:, None], with_slope=False,
+                                        with_bounds=True)
+    signs = resolved_sign(values, bounds)
+    # brackets: successive grid points of resolved, opposite signs (with any unresolved between)
+    row, col = np.nonzero(signs)
+    change = (row[1:] == row[:-1]) & (signs[row[1:], col[1:]] * signs[row[:-1], col[:-1]] < 0)
+    neuron, a, b = row[1:][change], u[row[:-1][change], col[:-1][change]], u[row[1:][change], col[1:][change]]
     keep = np.ones(len(a), dtype=bool)
     for k in kinks(act):
         for j in range(len(x)):
@@ -166,10 +235,12 @@ def gap_roots_many(act: Activation, x: np.ndarray, residual: np.ndarray, v, rho,
         left = np.sign(fm) == np.sign(fa)
         a, fa, b = np.where(left, mid, a), np.where(left, fm, fa), np.where(left, b, mid)
     roots = (a + b) / 2
-    slopes = gap_velocity(act, x, residual, *args, (roots / rho[neuron])[:, None])[1][:, 0]
-    out: list[list[tuple[float, bool]]] = [[] for _ in v]
-    for i, root, sl in zip(neuron, roots, slopes):
-        out[i].append((float(root), bool(sl < 0)))
+    _, slopes, _, slope_bounds = gap_velocity(act, x, residual, *args, (roots / rho[neuron])[:, None],
+                                              with_bounds=True)
+    stability = resolved_sign(-slopes[:, 0], slope_bounds[:, 0])
+    out: list[list[tuple[float, bool | None]]] = [[] for _ in v]
+    for i, root, st in zip(neuron, roots, stability):
+        out[i].append((float(root), None if st == 0 else bool(st > 0)))
     return out
 
 
@@ -223,7 +294,9 @@ def soft_pinning(act: Activation, xs: np.ndarray, y: np.ndarray, sharpness: tupl
     sign of :math:`G'` there) and the stable roots of the notes' (A, B) form (5.4).
 
     ``rows`` columns: plane, data point k, end u, nearest stable root, notes' root, rho,
-    :math:`v r_k\sigma''(u)`, initial rho, nearest root of either stability, its stability (1/0)."""
+    :math:`v r_k\sigma''(u)` (NaN where :math:`\sigma''(u)` is within rounding of 0), initial rho,
+    nearest root of any stability, its stability (1 stable, 0 unstable, NaN unresolved:
+    :func:`gap_roots_many`)."""
     residual = -np.asarray(y, dtype=float)
     neurons = field_population(len(xs), offsets, sharpness[0])
     for rho0 in sharpness[1:]:
@@ -242,13 +315,17 @@ def soft_pinning(act: Activation, xs: np.ndarray, y: np.ndarray, sharpness: tupl
     exact = gap_roots_many(act, xs, residual, neurons.v[near], rho[near], sign[near], k,
                            u[near] - LOCAL_SEARCH, u[near] + LOCAL_SEARCH)
     notes = _notes_equilibria(act, xs, residual, neurons.v[near], rho[near], sign[near], k, u[near])
+    # the local rule's sign: sigma''(u) within EVALUATION_ULPS ulps of M has none (NaN)
+    second = d2(u[near])
+    resolved = resolved_sign(second, EVALUATION_ULPS * ULP * (np.abs(second) + derivative_scale(act)))
+    curvature = np.where(resolved != 0, neurons.v[near] * residual[k] * second, np.nan)
     rows = []
     for n, i in enumerate(near):
         stable = [r for r, st in exact[n] if st]
         nearest = min(stable, key=lambda r: abs(r - u[i])) if stable else float("nan")
-        any_root, any_stable = min(exact[n], key=lambda rs: abs(rs[0] - u[i])) if exact[n] else (float("nan"), False)
-        curvature = neurons.v[i] * residual[k[n]] * float(d2(np.array([u[i]]))[0])
-        rows.append((i, k[n], u[i], nearest, notes[n], rho[i], curvature, neurons.rho0[i], any_root, float(any_stable)))
+        any_root, any_stable = min(exact[n], key=lambda rs: abs(rs[0] - u[i])) if exact[n] else (float("nan"), None)
+        rows.append((i, k[n], u[i], nearest, notes[n], rho[i], curvature[n], neurons.rho0[i], any_root,
+                     float("nan") if any_stable is None else float(any_stable)))
     rows = np.array(rows, dtype=float).reshape(-1, 10)
     keys = sorted(set(zip(neurons.point, neurons.sign, neurons.v, neurons.rho0)))
     k_, s_, v_, r_ = (np.array(c) for c in zip(*keys))
@@ -283,8 +360,8 @@ def placement_test(act: Activation, xs: np.ndarray, y: np.ndarray, sharpness, st
     Smooth roots come from :func:`gap_roots`, kept where the gap relaxes at least
     :data:`TIMESCALE_SEPARATION` times faster than :math:`\rho` drifts (the premise of the
     scalar equation); a kink at u = c is classified by the Filippov one-sided velocities
-    :math:`G(c^\mp)` (5.2), skipping kinks with a dead side (:math:`G = 0` there: no data
-    active, the plane is marginal).  The field is r = -y on 1D data ``xs``.  Returns
+    :math:`G(c^\mp)` (5.2), skipping kinks with a dead side (:math:`G` within rounding of 0
+    there: no data active, the plane is marginal) and roots of unresolved stability.  The field is r = -y on 1D data ``xs``.  Returns
     per-placement arrays."""
     residual = -np.asarray(y, dtype=float)
     # targets: (k, s, v, u*, rho0), stability, kind, and the relaxation rates (left, right) per unit delta
@@ -297,7 +374,7 @@ def placement_test(act: Activation, xs: np.ndarray, y: np.ndarray, sharpness, st
     for rho0, base in zip(sharpness, populations):
         for k, s, v in zip(base.point, base.sign, base.v):
             for u, st in next(found):
-                if timescale_ratio(act, xs, residual, v, rho0, s, k, u) >= TIMESCALE_SEPARATION:
+                if st is not None and timescale_ratio(act, xs, residual, v, rho0, s, k, u) >= TIMESCALE_SEPARATION:
                     slope = abs(gap_velocity(act, xs, residual, v, rho0, s, k, u / rho0)[1][0])
                     targets.append((k, s, v, u, rho0))
                     stable.append(st)
@@ -305,8 +382,10 @@ def placement_test(act: Activation, xs: np.ndarray, y: np.ndarray, sharpness, st
                     rates.append((slope, slope, 0.0))
             for kink in kinks(act):
                 g = np.array([kink.location - 1e-9, kink.location + 1e-9]) / rho0
-                minus, plus = gap_velocity(act, xs, residual, v, rho0, s, k, g, with_slope=False)[0]
-                if min(abs(minus), abs(plus)) > 1e-12:
+                values, _, bounds, _ = gap_velocity(act, xs, residual, v, rho0, s, k, g, with_slope=False,
+                                                    with_bounds=True)
+                minus, plus = values
+                if np.all(resolved_sign(values, bounds) != 0):
                     # u = rho g moves at rho |G|: the inverse time to cover delta is rho |G| / delta
                     targets.append((k, s, v, kink.location, rho0))
                     stable.append(Sliding(minus, plus).attracting)

@@ -166,24 +166,28 @@ def _soft(act: Activation, context: Context) -> CheckResult:
     context.progress(f"frozen field at sharpness {sharpness}, {steps} steps")
     out = _soft_run(act, data, sharpness, steps)
     # columns: plane, k, end u, nearest stable root, notes' root, rho, v r_k sigma''(u), rho0, nearest root, stable
+    # (stability 1 / 0, NaN where the sign of G' is within rounding: field.gap_roots_many)
     rows = out["rows"]
     start = out["neurons"]
     plane = rows[:, 0].astype(int)
     # a plane that starts on an equilibrium and stays (e.g. u = 0 for odd sigma') is no evidence of attraction
     moved = (rows[:, 1] != start.point[plane]) | (np.abs(rows[:, 2] - start.u0[plane]) > OFFSET_TOLERANCE)
     at_rest = moved & np.isfinite(rows[:, 8]) & (np.abs(rows[:, 2] - rows[:, 8]) <= OFFSET_TOLERANCE)
-    rest = rows[at_rest]
+    unresolved = int((at_rest & np.isnan(rows[:, 9])).sum())
+    rest = rows[at_rest & np.isfinite(rows[:, 9])]
     on_stable = rest[:, 9] > 0
     settled = rows[np.abs(rows[:, 2] - rows[:, 3]) <= OFFSET_TOLERANCE]          # at rest on a stable root
     total = len(out["neurons"].u0)
     exact = Measurement.proportion(int(on_stable.sum()), len(rest)) if len(rest) else Measurement.exact(float("nan"))
     periodic = kind(act) == "oscillating"
-    local = Measurement.proportion(int((settled[:, 6] > 0).sum()), len(settled)) if len(settled) else \
+    curved = settled[np.isfinite(settled[:, 6])]                    # sigma''(u) resolved from 0
+    local = Measurement.proportion(int((curved[:, 6] > 0).sum()), len(curved)) if len(curved) else \
         Measurement.exact(float("nan"))
     criteria = [
         Criterion("planes that moved and came to rest sit on exactly stable roots of the gap equation, G'(g*) < 0",
                   1.0, exact, at_least(0.95), "at rest: |u - u*| <= 0.05 (GD step error); 5% allows planes still "
-                  "crossing an unstable root slowly"),
+                  "crossing an unstable root slowly; roots whose G' is within its float64 rounding bound (or "
+                  "overflows) have no stability and are not counted"),
         Criterion("planes at rest on a stable root at the end vs at the start (soft pinning)", "more than at the start",
                   Measurement.proportion(len(settled), total), at_least(max(SETTLED, 2 * out["at_rest_init"])),
                   f"twice the start fraction (the start grid puts a few planes on roots), at least {SETTLED}: the "
@@ -205,7 +209,8 @@ def _soft(act: Activation, context: Context) -> CheckResult:
     largest = max((r for r in positions if positions[r]["equilibria"]), default=None)
     details = {
         "kind": kind(act), "data": data_name(data), "planes": total, "near_data": len(rows), "at_rest": len(rest),
-        "at_rest_on_stable_root": int(on_stable.sum()), "settled_on_stable_root": len(settled),
+        "at_rest_on_stable_root": int(on_stable.sum()), "at_rest_unresolved_stability": unresolved,
+        "settled_on_stable_root": len(settled), "settled_unresolved_curvature": len(settled) - len(curved),
         "at_rest_init": out["at_rest_init"],
         "median_abs_u": float(np.median(np.abs(settled[:, 2]))) if len(settled) else float("nan"),
         "notes_formula_median_error_u": float(np.nanmedian(np.abs(settled[:, 2] - settled[:, 4])))
@@ -232,7 +237,8 @@ def _soft(act: Activation, context: Context) -> CheckResult:
     premises = [premise_1d,
                 Premise(f"planes within |u| <= 6 of a data point at the end (needs >= {MIN_PLANES})", len(rows),
                         len(rows) >= MIN_PLANES, "nothing near the data to measure"),
-                Premise(f"planes at rest on a root of the gap equation (needs >= {MIN_PLANES})", len(rest),
+                Premise(f"planes at rest on a root of the gap equation of resolved stability (needs >= {MIN_PLANES})",
+                        len(rest),
                         len(rest) >= MIN_PLANES, "no plane came to rest: raise field_steps")]
     wrong = control("opposite stability sign: planes rest on roots with G'(g*) > 0", 0.0, exact, at_most(0.05))
     plots = [Plot("Soft pinning in the frozen field: where planes rest vs roots of the gap equation",
