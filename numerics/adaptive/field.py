@@ -59,7 +59,7 @@ def resolved_sign(value, bound) -> np.ndarray:
     value within rounding of 0, or not finite (an overflow), has no sign."""
     value, bound = np.asarray(value, dtype=float), np.asarray(bound, dtype=float)
     with np.errstate(invalid="ignore"):
-        return np.where(np.abs(value) > bound, np.sign(value), 0.0)
+        return np.where(np.isfinite(value) & (np.abs(value) > bound), np.sign(value), 0.0)
 
 
 @dataclass(frozen=True)
@@ -295,8 +295,8 @@ def soft_pinning(act: Activation, xs: np.ndarray, y: np.ndarray, sharpness: tupl
 
     ``rows`` columns: plane, data point k, end u, nearest stable root, notes' root, rho,
     :math:`v r_k\sigma''(u)` (NaN where :math:`\sigma''(u)` is within rounding of 0), initial rho,
-    nearest root of any stability, its stability (1 stable, 0 unstable, NaN unresolved:
-    :func:`gap_roots_many`)."""
+    nearest root of resolved stability, its stability (1/0), distance in u to the nearest root
+    of unresolved stability (:func:`gap_roots_many`; inf if none)."""
     residual = -np.asarray(y, dtype=float)
     neurons = field_population(len(xs), offsets, sharpness[0])
     for rho0 in sharpness[1:]:
@@ -323,10 +323,12 @@ def soft_pinning(act: Activation, xs: np.ndarray, y: np.ndarray, sharpness: tupl
     for n, i in enumerate(near):
         stable = [r for r, st in exact[n] if st]
         nearest = min(stable, key=lambda r: abs(r - u[i])) if stable else float("nan")
-        any_root, any_stable = min(exact[n], key=lambda rs: abs(rs[0] - u[i])) if exact[n] else (float("nan"), None)
+        resolved = [(r, st) for r, st in exact[n] if st is not None]
+        any_root, any_stable = min(resolved, key=lambda rs: abs(rs[0] - u[i])) if resolved else (float("nan"), False)
+        unresolved = min((abs(r - u[i]) for r, st in exact[n] if st is None), default=float("inf"))
         rows.append((i, k[n], u[i], nearest, notes[n], rho[i], curvature[n], neurons.rho0[i], any_root,
-                     float("nan") if any_stable is None else float(any_stable)))
-    rows = np.array(rows, dtype=float).reshape(-1, 10)
+                     float(any_stable), unresolved))
+    rows = np.array(rows, dtype=float).reshape(-1, 11)
     keys = sorted(set(zip(neurons.point, neurons.sign, neurons.v, neurons.rho0)))
     k_, s_, v_, r_ = (np.array(c) for c in zip(*keys))
     roots = gap_roots_many(act, xs, residual, v_, r_, s_, k_, np.full(len(keys), -window), np.full(len(keys), window))

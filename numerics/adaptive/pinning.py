@@ -165,16 +165,17 @@ def _soft(act: Activation, context: Context) -> CheckResult:
         return judged_result("pinning", act, [nothing], None, [premise_1d], setup=setup)
     context.progress(f"frozen field at sharpness {sharpness}, {steps} steps")
     out = _soft_run(act, data, sharpness, steps)
-    # columns: plane, k, end u, nearest stable root, notes' root, rho, v r_k sigma''(u), rho0, nearest root, stable
-    # (stability 1 / 0, NaN where the sign of G' is within rounding: field.gap_roots_many)
+    # columns: plane, k, end u, nearest stable root, notes' root, rho, v r_k sigma''(u), rho0, nearest root of
+    # resolved stability, stable, distance to the nearest root of unresolved stability (field.soft_pinning)
     rows = out["rows"]
     start = out["neurons"]
     plane = rows[:, 0].astype(int)
     # a plane that starts on an equilibrium and stays (e.g. u = 0 for odd sigma') is no evidence of attraction
     moved = (rows[:, 1] != start.point[plane]) | (np.abs(rows[:, 2] - start.u0[plane]) > OFFSET_TOLERANCE)
     at_rest = moved & np.isfinite(rows[:, 8]) & (np.abs(rows[:, 2] - rows[:, 8]) <= OFFSET_TOLERANCE)
-    unresolved = int((at_rest & np.isnan(rows[:, 9])).sum())
-    rest = rows[at_rest & np.isfinite(rows[:, 9])]
+    # at rest on a root whose G' is within its rounding bound (or overflows): no evidence either way
+    unresolved = int((moved & ~at_rest & (rows[:, 10] <= OFFSET_TOLERANCE)).sum())
+    rest = rows[at_rest]
     on_stable = rest[:, 9] > 0
     settled = rows[np.abs(rows[:, 2] - rows[:, 3]) <= OFFSET_TOLERANCE]          # at rest on a stable root
     total = len(out["neurons"].u0)
