@@ -5,7 +5,10 @@ sign rule :math:`v r_k\kappa > 0` (P10); at the end most in-hull kinks sit on da
 at init, fewer in the kernel regime (P11).  Smooth :math:`\sigma` (soft pinning): in the frozen
 residual field (the premise of the gap equation) planes come to rest on roots of the exact gap
 equation that are stable, :math:`G'(g^*) < 0`; the local rule :math:`A\sigma''(u^*) > 0` and the
-1/rho law of the offsets are judged where their premises hold and reported elsewhere.
+1/rho law of the offsets are judged where their premises hold and reported elsewhere.  Every
+sign is read beyond its float64 rounding bound (:func:`numerics.adaptive.field.gap_velocity`):
+a root whose :math:`G'` is within rounding of 0 (or overflows) has no stability, and planes at
+rest there are counted apart, not as resting on unstable roots.
 """
 
 from __future__ import annotations
