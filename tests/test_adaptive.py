@@ -327,7 +327,7 @@ def test_soft_pinning_tanh_reports_equilibria_moving_to_midpoints():
 def test_soft_pinning_without_planes_is_not_a_pass(monkeypatch):
     from numerics.adaptive import pinning
 
-    empty = {"rows": np.zeros((0, 10)), "neurons": ad.field_population(6, [0.0], 8.0), "at_rest_init": 0.0,
+    empty = {"rows": np.zeros((0, 11)), "neurons": ad.field_population(6, [0.0], 8.0), "at_rest_init": 0.0,
              "late_gap": np.zeros((1, 0)), "late_rho": np.zeros((1, 0)), "lr": 0.1}
     monkeypatch.setattr(pinning, "_soft_run", lambda *args: empty)
     result = run_check(get_check("pinning"), theory.activation("gaussian"), QUICK)
