@@ -178,17 +178,18 @@ def gap_velocity(act: Activation, x: np.ndarray, residual: np.ndarray, v, rho, s
     kernel = 1 + x[None, None, :] * xk - gg * s * x[None, None, :]
     scale = (-v / (len(x) * rho))[:, None]
     first = d1(z)
-    value = scale * (residual * first * kernel).sum(-1)
+    terms = residual * first * kernel
+    value = scale * terms.sum(-1)
     second = d2(z) if with_slope else None
     slope = scale * (residual * (r_ * second * kernel - first * s * x[None, None, :])).sum(-1) if with_slope else None
     out = [value, slope]
     if with_bounds:
         k, floor = len(x) + EVALUATION_ULPS, EVALUATION_ULPS * derivative_scale(act)
         size, prefactor = np.abs(residual), ULP * np.abs(scale)
-        first_error = k * np.abs(first) + floor
-        out.append(prefactor * (size * np.abs(kernel) * first_error).sum(-1))
-        out.append(prefactor * (size * (r_ * np.abs(kernel) * (k * np.abs(second) + floor) + np.abs(x) * first_error)
-                                ).sum(-1) if with_slope else None)
+        load = size * np.abs(kernel)                                     # |r_j K_j|
+        out.append(prefactor * (k * np.abs(terms) + floor * load).sum(-1))
+        out.append(prefactor * (r_ * load * (k * np.abs(second) + floor)
+                                + size * np.abs(x) * (k * np.abs(first) + floor)).sum(-1) if with_slope else None)
     if scalar:
         return tuple(a if a is None else a[0] for a in out)
     return tuple(out)
@@ -229,11 +230,18 @@ def gap_roots_many(act: Activation, x: np.ndarray, residual: np.ndarray, v, rho,
     neuron, a, b = neuron[keep], a[keep], b[keep]
     args = (v[neuron], rho[neuron], sign[neuron], point[neuron])
     fa = gap_velocity(act, x, residual, *args, (a / rho[neuron])[:, None], with_slope=False)[0][:, 0]
+    # halve each bracket until it is within 4 ulps of max(1, |u|) (u's resolution where it matters,
+    # |u| >= 1), then leave it: each root is independent of the others in the batch
+    resolution = 4 * ULP * np.maximum(1.0, np.maximum(np.abs(a), np.abs(b)))
     for _ in range(60):
         mid = (a + b) / 2
+        halve = b - a > resolution
+        if not halve.any():
+            break
         fm = gap_velocity(act, x, residual, *args, (mid / rho[neuron])[:, None], with_slope=False)[0][:, 0]
-        left = np.sign(fm) == np.sign(fa)
-        a, fa, b = np.where(left, mid, a), np.where(left, fm, fa), np.where(left, b, mid)
+        left = halve & (np.sign(fm) == np.sign(fa))
+        right = halve & ~left
+        a, fa, b = np.where(left, mid, a), np.where(left, fm, fa), np.where(right, mid, b)
     roots = (a + b) / 2
     _, slopes, _, slope_bounds = gap_velocity(act, x, residual, *args, (roots / rho[neuron])[:, None],
                                               with_bounds=True)

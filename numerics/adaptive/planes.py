@@ -63,17 +63,20 @@ def one_sided_velocities(state: np.ndarray, residual: np.ndarray, x: np.ndarray,
     forced to its left/right value (spectral_bias.md 5.5 step 2; unit rates).
 
     :math:`\dot h = -\frac{v}{N\rho}\sum_j r_j\sigma'(z_j)(1 + x_j\cdot x_k - h\,\theta\cdot x_j)`.
+    ``residual`` is one residual (N,) for every pair or one per pair (P, N) (pairs from different
+    steps of a trajectory, ``state`` then holding each pair's own row).
     """
     d1, _ = derivative_functions(act)
     N = len(x)
     c = plane_coordinates(state[neuron])
     z = state[neuron, 1:-1] @ x.T + state[neuron, -1][:, None]          # (P, N)
-    h = (z[np.arange(len(point)), point] - kink_at) / c["rho"]
-    kernel = 1 + x[point] @ x.T - h[:, None] * (c["theta"] @ x.T)        # (P, N)
-    terms = residual[None, :] * d1(z) * kernel
     rows = np.arange(len(point))
+    h = (z[rows, point] - kink_at) / c["rho"]
+    kernel = 1 + x[point] @ x.T - h[:, None] * (c["theta"] @ x.T)        # (P, N)
+    residual = np.broadcast_to(residual, z.shape)
+    terms = residual * d1(z) * kernel
     others = terms.sum(1) - terms[rows, point]
-    own = residual[point] * kernel[rows, point]
+    own = residual[rows, point] * kernel[rows, point]
     scale = -c["v"] / (N * c["rho"])
     return scale * (others + own * slopes[0]), scale * (others + own * slopes[1])
 
@@ -116,31 +119,31 @@ def pinning_statistics(traj: Trajectory, member: int, eps: float = SIGN_RULE_EPS
     pairs behind the samples and behind the violations (a plane that crosses a point slowly
     stays within ``eps`` for many records: one pair, many samples)."""
     stats = PinningStatistics()
-    for t in range(1, len(traj.steps)):
-        state, residual = traj.states[t, member], traj.residuals[t, member]
-        held = 0
-        for kink in kinks(traj.act):
-            gaps = plane_gaps(state, traj.x, kink.location)
-            neuron, point = np.nonzero(np.abs(gaps) < eps)
-            keep = np.abs(residual[point]) > floor
-            neuron, point = neuron[keep], point[keep]
-            if not len(neuron):
-                continue
-            held_now = state[neuron, 0] * residual[point] * kink.jump > 0
-            minus, plus = one_sided_velocities(state, residual, traj.x, neuron, point, traj.act, kink.location,
-                                               (kink.left_slope, kink.right_slope))
-            slides = Sliding(minus, plus)
-            multi = (np.abs(gaps[neuron]) < eps).sum(1) > 1
-            stats.samples += len(neuron)
-            stats.sign_rule_holds += int(held_now.sum())
-            stats.attracting += int(slides.attracting.sum())
-            stats.repelling += int(slides.repelling.sum())
-            stats.multi_point += int(multi.sum())
-            stats.multi_point_holds += int((held_now & multi).sum())
-            stats.pairs.update(zip(neuron.tolist(), point.tolist()))
-            stats.violating_pairs.update(zip(neuron[~held_now].tolist(), point[~held_now].tolist()))
-            held += int(held_now.sum())
-        stats.per_step.append((int(traj.steps[t]), held))
+    states, residuals = traj.states[1:, member], traj.residuals[1:, member]      # (T, n, d + 2), (T, N)
+    held = np.zeros(len(states), dtype=int)
+    for kink in kinks(traj.act):
+        gaps = plane_gaps(states, traj.x, kink.location)                          # (T, n, N)
+        step, neuron, point = np.nonzero(np.abs(gaps) < eps)
+        keep = np.abs(residuals[step, point]) > floor
+        step, neuron, point = step[keep], neuron[keep], point[keep]
+        if not len(step):
+            continue
+        rows = states[step, neuron]                                               # each sample's plane
+        held_now = rows[:, 0] * residuals[step, point] * kink.jump > 0
+        minus, plus = one_sided_velocities(rows, residuals[step], traj.x, np.arange(len(step)), point, traj.act,
+                                           kink.location, (kink.left_slope, kink.right_slope))
+        slides = Sliding(minus, plus)
+        multi = (np.abs(gaps[step, neuron]) < eps).sum(1) > 1
+        stats.samples += len(neuron)
+        stats.sign_rule_holds += int(held_now.sum())
+        stats.attracting += int(slides.attracting.sum())
+        stats.repelling += int(slides.repelling.sum())
+        stats.multi_point += int(multi.sum())
+        stats.multi_point_holds += int((held_now & multi).sum())
+        stats.pairs.update(zip(neuron.tolist(), point.tolist()))
+        stats.violating_pairs.update(zip(neuron[~held_now].tolist(), point[~held_now].tolist()))
+        held += np.bincount(step, weights=held_now, minlength=len(states)).astype(int)
+    stats.per_step = [(int(t), int(h)) for t, h in zip(traj.steps[1:], held)]
     return stats
 
 
