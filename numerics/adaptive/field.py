@@ -36,7 +36,10 @@ ULP = float(np.finfo(float).eps)
 #: ulps of the derivative scale M (:func:`derivative_scale`) that one evaluated value of
 #: :math:`\sigma'` or :math:`\sigma''` may be off by: a lowering combines sub-expressions of size
 #: up to M (1 - tanh^2, s - s^2 with s = sigmoid: absolute error ~ 2 ulps of M however small the
-#: result), and the argument's own rounding moves the value by ulp x |u sigma''(u)| <= ulp x M
+#: result; libm functions <= 1 ulp each), and rounding the argument z = rho(s(x_j - x_k) + g)
+#: (~3 ulps of |z|) moves the value by ~3 ulps of |z sigma''(z)| <= M where |z| <= 12; beyond,
+#: that is a backward error (the same G at a plane moved by a few ulps of |z|/rho in g), which no
+#: change of lowering alters
 EVALUATION_ULPS = 8
 #: the grid on which M is taken (the activations' structure lives within |u| <= 12)
 SCALE_WINDOW = 12.0
