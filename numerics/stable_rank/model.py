@@ -217,20 +217,32 @@ class Run:
     @cached_property
     def gram(self) -> np.ndarray:
         """(R, M, M): W^t W^tT in reduced coordinates (module docstring)."""
-        c, z0 = self.coefficients, self.z0
+        return self._gram(self.coefficients)
+
+    def _gram(self, c: np.ndarray) -> np.ndarray:
+        """(R, M, M) from coefficients (R, M, n): :math:`W^0W^{0T} + CZ^{0T} + Z^0C^T + CGC^T`."""
         g = self.problem.x @ self.problem.x.T
-        cz = c @ z0.T
+        cz = c @ self.z0.T
         total = self.init_gram[None] + cz       # summed in place, left to right: the same numbers
         total += np.swapaxes(cz, 1, 2)
         total += c @ g @ np.swapaxes(c, 1, 2)
         return total
 
+    def _class_ranks(self, gram: np.ndarray) -> np.ndarray:
+        """(R, 2) from Grams (R, M, M): the stable ranks of the rows with a > 0 and with a < 0."""
+        pos, neg = self.problem.a > 0, self.problem.a < 0
+        return np.stack([rank.gram_stable_rank(gram[:, pos][:, :, pos]),
+                         rank.gram_stable_rank(gram[:, neg][:, :, neg])], 1)
+
     @cached_property
     def per_class(self) -> np.ndarray:
         """(R, 2): stable rank of the neurons with a > 0 and with a < 0."""
-        pos, neg = self.problem.a > 0, self.problem.a < 0
-        g = self.gram
-        return np.stack([rank.gram_stable_rank(g[:, pos][:, :, pos]), rank.gram_stable_rank(g[:, neg][:, :, neg])], 1)
+        return self._class_ranks(self.gram)
+
+    def per_class_at(self, index: int) -> np.ndarray:
+        """(2,): :attr:`per_class` at record ``index`` alone (the P14/P15 controls read only T: the
+        Grams and eigenvalues of the other records are not formed)."""
+        return self._class_ranks(self._gram(self.coefficients[[index]]))[0]
 
     @cached_property
     def full(self) -> np.ndarray:
@@ -373,10 +385,8 @@ def train(act: Activation, problems: list[Problem], steps: int, record_steps=Non
     runs = []
     for b, p in enumerate(problems):
         loss = np.logaddexp(0.0, -margins[b]).mean(axis=1)
-        run = Run(p, steps_arr, loss, margins[b], coefficients[b], changes[b], never[b], z0[b], init_gram[b],
-                  runtime)
-        run.full, run.normalized_margins  # noqa: B018 - computed here, single-threaded (per_class on demand)
-        runs.append(run)
+        runs.append(Run(p, steps_arr, loss, margins[b], coefficients[b], changes[b], never[b], z0[b], init_gram[b],
+                        runtime))
     return runs
 
 
