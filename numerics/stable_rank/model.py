@@ -336,6 +336,10 @@ def train(act: Activation, problems: list[Problem], steps: int, record_steps=Non
     # buffers, written in place every step
     coeff, update, dz = np.zeros_like(z), np.empty_like(z), np.empty_like(z)
     q, weight = np.empty_like(y), np.empty_like(y)
+    # the update's two broadcast products run on torch views of these buffers: numpy loops over the
+    # n-element rows one at a time (~35 us each on the (10, 100, 50) Frei batch), torch's broadcasting
+    # kernel takes ~15 us; the same IEEE products in the same order, so the same numbers
+    update_t, weight_t, rate_t = torch.from_numpy(update), torch.from_numpy(weight), torch.from_numpy(rate)
     active, now, flipped = z > 0, np.empty(z.shape, dtype=bool), np.empty(z.shape, dtype=bool)
     ever, changed = active.copy(), np.zeros_like(active)
     rec = {"q": [], "c": [], "changes": [], "never": []}
@@ -367,8 +371,8 @@ def train(act: Activation, problems: list[Problem], steps: int, record_steps=Non
             np.negative(q, out=weight)
             expit(weight, out=weight)
             np.multiply(weight, y, out=weight)                                       # y |l'(q)|
-            np.multiply(slope, weight, out=update)
-            np.multiply(update, rate, out=update)
+            torch.mul(torch.as_tensor(slope, dtype=F64), weight_t, out=update_t)
+            update_t.mul_(rate_t)
             coeff += update
             np.matmul(update, gram, out=dz)
             z += dz
