@@ -180,8 +180,8 @@ def test_decision_boundary_from_projections_equals_the_direct_draw():
     runs = S.train(LEAKY, problems, 200, [0, 20, 200])
     for run in runs:
         p = run.problem
-        init, data = E.test_projections(p.seed, 300, p.width, p.x)
-        rng, _ = generators(p.seed + E.TEST_SEED_OFFSET)
+        init, data = E.held_out_projections(p.seed, 300, p.width, p.x)
+        rng, _ = generators(p.seed + E.HELD_OUT_SEED_OFFSET)
         x_test = rng.standard_normal((300, p.x.shape[1]))
         for index in (1, -1):
             w = run.weights(index)

@@ -42,7 +42,7 @@ from ..verdicts import (Criterion, Measurement, Premise, at_least, at_most, cont
 from .experiments import (FreiSetup, KouExperiment, KouSetup, NEAR_ORTHOGONALITY_MIN, check_sizes,
                           first_update_expectations, flow_prediction, frei_experiment, gaussian_stable_rank,
                           kou_experiment, limit_ranks, marchenko_pastur, predicted_kernel, predicted_slopes,
-                          settling_estimate, step_constant, test_projections)
+                          settling_estimate, step_constant, held_out_projections)
 from .model import DATA_KINDS, Run, pattern_mismatch, single_threaded
 
 #: fewer seeds than this leave a criterion ``too_few_seeds`` (a t interval from 2 values is ~13 sd wide)
@@ -465,7 +465,7 @@ def decision_boundary(act: Activation, run: Run, index: int = -1, n_test: int = 
     w = run.weights(index)
     pos, neg = p.a > 0, p.a < 0
     diff = w[pos].mean(axis=0) - w[neg].mean(axis=0)
-    init, data = test_projections(p.seed, n_test, p.width, p.x)
+    init, data = held_out_projections(p.seed, n_test, p.width, p.x)
     pre = p.sigma0 * init + data @ run.coefficients[index].T               # x_test W^T, W = sigma0 N + C X
     f = act.numeric("numpy")(pre) @ p.a
     agreement = float(np.mean(np.sign(f) == np.sign(pre[:, pos].mean(axis=1) - pre[:, neg].mean(axis=1))))

@@ -326,15 +326,15 @@ def unit_pre_activations(seed: int, width: int, draws: int, x: np.ndarray) -> tu
     return _UNIT_PRE_ACTIVATIONS[key]
 
 
-#: the test inputs of :func:`test_projections` are drawn from the problem's seed plus this
-TEST_SEED_OFFSET = 104729
-#: (seed, inputs, width, digest of x) -> the projections of :func:`test_projections`, oldest first
-_TEST_PROJECTIONS: dict = {}
+#: the held-out inputs of :func:`held_out_projections` are drawn from the problem's seed plus this
+HELD_OUT_SEED_OFFSET = 104729
+#: (seed, inputs, width, digest of x) -> the projections of :func:`held_out_projections`, oldest first
+_HELD_OUT_PROJECTIONS: dict = {}
 
 
-def test_projections(seed: int, inputs: int, width: int, x: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    r"""Fresh test inputs :math:`x^{test} \sim N(0, I_d)` (``inputs`` of them, drawn from
-    ``seed`` + :data:`TEST_SEED_OFFSET`) projected on the N(0, 1) init draw N of ``seed``
+def held_out_projections(seed: int, inputs: int, width: int, x: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    r"""Fresh held-out inputs :math:`x^{test} \sim N(0, I_d)` (``inputs`` of them, drawn from
+    ``seed`` + :data:`HELD_OUT_SEED_OFFSET`) projected on the N(0, 1) init draw N of ``seed``
     (:func:`.model.standard_init`) and on the data: :math:`(x^{test}N^T, x^{test}X^T)`,
     (inputs, width) and (inputs, n), read-only.
 
@@ -344,13 +344,13 @@ def test_projections(seed: int, inputs: int, width: int, x: np.ndarray) -> tuple
     :data:`UNIT_PRE_ACTIVATIONS_KEPT` arguments, every activation a process checks shares them)."""
     d = x.shape[1]
     key = (seed, inputs, width, data_digest(x))
-    if key not in _TEST_PROJECTIONS:
-        rng, _ = generators(seed + TEST_SEED_OFFSET)
+    if key not in _HELD_OUT_PROJECTIONS:
+        rng, _ = generators(seed + HELD_OUT_SEED_OFFSET)
         x_test = rng.standard_normal((inputs, d))
         init, data = x_test @ standard_init(seed, width, d).T, x_test @ x.T
         init.flags.writeable = data.flags.writeable = False
-        _remember(_TEST_PROJECTIONS, key, (init, data), UNIT_PRE_ACTIVATIONS_KEPT)
-    return _TEST_PROJECTIONS[key]
+        _remember(_HELD_OUT_PROJECTIONS, key, (init, data), UNIT_PRE_ACTIVATIONS_KEPT)
+    return _HELD_OUT_PROJECTIONS[key]
 
 
 def _remember(store: dict, key, value, kept: int) -> None:

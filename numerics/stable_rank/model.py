@@ -18,7 +18,9 @@ A step costs O(Mn^2) instead of O(Mnd) (d = 2000: ~100x less), and
 The loop is checked against autograd on the full weights (``tests/test_stable_rank.py``).
 Several problems with the same n and M train as one batch: one numpy op per step for all seeds
 (numpy, not torch: at these sizes, (B, 100, 10) arrays, torch's per-operation overhead made the same
-batched loop ~5x slower, ``benchmarks/bench_stable_rank.py``).
+batched loop ~5x slower, ``benchmarks/bench_stable_rank.py``; only the update's two broadcast products,
+where numpy loops over n-element rows, run on torch views of the numpy buffers).
+Stable ranks and Grams of the records are formed on first use.
 
 **Tracking** on log-spaced steps: per-class and full-matrix stable rank, loss, margins and
 normalized margins :math:`q_i/\|W\|_F`, activation-pattern changes (pairs whose sign of Z
