@@ -43,11 +43,12 @@ def _criterion(result, prefix):
 
 
 # ---- the trainer
-@pytest.mark.parametrize("name", ["leaky_relu", "softplus", "relu", "silu", "gelu", "sin"])
+@pytest.mark.parametrize("name", ["leaky_relu", "softplus", "relu", "silu", "gelu", "sin", "2*x + 1"])
 def test_reduced_coordinates_match_autograd(name):
     """GD in reduced coordinates (W = W0 + C X) equals autograd GD on the full weights (torch's own
     sigma; the trainer's sigma and sigma' come from one compiled program, with Heaviside as a sign,
-    sigmoid from exp(-|z|), erf and sin/cos from torch's kernels: ReLU, SiLU, GELU, sin)."""
+    sigmoid from exp(-|z|), erf and sin/cos from torch's kernels: ReLU, SiLU, GELU, sin; a linear
+    sigma has a constant slope, broadcast over the batch)."""
     act = theory.activation(name)
     rng = np.random.default_rng(4)
     x = rng.standard_normal((6, 40))

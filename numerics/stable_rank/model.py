@@ -373,7 +373,8 @@ def train(act: Activation, problems: list[Problem], steps: int, record_steps=Non
             np.negative(q, out=weight)
             expit(weight, out=weight)
             np.multiply(weight, y, out=weight)                                       # y |l'(q)|
-            torch.mul(torch.as_tensor(slope, dtype=F64), weight_t, out=update_t)
+            slope_t = torch.as_tensor(slope, dtype=F64).expand_as(update_t)      # a constant slope (a
+            torch.mul(slope_t, weight_t, out=update_t)                         # linear piece) broadcast
             update_t.mul_(rate_t)
             coeff += update
             np.matmul(update, gram, out=dz)
