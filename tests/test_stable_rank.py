@@ -43,11 +43,12 @@ def _criterion(result, prefix):
 
 
 # ---- the trainer
-@pytest.mark.parametrize("name", ["leaky_relu", "softplus", "relu", "silu", "gelu", "sin"])
+@pytest.mark.parametrize("name", ["leaky_relu", "softplus", "relu", "silu", "gelu", "sin", "2*x + 1"])
 def test_reduced_coordinates_match_autograd(name):
     """GD in reduced coordinates (W = W0 + C X) equals autograd GD on the full weights (torch's own
     sigma; the trainer's sigma and sigma' come from one compiled program, with Heaviside as a sign,
-    sigmoid from exp(-|z|), erf and sin/cos from torch's kernels: ReLU, SiLU, GELU, sin)."""
+    sigmoid from exp(-|z|), erf and sin/cos from torch's kernels: ReLU, SiLU, GELU, sin; a linear
+    sigma has a constant slope, broadcast over the batch)."""
     act = theory.activation(name)
     rng = np.random.default_rng(4)
     x = rng.standard_normal((6, 40))
@@ -170,6 +171,43 @@ def test_data_digests_follow_the_data():
     assert E.data_digest(x) != before
     drawn, _ = S.draw_data("gaussian", 4, 6, 0)
     assert not drawn.flags.writeable and E.data_digest(drawn) == E.data_digest(drawn.copy())
+
+
+def test_decision_boundary_from_projections_equals_the_direct_draw():
+    """P13 from the remembered projections (x_test N^T, x_test X^T; x_test W^T = sigma0 x_test N^T +
+    (x_test X^T) C^T) equals the direct route: draw the test inputs, form W, take x_test W^T and
+    <wbar_+ - wbar_-, x_test>."""
+    problems = [S.setup_a(s, n=6, d=300, m=5, sigma0=0.05) for s in range(2)]
+    runs = S.train(LEAKY, problems, 200, [0, 20, 200])
+    for run in runs:
+        p = run.problem
+        init, data = E.held_out_projections(p.seed, 300, p.width, p.x)
+        rng, _ = generators(p.seed + E.HELD_OUT_SEED_OFFSET)
+        x_test = rng.standard_normal((300, p.x.shape[1]))
+        for index in (1, -1):
+            w = run.weights(index)
+            direct = x_test @ w.T
+            # the same sums in another association: a few ulps of the largest terms
+            np.testing.assert_allclose(p.sigma0 * init + data @ run.coefficients[index].T, direct,
+                                       rtol=0, atol=1e-12 * np.abs(direct).max())
+            diff = w[p.a > 0].mean(axis=0) - w[p.a < 0].mean(axis=0)
+            f = LEAKY.numeric("numpy")(direct) @ p.a
+            agreement, cosine = C.decision_boundary(LEAKY, run, index, 300)
+            assert agreement == np.mean(np.sign(f) == np.sign(x_test @ diff))
+            assert 0.5 < agreement <= 1 and -1 <= cosine <= 1
+
+
+def test_per_class_ranks_at_one_record_equal_all_records():
+    """The P14/P15 controls read sr at T alone (:meth:`Run.per_class_at`): the same numbers as the
+    ranks of every record, with the full-matrix rank of a record from its whole Gram."""
+    runs = S.train(LEAKY, [S.setup_a(s, n=6, d=300, m=5, sigma0=0.05) for s in range(2)], 100, [0, 10, 100])
+    for run in runs:
+        for index in (0, 1, -1):
+            # one record or all: the same products, summed alike (a few ulps at most)
+            np.testing.assert_allclose(run.per_class_at(index), run.per_class[index], rtol=1e-13)
+            w = run.weights(index)
+            assert run.full[index] == pytest.approx(rank.stable_rank(w), rel=1e-10)
+            assert run.per_class[index][0] == pytest.approx(rank.stable_rank(w[run.problem.a > 0]), rel=1e-10)
 
 
 def test_gram_stable_rank_from_the_largest_eigenvalue_alone():

@@ -37,13 +37,12 @@ from theory.errors import IbcheckError
 
 from ..checks import (JUDGED, REPORTED, Check, Context, Option, Plot, Series, judged_result, positive_float,
                       positive_int, register, replicate_series)
-from ..reproducibility import generators
 from ..verdicts import (Criterion, Measurement, Premise, at_least, at_most, control, exactly, within,
                         within_relative)
 from .experiments import (FreiSetup, KouExperiment, KouSetup, NEAR_ORTHOGONALITY_MIN, check_sizes,
                           first_update_expectations, flow_prediction, frei_experiment, gaussian_stable_rank,
                           kou_experiment, limit_ranks, marchenko_pastur, predicted_kernel, predicted_slopes,
-                          settling_estimate, step_constant)
+                          settling_estimate, step_constant, held_out_projections)
 from .model import DATA_KINDS, Run, pattern_mismatch, single_threaded
 
 #: fewer seeds than this leave a criterion ``too_few_seeds`` (a t interval from 2 values is ~13 sd wide)
@@ -349,7 +348,7 @@ def run_stable_rank(act: Activation, context: Context):
     s_plus, s_minus = (float(v) for v in rank.slopes(act))
     p14_applies = 0 < s_minus <= P14_MAX_SLOPE_RATIO * s_plus
     if attractor.holds and exp.low_dimension:
-        low = [float(r.per_class[-1].max()) for r in exp.low_dimension]
+        low = [float(r.per_class_at(-1).max()) for r in exp.low_dimension]
         changing = sum(sum(r.changes_after(int(r.steps[-1]) // 2)) for r in exp.low_dimension)
         criteria.append(Criterion(
             "P14: d = 3n (near-orthogonality broken): larger per-class sr at T", f"> {P14_BOUND}",
@@ -361,7 +360,7 @@ def run_stable_rank(act: Activation, context: Context):
             judged=p14_applies, min_n=MIN_SEEDS))
         mu, nu = rank.gaussian_moments(act, v)
         one_step = rank.one_step_stable_rank(mu, nu, setup.n)
-        ratios = [float(r.per_class[-1].mean()) / one_step for r in exp.large_step]
+        ratios = [float(r.per_class_at(-1).mean()) / one_step for r in exp.large_step]
         informative = one_step >= 1 + 2 * P15_TOLERANCE
         criteria.append(Criterion(
             "P15: c = 100: per-class sr / one-step value n nu/((n-1) mu^2 + nu)", 1.0, Measurement.mean(ratios),
@@ -381,8 +380,8 @@ def run_stable_rank(act: Activation, context: Context):
         "changes_after_T_over_10": [r.changes_after(int(r.steps[-1]) // 10) for r in runs],
         "settling_estimate": [settling_estimate(act, r) for r in runs] if attractor.holds else None,
         "near_orthogonality": exp.near_orthogonality, "redraws": exp.redraws, "one_step_value": one_step,
-        "P14_per_class": [r.per_class[-1].tolist() for r in exp.low_dimension],
-        "P15_per_class": [r.per_class[-1].tolist() for r in exp.large_step],
+        "P14_per_class": [r.per_class_at(-1).tolist() for r in exp.low_dimension],
+        "P15_per_class": [r.per_class_at(-1).tolist() for r in exp.large_step],
         "steps": runs[0].steps.tolist(),
     }
     return judged_result("stable-rank", act, criteria, ctrl, premises, setup=_setup_line(exp), details=details,
@@ -466,10 +465,10 @@ def decision_boundary(act: Activation, run: Run, index: int = -1, n_test: int = 
     w = run.weights(index)
     pos, neg = p.a > 0, p.a < 0
     diff = w[pos].mean(axis=0) - w[neg].mean(axis=0)
-    rng, _ = generators(p.seed + 104729)
-    x_test = rng.standard_normal((n_test, p.x.shape[1]))
-    f = act.numeric("numpy")(x_test @ w.T) @ p.a
-    agreement = float(np.mean(np.sign(f) == np.sign(x_test @ diff)))
+    init, data = held_out_projections(p.seed, n_test, p.width, p.x)
+    pre = p.sigma0 * init + data @ run.coefficients[index].T               # x_test W^T, W = sigma0 N + C X
+    f = act.numeric("numpy")(pre) @ p.a
+    agreement = float(np.mean(np.sign(f) == np.sign(pre[:, pos].mean(axis=1) - pre[:, neg].mean(axis=1))))
     z = rank.implicit_linear_predictor(predicted_kernel(act, run), p.x, p.y)
     coef, *_ = np.linalg.lstsq(p.x.T, diff, rcond=None)
     span = p.x.T @ coef

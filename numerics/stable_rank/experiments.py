@@ -35,7 +35,7 @@ from ..data import near_orthogonality
 from ..reproducibility import generators
 from ..torch_activation import ARRAYS
 from ..training import full_shape, log_spaced_steps
-from .model import Problem, Run, draw_data, frei_layer, kou_layer, single_threaded, train
+from .model import Problem, Run, draw_data, frei_layer, kou_layer, single_threaded, standard_init, train
 
 #: smallest near-orthogonality constant C accepted for drawn Gaussian data (notes Sec. 2.4: the
 #: empirical threshold at n = 10 is C ~ 1.5-2; setup A's seed 0 with C = 1.06 freezes a wrong pattern)
@@ -324,6 +324,33 @@ def unit_pre_activations(seed: int, width: int, draws: int, x: np.ndarray) -> tu
         normal.flags.writeable = chol.flags.writeable = False
         _remember(_UNIT_PRE_ACTIVATIONS, key, (normal, chol), UNIT_PRE_ACTIVATIONS_KEPT)
     return _UNIT_PRE_ACTIVATIONS[key]
+
+
+#: the held-out inputs of :func:`held_out_projections` are drawn from the problem's seed plus this
+HELD_OUT_SEED_OFFSET = 104729
+#: (seed, inputs, width, digest of x) -> the projections of :func:`held_out_projections`, oldest first
+_HELD_OUT_PROJECTIONS: dict = {}
+
+
+def held_out_projections(seed: int, inputs: int, width: int, x: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    r"""Fresh held-out inputs :math:`x^{test} \sim N(0, I_d)` (``inputs`` of them, drawn from
+    ``seed`` + :data:`HELD_OUT_SEED_OFFSET`) projected on the N(0, 1) init draw N of ``seed``
+    (:func:`.model.standard_init`) and on the data: :math:`(x^{test}N^T, x^{test}X^T)`,
+    (inputs, width) and (inputs, n), read-only.
+
+    The first layer :math:`W = \sigma_0N + CX` then has pre-activations
+    :math:`x^{test}W^T = \sigma_0\,x^{test}N^T + (x^{test}X^T)C^T` at every record and init scale
+    without the (inputs, d) draw: it is made once per seed and data (remembered for the last
+    :data:`UNIT_PRE_ACTIVATIONS_KEPT` arguments, every activation a process checks shares them)."""
+    d = x.shape[1]
+    key = (seed, inputs, width, data_digest(x))
+    if key not in _HELD_OUT_PROJECTIONS:
+        rng, _ = generators(seed + HELD_OUT_SEED_OFFSET)
+        x_test = rng.standard_normal((inputs, d))
+        init, data = x_test @ standard_init(seed, width, d).T, x_test @ x.T
+        init.flags.writeable = data.flags.writeable = False
+        _remember(_HELD_OUT_PROJECTIONS, key, (init, data), UNIT_PRE_ACTIVATIONS_KEPT)
+    return _HELD_OUT_PROJECTIONS[key]
 
 
 def _remember(store: dict, key, value, kept: int) -> None:

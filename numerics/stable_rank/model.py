@@ -18,7 +18,9 @@ A step costs O(Mn^2) instead of O(Mnd) (d = 2000: ~100x less), and
 The loop is checked against autograd on the full weights (``tests/test_stable_rank.py``).
 Several problems with the same n and M train as one batch: one numpy op per step for all seeds
 (numpy, not torch: at these sizes, (B, 100, 10) arrays, torch's per-operation overhead made the same
-batched loop ~5x slower, ``benchmarks/bench_stable_rank.py``).
+batched loop ~5x slower, ``benchmarks/bench_stable_rank.py``; only the update's two broadcast products,
+where numpy loops over n-element rows, run on torch views of the numpy buffers).
+Stable ranks and Grams of the records are formed on first use.
 
 **Tracking** on log-spaced steps: per-class and full-matrix stable rank, loss, margins and
 normalized margins :math:`q_i/\|W\|_F`, activation-pattern changes (pairs whose sign of Z
@@ -217,20 +219,32 @@ class Run:
     @cached_property
     def gram(self) -> np.ndarray:
         """(R, M, M): W^t W^tT in reduced coordinates (module docstring)."""
-        c, z0 = self.coefficients, self.z0
+        return self._gram(self.coefficients)
+
+    def _gram(self, c: np.ndarray) -> np.ndarray:
+        """(R, M, M) from coefficients (R, M, n): :math:`W^0W^{0T} + CZ^{0T} + Z^0C^T + CGC^T`."""
         g = self.problem.x @ self.problem.x.T
-        cz = c @ z0.T
+        cz = c @ self.z0.T
         total = self.init_gram[None] + cz       # summed in place, left to right: the same numbers
         total += np.swapaxes(cz, 1, 2)
-        total += c @ g @ np.swapaxes(c, 1, 2)
-        return total
+        total += np.matmul(c @ g, np.swapaxes(c, 1, 2), out=cz)   # cz's memory again: fresh (R, M, M)
+        return total                                               # arrays cost page faults (~1 ms)
+
+    def _class_ranks(self, gram: np.ndarray) -> np.ndarray:
+        """(R, 2) from Grams (R, M, M): the stable ranks of the rows with a > 0 and with a < 0."""
+        pos, neg = self.problem.a > 0, self.problem.a < 0
+        return np.stack([rank.gram_stable_rank(gram[:, pos][:, :, pos]),
+                         rank.gram_stable_rank(gram[:, neg][:, :, neg])], 1)
 
     @cached_property
     def per_class(self) -> np.ndarray:
         """(R, 2): stable rank of the neurons with a > 0 and with a < 0."""
-        pos, neg = self.problem.a > 0, self.problem.a < 0
-        g = self.gram
-        return np.stack([rank.gram_stable_rank(g[:, pos][:, :, pos]), rank.gram_stable_rank(g[:, neg][:, :, neg])], 1)
+        return self._class_ranks(self.gram)
+
+    def per_class_at(self, index: int) -> np.ndarray:
+        """(2,): :attr:`per_class` at record ``index`` alone (the P14/P15 controls read only T: the
+        Grams and eigenvalues of the other records are not formed)."""
+        return self._class_ranks(self._gram(self.coefficients[[index]]))[0]
 
     @cached_property
     def full(self) -> np.ndarray:
@@ -324,6 +338,10 @@ def train(act: Activation, problems: list[Problem], steps: int, record_steps=Non
     # buffers, written in place every step
     coeff, update, dz = np.zeros_like(z), np.empty_like(z), np.empty_like(z)
     q, weight = np.empty_like(y), np.empty_like(y)
+    # the update's two broadcast products run on torch views of these buffers: numpy loops over the
+    # n-element rows one at a time (~35 us each on the (10, 100, 50) Frei batch), torch's broadcasting
+    # kernel takes ~15 us; the same IEEE products in the same order, so the same numbers
+    update_t, weight_t, rate_t = torch.from_numpy(update), torch.from_numpy(weight), torch.from_numpy(rate)
     active, now, flipped = z > 0, np.empty(z.shape, dtype=bool), np.empty(z.shape, dtype=bool)
     ever, changed = active.copy(), np.zeros_like(active)
     rec = {"q": [], "c": [], "changes": [], "never": []}
@@ -355,8 +373,9 @@ def train(act: Activation, problems: list[Problem], steps: int, record_steps=Non
             np.negative(q, out=weight)
             expit(weight, out=weight)
             np.multiply(weight, y, out=weight)                                       # y |l'(q)|
-            np.multiply(slope, weight, out=update)
-            np.multiply(update, rate, out=update)
+            slope_t = torch.as_tensor(slope, dtype=F64).expand_as(update_t)      # a constant slope (a
+            torch.mul(slope_t, weight_t, out=update_t)                         # linear piece) broadcast
+            update_t.mul_(rate_t)
             coeff += update
             np.matmul(update, gram, out=dz)
             z += dz
@@ -373,10 +392,8 @@ def train(act: Activation, problems: list[Problem], steps: int, record_steps=Non
     runs = []
     for b, p in enumerate(problems):
         loss = np.logaddexp(0.0, -margins[b]).mean(axis=1)
-        run = Run(p, steps_arr, loss, margins[b], coefficients[b], changes[b], never[b], z0[b], init_gram[b],
-                  runtime)
-        run.full, run.normalized_margins  # noqa: B018 - computed here, single-threaded (per_class on demand)
-        runs.append(run)
+        runs.append(Run(p, steps_arr, loss, margins[b], coefficients[b], changes[b], never[b], z0[b], init_gram[b],
+                        runtime))
     return runs
 
 
