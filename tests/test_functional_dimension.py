@@ -8,6 +8,7 @@ import gzip
 
 import numpy as np
 import pytest
+import scipy.linalg
 import sympy as sp
 import torch
 
@@ -101,6 +102,39 @@ def test_svd_rank_follows_numpys_rule_and_reports_the_gap():
     low = u[:, :25] @ np.diag([1, 1e-12] + [0] * 23) @ v.T
     assert F.svd_rank(low).ill_determined is False
     assert F.svd_rank(np.zeros((3, 4))).rank == 0
+
+
+def test_zero_rows_and_columns_leave_the_singular_values_and_the_rank():
+    """svd_rank drops exactly zero rows and columns before the SVD: the singular values of the whole
+    matrix to rounding (the dropped ones exact zeros where LAPACK returns ~1e-16 s_max), the same rank,
+    gap above the flag and flags; a NaN is still refused."""
+    rng = np.random.default_rng(5)
+    u, _ = np.linalg.qr(rng.standard_normal((60, 30)))
+    v, _ = np.linalg.qr(rng.standard_normal((30, 30)))
+    core = u @ np.diag(np.logspace(0, -9, 30)) @ v.T
+    core[:, 20:] = core[:, :10] @ rng.standard_normal((10, 10))  # rank 20
+    matrix = np.zeros((70, 45))
+    rows, columns = rng.permutation(70)[:60], rng.permutation(45)[:30]
+    matrix[np.ix_(rows, columns)] = core
+    for jac in (matrix, matrix.T):
+        got, whole = F.singular_values(jac), scipy.linalg.svdvals(jac)
+        assert got.shape == whole.shape == (45,) and np.all(got[30:] == 0)
+        # one SVD's backward error each: a few eps s_max apart
+        np.testing.assert_allclose(got, whole, rtol=0, atol=50 * np.finfo(float).eps * whole[0])
+        rank = F.svd_rank(jac)
+        assert rank.rank == np.linalg.matrix_rank(jac) == 20 and not rank.ill_determined
+    net = MLP.initialize("4-6-5-3", "he", 1)
+    x = np.random.default_rng(1).standard_normal((12, 4))
+    with torch.no_grad():
+        net.biases[0][2] = -100.0  # a first-layer neuron dead on every input: 5 + 5 zero columns
+    jac = F.jacobian_blocks(net, x)
+    assert np.sum(~jac.any(axis=0)) >= 10
+    whole = scipy.linalg.svdvals(jac)
+    np.testing.assert_allclose(F.singular_values(jac), whole, rtol=0, atol=50 * np.finfo(float).eps * whole[0])
+    assert F.svd_rank(jac).rank == np.linalg.matrix_rank(jac)
+    matrix[0, 0] = np.nan
+    with pytest.raises(ValueError):
+        F.svd_rank(matrix)
 
 
 def test_float32_jacobian_needs_the_float32_epsilon():
