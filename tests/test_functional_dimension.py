@@ -22,7 +22,7 @@ from numerics.functional_dimension.rank import _augmented
 from numerics.functional_dimension.sampling import _pattern_codes
 from numerics.functional_dimension.theorems import _set_bias
 from numerics.checks import Context, get_check, run_check
-from numerics.mlp import MLP, TrainingPreset, train_classifier
+from numerics.mlp import MLP, TrainingPreset, classification_gradient, classification_loss, train_classifier
 from theory.errors import IbcheckError
 from theory.functional_dimension import parse_architecture
 
@@ -674,6 +674,25 @@ def test_train_classifier_records_epochs_and_learns():
     assert history.loss[-1] < history.loss[0]
     with pytest.raises(IbcheckError):
         TrainingPreset("bad", lr=-1)
+
+
+@pytest.mark.parametrize("act", ["relu", "leaky_relu", "tanh"])
+@pytest.mark.parametrize("loss", ["cross_entropy", "squared"])
+def test_closed_form_classifier_gradient_is_autograds(act, loss):
+    """The backpropagation train_classifier runs, against autograd through classification_loss: the
+    loss and every parameter's gradient to rounding (a few ulps of the largest entry per tensor)."""
+    net = MLP.initialize("5-7-6-4", "he", 2, act=theory.activation(act))
+    rng = np.random.default_rng(2)
+    x, y = rng.standard_normal((23, 5)), rng.integers(4, size=23)
+    reference = classification_loss(net(torch.as_tensor(x)), torch.as_tensor(y), loss)
+    expected = torch.autograd.grad(reference, net.parameters)
+    value, grads = classification_gradient(net, loss)(x, y)
+    assert value == pytest.approx(float(reference.detach()), rel=1e-14)
+    assert [g.shape for g in grads] == [tuple(p.shape) for p in net.parameters]
+    for got, want in zip(grads, expected):
+        np.testing.assert_allclose(got, want.numpy(), rtol=0, atol=1e-14 * float(want.abs().max()))
+    with pytest.raises(IbcheckError, match="point mass|distribution"):
+        classification_gradient(MLP.initialize("2-3-2", act=theory.activation("step")), loss)
 
 
 def test_bfd_training_run_small():
