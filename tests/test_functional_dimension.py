@@ -680,10 +680,13 @@ def test_train_classifier_records_epochs_and_learns():
 @pytest.mark.parametrize("loss", ["cross_entropy", "squared"])
 def test_closed_form_classifier_gradient_is_autograds(act, loss):
     """The backpropagation train_classifier runs, against autograd through classification_loss: the
-    loss and every parameter's gradient to rounding (a few ulps of the largest entry per tensor)."""
-    net = MLP.initialize("5-7-6-4", "he", 2, act=theory.activation(act))
+    loss and every parameter's gradient to rounding (a few ulps of the largest entry per tensor), also
+    where pre-activations are exactly 0 (zero biases, as the paper initializes, and a zero input: the
+    slope there is autograd's, ReLU's 1, not Heaviside's 1/2)."""
+    net = MLP.initialize("5-7-6-4", "glorot", 2, act=theory.activation(act))
     rng = np.random.default_rng(2)
     x, y = rng.standard_normal((23, 5)), rng.integers(4, size=23)
+    x[0] = 0.0
     reference = classification_loss(net(torch.as_tensor(x)), torch.as_tensor(y), loss)
     expected = torch.autograd.grad(reference, net.parameters)
     value, grads = classification_gradient(net, loss)(x, y)
