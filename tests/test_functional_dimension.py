@@ -524,6 +524,24 @@ def test_certified_rank_declines_below_the_bound_and_bfd_falls_back_to_the_svd()
         F.batch_functional_dimension(net, x, rank_method="qr")
 
 
+def test_certified_rank_declines_a_dead_unit_before_the_cholesky(monkeypatch):
+    """A unit dead on the batch zeroes columns of J, so the column Gram has zero diagonal entries
+    besides the decoupled coordinates: the matrix factored is not positive definite (a diagonal entry
+    <= 0) and the certificate declines without running the Cholesky that would fail."""
+    net, x = net_and_inputs("3-5-4-2", 40, seed=1)
+    dead = _set_bias(net, 1, 2, -50.0)
+    layers = [w for w, _ in dead.numpy_layers()]
+    hidden, slopes = F.network_states(dead, x)
+    gram = F.column_gram(F.backprop_matrices(layers, slopes, len(x)), _augmented(hidden))
+    kept = np.delete(np.diagonal(gram), rank_module._dropped_coordinates(dead, dead.arch))
+    assert np.sum(kept == 0) >= 3
+    factored = []
+    monkeypatch.setattr(rank_module, "_positive_definite_above", lambda *args: factored.append(1) or False)
+    assert F.certified_rank(dead, x) is None and factored == []
+    F.certified_rank(net, x)
+    assert factored == [1]  # the live net reaches the Cholesky
+
+
 def test_gram_memory_is_sized_before_allocating(monkeypatch):
     with pytest.raises(IbcheckError, match="Gram matrix"):
         F.check_gram_memory(parse_architecture("784-4000-4000-10"), 5000)  # (5e4)^2 doubles: 18.6 GiB

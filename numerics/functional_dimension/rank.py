@@ -363,16 +363,9 @@ def _certified_rank(net: MLP, x: torch.Tensor, device: str | None) -> Rank | Non
     trace = float(np.trace(gram))
     if not np.isfinite(trace) or trace <= 0:
         return None
-    s_low = math.sqrt(max(_largest_eigenvalue_lower(gram), 0.0))
-    tol_low, tol_high = s_low * max(m, p) * eps, math.sqrt(trace) * max(m, p) * eps
+    tol_high = math.sqrt(trace) * max(m, p) * eps
     # ||J_exact - J_computed||_2 and ||J_kron - J_computed||_2 (J_kron: exact products of the computed factors)
     perturbation = _jacobian_rounding(layers, x.numpy(), slopes) + eps * math.sqrt(trace) * 1.01
-    if rows:
-        rank, dropped = m, tol_high
-    else:
-        rank, dropped = arch.rescaling_bound, perturbation
-        if dropped > tol_low:
-            return None
     q = len(gram)
     # the matrix factored: G (rows), or G_S with H decoupled diagonal entries 2 shift <= 2 tr(G) / q (columns)
     factored_trace = trace * (1 if rows else 1 + 2 * arch.hidden_neurons / q)
@@ -380,8 +373,20 @@ def _certified_rank(net: MLP, x: torch.Tensor, device: str | None) -> Rank | Non
     shift = 2 * (delta + (tol_high + perturbation) ** 2)  # then sqrt(shift - delta) - perturbation > tol_high
     if shift > trace / q:
         return None  # sigma_r cannot be resolved above the rounding of the Gram matrix
+    dropped_coordinates = np.zeros(0, dtype=int) if rows else _dropped_coordinates(net, arch)
+    if np.any(np.delete(np.diagonal(gram), dropped_coordinates) <= shift):
+        # a diagonal entry of the matrix factored is <= 0 (a zero row or column of J: a dead unit), so
+        # the Cholesky below must fail (each pivot is at most its diagonal entry): decline now
+        return None
+    s_low = math.sqrt(max(_largest_eigenvalue_lower(gram), 0.0))
+    tol_low = s_low * max(m, p) * eps
+    if rows:
+        rank, dropped = m, tol_high
+    else:
+        rank, dropped = arch.rescaling_bound, perturbation
+        if dropped > tol_low:
+            return None
     if not rows:  # G_S (+) 2c I: decouple the dropped coordinates in place instead of copying G_S
-        dropped_coordinates = _dropped_coordinates(net, arch)
         gram[dropped_coordinates, :] = 0
         gram[:, dropped_coordinates] = 0
         gram[dropped_coordinates, dropped_coordinates] = 2 * shift
