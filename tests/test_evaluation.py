@@ -11,7 +11,7 @@ import sympy as sp
 
 import theory
 from theory.errors import IbcheckError
-from theory.evaluation import NUMPY, _np_where, compile_expression, compile_expressions, register_backend
+from theory.evaluation import NUMPY, SELECT_MIN_SIZE, _np_where, compile_expression, compile_expressions, register_backend
 from theory.symbols import x as X
 
 #: every kind of number the primitives meet: signed zeros, the overflow edges of exp (+-709, +-745),
@@ -123,9 +123,11 @@ def test_select_is_numpys_where_bit_for_bit():
         for a, b in cases:
             assert _same_bits(_np_where(condition, a, b), np.where(condition, a, b))
             assert _same_bits(_np_where(~condition, a, b), np.where(~condition, a, b))
-    grid = np.random.default_rng(3).standard_normal((40, 30))
+    grid = np.random.default_rng(3).standard_normal((400, 60))  # every condition below has >= SELECT_MIN_SIZE
+    cube = grid.reshape(40, 10, 60)
     for condition, a, b in [(grid > 0, grid[:, :1], grid), (grid > 0, grid, grid[0]), (grid.T > 0, grid.T, 2.0),
-                            (grid[::2] > 0, grid[::2], grid[1::2]), (grid[0] > 0, grid, 0.0)]:
+                            (grid[::2] > 0, grid[::2], grid[1::2]), (cube[:, :1] > 0, cube, 0.0)]:
+        assert condition.size >= SELECT_MIN_SIZE
         assert _same_bits(_np_where(condition, a, b), np.where(condition, a, b))
     small = np.array([True, False])
     assert _same_bits(_np_where(small, 1.0, 2.0), np.where(small, 1.0, 2.0))

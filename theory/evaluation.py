@@ -110,8 +110,9 @@ def _np_sigmoid(u):
     return np.maximum(small, np.greater_equal(u, 0)) / (1.0 + small)
 
 
-#: below this many entries :func:`_np_where` is numpy's own (the select's few extra calls cost more)
-SELECT_MIN_SIZE = 64
+#: below this many entries :func:`_np_where` is numpy's own: the select's extra calls cost ~3 us, as
+#: much as np.where's mispredicted branches on ~1000 entries (measured with a fresh condition per call)
+SELECT_MIN_SIZE = 2048
 
 
 def _np_where(cond, a, b):
@@ -119,11 +120,11 @@ def _np_where(cond, a, b):
     between float64 values (a Piecewise activation on a batch of pre-activations).
 
     numpy's where branches per element, and on pre-activations of either sign the branch is a
-    coin flip: 3.4 ns per element where a sorted condition takes 0.5.  On the 64-bit patterns
-    :math:`b \oplus ((a \oplus b)\cdot[\mathrm{cond}])` copies the same bits (NaN, infinities and
-    signed zeros included) in three passes that never branch, into the one array it allocates
-    (a second temporary costs more than the branches where fresh pages fault in): 0.7-1.7 ns per
-    element on 6e4-4e6 numbers.  Anything but a boolean array of at least :data:`SELECT_MIN_SIZE`
+    coin flip: 3.7 ns per element (a fresh condition per call, 4e3-4e6 entries) where a sorted
+    condition takes 0.5.  On the 64-bit patterns :math:`b \oplus ((a \oplus b)\cdot[\mathrm{cond}])`
+    copies the same bits (NaN, infinities and signed zeros included) in three passes that never
+    branch, into the one array it allocates (a second temporary costs more than the branches where
+    fresh pages fault in): 1.2-1.7 ns per element, 0.5 between two constants.  Anything but a boolean array of at least :data:`SELECT_MIN_SIZE`
     entries and float64 branches goes to np.where."""
     if not (isinstance(cond, np.ndarray) and cond.dtype == np.bool_ and cond.size >= SELECT_MIN_SIZE):
         return np.where(cond, a, b)
