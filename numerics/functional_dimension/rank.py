@@ -375,8 +375,9 @@ def _certified_rank(net: MLP, x: torch.Tensor, device: str | None) -> Rank | Non
         return None  # sigma_r cannot be resolved above the rounding of the Gram matrix
     dropped_coordinates = np.zeros(0, dtype=int) if rows else _dropped_coordinates(net, arch)
     if np.any(np.delete(np.diagonal(gram), dropped_coordinates) <= shift):
-        # a diagonal entry of the matrix factored is <= 0 (a zero row or column of J: a dead unit), so
-        # the Cholesky below must fail (each pivot is at most its diagonal entry): decline now
+        # a diagonal entry of the matrix factored, G_ii - shift, is <= 0 (G_ii = 0: a zero row or column
+        # of J, e.g. a unit dead on the batch), so the Cholesky below must fail (each pivot is at most
+        # its diagonal entry, in floating point too): decline now
         return None
     s_low = math.sqrt(max(_largest_eigenvalue_lower(gram), 0.0))
     tol_low = s_low * max(m, p) * eps
