@@ -14,7 +14,8 @@ zero biases: the paper's script).
 
 :data:`PAPER` is the paper's protocol (plain SGD, lr 0.1, minibatch 256, Glorot-uniform, zero
 biases, softmax cross-entropy on the logits); :func:`train_classifier` runs a preset through
-:func:`numerics.training.gradient_descent` (divergence detection, progress, log records).
+:func:`numerics.training.gradient_descent` (divergence detection, progress, log records) with the
+gradient in closed form (:func:`classification_gradient`, numpy backpropagation, not autograd).
 """
 
 from __future__ import annotations
@@ -180,6 +181,70 @@ def classification_loss(logits: torch.Tensor, labels: torch.Tensor, kind: str) -
     return 0.5 * ((logits - target) ** 2).sum(dim=1).mean()
 
 
+def classification_gradient(net: MLP, kind: str) -> Callable[[np.ndarray, np.ndarray], tuple[float, list[np.ndarray]]]:
+    r"""``gradient(x, labels) -> (loss, [dM^1, db^1, ..., dM^L, db^L])``: :func:`classification_loss`
+    of a minibatch and its gradient by backpropagation written out in numpy, on the parameters' memory.
+
+    With :math:`z^l = h^{l-1}M^{l\,T} + b^l` on the B rows of the batch, the output error is
+    :math:`\delta^L = (\mathrm{softmax}(z^L) - e_y)/B` (cross-entropy, softmax from the shifted logits
+    :math:`z - \max z` as torch's log-softmax) or :math:`(z^L - e_y)/B` (squared), and
+    :math:`\partial M^l = \delta^{l\,T}h^{l-1}`, :math:`\partial b^l = \sum_i\delta^l_i`,
+    :math:`\delta^{l-1} = (\delta^lM^l)\odot\sigma'(z^{l-1})`, with :math:`\sigma, \sigma'` compiled together
+    (:func:`theory.evaluation.compile_expressions`).  At a pre-activation exactly 0 the slope is the one
+    autograd takes through ``net.sigma`` (ReLU: 1, the clamp's, where sympy's Heaviside has 1/2): with
+    zero biases (the paper's initialization) a sample that no unit of a layer lets through gives
+    exact zeros in the next, and a different slope there changes the training run, not its rounding.
+    (A kink elsewhere is met exactly with probability 0.)  The same gradient as autograd's to
+    rounding at half its cost (680 steps of fd-training's 16-8-8-8-10 on 100 images: 0.09 vs 0.19 CPU-s).
+    Raises :class:`IbcheckError` when :math:`\sigma'` has no pointwise values (a step activation)."""
+    from theory.evaluation import compile_expressions
+
+    from .training import full_shape
+
+    activation = compile_expressions([net.activation.bound, net.activation.derivative(1)])
+    zero = torch.zeros(1, dtype=torch.float64, requires_grad=True)
+    slope_at_zero = float(torch.autograd.grad(net.sigma(zero).sum(), zero)[0][0])
+    layers = [(w.detach().numpy(), b.detach().numpy()) for w, b in zip(net.weights, net.biases)]
+    depth = len(layers)
+
+    def slope_of(z: np.ndarray, slope) -> np.ndarray:
+        slope = full_shape(slope, z)
+        at_zero = z == 0
+        return np.where(at_zero, slope_at_zero, slope) if at_zero.any() else slope
+
+    def gradient(x: np.ndarray, labels: np.ndarray) -> tuple[float, list[np.ndarray]]:
+        hidden, slopes = [x], []
+        for l, (w, b) in enumerate(layers, start=1):
+            z = hidden[-1] @ w.T
+            z += b
+            if l < depth:
+                value, slope = activation(z)
+                hidden.append(full_shape(value, z))
+                slopes.append(slope_of(z, slope))
+        rows = np.arange(len(x))
+        if kind == "cross_entropy":
+            z -= z.max(axis=1, keepdims=True)
+            error = np.exp(z)
+            total = error.sum(axis=1)
+            loss = float(np.mean(np.log(total) - z[rows, labels]))
+            error /= total[:, None]
+            error[rows, labels] -= 1.0
+        else:
+            error = z
+            error[rows, labels] -= 1.0
+            loss = float(0.5 * np.mean(np.sum(error * error, axis=1)))
+        error /= len(x)
+        grads = []
+        for l in range(depth, 0, -1):
+            w = layers[l - 1][0]
+            grads += [error.sum(axis=0), error.T @ hidden[l - 1]]
+            if l > 1:
+                error = error @ w
+                error *= slopes[l - 2]
+        return loss, grads[::-1]
+    return gradient
+
+
 def train_classifier(net: MLP, x: torch.Tensor, labels: torch.Tensor, preset: TrainingPreset, epochs: int, *,
                      seed: int = 0, checkpoints: Sequence[int] = (), record: Callable[[int], object] | None = None,
                      describe: str = "training") -> History:
@@ -197,9 +262,13 @@ def train_classifier(net: MLP, x: torch.Tensor, labels: torch.Tensor, preset: Tr
             order.extend(permutation[i:i + preset.batch_size] for i in range(0, n, preset.batch_size))
         return order.pop(0)
 
-    def loss_fn() -> torch.Tensor:
-        index = torch.as_tensor(next_batch())
-        return classification_loss(net(x[index]), labels[index], preset.loss)
+    inputs, targets = x.detach().numpy(), labels.numpy()
+    gradient = classification_gradient(net, preset.loss)
+
+    def loss_fn() -> tuple[torch.Tensor, list[torch.Tensor]]:
+        index = next_batch()
+        loss, grads = gradient(inputs[index], targets[index])
+        return torch.tensor(loss, dtype=torch.float64), [torch.from_numpy(g) for g in grads]
 
     wanted = sorted({int(e) for e in checkpoints if 0 <= e <= epochs})
     return gradient_descent(net.parameters, loss_fn, epochs * per_epoch, preset.lr,

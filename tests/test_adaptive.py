@@ -131,6 +131,41 @@ def test_gaps_pinned_fraction_and_clusters_on_a_constructed_state():
     assert labels[0] == labels[1] >= 0 and labels[2] == -1
 
 
+def test_plane_clusters_are_scikit_learns_dbscan():
+    """The connected components within eps against scikit-learn's DBSCAN (min_samples = 2): the same
+    labels, numbering included, on random planes with chains of near-copies (gaps up to 1.2 eps, so
+    single linkage joins some and not others)."""
+    from sklearn.cluster import DBSCAN
+
+    rng = np.random.default_rng(0)
+    clusters = 0
+    for _ in range(60):
+        n, d = int(rng.integers(2, 80)), int(rng.integers(1, 66))
+        theta, beta = rng.standard_normal((n, d)), rng.standard_normal(n)
+        for _ in range(int(rng.integers(0, 6))):
+            i = int(rng.integers(n))
+            for j in rng.integers(0, n, size=int(rng.integers(1, 6))):
+                theta[j], beta[j] = theta[i] + rng.standard_normal(d) * rng.uniform(0, 1.2e-3) / np.sqrt(d), beta[i]
+                i = int(j)
+        points = np.concatenate([theta, -beta[:, None]], 1) / np.sqrt(1 + beta**2)[:, None]
+        expected = DBSCAN(eps=1e-3, min_samples=2).fit(points).labels_  # plane_clusters' default eps
+        assert np.array_equal(ad.plane_clusters(theta, beta), expected)
+        clusters += expected.max() + 1
+    assert clusters > 60  # the draws do make clusters
+
+
+def test_digits_are_scikit_learns():
+    """The digits read from scikit-learn's file without importing it: load_digits' arrays exactly."""
+    from sklearn.datasets import load_digits
+
+    from numerics.data import digits
+
+    x, y = digits()
+    reference = load_digits()
+    assert np.array_equal(x, reference.data / 16) and np.array_equal(y, reference.target)
+    assert y.dtype == reference.target.dtype
+
+
 def test_image_distances_of_a_plane_through_an_image():
     x = np.array([[3.0, 4.0], [0.0, 5.0], [5.0, 0.0]])                  # median norm 5
     state = np.array([[1.0, 1.0, 0.0, -3.0], [1.0, 0.0, 1.0, -1.0]])    # x1 = 3 passes through x_0

@@ -11,7 +11,7 @@ import sympy as sp
 
 import theory
 from theory.errors import IbcheckError
-from theory.evaluation import NUMPY, compile_expression, compile_expressions, register_backend
+from theory.evaluation import NUMPY, SELECT_MIN_SIZE, _np_where, compile_expression, compile_expressions, register_backend
 from theory.symbols import x as X
 
 #: every kind of number the primitives meet: signed zeros, the overflow edges of exp (+-709, +-745),
@@ -102,6 +102,60 @@ def test_heaviside_equals_numpys():
     for h0 in (sp.Rational(1, 2), sp.Integer(0), sp.Integer(1)):
         got = compile_expression(sp.Heaviside(X, h0))(EDGES)
         assert np.array_equal(got, np.heaviside(EDGES, float(h0)), equal_nan=True)
+
+
+def _same_bits(got, reference) -> bool:
+    got, reference = np.asarray(got), np.asarray(reference)
+    return got.dtype == reference.dtype and got.shape == reference.shape and \
+        np.array_equal(got.view(np.int64), reference.view(np.int64))
+
+
+def test_select_is_numpys_where_bit_for_bit():
+    """The branch-free select copies exactly the bits np.where copies (NaN, infinities, signed zeros,
+    subnormals), for array and scalar branches, broadcast shapes and strided views; below its size
+    threshold and for other dtypes it is np.where itself."""
+    edges = EDGES.copy()
+    edges[:2] = [5e-324, -5e-324]
+    condition = edges < 0
+    with np.errstate(over="ignore", invalid="ignore"):
+        cases = [(0.1 * edges, edges), (0.1, 1.0), (edges, np.nan), (np.exp(edges[::-1]) - 1, edges),
+                 (edges, -0.0), (np.float64(-0.0), edges)]
+        for a, b in cases:
+            assert _same_bits(_np_where(condition, a, b), np.where(condition, a, b))
+            assert _same_bits(_np_where(~condition, a, b), np.where(~condition, a, b))
+    grid = np.random.default_rng(3).standard_normal((400, 60))  # every condition below has >= SELECT_MIN_SIZE
+    cube = grid.reshape(40, 10, 60)
+    for condition, a, b in [(grid > 0, grid[:, :1], grid), (grid > 0, grid, grid[0]), (grid.T > 0, grid.T, 2.0),
+                            (grid[::2] > 0, grid[::2], grid[1::2]), (cube[:, :1] > 0, cube, 0.0)]:
+        assert condition.size >= SELECT_MIN_SIZE
+        assert _same_bits(_np_where(condition, a, b), np.where(condition, a, b))
+    small = np.array([True, False])
+    assert _same_bits(_np_where(small, 1.0, 2.0), np.where(small, 1.0, 2.0))
+    assert _np_where(grid > 0, 1, 2).dtype == np.where(grid > 0, 1, 2).dtype
+
+
+@pytest.mark.parametrize("name", ["leaky_relu", "elu"])
+def test_piecewise_activations_keep_their_values(name):
+    """sigma, sigma', sigma'' of the Piecewise activations through the select: bit for bit the old
+    lowering (np.where) on every edge case and on both sides of the breakpoint, the value *at* it that
+    of the last piece (x < 0 is false at 0 and -0), and mpmath's at 30 digits there."""
+    act = theory.activation(name)
+    old = register_backend(dataclasses.replace(NUMPY, name="numpy-np-where", where=np.where)).name
+    ulps = np.array([np.nextafter(0.0, 1.0) * k for k in (1, 2, 1e6)] + [1e-300, 1e-16, 1e-8])
+    near = np.concatenate([[0.0, -0.0], ulps, -ulps])
+    mpmath.mp.dps = 30
+    for derivative in (0, 1, 2):
+        expr = act.bound if derivative == 0 else act.derivative(derivative)
+        new_f, old_f = compile_expression(expr), compile_expression(expr, old)
+        with np.errstate(over="ignore", invalid="ignore"):
+            assert _same_bits(new_f(EDGES) * np.ones_like(EDGES), old_f(EDGES) * np.ones_like(EDGES))
+        u = np.concatenate([near, np.linspace(-3, 3, 61)])
+        got = np.asarray(new_f(u), float) * np.ones_like(u)
+        exact = act.numeric("mpmath", derivative)
+        reference = np.array([float(exact(mpmath.mpf(float(v)))) for v in u])
+        # one operation per piece in float64 (exp(u) - 1 near 0: the cancellation's absolute rounding)
+        np.testing.assert_allclose(got, reference, rtol=1e-15, atol=1e-16, err_msg=f"{name} derivative {derivative}")
+        assert np.array_equal(got[:2], [float(exact(mpmath.mpf(0)))] * 2)
 
 
 @pytest.mark.parametrize("k", [-1, -2, -3])

@@ -8,6 +8,7 @@ import gzip
 
 import numpy as np
 import pytest
+import scipy.linalg
 import sympy as sp
 import torch
 
@@ -21,7 +22,7 @@ from numerics.functional_dimension.rank import _augmented
 from numerics.functional_dimension.sampling import _pattern_codes
 from numerics.functional_dimension.theorems import _set_bias
 from numerics.checks import Context, get_check, run_check
-from numerics.mlp import MLP, TrainingPreset, train_classifier
+from numerics.mlp import MLP, TrainingPreset, classification_gradient, classification_loss, train_classifier
 from theory.errors import IbcheckError
 from theory.functional_dimension import parse_architecture
 
@@ -101,6 +102,39 @@ def test_svd_rank_follows_numpys_rule_and_reports_the_gap():
     low = u[:, :25] @ np.diag([1, 1e-12] + [0] * 23) @ v.T
     assert F.svd_rank(low).ill_determined is False
     assert F.svd_rank(np.zeros((3, 4))).rank == 0
+
+
+def test_zero_rows_and_columns_leave_the_singular_values_and_the_rank():
+    """svd_rank drops exactly zero rows and columns before the SVD: the singular values of the whole
+    matrix to rounding (the dropped ones exact zeros where LAPACK returns ~1e-16 s_max), the same rank,
+    gap above the flag and flags; a NaN is still refused."""
+    rng = np.random.default_rng(5)
+    u, _ = np.linalg.qr(rng.standard_normal((60, 30)))
+    v, _ = np.linalg.qr(rng.standard_normal((30, 30)))
+    core = u @ np.diag(np.logspace(0, -9, 30)) @ v.T
+    core[:, 20:] = core[:, :10] @ rng.standard_normal((10, 10))  # rank 20
+    matrix = np.zeros((70, 45))
+    rows, columns = rng.permutation(70)[:60], rng.permutation(45)[:30]
+    matrix[np.ix_(rows, columns)] = core
+    for jac in (matrix, matrix.T):
+        got, whole = F.singular_values(jac), scipy.linalg.svdvals(jac)
+        assert got.shape == whole.shape == (45,) and np.all(got[30:] == 0)
+        # one SVD's backward error each: a few eps s_max apart
+        np.testing.assert_allclose(got, whole, rtol=0, atol=50 * np.finfo(float).eps * whole[0])
+        rank = F.svd_rank(jac)
+        assert rank.rank == np.linalg.matrix_rank(jac) == 20 and not rank.ill_determined
+    net = MLP.initialize("4-6-5-3", "he", 1)
+    x = np.random.default_rng(1).standard_normal((12, 4))
+    with torch.no_grad():
+        net.biases[0][2] = -100.0  # a first-layer neuron dead on every input: 5 + 5 zero columns
+    jac = F.jacobian_blocks(net, x)
+    assert np.sum(~jac.any(axis=0)) >= 10
+    whole = scipy.linalg.svdvals(jac)
+    np.testing.assert_allclose(F.singular_values(jac), whole, rtol=0, atol=50 * np.finfo(float).eps * whole[0])
+    assert F.svd_rank(jac).rank == np.linalg.matrix_rank(jac)
+    matrix[0, 0] = np.nan
+    with pytest.raises(ValueError):
+        F.svd_rank(matrix)
 
 
 def test_float32_jacobian_needs_the_float32_epsilon():
@@ -490,6 +524,24 @@ def test_certified_rank_declines_below_the_bound_and_bfd_falls_back_to_the_svd()
         F.batch_functional_dimension(net, x, rank_method="qr")
 
 
+def test_certified_rank_declines_a_dead_unit_before_the_cholesky(monkeypatch):
+    """A unit dead on the batch zeroes columns of J, so the column Gram has zero diagonal entries
+    besides the decoupled coordinates: the matrix factored is not positive definite (a diagonal entry
+    <= 0) and the certificate declines without running the Cholesky that would fail."""
+    net, x = net_and_inputs("3-5-4-2", 40, seed=1)
+    dead = _set_bias(net, 1, 2, -50.0)
+    layers = [w for w, _ in dead.numpy_layers()]
+    hidden, slopes = F.network_states(dead, x)
+    gram = F.column_gram(F.backprop_matrices(layers, slopes, len(x)), _augmented(hidden))
+    kept = np.delete(np.diagonal(gram), rank_module._dropped_coordinates(dead, dead.arch))
+    assert np.sum(kept == 0) >= 3
+    factored = []
+    monkeypatch.setattr(rank_module, "_positive_definite_above", lambda *args: factored.append(1) or False)
+    assert F.certified_rank(dead, x) is None and factored == []
+    F.certified_rank(net, x)
+    assert factored == [1]  # the live net reaches the Cholesky
+
+
 def test_gram_memory_is_sized_before_allocating(monkeypatch):
     with pytest.raises(IbcheckError, match="Gram matrix"):
         F.check_gram_memory(parse_architecture("784-4000-4000-10"), 5000)  # (5e4)^2 doubles: 18.6 GiB
@@ -640,6 +692,28 @@ def test_train_classifier_records_epochs_and_learns():
     assert history.loss[-1] < history.loss[0]
     with pytest.raises(IbcheckError):
         TrainingPreset("bad", lr=-1)
+
+
+@pytest.mark.parametrize("act", ["relu", "leaky_relu", "tanh"])
+@pytest.mark.parametrize("loss", ["cross_entropy", "squared"])
+def test_closed_form_classifier_gradient_is_autograds(act, loss):
+    """The backpropagation train_classifier runs, against autograd through classification_loss: the
+    loss and every parameter's gradient to rounding (a few ulps of the largest entry per tensor), also
+    where pre-activations are exactly 0 (zero biases, as the paper initializes, and a zero input: the
+    slope there is autograd's, ReLU's 1, not Heaviside's 1/2)."""
+    net = MLP.initialize("5-7-6-4", "glorot", 2, act=theory.activation(act))
+    rng = np.random.default_rng(2)
+    x, y = rng.standard_normal((23, 5)), rng.integers(4, size=23)
+    x[0] = 0.0
+    reference = classification_loss(net(torch.as_tensor(x)), torch.as_tensor(y), loss)
+    expected = torch.autograd.grad(reference, net.parameters)
+    value, grads = classification_gradient(net, loss)(x, y)
+    assert value == pytest.approx(float(reference.detach()), rel=1e-14)
+    assert [g.shape for g in grads] == [tuple(p.shape) for p in net.parameters]
+    for got, want in zip(grads, expected):
+        np.testing.assert_allclose(got, want.numpy(), rtol=0, atol=1e-14 * float(want.abs().max()))
+    with pytest.raises(IbcheckError, match="point mass|distribution"):
+        classification_gradient(MLP.initialize("2-3-2", act=theory.activation("step")), loss)
 
 
 def test_bfd_training_run_small():

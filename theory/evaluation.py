@@ -110,11 +110,43 @@ def _np_sigmoid(u):
     return np.maximum(small, np.greater_equal(u, 0)) / (1.0 + small)
 
 
+#: below this many entries :func:`_np_where` is numpy's own: the select's extra calls cost ~3 us, as
+#: much as np.where's mispredicted branches on ~1000 entries (measured with a fresh condition per call)
+SELECT_MIN_SIZE = 2048
+
+
+def _np_where(cond, a, b):
+    r"""``np.where(cond, a, b)``, bit for bit, without branching when it is an elementwise choice
+    between float64 values (a Piecewise activation on a batch of pre-activations).
+
+    numpy's where branches per element, and on pre-activations of either sign the branch is a
+    coin flip: 3.7 ns per element (a fresh condition per call, 4e3-4e6 entries) where a sorted
+    condition takes 0.5.  On the 64-bit patterns :math:`b \oplus ((a \oplus b)\cdot[\mathrm{cond}])`
+    copies the same bits (NaN, infinities and signed zeros included) in three passes that never
+    branch, into the one array it allocates (a second temporary costs more than the branches where
+    fresh pages fault in): 1.2-1.7 ns per element, 0.5 between two constants.  Anything but a boolean array of at least :data:`SELECT_MIN_SIZE`
+    entries and float64 branches goes to np.where."""
+    if not (isinstance(cond, np.ndarray) and cond.dtype == np.bool_ and cond.size >= SELECT_MIN_SIZE):
+        return np.where(cond, a, b)
+    a, b = np.asarray(a), np.asarray(b)
+    if a.dtype != np.float64 or b.dtype != np.float64:
+        return np.where(cond, a, b)
+    bits_b = b.view(np.int64)
+    bits = np.bitwise_xor(a.view(np.int64), bits_b)
+    shape = np.broadcast_shapes(np.shape(bits), cond.shape)
+    bits = np.multiply(bits, cond, out=bits if np.shape(bits) == shape else None)  # x * 1 = x, x * 0 = 0
+    bits ^= bits_b
+    return bits.view(np.float64)
+
+
 def _np_heaviside(u, h0):
     """H(u) with H(0) = h0; for h0 = 1/2 as (1 + sign u)/2 (the same numbers, NaN included, ~5x faster
-    than np.heaviside: the slope of every ReLU-like network)."""
+    than np.heaviside: the slope of every ReLU-like network), in place on the one array sign allocates."""
     if h0 == 0.5:
-        return (np.sign(u) + 1.0) * 0.5
+        step = np.sign(np.asarray(u, dtype=float))
+        step += 1.0
+        step *= 0.5
+        return step
     return np.heaviside(u, h0)
 
 
@@ -139,7 +171,7 @@ NUMPY = Backend(
         sp.Abs: np.abs, sp.sign: np.sign,
     },
     power=_np_power,
-    where=lambda c, a, b: np.where(c, a, b),
+    where=_np_where,
     softplus=_np_softplus,
     sigmoid=_np_sigmoid,
     comparisons=_COMPARISONS_PY,

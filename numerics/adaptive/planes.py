@@ -173,11 +173,27 @@ def breakpoint_clusters(positions: np.ndarray, tol: float = PINNED_EPS) -> list[
 
 def plane_clusters(theta: np.ndarray, beta: np.ndarray, eps: float = PINNED_EPS) -> np.ndarray:
     r"""DBSCAN labels (-1: no cluster) of planes by the augmented unit vectors
-    :math:`(\theta, -\beta)/\sqrt{1 + \beta^2}` (5.5 step 5), at least two planes per cluster."""
-    from sklearn.cluster import DBSCAN
+    :math:`(\theta, -\beta)/\sqrt{1 + \beta^2}` (5.5 step 5), at least two planes per cluster.
 
+    With ``min_samples = 2`` DBSCAN's clusters are the connected components of the graph "within
+    ``eps``" (Euclidean, ``<=``) that have two or more points: every point with a neighbour is a core
+    point, so every point reached is expanded.  Labels are numbered as scikit-learn numbers them, by the
+    first point of each component in input order (tests compare the two).  Written out here because
+    importing scikit-learn costs a worker 0.37 CPU-s for a search over ~100 points."""
     points = np.concatenate([theta, -beta[:, None]], 1) / np.sqrt(1 + beta**2)[:, None]
-    return DBSCAN(eps=eps, min_samples=2).fit(points).labels_
+    near = np.linalg.norm(points[:, None, :] - points[None, :, :], axis=-1) <= eps
+    labels = np.full(len(points), -1)
+    cluster = 0
+    for first in np.flatnonzero(near.sum(axis=1) >= 2):
+        if labels[first] >= 0:
+            continue
+        labels[first], stack = cluster, [first]
+        while stack:
+            found = np.flatnonzero(near[stack.pop()] & (labels < 0))
+            labels[found] = cluster
+            stack.extend(found)
+        cluster += 1
+    return labels
 
 
 def network_output(state: np.ndarray, act: Activation, grid: np.ndarray) -> np.ndarray:

@@ -50,8 +50,8 @@ from .jacobian import (CHUNK_BYTES, backprop_matrices, check_gram_memory, check_
                        frozen_states, gram_bytes, jacobian_autodiff, jacobian_blocks, jacobian_from_states,
                        network_states)
 from .rank import (GAP_FLAG, NEAR_TOLERANCE, Rank, certified_rank, column_gram, exact_rank,
-                   gram_eigen_rank, pivoted_gram_rank, pivoted_qr_rank, projected_rank, row_gram, structured_order,
-                   svd_rank)
+                   gram_eigen_rank, pivoted_gram_rank, pivoted_qr_rank, projected_rank, row_gram, singular_values,
+                   structured_order, svd_rank)
 from .regions import (RADIUS_CAP, CFFDResult, Region, decisive_set, enumerate_regions, exact_cffd, region_masses,
                       region_row_jacobian, sufficient_counts)
 from .sampling import CFFDEstimate, SamplingRun, estimate_cffd, sampling_experiment
