@@ -168,8 +168,8 @@ def test_each_figure_is_drawn_once_and_fits(name, monkeypatch):
 
 
 def test_the_shortcuts_draw_the_pixels_of_matplotlib_s_own_route(monkeypatch):
-    """Ticks in view only, each axis's tick layout kept and glyph layouts kept across figures
-    (plots._InView, plots._AxisLayout, plots._TextLayoutCache) are pure speed: without them,
+    """Ticks in view only, each axis's tick layout kept, glyph layouts and glyph bitmaps kept across
+    figures (plots._InView, plots._AxisLayout, plots._TextLayoutCache) are pure speed: without them,
     matplotlib's locators, tick layout and text drawing give the same PNG bytes."""
     for plot in ROUTES.values():  # every string's glyph layout kept: the next round draws from the cache
         render_png(plot)
@@ -177,6 +177,7 @@ def test_the_shortcuts_draw_the_pixels_of_matplotlib_s_own_route(monkeypatch):
     monkeypatch.setattr(plots, "_InView", lambda locator: locator)
     monkeypatch.setattr(plots, "_LAYOUT_METHODS", {})
     monkeypatch.setattr(plots._TextLayoutCache, "draw_text", RendererAgg.draw_text)
+    monkeypatch.setattr(plots._TextLayoutCache, "_draw_text_glyphs_and_boxes", RendererAgg._draw_text_glyphs_and_boxes)
     assert {name: render_png(plot) for name, plot in ROUTES.items()} == fast
 
 

@@ -20,9 +20,11 @@ import textwrap
 import threading
 from contextlib import contextmanager
 
+import numpy as np
 from matplotlib import rcParams
 from matplotlib.backends.backend_agg import FigureCanvasAgg, RendererAgg, get_hinting_flag
 from matplotlib.figure import Figure
+from matplotlib.ft2font import RenderMode
 from matplotlib.ticker import Locator, LogFormatterSciNotation, MaxNLocator
 from PIL import Image
 
@@ -133,20 +135,26 @@ class _OneAtATime:
 
 
 class _TextLayoutCache(RendererAgg):
-    """The Agg renderer, keeping each string's glyph layout (for its font, size, hinting).
+    """The Agg renderer, keeping each string's glyph layout (for its font, size, hinting) and each
+    glyph's bitmap (for its font, size, rotation and position within a pixel).
 
     Matplotlib lays a string's glyphs out (shaping, one hinted glyph load per character: about
-    25 us a character) every time it draws it; a suite's figures draw the same tick labels, axis
-    labels and legend entries over and over.  The glyphs are then drawn as matplotlib draws them.
-    Math text (parsed and cached by matplotlib) and matplotlib versions without the layout step
-    take matplotlib's own route."""
+    25 us a character) and rasterizes every glyph anew each time it draws a string; a suite's
+    figures draw the same tick labels, axis labels and legend entries over and over.  A glyph's
+    bitmap depends on its pen position only through the position's fraction of a pixel (in
+    FreeType's 1/64 units): moved by whole pixels, the same bitmap lands that many pixels over, so
+    it is kept per fraction and placed where matplotlib would have drawn it.  Math text (parsed
+    and cached by matplotlib) takes matplotlib's own layout but the same kept bitmaps; matplotlib
+    versions without these steps take matplotlib's own route."""
 
-    #: the most layouts kept (about a suite's distinct strings; then the cache starts over)
+    #: the most layouts and the most glyph bitmaps kept (each then starts over): about a suite's
+    #: distinct strings, and its distinct (glyph, size, fraction of a pixel) triples
     MOST = 20000
+    MOST_BITMAPS = 100000
 
     def __init__(self, *args, **kwargs):
         super().__init__(*args, **kwargs)
-        self.layouts = {}
+        self.layouts, self.bitmaps = {}, {}
         self.mathtext_parser = _OneAtATime(self.mathtext_parser)
 
     def draw_text(self, graphics, x, y, s, prop, angle, ismath=False, mtext=None):
@@ -165,6 +173,32 @@ class _TextLayoutCache(RendererAgg):
         size = prop.get_size_in_points()
         self._draw_text_glyphs_and_boxes(graphics, x, y, angle, ((font, size, glyph, 0, 1, dx, dy)
                                                                  for font, glyph, dx, dy in self.layouts[key]), [])
+
+    def _draw_text_glyphs_and_boxes(self, graphics, x, y, angle, glyphs, boxes):
+        """Matplotlib's glyph drawing (``RendererAgg._draw_text_glyphs_and_boxes``: pen position
+        and transform in FreeType's 26.6 fixed point, y upwards) with each glyph rasterized once
+        per fraction of a pixel; the boxes (math text's rules) drawn by matplotlib."""
+        cos, sin = math.cos(math.radians(angle)), math.sin(math.radians(angle))
+        flags = get_hinting_flag()
+        mode = RenderMode.NORMAL if graphics.get_antialiased() else RenderMode.MONO
+        for font, size, glyph, slant, extend, dx, dy in glyphs:
+            pen_x = round(0x40 * (x + dx * cos - dy * sin))
+            pen_y = round(0x40 * (self.height - y + dx * sin + dy * cos))
+            key = (font, size, glyph, slant, extend, angle, flags, mode, pen_x & 0x3F, pen_y & 0x3F)
+            if key not in self.bitmaps:  # rasterized at the fraction of a pixel; whole pixels added below
+                font.set_size(size, self.dpi)
+                font._set_transform((0x10000 * np.array([[cos, -sin], [sin, cos]])
+                                     @ [[extend, extend * slant], [0, 1]]).round().astype(int), [key[-2], key[-1]])
+                bitmap = font._render_glyph(glyph, flags, mode)
+                buffer = bitmap.buffer if mode == RenderMode.NORMAL else bitmap.buffer * 0xFF
+                if len(self.bitmaps) >= self.MOST_BITMAPS:
+                    self.bitmaps.clear()
+                self.bitmaps[key] = (buffer, bitmap.left, bitmap.top)
+            buffer, left, top = self.bitmaps[key]
+            # draw_text_image's y is downwards, at the bitmap's bottom side
+            self._renderer.draw_text_image(buffer, left + (pen_x >> 6),
+                                           int(self.height) - top - (pen_y >> 6) + buffer.shape[0], 0, graphics)
+        super()._draw_text_glyphs_and_boxes(graphics, x, y, angle, (), boxes)
 
 
 _RENDERERS = threading.local()
