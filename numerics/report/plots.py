@@ -457,12 +457,14 @@ def band_problems(plot: Plot) -> list[str]:
 
 @contextmanager
 def _cycle_collector_paused():
-    """Python's cycle collector off within the block (and back on after, if it was on).
+    """Python's cycle collector off within the block; after it, if it was on, on again and one
+    young-generation pass.
 
     A figure is some 10^4 linked objects: collections while it is being drawn find nothing to
-    free, move it to the older generations and make the full collections that scan the whole
-    process (a worker holds torch, sympy, the checks) come sooner.  Paused, the figure is freed by
-    one young-generation pass after it.  Process-wide: threads drawing at once pause it together."""
+    free, and move it to the older generations, where it is traversed again before it is freed
+    and makes the full collections that scan the whole process (a worker holds torch, sympy, the
+    checks) come sooner.  Dropped inside the block, it is freed by the one young pass after it.
+    Process-wide: threads drawing at once pause it together."""
     was_on = gc.isenabled()
     gc.disable()
     try:
@@ -470,14 +472,19 @@ def _cycle_collector_paused():
     finally:
         if was_on:
             gc.enable()
+            gc.collect(0)
+
+
+def _drawn_pixels(plot: Plot) -> Image.Image:
+    """The figure for ``plot``, drawn, as an RGB image (the figure itself is dropped)."""
+    canvas = draw_figure(plot)[0].canvas
+    return Image.frombuffer("RGBA", canvas.get_width_height(), canvas.buffer_rgba()).convert("RGB")
 
 
 def render_png(plot: Plot) -> bytes:
     """The figure for ``plot`` as PNG bytes (non-positive values are masked on log axes)."""
     with _cycle_collector_paused():
-        figure, _ = draw_figure(plot)
-    canvas = figure.canvas
-    image = Image.frombuffer("RGBA", canvas.get_width_height(), canvas.buffer_rgba()).convert("RGB")
+        image = _drawn_pixels(plot)
     buffer = io.BytesIO()
     # 256-colour palette (octree keeps the line colours; antialiasing blends round to the nearest
     # entry): a third of the RGBA PNG's size, indistinguishable for line plots
