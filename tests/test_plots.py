@@ -169,8 +169,9 @@ def test_each_figure_is_drawn_once_and_fits(name, monkeypatch):
 
 def test_the_shortcuts_draw_the_pixels_of_matplotlib_s_own_route(monkeypatch):
     """Ticks in view only, each axis's tick layout kept, glyph layouts and glyph bitmaps kept across
-    figures (plots._InView, plots._AxisLayout, plots._TextLayoutCache) are pure speed: without them,
-    matplotlib's locators, tick layout and text drawing give the same PNG bytes."""
+    figures, one figure per size cleared for each plot with its ticks kept (plots._InView,
+    plots._AxisLayout, plots._TextLayoutCache, plots._blank_figure) are pure speed: without them,
+    matplotlib's locators, tick layout, text drawing and new figures give the same PNG bytes."""
     for plot in ROUTES.values():  # every string's glyph layout kept: the next round draws from the cache
         render_png(plot)
     fast = {name: render_png(plot) for name, plot in ROUTES.items()}
@@ -178,6 +179,7 @@ def test_the_shortcuts_draw_the_pixels_of_matplotlib_s_own_route(monkeypatch):
     monkeypatch.setattr(plots, "_LAYOUT_METHODS", {})
     monkeypatch.setattr(plots._TextLayoutCache, "draw_text", RendererAgg.draw_text)
     monkeypatch.setattr(plots._TextLayoutCache, "_draw_text_glyphs_and_boxes", RendererAgg._draw_text_glyphs_and_boxes)
+    monkeypatch.setattr(plots, "_blank_figure", plots._new_figure)
     assert {name: render_png(plot) for name, plot in ROUTES.items()} == fast
 
 
@@ -209,6 +211,17 @@ def test_a_figure_does_not_depend_on_what_was_drawn_before():
     a figure drawn after others has the bytes of the same figure drawn first."""
     first = {name: render_png(plot) for name, plot in ROUTES.items()}
     assert {name: render_png(plot) for name, plot in reversed(ROUTES.items())} == first
+
+
+def test_a_plot_that_cannot_be_drawn_leaves_nothing_behind():
+    """The kept figure (plots._blank_figure) is cleared for the next plot even when drawing stopped
+    half way (x and y of other lengths: matplotlib raises after the first series was added)."""
+    first = {name: render_png(plot) for name, plot in ROUTES.items()}
+    broken = Plot("broken", "x", "y", [Series("fine", [1, 2], [1.0, 2.0]), Series("bad", [1, 2, 3], [1.0, 2.0])])
+    for name, plot in ROUTES.items():
+        with pytest.raises(ValueError):
+            render_png(broken)
+        assert render_png(plot) == first[name]
 
 
 def test_figures_drawn_in_threads_at_once_are_those_drawn_one_by_one():

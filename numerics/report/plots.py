@@ -201,7 +201,7 @@ class _TextLayoutCache(RendererAgg):
         super()._draw_text_glyphs_and_boxes(graphics, x, y, angle, (), boxes)
 
 
-_RENDERERS = threading.local()
+_PER_THREAD = threading.local()
 
 
 class _SharedRendererCanvas(FigureCanvasAgg):
@@ -214,7 +214,7 @@ class _SharedRendererCanvas(FigureCanvasAgg):
 
     def get_renderer(self):
         key = (*self.get_width_height(physical=True), self.figure.dpi)
-        shared = vars(_RENDERERS).setdefault("by_size", {})
+        shared = vars(_PER_THREAD).setdefault("by_size", {})
         if key not in shared:
             shared[key] = _TextLayoutCache(*key)
         self.renderer, self._lastKey = shared[key], key
@@ -278,17 +278,78 @@ class _InView(Locator):
         return self.locator.view_limits(vmin, vmax)
 
 
+def _new_figure(size: tuple[float, float]) -> tuple[Figure, object]:
+    """A new figure of ``size`` inches on a :class:`_SharedRendererCanvas`, with one axes."""
+    figure = Figure(figsize=size, dpi=DPI)
+    _SharedRendererCanvas(figure)
+    return figure, figure.add_subplot()
+
+
+def _blank_figure(size: tuple[float, float]) -> tuple[Figure, object]:
+    """A figure of ``size`` inches with one empty axes, kept per size and thread and cleared for
+    each plot: the figure :func:`draw_figure` returned before in this thread is drawn over.
+
+    A cleared axes is a new one (matplotlib's ``Axes.clear`` is what ``Axes.__init__`` ends with;
+    its data limits are kept, but the first artist added replaces them) but for the axis labels'
+    automatic placement, which ``set_label_coords`` turns off and ``clear`` leaves off, and the
+    ticks, kept (:func:`_ticks_kept`)."""
+    kept = vars(_PER_THREAD).setdefault("figures", {})
+    if size not in kept:
+        kept[size] = _new_figure(size)
+        return kept[size]
+    figure, axes = kept[size]
+    with _ticks_kept(axes):
+        axes.clear()
+        for spine in axes.spines.values():  # placed now (matplotlib places them at the first draw, dropping the ticks)
+            spine.get_spine_transform()
+    for axis in (axes.xaxis, axes.yaxis):
+        axis._autolabelpos = True
+    return figure, axes
+
+
+@contextmanager
+def _ticks_kept(axes):
+    """Within the block, the ticks of ``axes`` survive what would drop them (``Axis.reset_ticks``:
+    clearing the axes, placing a spine), and only the first of each list takes what the block
+    does to all ticks; after it, the others share its clip box (as new ticks copy the first one's).
+
+    Making a tick (five artists) costs as much as drawing it, and an axes makes 30 on average.
+    Every other property a tick has is set again for each plot: its position and label by the
+    tick layout, its grid by ``Axes.grid``; its transforms are the axes' own, and only the ticks
+    in view are drawn."""
+    axes_ = (axes.xaxis, axes.yaxis)
+    kept = [(axis, name, vars(axis)[name]) for axis in axes_ for name in ("majorTicks", "minorTicks")
+            if vars(axis).get(name)]
+    for axis, name, ticks in kept:
+        setattr(axis, name, ticks[:1])
+    for axis in axes_:
+        axis.reset_ticks = _keep_ticks
+    try:
+        yield
+    finally:
+        for axis in axes_:
+            del axis.reset_ticks
+        for axis, name, ticks in kept:
+            first = getattr(axis, name)[0]
+            for tick in ticks[1:]:
+                tick.set_clip_box(first.get_clip_box())
+                tick.gridline.set_clip_box(first.gridline.get_clip_box())
+            setattr(axis, name, [first, *ticks[1:]])
+
+
+def _keep_ticks() -> None:
+    """``Axis.reset_ticks`` while :func:`_ticks_kept`: the ticks stay."""
+
+
 def draw_figure(plot: Plot) -> tuple[Figure, str]:
     """The matplotlib figure for ``plot`` (drawn) and the automatic-scale note ("" if none).
 
     Many series: one hue and marker per series, legend to the right, the axes narrowed until the
     legend fits inside the canvas.  Intervals (``Series.low/high``) as error bars or bands."""
     many = len(plot.series) > MANY_SERIES
-    figure = Figure(figsize=WIDE_FIGURE_SIZE if many else FIGURE_SIZE, dpi=DPI)
+    figure, axes = _blank_figure(WIDE_FIGURE_SIZE if many else FIGURE_SIZE)
     # fixed margins: twice as fast as a layout engine, and these figures all look alike
     figure.subplots_adjust(left=0.12 if many else 0.15, right=0.76 if many else 0.97, bottom=0.13, top=0.91)
-    _SharedRendererCanvas(figure)
-    axes = figure.add_subplot()
     hues = iter(QUALITATIVE * (1 + len(plot.series) // len(QUALITATIVE)))
     dashes = iter(_PREDICTION_DASHES * len(plot.series))
     shapes = iter(_PREDICTION_MARKERS * len(plot.series))
