@@ -123,15 +123,30 @@ _MATH_TEXT = threading.Lock()
 
 
 class _OneAtATime:
-    """A math-text parser that parses in one thread at a time: matplotlib's parser is one object
-    shared by the process, and two threads parsing at once break each other's parse."""
+    """A math-text parser that parses in one thread at a time and keeps every parse.
+
+    Matplotlib's parser is one object shared by the process (two threads parsing at once break
+    each other's parse), and it keeps the last 50 parses: fewer than a suite's log-axis tick
+    labels at their sizes, so it parsed most of them again in every figure.  A parse is kept
+    under what matplotlib keys its own by: the string, resolution, a copy of the font
+    properties, antialiasing and hinting."""
+
+    #: the most parses kept (then it starts over)
+    MOST = 5000
 
     def __init__(self, parser):
-        self.parser = parser
+        self.parser, self.parses = parser, {}
 
-    def parse(self, *args, **kwargs):
-        with _MATH_TEXT:
-            return self.parser.parse(*args, **kwargs)
+    def parse(self, s, dpi=72, prop=None, *, antialiased=None):
+        key = (s, dpi, prop.copy() if prop is not None else None, antialiased, rcParams["text.antialiased"],
+               get_hinting_flag())
+        if key not in self.parses:
+            with _MATH_TEXT:
+                parse = self.parser.parse(s, dpi, prop, antialiased=antialiased)
+            if len(self.parses) >= self.MOST:
+                self.parses.clear()
+            self.parses[key] = parse
+        return self.parses[key]
 
 
 class _TextLayoutCache(RendererAgg):
