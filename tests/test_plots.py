@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import gc
 from concurrent.futures import ThreadPoolExecutor
+from contextlib import nullcontext
 from functools import lru_cache
 
 import pytest
@@ -168,11 +169,12 @@ def test_each_figure_is_drawn_once_and_fits(name, monkeypatch):
 
 
 def test_the_shortcuts_draw_the_pixels_of_matplotlib_s_own_route(monkeypatch):
-    """Ticks in view only, each axis's tick layout kept, glyph layouts, glyph bitmaps and math-text
-    parses kept across figures, one figure per size cleared for each plot with its ticks kept
-    (plots._InView, plots._AxisLayout, plots._TextLayoutCache, plots._OneAtATime, plots._blank_figure)
-    are pure speed: without them, matplotlib's locators, tick layout, text drawing, parser and new
-    figures give the same PNG bytes."""
+    """Ticks in view only, each axis's tick layout kept, the legend laid out once, glyph layouts,
+    glyph bitmaps and math-text parses kept across figures, one figure per size cleared for each
+    plot with its ticks kept (plots._InView, plots._AxisLayout, plots._legend_laid_out_once,
+    plots._TextLayoutCache, plots._OneAtATime, plots._blank_figure) are pure speed: without them,
+    matplotlib's locators, tick and legend layout, text drawing, parser and new figures give the
+    same PNG bytes."""
     for plot in ROUTES.values():  # every string's glyph layout kept: the next round draws from the cache
         render_png(plot)
     fast = {name: render_png(plot) for name, plot in ROUTES.items()}
@@ -181,6 +183,7 @@ def test_the_shortcuts_draw_the_pixels_of_matplotlib_s_own_route(monkeypatch):
     monkeypatch.setattr(plots._TextLayoutCache, "draw_text", RendererAgg.draw_text)
     monkeypatch.setattr(plots._TextLayoutCache, "_draw_text_glyphs_and_boxes", RendererAgg._draw_text_glyphs_and_boxes)
     monkeypatch.setattr(plots, "_blank_figure", plots._new_figure)
+    monkeypatch.setattr(plots, "_legend_laid_out_once", lambda legend: nullcontext())
     monkeypatch.setattr(plots._OneAtATime, "parse", lambda self, *args, **kwargs: self.parser.parse(*args, **kwargs))
     assert {name: render_png(plot) for name, plot in ROUTES.items()} == fast
 

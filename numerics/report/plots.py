@@ -13,6 +13,7 @@ route (tests/test_plots.py compares them) at about half the CPU (benchmarks/benc
 
 from __future__ import annotations
 
+import functools
 import gc
 import io
 import math
@@ -25,6 +26,7 @@ from matplotlib import rcParams
 from matplotlib.backends.backend_agg import FigureCanvasAgg, RendererAgg, get_hinting_flag
 from matplotlib.figure import Figure
 from matplotlib.ft2font import RenderMode
+from matplotlib.offsetbox import OffsetBox
 from matplotlib.ticker import Locator, LogFormatterSciNotation, MaxNLocator
 from PIL import Image
 
@@ -424,7 +426,8 @@ def draw_figure(plot: Plot) -> tuple[Figure, str]:
         axes.legend(fontsize=8, loc="best")
     with _ticks_laid_out_once(axes):
         _fit_margins(figure, axes, renderer, [legend] if many else [])
-        figure.canvas.draw()
+        with _legend_laid_out_once(axes.get_legend()):
+            figure.canvas.draw()
     return figure, note
 
 
@@ -476,6 +479,36 @@ def _ticks_laid_out_once(axes):
         for axis in axes_:
             for name in _LAYOUT_METHODS:
                 delattr(axis, name)
+
+
+@contextmanager
+def _legend_laid_out_once(legend):
+    """Within the block (one draw), each box of ``legend`` (the packed rows and columns of
+    handles and labels) lays its contents out once, and the legend is placed once.
+
+    Matplotlib's legend measures its boxes to draw its frame, then each box measures its
+    children again as it is drawn, and again at every level of nesting; it finds its place (with
+    ``loc="best"``: nine places tried against the curves) for the frame and again for the boxes.
+    Within one draw nothing they depend on changes.  With a matplotlib whose boxes lay out
+    otherwise, nothing changes but the speed."""
+    boxes, stack = [], [legend._legend_box] if legend is not None and hasattr(legend, "_legend_box") else []
+    while stack:
+        box = stack.pop()
+        boxes.append(box)
+        stack += [child for child in box.get_children() if isinstance(child, OffsetBox)]
+    boxes = [box for box in boxes if callable(getattr(box, "_get_bbox_and_child_offsets", None))]
+    placements = {box: box._offset for box in boxes if callable(getattr(box, "_offset", None))}
+    for box in boxes:
+        box._get_bbox_and_child_offsets = functools.lru_cache(maxsize=None)(box._get_bbox_and_child_offsets)
+    for box, place in placements.items():
+        box._offset = functools.lru_cache(maxsize=None)(place)
+    try:
+        yield
+    finally:
+        for box in boxes:
+            del box._get_bbox_and_child_offsets
+        for box, place in placements.items():
+            box._offset = place
 
 
 def _fit_margins(figure: Figure, axes, renderer, outside: list) -> None:
