@@ -4,11 +4,13 @@ Plots are data that checks provide; this module only draws them.  :func:`spectra
 assembles the one cross-activation figure, the overlaid :math:`W(\\omega)` curves, from the
 ``spectral_weight_curve`` each ``transform`` result carries.
 
-A suite draws a few hundred figures, so each is measured once (its margins) and drawn once, with
-one Agg renderer per size and thread (matplotlib caches text extents per renderer; this one also
-keeps glyph layouts), only the ticks in view on log axes, each axis's ticks laid out once per
-size, and Python's cycle collector paused while drawing: the same PNG bytes as matplotlib's plain
-route (tests/test_plots.py compares them) at about half the CPU (benchmarks/bench_figures.py).
+A suite draws a few hundred figures, so each is measured once (its margins) and drawn once, on
+one figure per size and thread, cleared for each plot with its ticks kept, with one Agg renderer
+per size and thread (matplotlib caches text extents per renderer; this one also keeps glyph
+layouts, glyph bitmaps and math-text parses), only the ticks in view on log axes, each axis's
+ticks and the legend laid out once, and Python's cycle collector paused while drawing: the same
+PNG bytes as matplotlib's plain route (tests/test_plots.py compares them) at about a third of its
+CPU (benchmarks/bench_figures.py).
 """
 
 from __future__ import annotations
@@ -359,14 +361,19 @@ def _keep_ticks() -> None:
 
 
 def draw_figure(plot: Plot) -> tuple[Figure, str]:
-    """The matplotlib figure for ``plot`` (drawn) and the automatic-scale note ("" if none).
+    """The matplotlib figure for ``plot`` (drawn) and the automatic-scale note ("" if none).  The
+    figure is this thread's figure of its size (:func:`_blank_figure`): the next plot of that size
+    drawn in this thread is drawn on it.
 
     Many series: one hue and marker per series, legend to the right, the axes narrowed until the
     legend fits inside the canvas.  Intervals (``Series.low/high``) as error bars or bands."""
     many = len(plot.series) > MANY_SERIES
     figure, axes = _blank_figure(WIDE_FIGURE_SIZE if many else FIGURE_SIZE)
-    # fixed margins: twice as fast as a layout engine, and these figures all look alike
-    figure.subplots_adjust(left=0.12 if many else 0.15, right=0.76 if many else 0.97, bottom=0.13, top=0.91)
+    title = textwrap.fill(plot.title, TITLE_WIDTH)
+    # fixed margins: twice as fast as a layout engine, and these figures all look alike; each
+    # title line past the first lowers the top of the axes to make room
+    figure.subplots_adjust(left=0.12 if many else 0.15, right=0.76 if many else 0.97, bottom=0.13,
+                           top=0.91 - 0.06 * title.count("\n"))
     hues = iter(QUALITATIVE * (1 + len(plot.series) // len(QUALITATIVE)))
     dashes = iter(_PREDICTION_DASHES * len(plot.series))
     shapes = iter(_PREDICTION_MARKERS * len(plot.series))
@@ -410,10 +417,7 @@ def draw_figure(plot: Plot) -> tuple[Figure, str]:
         if scale != "linear":
             axis.set_major_locator(_InView(axis.get_major_locator()))
             axis.set_minor_locator(_InView(axis.get_minor_locator()))
-    title = textwrap.fill(plot.title, TITLE_WIDTH)
     axes.set_title(title, fontsize=TITLE_SIZE, y=1.0)  # a fixed position: see _fit_margins
-    if "\n" in title:  # a second title line: lower the top of the axes to make room
-        figure.subplots_adjust(top=0.91 - 0.06 * title.count("\n"))
     axes.set_xlabel(plot.xlabel)
     axes.set_ylabel(plot.ylabel)
     axes.grid(True, which="major", alpha=0.3)
