@@ -9,6 +9,7 @@ from contextlib import nullcontext
 from functools import lru_cache
 
 import pytest
+from matplotlib import rc_context
 from matplotlib.backends.backend_agg import RendererAgg
 from matplotlib.collections import LineCollection, PolyCollection
 from matplotlib.figure import Figure as MatplotlibFigure
@@ -227,6 +228,19 @@ def test_a_plot_that_cannot_be_drawn_leaves_nothing_behind():
         with pytest.raises(ValueError):
             render_png(broken)
         assert render_png(plot) == first[name]
+
+
+def test_a_changed_matplotlib_setting_gets_a_new_figure(monkeypatch):
+    """The kept figure and its ticks (plots._blank_figure) took matplotlib's settings of when they were
+    made: under other settings (longer, thicker ticks) a plot is drawn as on a new figure."""
+    for plot in ROUTES.values():
+        render_png(plot)
+    with rc_context({"xtick.major.size": 7, "ytick.minor.width": 2, "xtick.labelsize": 9}):
+        kept = {name: render_png(plot) for name, plot in ROUTES.items()}
+        monkeypatch.setattr(plots, "_blank_figure", plots._new_figure)
+        assert {name: render_png(plot) for name, plot in ROUTES.items()} == kept
+    monkeypatch.undo()
+    assert render_png(ROUTES["log-log"]) != kept["log-log"]
 
 
 def test_figures_drawn_in_threads_at_once_are_those_drawn_one_by_one():

@@ -311,12 +311,15 @@ def _blank_figure(size: tuple[float, float]) -> tuple[Figure, object]:
     A cleared axes is a new one (matplotlib's ``Axes.clear`` is what ``Axes.__init__`` ends with;
     its data limits are kept, but the first artist added replaces them) but for the axis labels'
     automatic placement, which ``set_label_coords`` turns off and ``clear`` leaves off, and the
-    ticks, kept (:func:`_ticks_kept`)."""
+    ticks, kept (:func:`_ticks_kept`).  The figure and its ticks took their defaults from
+    matplotlib's settings (``rcParams``) when they were made: once a setting has changed, a new
+    figure is made."""
     kept = vars(_PER_THREAD).setdefault("figures", {})
-    if size not in kept:
-        kept[size] = _new_figure(size)
-        return kept[size]
-    figure, axes = kept[size]
+    settings = list(dict.values(rcParams))  # the same objects while nothing is set: compared by identity first
+    if size not in kept or kept[size][2] != settings:
+        kept[size] = (*_new_figure(size), settings)
+        return kept[size][:2]
+    figure, axes, _ = kept[size]
     with _ticks_kept(axes):
         axes.clear()
         for spine in axes.spines.values():  # placed now (matplotlib places them at the first draw, dropping the ticks)
