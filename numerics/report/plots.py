@@ -304,29 +304,52 @@ def _new_figure(size: tuple[float, float]) -> tuple[Figure, object]:
     return figure, figure.add_subplot()
 
 
-def _blank_figure(size: tuple[float, float]) -> tuple[Figure, object]:
-    """A figure of ``size`` inches with one empty axes, kept per size and thread and cleared for
-    each plot: the figure :func:`draw_figure` returned before in this thread is drawn over.
+class _KeptFigure:
+    """This thread's figure of one size with its one axes, cleared for each plot (:func:`_blank_figure`).
 
     A cleared axes is a new one (matplotlib's ``Axes.clear`` is what ``Axes.__init__`` ends with;
     its data limits are kept, but the first artist added replaces them) but for the axis labels'
     automatic placement, which ``set_label_coords`` turns off and ``clear`` leaves off, and the
     ticks, kept (:func:`_ticks_kept`).  The figure and its ticks took their defaults from
-    matplotlib's settings (``rcParams``) when they were made: once a setting has changed, a new
-    figure is made."""
+    matplotlib's settings (``rcParams``, in ``settings``) when they were made."""
+
+    def __init__(self, size: tuple[float, float]):
+        self.figure, self.axes = _new_figure(size)
+        self.settings = list(dict.values(rcParams))
+        self.blank = True
+
+    def clear(self) -> None:
+        axes = self.axes
+        with _ticks_kept(axes):
+            axes.clear()
+            for spine in axes.spines.values():  # placed now (matplotlib places them at the first draw, dropping the ticks)
+                spine.get_spine_transform()
+        for axis in (axes.xaxis, axes.yaxis):
+            axis._autolabelpos = True
+        self.blank = True
+
+
+def _blank_figure(size: tuple[float, float]) -> tuple[Figure, object]:
+    """A figure of ``size`` inches with one empty axes: this thread's :class:`_KeptFigure` of that
+    size (a new one once a matplotlib setting has changed), cleared if a plot was drawn on it
+    since :func:`_clear_kept`; the figure :func:`draw_figure` returned before is drawn over."""
     kept = vars(_PER_THREAD).setdefault("figures", {})
-    settings = list(dict.values(rcParams))  # the same objects while nothing is set: compared by identity first
-    if size not in kept or kept[size][2] != settings:
-        kept[size] = (*_new_figure(size), settings)
-        return kept[size][:2]
-    figure, axes, _ = kept[size]
-    with _ticks_kept(axes):
-        axes.clear()
-        for spine in axes.spines.values():  # placed now (matplotlib places them at the first draw, dropping the ticks)
-            spine.get_spine_transform()
-    for axis in (axes.xaxis, axes.yaxis):
-        axis._autolabelpos = True
-    return figure, axes
+    if size not in kept or kept[size].settings != list(dict.values(rcParams)):  # identical objects: fast
+        kept[size] = _KeptFigure(size)
+    entry = kept[size]
+    if not entry.blank:
+        entry.clear()
+    entry.blank = False
+    return entry.figure, entry.axes
+
+
+def _clear_kept(figure: Figure) -> None:
+    """Clear ``figure`` if it is one of this thread's kept figures (its pixels read): its plot's
+    artists are then garbage while the cycle collector is paused, and the young pass after the
+    plot frees them (uncleared, they would outlive it and be traversed again in an older one)."""
+    for entry in vars(_PER_THREAD).get("figures", {}).values():
+        if entry.figure is figure:
+            entry.clear()
 
 
 @contextmanager
@@ -576,11 +599,11 @@ def _cycle_collector_paused():
     """Python's cycle collector off within the block; after it, if it was on, on again and one
     young-generation pass.
 
-    A figure is some 10^4 linked objects: collections while it is being drawn find nothing to
-    free, and move it to the older generations, where it is traversed again before it is freed
-    and makes the full collections that scan the whole process (a worker holds torch, sympy, the
-    checks) come sooner.  Dropped inside the block, it is freed by the one young pass after it.
-    Process-wide: threads drawing at once pause it together."""
+    A figure's artists are some 10^4 linked objects: collections while they are being drawn find
+    nothing to free, and move them to the older generations, where they are traversed again
+    before they are freed and make the full collections that scan the whole process (a worker
+    holds torch, sympy, the checks) come sooner.  Dropped inside the block, they are freed by the
+    one young pass after it.  Process-wide: threads drawing at once pause it together."""
     was_on = gc.isenabled()
     gc.disable()
     try:
@@ -592,9 +615,11 @@ def _cycle_collector_paused():
 
 
 def _drawn_pixels(plot: Plot) -> Image.Image:
-    """The figure for ``plot``, drawn, as an RGB image (the figure itself is dropped)."""
-    canvas = draw_figure(plot)[0].canvas
-    return Image.frombuffer("RGBA", canvas.get_width_height(), canvas.buffer_rgba()).convert("RGB")
+    """The figure for ``plot``, drawn, as an RGB image (the figure, dropped or cleared, is garbage)."""
+    figure = draw_figure(plot)[0]
+    image = Image.frombuffer("RGBA", figure.canvas.get_width_height(), figure.canvas.buffer_rgba()).convert("RGB")
+    _clear_kept(figure)
+    return image
 
 
 def render_png(plot: Plot) -> bytes:
