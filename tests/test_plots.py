@@ -5,9 +5,11 @@ from __future__ import annotations
 
 import gc
 from concurrent.futures import ThreadPoolExecutor
+from contextlib import nullcontext
 from functools import lru_cache
 
 import pytest
+from matplotlib import rc_context
 from matplotlib.backends.backend_agg import RendererAgg
 from matplotlib.collections import LineCollection, PolyCollection
 from matplotlib.figure import Figure as MatplotlibFigure
@@ -168,15 +170,22 @@ def test_each_figure_is_drawn_once_and_fits(name, monkeypatch):
 
 
 def test_the_shortcuts_draw_the_pixels_of_matplotlib_s_own_route(monkeypatch):
-    """Ticks in view only, each axis's tick layout kept and glyph layouts kept across figures
-    (plots._InView, plots._AxisLayout, plots._TextLayoutCache) are pure speed: without them,
-    matplotlib's locators, tick layout and text drawing give the same PNG bytes."""
+    """Ticks in view only, each axis's tick layout kept, the legend laid out once, glyph layouts,
+    glyph bitmaps and math-text parses kept across figures, one figure per size cleared for each
+    plot with its ticks kept (plots._InView, plots._AxisLayout, plots._legend_laid_out_once,
+    plots._TextLayoutCache, plots._OneAtATime, plots._blank_figure) are pure speed: without them,
+    matplotlib's locators, tick and legend layout, text drawing, parser and new figures give the
+    same PNG bytes."""
     for plot in ROUTES.values():  # every string's glyph layout kept: the next round draws from the cache
         render_png(plot)
     fast = {name: render_png(plot) for name, plot in ROUTES.items()}
     monkeypatch.setattr(plots, "_InView", lambda locator: locator)
     monkeypatch.setattr(plots, "_LAYOUT_METHODS", {})
     monkeypatch.setattr(plots._TextLayoutCache, "draw_text", RendererAgg.draw_text)
+    monkeypatch.setattr(plots._TextLayoutCache, "_draw_text_glyphs_and_boxes", RendererAgg._draw_text_glyphs_and_boxes)
+    monkeypatch.setattr(plots, "_blank_figure", plots._new_figure)
+    monkeypatch.setattr(plots, "_legend_laid_out_once", lambda legend: nullcontext())
+    monkeypatch.setattr(plots._OneAtATime, "parse", lambda self, *args, **kwargs: self.parser.parse(*args, **kwargs))
     assert {name: render_png(plot) for name, plot in ROUTES.items()} == fast
 
 
@@ -208,6 +217,30 @@ def test_a_figure_does_not_depend_on_what_was_drawn_before():
     a figure drawn after others has the bytes of the same figure drawn first."""
     first = {name: render_png(plot) for name, plot in ROUTES.items()}
     assert {name: render_png(plot) for name, plot in reversed(ROUTES.items())} == first
+
+
+def test_a_plot_that_cannot_be_drawn_leaves_nothing_behind():
+    """The kept figure (plots._blank_figure) is cleared for the next plot even when drawing stopped
+    half way (x and y of other lengths: matplotlib raises after the first series was added)."""
+    first = {name: render_png(plot) for name, plot in ROUTES.items()}
+    broken = Plot("broken", "x", "y", [Series("fine", [1, 2], [1.0, 2.0]), Series("bad", [1, 2, 3], [1.0, 2.0])])
+    for name, plot in ROUTES.items():
+        with pytest.raises(ValueError):
+            render_png(broken)
+        assert render_png(plot) == first[name]
+
+
+def test_a_changed_matplotlib_setting_gets_a_new_figure(monkeypatch):
+    """The kept figure and its ticks (plots._blank_figure) took matplotlib's settings of when they were
+    made: under other settings (longer, thicker ticks) a plot is drawn as on a new figure."""
+    for plot in ROUTES.values():
+        render_png(plot)
+    with rc_context({"xtick.major.size": 7, "ytick.minor.width": 2, "xtick.labelsize": 9}):
+        kept = {name: render_png(plot) for name, plot in ROUTES.items()}
+        monkeypatch.setattr(plots, "_blank_figure", plots._new_figure)
+        assert {name: render_png(plot) for name, plot in ROUTES.items()} == kept
+    monkeypatch.undo()
+    assert render_png(ROUTES["log-log"]) != kept["log-log"]
 
 
 def test_figures_drawn_in_threads_at_once_are_those_drawn_one_by_one():

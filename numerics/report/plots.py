@@ -4,15 +4,18 @@ Plots are data that checks provide; this module only draws them.  :func:`spectra
 assembles the one cross-activation figure, the overlaid :math:`W(\\omega)` curves, from the
 ``spectral_weight_curve`` each ``transform`` result carries.
 
-A suite draws a few hundred figures, so each is measured once (its margins) and drawn once, with
-one Agg renderer per size and thread (matplotlib caches text extents per renderer; this one also
-keeps glyph layouts), only the ticks in view on log axes, each axis's ticks laid out once per
-size, and Python's cycle collector paused while drawing: the same PNG bytes as matplotlib's plain
-route (tests/test_plots.py compares them) at about half the CPU (benchmarks/bench_figures.py).
+A suite draws a few hundred figures, so each is measured once (its margins) and drawn once, on
+one figure per size and thread, cleared for each plot with its ticks kept, with one Agg renderer
+per size and thread (matplotlib caches text extents per renderer; this one also keeps glyph
+layouts, glyph bitmaps and math-text parses), only the ticks in view on log axes, each axis's
+ticks and the legend laid out once, and Python's cycle collector paused while drawing: the same
+PNG bytes as matplotlib's plain route (tests/test_plots.py compares them) at about a third of its
+CPU (benchmarks/bench_figures.py).
 """
 
 from __future__ import annotations
 
+import functools
 import gc
 import io
 import math
@@ -20,9 +23,12 @@ import textwrap
 import threading
 from contextlib import contextmanager
 
+import numpy as np
 from matplotlib import rcParams
 from matplotlib.backends.backend_agg import FigureCanvasAgg, RendererAgg, get_hinting_flag
 from matplotlib.figure import Figure
+from matplotlib.ft2font import RenderMode
+from matplotlib.offsetbox import OffsetBox
 from matplotlib.ticker import Locator, LogFormatterSciNotation, MaxNLocator
 from PIL import Image
 
@@ -121,32 +127,53 @@ _MATH_TEXT = threading.Lock()
 
 
 class _OneAtATime:
-    """A math-text parser that parses in one thread at a time: matplotlib's parser is one object
-    shared by the process, and two threads parsing at once break each other's parse."""
+    """A math-text parser that parses in one thread at a time and keeps every parse.
+
+    Matplotlib's parser is one object shared by the process (two threads parsing at once break
+    each other's parse), and it keeps the last 50 parses: fewer than a suite's log-axis tick
+    labels at their sizes, so it parsed most of them again in every figure.  A parse is kept
+    under what matplotlib keys its own by: the string, resolution, a copy of the font
+    properties, antialiasing and hinting."""
+
+    #: the most parses kept (then it starts over)
+    MOST = 5000
 
     def __init__(self, parser):
-        self.parser = parser
+        self.parser, self.parses = parser, {}
 
-    def parse(self, *args, **kwargs):
-        with _MATH_TEXT:
-            return self.parser.parse(*args, **kwargs)
+    def parse(self, s, dpi=72, prop=None, *, antialiased=None):
+        key = (s, dpi, prop.copy() if prop is not None else None, antialiased, rcParams["text.antialiased"],
+               get_hinting_flag())
+        if key not in self.parses:
+            with _MATH_TEXT:
+                parse = self.parser.parse(s, dpi, prop, antialiased=antialiased)
+            if len(self.parses) >= self.MOST:
+                self.parses.clear()
+            self.parses[key] = parse
+        return self.parses[key]
 
 
 class _TextLayoutCache(RendererAgg):
-    """The Agg renderer, keeping each string's glyph layout (for its font, size, hinting).
+    """The Agg renderer, keeping each string's glyph layout (for its font, size, hinting) and each
+    glyph's bitmap (for its font, size, rotation and position within a pixel).
 
     Matplotlib lays a string's glyphs out (shaping, one hinted glyph load per character: about
-    25 us a character) every time it draws it; a suite's figures draw the same tick labels, axis
-    labels and legend entries over and over.  The glyphs are then drawn as matplotlib draws them.
-    Math text (parsed and cached by matplotlib) and matplotlib versions without the layout step
-    take matplotlib's own route."""
+    25 us a character) and rasterizes every glyph anew each time it draws a string; a suite's
+    figures draw the same tick labels, axis labels and legend entries over and over.  A glyph's
+    bitmap depends on its pen position only through the position's fraction of a pixel (in
+    FreeType's 1/64 units): moved by whole pixels, the same bitmap lands that many pixels over, so
+    it is kept per fraction and placed where matplotlib would have drawn it.  Math text (parsed
+    and cached by matplotlib) takes matplotlib's own layout but the same kept bitmaps; matplotlib
+    versions without these steps take matplotlib's own route."""
 
-    #: the most layouts kept (about a suite's distinct strings; then the cache starts over)
+    #: the most layouts and the most glyph bitmaps kept (each then starts over): about a suite's
+    #: distinct strings, and its distinct (glyph, size, fraction of a pixel) triples
     MOST = 20000
+    MOST_BITMAPS = 100000
 
     def __init__(self, *args, **kwargs):
         super().__init__(*args, **kwargs)
-        self.layouts = {}
+        self.layouts, self.bitmaps = {}, {}
         self.mathtext_parser = _OneAtATime(self.mathtext_parser)
 
     def draw_text(self, graphics, x, y, s, prop, angle, ismath=False, mtext=None):
@@ -166,8 +193,34 @@ class _TextLayoutCache(RendererAgg):
         self._draw_text_glyphs_and_boxes(graphics, x, y, angle, ((font, size, glyph, 0, 1, dx, dy)
                                                                  for font, glyph, dx, dy in self.layouts[key]), [])
 
+    def _draw_text_glyphs_and_boxes(self, graphics, x, y, angle, glyphs, boxes):
+        """Matplotlib's glyph drawing (``RendererAgg._draw_text_glyphs_and_boxes``: pen position
+        and transform in FreeType's 26.6 fixed point, y upwards) with each glyph rasterized once
+        per fraction of a pixel; the boxes (math text's rules) drawn by matplotlib."""
+        cos, sin = math.cos(math.radians(angle)), math.sin(math.radians(angle))
+        flags = get_hinting_flag()
+        mode = RenderMode.NORMAL if graphics.get_antialiased() else RenderMode.MONO
+        for font, size, glyph, slant, extend, dx, dy in glyphs:
+            pen_x = round(0x40 * (x + dx * cos - dy * sin))
+            pen_y = round(0x40 * (self.height - y + dx * sin + dy * cos))
+            key = (font, size, glyph, slant, extend, angle, flags, mode, pen_x & 0x3F, pen_y & 0x3F)
+            if key not in self.bitmaps:  # rasterized at the fraction of a pixel; whole pixels added below
+                font.set_size(size, self.dpi)
+                font._set_transform((0x10000 * np.array([[cos, -sin], [sin, cos]])
+                                     @ [[extend, extend * slant], [0, 1]]).round().astype(int), [key[-2], key[-1]])
+                bitmap = font._render_glyph(glyph, flags, mode)
+                buffer = bitmap.buffer if mode == RenderMode.NORMAL else bitmap.buffer * 0xFF
+                if len(self.bitmaps) >= self.MOST_BITMAPS:
+                    self.bitmaps.clear()
+                self.bitmaps[key] = (buffer, bitmap.left, bitmap.top)
+            buffer, left, top = self.bitmaps[key]
+            # draw_text_image's y is downwards, at the bitmap's bottom side
+            self._renderer.draw_text_image(buffer, left + (pen_x >> 6),
+                                           int(self.height) - top - (pen_y >> 6) + buffer.shape[0], 0, graphics)
+        super()._draw_text_glyphs_and_boxes(graphics, x, y, angle, (), boxes)
 
-_RENDERERS = threading.local()
+
+_PER_THREAD = threading.local()
 
 
 class _SharedRendererCanvas(FigureCanvasAgg):
@@ -180,7 +233,7 @@ class _SharedRendererCanvas(FigureCanvasAgg):
 
     def get_renderer(self):
         key = (*self.get_width_height(physical=True), self.figure.dpi)
-        shared = vars(_RENDERERS).setdefault("by_size", {})
+        shared = vars(_PER_THREAD).setdefault("by_size", {})
         if key not in shared:
             shared[key] = _TextLayoutCache(*key)
         self.renderer, self._lastKey = shared[key], key
@@ -244,17 +297,109 @@ class _InView(Locator):
         return self.locator.view_limits(vmin, vmax)
 
 
+def _new_figure(size: tuple[float, float]) -> tuple[Figure, object]:
+    """A new figure of ``size`` inches on a :class:`_SharedRendererCanvas`, with one axes."""
+    figure = Figure(figsize=size, dpi=DPI)
+    _SharedRendererCanvas(figure)
+    return figure, figure.add_subplot()
+
+
+class _KeptFigure:
+    """This thread's figure of one size with its one axes, cleared for each plot (:func:`_blank_figure`).
+
+    A cleared axes is a new one (matplotlib's ``Axes.clear`` is what ``Axes.__init__`` ends with;
+    its data limits are kept, but the first artist added replaces them) but for the axis labels'
+    automatic placement, which ``set_label_coords`` turns off and ``clear`` leaves off, and the
+    ticks, kept (:func:`_ticks_kept`).  The figure and its ticks took their defaults from
+    matplotlib's settings (``rcParams``, in ``settings``) when they were made."""
+
+    def __init__(self, size: tuple[float, float]):
+        self.figure, self.axes = _new_figure(size)
+        self.settings = list(dict.values(rcParams))
+        self.blank = True
+
+    def clear(self) -> None:
+        axes = self.axes
+        with _ticks_kept(axes):
+            axes.clear()
+            for spine in axes.spines.values():  # placed now (matplotlib places them at the first draw, dropping the ticks)
+                spine.get_spine_transform()
+        for axis in (axes.xaxis, axes.yaxis):
+            axis._autolabelpos = True
+        self.blank = True
+
+
+def _blank_figure(size: tuple[float, float]) -> tuple[Figure, object]:
+    """A figure of ``size`` inches with one empty axes: this thread's :class:`_KeptFigure` of that
+    size (a new one once a matplotlib setting has changed), cleared if a plot was drawn on it
+    since :func:`_clear_kept`; the figure :func:`draw_figure` returned before is drawn over."""
+    kept = vars(_PER_THREAD).setdefault("figures", {})
+    if size not in kept or kept[size].settings != list(dict.values(rcParams)):  # identical objects: fast
+        kept[size] = _KeptFigure(size)
+    entry = kept[size]
+    if not entry.blank:
+        entry.clear()
+    entry.blank = False
+    return entry.figure, entry.axes
+
+
+def _clear_kept(figure: Figure) -> None:
+    """Clear ``figure`` if it is one of this thread's kept figures (its pixels read): its plot's
+    artists are then garbage while the cycle collector is paused, and the young pass after the
+    plot frees them (uncleared, they would outlive it and be traversed again in an older one)."""
+    for entry in vars(_PER_THREAD).get("figures", {}).values():
+        if entry.figure is figure:
+            entry.clear()
+
+
+@contextmanager
+def _ticks_kept(axes):
+    """Within the block, the ticks of ``axes`` survive what would drop them (``Axis.reset_ticks``:
+    clearing the axes, placing a spine), and only the first of each list takes what the block
+    does to all ticks; after it, the others share its clip box (as new ticks copy the first one's).
+
+    Making a tick (five artists) costs as much as drawing it, and an axes makes 30 on average.
+    Every other property a tick has is set again for each plot: its position and label by the
+    tick layout, its grid by ``Axes.grid``; its transforms are the axes' own, and only the ticks
+    in view are drawn."""
+    axes_ = (axes.xaxis, axes.yaxis)
+    kept = [(axis, name, vars(axis)[name]) for axis in axes_ for name in ("majorTicks", "minorTicks")
+            if vars(axis).get(name)]
+    for axis, name, ticks in kept:
+        setattr(axis, name, ticks[:1])
+    for axis in axes_:
+        axis.reset_ticks = _keep_ticks
+    try:
+        yield
+    finally:
+        for axis in axes_:
+            del axis.reset_ticks
+        for axis, name, ticks in kept:
+            first = getattr(axis, name)[0]
+            for tick in ticks[1:]:
+                tick.set_clip_box(first.get_clip_box())
+                tick.gridline.set_clip_box(first.gridline.get_clip_box())
+            setattr(axis, name, [first, *ticks[1:]])
+
+
+def _keep_ticks() -> None:
+    """``Axis.reset_ticks`` while :func:`_ticks_kept`: the ticks stay."""
+
+
 def draw_figure(plot: Plot) -> tuple[Figure, str]:
-    """The matplotlib figure for ``plot`` (drawn) and the automatic-scale note ("" if none).
+    """The matplotlib figure for ``plot`` (drawn) and the automatic-scale note ("" if none).  The
+    figure is this thread's figure of its size (:func:`_blank_figure`): the next plot of that size
+    drawn in this thread is drawn on it.
 
     Many series: one hue and marker per series, legend to the right, the axes narrowed until the
     legend fits inside the canvas.  Intervals (``Series.low/high``) as error bars or bands."""
     many = len(plot.series) > MANY_SERIES
-    figure = Figure(figsize=WIDE_FIGURE_SIZE if many else FIGURE_SIZE, dpi=DPI)
-    # fixed margins: twice as fast as a layout engine, and these figures all look alike
-    figure.subplots_adjust(left=0.12 if many else 0.15, right=0.76 if many else 0.97, bottom=0.13, top=0.91)
-    _SharedRendererCanvas(figure)
-    axes = figure.add_subplot()
+    figure, axes = _blank_figure(WIDE_FIGURE_SIZE if many else FIGURE_SIZE)
+    title = textwrap.fill(plot.title, TITLE_WIDTH)
+    # fixed margins: twice as fast as a layout engine, and these figures all look alike; each
+    # title line past the first lowers the top of the axes to make room
+    figure.subplots_adjust(left=0.12 if many else 0.15, right=0.76 if many else 0.97, bottom=0.13,
+                           top=0.91 - 0.06 * title.count("\n"))
     hues = iter(QUALITATIVE * (1 + len(plot.series) // len(QUALITATIVE)))
     dashes = iter(_PREDICTION_DASHES * len(plot.series))
     shapes = iter(_PREDICTION_MARKERS * len(plot.series))
@@ -298,10 +443,7 @@ def draw_figure(plot: Plot) -> tuple[Figure, str]:
         if scale != "linear":
             axis.set_major_locator(_InView(axis.get_major_locator()))
             axis.set_minor_locator(_InView(axis.get_minor_locator()))
-    title = textwrap.fill(plot.title, TITLE_WIDTH)
     axes.set_title(title, fontsize=TITLE_SIZE, y=1.0)  # a fixed position: see _fit_margins
-    if "\n" in title:  # a second title line: lower the top of the axes to make room
-        figure.subplots_adjust(top=0.91 - 0.06 * title.count("\n"))
     axes.set_xlabel(plot.xlabel)
     axes.set_ylabel(plot.ylabel)
     axes.grid(True, which="major", alpha=0.3)
@@ -314,7 +456,8 @@ def draw_figure(plot: Plot) -> tuple[Figure, str]:
         axes.legend(fontsize=8, loc="best")
     with _ticks_laid_out_once(axes):
         _fit_margins(figure, axes, renderer, [legend] if many else [])
-        figure.canvas.draw()
+        with _legend_laid_out_once(axes.get_legend()):
+            figure.canvas.draw()
     return figure, note
 
 
@@ -366,6 +509,36 @@ def _ticks_laid_out_once(axes):
         for axis in axes_:
             for name in _LAYOUT_METHODS:
                 delattr(axis, name)
+
+
+@contextmanager
+def _legend_laid_out_once(legend):
+    """Within the block (one draw), each box of ``legend`` (the packed rows and columns of
+    handles and labels) lays its contents out once, and the legend is placed once.
+
+    Matplotlib's legend measures its boxes to draw its frame, then each box measures its
+    children again as it is drawn, and again at every level of nesting; it finds its place (with
+    ``loc="best"``: nine places tried against the curves) for the frame and again for the boxes.
+    Within one draw nothing they depend on changes.  With a matplotlib whose boxes lay out
+    otherwise, nothing changes but the speed."""
+    boxes, stack = [], [legend._legend_box] if legend is not None and hasattr(legend, "_legend_box") else []
+    while stack:
+        box = stack.pop()
+        boxes.append(box)
+        stack += [child for child in box.get_children() if isinstance(child, OffsetBox)]
+    boxes = [box for box in boxes if callable(getattr(box, "_get_bbox_and_child_offsets", None))]
+    placements = {box: box._offset for box in boxes if callable(getattr(box, "_offset", None))}
+    for box in boxes:
+        box._get_bbox_and_child_offsets = functools.lru_cache(maxsize=None)(box._get_bbox_and_child_offsets)
+    for box, place in placements.items():
+        box._offset = functools.lru_cache(maxsize=None)(place)
+    try:
+        yield
+    finally:
+        for box in boxes:
+            del box._get_bbox_and_child_offsets
+        for box, place in placements.items():
+            box._offset = place
 
 
 def _fit_margins(figure: Figure, axes, renderer, outside: list) -> None:
@@ -423,12 +596,14 @@ def band_problems(plot: Plot) -> list[str]:
 
 @contextmanager
 def _cycle_collector_paused():
-    """Python's cycle collector off within the block (and back on after, if it was on).
+    """Python's cycle collector off within the block; after it, if it was on, on again and one
+    young-generation pass.
 
-    A figure is some 10^4 linked objects: collections while it is being drawn find nothing to
-    free, move it to the older generations and make the full collections that scan the whole
-    process (a worker holds torch, sympy, the checks) come sooner.  Paused, the figure is freed by
-    one young-generation pass after it.  Process-wide: threads drawing at once pause it together."""
+    A figure's artists are some 10^4 linked objects: collections while they are being drawn find
+    nothing to free, and move them to the older generations, where they are traversed again
+    before they are freed and make the full collections that scan the whole process (a worker
+    holds torch, sympy, the checks) come sooner.  Dropped inside the block, they are freed by the
+    one young pass after it.  Process-wide: threads drawing at once pause it together."""
     was_on = gc.isenabled()
     gc.disable()
     try:
@@ -436,14 +611,21 @@ def _cycle_collector_paused():
     finally:
         if was_on:
             gc.enable()
+            gc.collect(0)
+
+
+def _drawn_pixels(plot: Plot) -> Image.Image:
+    """The figure for ``plot``, drawn, as an RGB image (the figure, dropped or cleared, is garbage)."""
+    figure = draw_figure(plot)[0]
+    image = Image.frombuffer("RGBA", figure.canvas.get_width_height(), figure.canvas.buffer_rgba()).convert("RGB")
+    _clear_kept(figure)
+    return image
 
 
 def render_png(plot: Plot) -> bytes:
     """The figure for ``plot`` as PNG bytes (non-positive values are masked on log axes)."""
     with _cycle_collector_paused():
-        figure, _ = draw_figure(plot)
-    canvas = figure.canvas
-    image = Image.frombuffer("RGBA", canvas.get_width_height(), canvas.buffer_rgba()).convert("RGB")
+        image = _drawn_pixels(plot)
     buffer = io.BytesIO()
     # 256-colour palette (octree keeps the line colours; antialiasing blends round to the nearest
     # entry): a third of the RGBA PNG's size, indistinguishable for line plots
