@@ -523,31 +523,49 @@ def gauss_legendre(func, points):
 
 
 @lru_cache(maxsize=8192)
-def _weighted_nodes(func, a, b, degree: int, prec: int) -> tuple[list, list]:
-    """The nodes :math:`t_k` of :class:`_GaussLegendre` of ``degree`` on [a, b] and the weighted
-    values :math:`w_k g(t_k)` of ``func`` there (at the quadrature's precision: the caller's
-    ``prec`` + 20 bits), remembered: every frequency integrates ``func`` on the same nodes."""
-    nodes = _GAUSS_LEGENDRE.get_nodes(a, b, degree, prec)
-    return [t for t, _ in nodes], [w * func(t) for t, w in nodes]
+def _symmetric_sums(func, a, b, degree: int, prec: int) -> tuple:
+    r"""The rule of :class:`_GaussLegendre` of ``degree`` on [a, b] as pairs of nodes
+    :math:`t = c \pm h x_j` (:math:`c, h` the panel's centre and half-width, :math:`x_j \ge 0`
+    the standard nodes, weights :math:`w_j`): returns c, the offsets :math:`h x_j`, and
+    :math:`h w_j (g(c + hx_j) + g(c - hx_j))`, :math:`h w_j (g(c + hx_j) - g(c - hx_j))`
+    (a node at 0 counted once), at the quadrature's precision (the caller's ``prec`` + 20 bits).
+    Remembered: every frequency integrates ``func`` on the same nodes."""
+    centre, half = (a + b) / 2, (b - a) / 2
+    offsets, sums, differences = [], [], []
+    for x, w in _GAUSS_LEGENDRE.get_nodes(-1, 1, degree, prec):
+        if x < 0:
+            continue
+        right, left = func(centre + half * x), func(centre - half * x)
+        offsets.append(half * x)
+        sums.append(half * w * (right + left) if x else half * w * right)
+        differences.append(half * w * (right - left))
+    return centre, offsets, sums, differences
 
 
 def fourier_integral(func, points, frequency):
     r""":math:`\int g(t)\,e^{-i\omega t}\,dt` over the panels ``points``: per panel the
     algorithm of ``mpmath.quad(method="gauss-legendre")`` (:func:`gauss_legendre`: the degree
     ladder, the error estimate against ``eps/8``, 20 guard bits) on the integrand
-    :math:`g(t)e^{-i\omega t}`, with the weighted values :math:`w_k g(t_k)` computed once for all
-    frequencies (:func:`_weighted_nodes`), so that a node costs one complex exponential."""
+    :math:`g(t)e^{-i\omega t}`.  The nodes pair up around the centre c, so one cosine and sine
+    serve two of them, and the values of g are weighted once for all frequencies
+    (:func:`_symmetric_sums`):
+
+    .. math:: \sum_k w_k g(t_k) e^{-i\omega t_k} = e^{-i\omega c} \sum_j \big[S_j \cos(\omega h x_j)
+       - i D_j \sin(\omega h x_j)\big]
+
+    with :math:`S_j, D_j` the sum and difference of the weighted values at :math:`c \pm h x_j`."""
     ctx = mpmath.mp
     prec, epsilon = ctx.prec, ctx.eps / 8
     points = [ctx.convert(p) for p in points]
     total = mpmath.mpc(0)
     with mpmath.workprec(prec + 20):
-        minus_frequency = -frequency
         for a, b in zip(points, points[1:]):
             results = []
             for degree in range(1, _GAUSS_LEGENDRE.guess_degree(prec) + 1):
-                ts, weighted = _weighted_nodes(func, a, b, degree, prec)
-                results.append(ctx.fdot(weighted, [ctx.expj(minus_frequency * t) for t in ts]))
+                centre, offsets, sums, differences = _symmetric_sums(func, a, b, degree, prec)
+                cosines, sines = zip(*[ctx.cos_sin(frequency * offset) for offset in offsets])
+                results.append(ctx.expj(-frequency * centre)
+                               * (ctx.fdot(sums, cosines) - 1j * ctx.fdot(differences, sines)))
                 if degree > 1 and _GAUSS_LEGENDRE.estimate_error(results, prec, epsilon) <= epsilon:
                     break
             total += results[-1]
