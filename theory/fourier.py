@@ -522,7 +522,7 @@ def gauss_legendre(func, points):
     return +value
 
 
-@lru_cache(maxsize=8192)
+@lru_cache(maxsize=1024)  # ~100 entries (panels x degrees), ~1 MB per activation: about ten activations
 def _symmetric_sums(func, a, b, degree: int, prec: int) -> tuple:
     r"""The rule of :class:`_GaussLegendre` of ``degree`` on [a, b] as pairs of nodes
     :math:`t = c \pm h x_j` (:math:`c, h` the panel's centre and half-width, :math:`x_j \ge 0`
