@@ -67,6 +67,16 @@ def test_homogeneity_degree_and_witness(name, params, degree):
         assert max(values) - min(values) > 1e-3
 
 
+
+@pytest.mark.parametrize("formula, probe", [("x*(2*x - 1)", sp.Rational(1, 2)), ("exp(-100*x**2)", sp.Integer(2))])
+def test_euler_ratio_is_infinite_where_sigma_vanishes(formula, probe):
+    # sigma(1/2) = 0 exactly (sigma' = 1 there), and e^{-400} ~ 1e-174 is 0 at 30 digits (sigma' is
+    # also ~1e-171 but not 0): both give the infinite ratio, the witness that no k exists
+    h = homogeneity(theory.activation(formula))
+    assert h.degree is None
+    assert dict(h.euler_ratios)[probe] is sp.oo
+    assert "infinite at u = " in h.statement
+
 def test_non_homogeneous_treatment_keeps_rho_and_has_no_symmetry():
     """Open question 1.3, option (b): (v, rho, theta, beta) is a bijection, rescaling changes f."""
     act = theory.activation("tanh")

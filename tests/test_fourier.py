@@ -162,3 +162,56 @@ def test_limits_of_parameter_families():
     b_sym = [s for s in soft.free_symbols if s.name == "beta"][0]
     assert sp.simplify(sp.limit(soft, b_sym, sp.oo) - relu) == 0
     assert sp.simplify(fourier_transform(theory.activation("relu_k", k=1)).regular - relu) == 0
+
+
+@pytest.mark.parametrize("prec", [73, 123])
+@pytest.mark.parametrize("degree", [1, 2, 4, 6])
+def test_gauss_legendre_node_tables_match_mpmath(degree, prec):
+    # the fixed-point Newton of _GaussLegendre against mpmath's own mpf Newton (independent
+    # arithmetic): nodes within 2 units of the last place of the 1.5p-bit tables, weights relative
+    # 2^-(p + 8) (the Newton step tolerance; far below the 2^-p the tables are used at)
+    from mpmath.calculus.quadrature import GaussLegendre
+
+    from theory.fourier import _GaussLegendre
+
+    ours = _GaussLegendre(mpmath.mp).calc_nodes(degree, prec)
+    reference = GaussLegendre(mpmath.mp).calc_nodes(degree, prec)
+    assert len(ours) == len(reference) == 3 * 2 ** (degree - 1)
+    with mpmath.workprec(3 * prec):
+        for (x, w), (x_ref, w_ref) in zip(ours, reference):
+            assert abs(x - x_ref) <= mpmath.ldexp(2, -int(1.5 * prec))
+            assert abs(w - w_ref) <= w_ref * mpmath.ldexp(1, -(prec + 8))
+
+
+def test_gauss_legendre_matches_mpmath_quad():
+    # same algorithm as mpmath.quad(method="gauss-legendre"): the values agree to the working
+    # precision (30 digits: relative 1e-29 leaves one unit for the different node rounding), and
+    # both reach the closed forms int_0^2 e^{-x} cos(3x) dx and int_{-1}^{3} x^7 dx
+    from theory.fourier import gauss_legendre
+
+    with mpmath.workdps(30):
+        f = lambda t: mpmath.exp(-t) * mpmath.cos(3 * t)  # noqa: E731
+        exact = (1 - mpmath.exp(-2) * (mpmath.cos(6) - 3 * mpmath.sin(6))) / 10
+        ours = gauss_legendre(f, [0, mpmath.mpf(1) / 2, 1, 2])
+        theirs = mpmath.quad(f, [0, mpmath.mpf(1) / 2, 1, 2], method="gauss-legendre")
+        assert abs(ours - theirs) <= 1e-29 * abs(exact)
+        assert abs(ours - exact) <= 1e-28 * abs(exact)
+        assert abs(gauss_legendre(lambda t: t**7, [-1, 3]) - (3**8 - 1) / mpmath.mpf(8)) <= 1e-26
+
+
+@pytest.mark.parametrize("frequency", ["0.3", "2.5", "5.9"])
+def test_fourier_integral_matches_closed_form_and_mpmath_quad(frequency):
+    # int_0^inf e^{-t} e^{-i w t} dt = 1/(1 + i w) (cut at 128: e^{-128} ~ 3e-56), and on one panel
+    # [-1, 2] the same sum as mpmath.quad's Gauss-Legendre of g(t) e^{-iwt} (paired nodes, one
+    # cos/sin per pair): relative 1e-28 at 30 digits (a few units of the last place)
+    from theory.fourier import fourier_integral
+
+    with mpmath.workdps(30):
+        w = mpmath.mpf(frequency)
+        g = lambda t: mpmath.exp(-t)  # noqa: E731
+        panels = [0, mpmath.mpf(1) / 2] + [2**k for k in range(8)]
+        assert abs(fourier_integral(g, panels, w) - 1 / (1 + 1j * w)) <= 1e-28
+        h = lambda t: t**3 * mpmath.exp(-t**2 / 3)  # noqa: E731
+        ours = fourier_integral(h, [-1, 2], w)
+        theirs = mpmath.quad(lambda t: h(t) * mpmath.expj(-w * t), [-1, 2], method="gauss-legendre")
+        assert abs(ours - theirs) <= 1e-28 * abs(theirs)

@@ -85,32 +85,6 @@ def hyperbolic_form(expr: sp.Expr, var: sp.Symbol) -> sp.Expr:
     return result.xreplace({u: sp.exp(base * var)})
 
 
-def tidy(expr: sp.Expr, var: sp.Symbol | None = None, seconds: float = 2.0,
-         thorough: bool = False) -> sp.Expr:
-    """A short equivalent form of ``expr``: the fewest operations among a few cheap rewrites.
-
-    Candidates: the expression itself, ``factor``, ``cancel``, the cosh/sinh fold of
-    :func:`hyperbolic_form` in ``var`` and, when ``thorough`` and the expression is small,
-    sympy's (slow) ``simplify``.  Each runs under a time limit and is skipped if it fails.
-    """
-    candidates = [expr]
-    if sp.count_ops(expr) > LARGE_OPS:  # factor/cancel on huge sums cost seconds and rarely help
-        return expr
-    rewrites = [sp.factor, sp.cancel]
-    if var is not None and expr.has(sp.exp):
-        rewrites.append(lambda e: sp.factor(hyperbolic_form(e, var)))
-    if thorough and sp.count_ops(expr) <= SIMPLIFY_MAX_OPS:
-        rewrites.append(sp.simplify)
-    for rewrite in rewrites:
-        try:
-            with time_limit(seconds, "simplification"):
-                candidates.append(rewrite(expr))
-        except (TimeLimitExceeded, ValueError, TypeError, NotImplementedError, AttributeError,
-                sp.PolynomialError):
-            continue
-    return min(candidates, key=lambda e: (sp.count_ops(e), len(str(e))))
-
-
 @lru_cache(maxsize=4096)
 def cached_limit(expr: sp.Expr, var: sp.Symbol, point: sp.Expr, direction: str = "+",
                  seconds: float = 10.0) -> sp.Expr:
@@ -152,3 +126,37 @@ def remember_unless_time_limited(mark: Callable | None = None):
         wrapper.cache_clear = remembered.clear
         return wrapper
     return decorate
+
+
+def tidy(expr: sp.Expr, var: sp.Symbol | None = None, seconds: float = 2.0,
+         thorough: bool = False) -> sp.Expr:
+    """A short equivalent form of ``expr``: the fewest operations among a few cheap rewrites.
+
+    Candidates: the expression itself, ``factor``, ``cancel``, the cosh/sinh fold of
+    :func:`hyperbolic_form` in ``var`` and, when ``thorough`` and the expression is small,
+    sympy's (slow) ``simplify``.  Each runs under a time limit and is skipped if it fails.
+    Remembered per argument for the life of the process (the same form is tidied by several
+    sections, e.g. :math:`|\\hat\\sigma|^2` for W, the kernel and its fast numeric path), unless a
+    time limit expired (:func:`remember_unless_time_limited`).
+    """
+    return _tidy(expr, var, seconds, thorough)
+
+
+@remember_unless_time_limited()
+def _tidy(expr: sp.Expr, var: sp.Symbol | None, seconds: float, thorough: bool) -> sp.Expr:
+    candidates = [expr]
+    if sp.count_ops(expr) > LARGE_OPS:  # factor/cancel on huge sums cost seconds and rarely help
+        return expr
+    rewrites = [sp.factor, sp.cancel]
+    if var is not None and expr.has(sp.exp):
+        rewrites.append(lambda e: sp.factor(hyperbolic_form(e, var)))
+    if thorough and sp.count_ops(expr) <= SIMPLIFY_MAX_OPS:
+        rewrites.append(sp.simplify)
+    for rewrite in rewrites:
+        try:
+            with time_limit(seconds, "simplification"):
+                candidates.append(rewrite(expr))
+        except (TimeLimitExceeded, ValueError, TypeError, NotImplementedError, AttributeError,
+                sp.PolynomialError):
+            continue
+    return min(candidates, key=lambda e: (sp.count_ops(e), len(str(e))))
