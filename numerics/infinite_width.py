@@ -204,7 +204,8 @@ def _flat_offset_kernel(f, anchors, init: Init, a, c, acc: Accuracy, chunk: int 
                                    anchors - p[..., None], anchors - q[..., None]], axis=-1)
             b, bw = _pieces(-big, big, cuts, order)
             values = f(p[..., None] + b) * f(q[..., None] + b)
-            total[lo:lo + span] += w_weights[o:o + nodes] @ np.sum(bw * values, axis=-1) / (2 * big)
+            values *= bw
+            total[lo:lo + span] += w_weights[o:o + nodes] @ np.sum(values, axis=-1) / (2 * big)
     out = np.empty((len(a), len(c)))
     out[rows, cols] = total
     if symmetric:
@@ -238,7 +239,7 @@ def _gaussian_kernel(f, anchors, breaks, init: Init, a, c, acc: Accuracy, chunk:
                              np.broadcast_to((anchors / sd1)[:, None, :], (*shape, len(anchors))),
                              crossings.reshape(*shape, -1)], axis=-1)
         z, zw = _pieces(-cut, cut, zc, acc.order)  # (R, N, Z)
-        zw = zw * np.exp(-z**2 / 2) / np.sqrt(2 * np.pi)
+        _times_normal_density(zw, z)
         u = sd1[..., None] * z
         mu = slope[..., None] * u
         tiny = tau < 1e-9 * np.sqrt(s22)[None, :]
@@ -246,11 +247,23 @@ def _gaussian_kernel(f, anchors, breaks, init: Init, a, c, acc: Accuracy, chunk:
         tcuts = np.concatenate([np.broadcast_to(panel_cuts, (*mu.shape, len(panel_cuts))),
                                 (anchors - mu[..., None]) / safe[..., None]], axis=-1)
         s, sw = _pieces(-cut, cut, tcuts, acc.order)
-        sw = sw * np.exp(-s**2 / 2) / np.sqrt(2 * np.pi)
-        inner = np.sum(sw * f(mu[..., None] + safe[..., None] * s), axis=-1)  # E[f(u') | u]
+        _times_normal_density(sw, s)
+        s *= safe[..., None]
+        s += mu[..., None]  # u' = mu + tau s
+        inner = np.sum(sw * f(s), axis=-1)  # E[f(u') | u]
         inner = np.where(tiny[:, :, None], f(mu), inner)
         out[lo:lo + rows] = np.sum(zw * f(u) * inner, axis=-1)
     return out
+
+
+def _times_normal_density(weights: np.ndarray, z: np.ndarray) -> None:
+    r"""``weights`` :math:`\cdot\,e^{-z^2/2}/\sqrt{2\pi}` in place (the operations of
+    ``weights * np.exp(-z**2 / 2) / np.sqrt(2 * np.pi)`` in one buffer, the same numbers)."""
+    density = np.square(z)
+    density *= -0.5
+    np.exp(density, out=density)
+    weights *= density
+    weights /= np.sqrt(2 * np.pi)
 
 
 def _panels(lo: float, hi: float, width: float, order: int) -> tuple[np.ndarray, np.ndarray]:
@@ -270,7 +283,7 @@ def _feature_nodes(init: Init, a: np.ndarray, c: np.ndarray, acc: Accuracy):
         scale = max(init.s_b, init.s_w * reach)  # the largest standard deviation of w x + b
         # two Gaussian coordinates over 17 standard deviations: two more nodes per panel, as the per-pair rule
         z, zw = _panels(-GAUSS_CUT, GAUSS_CUT, acc.width / scale, acc.order + 2)
-        zw = zw * np.exp(-z**2 / 2) / np.sqrt(2 * np.pi)
+        _times_normal_density(zw, z)
         zw_w, zw_b = np.meshgrid(z, z, indexing="ij")
         weights = np.outer(zw, zw).ravel()
         return init.s_w * zw_w.reshape(-1, 1), init.s_b * zw_b.ravel(), weights
