@@ -301,13 +301,13 @@ def _feature_kernel(f, init: Init, a: np.ndarray, c: np.ndarray, acc: Accuracy, 
     w, b, weights = _feature_nodes(init, a, c, acc)
     symmetric = a.shape == c.shape and np.array_equal(a, c)
     step = max(1, chunk // max(len(a), len(c)))
-    out = np.zeros((len(a), len(c)))
+    transposed = np.zeros((len(c), len(a)))  # K^T: the weights scale the smaller block of features (c: the data)
     for lo in range(0, len(b), step):
         part = slice(lo, lo + step)
         fa = f(a @ w[part].T + b[part])
         fc = fa if symmetric else f(c @ w[part].T + b[part])
-        out += (fa * weights[part]) @ fc.T
-    return (out + out.T) / 2 if symmetric else out
+        transposed += (fc * weights[part]) @ fa.T
+    return (transposed + transposed.T) / 2 if symmetric else np.ascontiguousarray(transposed.T)
 
 
 def _digest(*arrays) -> str:
