@@ -117,10 +117,12 @@ class ShallowNetwork:
         _, gen = generators(seed)
         half = width // 2 if init.antisymmetric else width
         w, b = _first_layer(init, half, dim, gen)
-        v = torch.randn(half, generator=gen, dtype=torch.float64) * init.s_v
+        # v is drawn last: with s_v = 0 (random features) its draw would only be multiplied by 0
+        v = (torch.randn(half, generator=gen, dtype=torch.float64) * init.s_v if init.s_v
+             else torch.zeros(half, dtype=torch.float64))
         if init.antisymmetric:
             w, b, v = torch.cat([w, w]), torch.cat([b, b]), torch.cat([v, -v])
-        self.w, self.b, self.v = (t.clone().requires_grad_(True) for t in (w, b, v))
+        self.w, self.b, self.v = (t.requires_grad_(True) for t in (w, b, v))  # fresh tensors: no copies
 
     @classmethod
     def from_weights(cls, act: Activation, w, b, v=None, parameterization: str = "standard") -> "ShallowNetwork":
