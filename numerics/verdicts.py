@@ -100,8 +100,10 @@ class Measurement:
     def mean(cls, values) -> "Measurement":
         r"""The mean of replicates with the Student-t interval
         :math:`\bar x \pm t_{0.975, n-1}\, s/\sqrt n`; one replicate gives an unbounded interval
-        (no estimate of the spread), any non-finite replicate a NaN estimate."""
-        from scipy import stats
+        (no estimate of the spread), any non-finite replicate a NaN estimate.  The quantile is
+        ``scipy.special.stdtrit`` (what ``scipy.stats.t.ppf`` calls, without importing
+        ``scipy.stats``: 0.3 s per worker process)."""
+        from scipy.special import stdtrit
 
         values = tuple(float(v) for v in values)
         n = len(values)
@@ -113,7 +115,7 @@ class Measurement:
         if n == 1:
             return cls(mean, (-INF, INF), 1, "t", values)
         sd = math.sqrt(math.fsum((v - mean) ** 2 for v in values) / (n - 1))
-        half = float(stats.t.ppf(0.5 + LEVEL / 2, n - 1)) * sd / math.sqrt(n)
+        half = float(stdtrit(n - 1, 0.5 + LEVEL / 2)) * sd / math.sqrt(n)
         return cls(mean, (mean - half, mean + half), n, "t", values)
 
     @classmethod
@@ -123,9 +125,9 @@ class Measurement:
         (Wilson 1927; good coverage already at small n, unlike the Wald interval)."""
         if n <= 0 or not 0 <= successes <= n:
             raise IbcheckError(f"a proportion needs 0 <= k <= n and n > 0, got k = {successes}, n = {n}")
-        from scipy import stats
+        from scipy.special import ndtri
 
-        z = float(stats.norm.ppf(0.5 + LEVEL / 2))
+        z = float(ndtri(0.5 + LEVEL / 2))  # the standard normal quantile, as scipy.stats.norm.ppf
         p = successes / n
         centre = (p + z * z / (2 * n)) / (1 + z * z / n)
         half = z * math.sqrt(p * (1 - p) / n + z * z / (4 * n * n)) / (1 + z * z / n)
