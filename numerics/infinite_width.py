@@ -24,8 +24,10 @@ The expectations are computed by deterministic quadrature, never by sampling:
   circle in 2D, the periodic trapezoid rule) the integral over b is split at every point where
   :math:`w\cdot x + b` or :math:`w\cdot x' + b` crosses a breakpoint of :math:`\sigma` (and, for
   non-polynomial pieces, at :math:`0, \pm1, \pm3, \pm9, \pm27` around them), and each piece gets
-  Gauss-Legendre nodes: piecewise-polynomial integrands (ReLU, |x|, ReLU^k, step) are integrated
-  exactly in b.
+  Gauss-Legendre nodes.  Where every piece of :math:`\sigma^{(k)}` is a polynomial of degree at most
+  m (ReLU, |x|, ReLU^k, step) the integrand is a polynomial of degree at most 2m on each piece,
+  which m + 1 Gauss-Legendre nodes integrate exactly: the b-integral is then exact (its closed
+  form, up to rounding) and costs m + 1 evaluations per piece.
 * ``gaussian`` init (any dimension): :math:`(u, u') = (w\cdot x + b, w\cdot x' + b)` is a centred
   Gaussian pair with :math:`\Sigma_{11} = s_w^2|x|^2 + s_b^2`, :math:`\Sigma_{12} = s_w^2 x\cdot x' + s_b^2`;
   :math:`\mathbb E[\sigma(u)\sigma(u')] = \mathbb E_u[\sigma(u)\,\mathbb E[\sigma(u')\mid u]]`, both
@@ -62,6 +64,7 @@ from functools import lru_cache
 
 import numpy as np
 import sympy as sp
+import torch
 
 from theory.activations import Activation
 from theory.errors import IbcheckError
@@ -70,7 +73,7 @@ from theory.gaussian_kernels import gaussian_kernel
 from theory.symbols import x as X
 
 from .kernel_interpolation import as_points
-from .networks import BLOCK_ENTRIES, Init
+from .networks import BLOCK_ENTRIES, Init, kernel_descent_weights
 from .torch_activation import ARRAYS
 
 #: anchors around each breakpoint for non-polynomial pieces (where tanh, GELU, ... change shape)
@@ -106,27 +109,38 @@ def _legendre(order: int):
 
 
 def _pieces(lo, hi, cuts, order: int):
-    """Gauss-Legendre nodes and weights on [lo, hi] split at ``cuts`` (last axis), batched."""
-    cuts = np.clip(cuts, lo[..., None], hi[..., None])
-    edges = np.sort(np.concatenate([lo[..., None], cuts, hi[..., None]], axis=-1), axis=-1)
+    """Gauss-Legendre nodes and weights on [lo, hi] split at ``cuts`` (last axis), batched; ``lo`` and
+    ``hi`` are numbers or arrays of the batch's shape.
+
+    The products with the ``order`` nodes of each piece (a short last axis) run through torch's
+    broadcasting, 2-4x faster than numpy's there, the same numbers."""
+    edges = np.empty((*cuts.shape[:-1], cuts.shape[-1] + 2))
+    inner = edges[..., 1:-1]
+    np.clip(cuts, np.expand_dims(lo, -1), np.expand_dims(hi, -1), out=inner)
+    inner.sort(axis=-1)  # the clipped cuts lie in [lo, hi]: the edges are sorted
+    edges[..., 0], edges[..., -1] = lo, hi
     left, right = edges[..., :-1], edges[..., 1:]
-    half, mid = (right - left) / 2, (right + left) / 2
-    t, w = _legendre(order)
-    nodes = (mid[..., None] + half[..., None] * t).reshape(*mid.shape[:-1], -1)
-    weights = (half[..., None] * w).reshape(*mid.shape[:-1], -1)
-    return nodes, weights
+    half, mid = torch.from_numpy((right - left) / 2)[..., None], torch.from_numpy((right + left) / 2)[..., None]
+    t, w = (torch.from_numpy(v) for v in _legendre(order))
+    nodes = (half * t).add_(mid).numpy()
+    weights = (half * w).numpy()
+    return nodes.reshape(*mid.shape[:-2], -1), weights.reshape(*mid.shape[:-2], -1)
 
 
-def _polynomial_pieces(act: Activation) -> bool:
-    """Every piece of sigma is a polynomial (ReLU, |x|, ReLU^k, step): Gauss-Legendre is exact per piece."""
-    return act.homogeneity_degree is not None or all(sp.S(p).is_polynomial(X) for p in act.pieces.pieces)
+def _polynomial_degree(act: Activation, derivative: int = 0) -> int | None:
+    r"""The largest degree of the pieces of :math:`\sigma^{(k)}` (k = ``derivative``) where every piece is a
+    polynomial (ReLU, |x|, ReLU^k, step), else None."""
+    pieces = [sp.diff(sp.S(p), X, derivative) for p in act.pieces.pieces]
+    if not all(p.is_polynomial(X) for p in pieces):
+        return None
+    return max((sp.Poly(p, X).degree() for p in pieces if p != 0), default=0)
 
 
 def _anchors(act: Activation) -> np.ndarray:
     """Points of the pre-activation where the pieces of sigma change (or, for non-polynomial
     pieces, change shape)."""
     breaks = np.array([float(b) for b in act.pieces.breaks], dtype=float)
-    if _polynomial_pieces(act):
+    if _polynomial_degree(act) is not None:
         return breaks
     around = breaks if len(breaks) else np.zeros(1)
     return np.unique(np.concatenate([breaks, (around[:, None] + np.array(SMOOTH_ANCHORS)).ravel()]))
@@ -161,11 +175,15 @@ def _first_layer_nodes(init: Init, dim: int, acc: Accuracy) -> tuple[np.ndarray,
                        f"(available: uniform in 1D, directions in 1D/2D, gaussian in any dimension)")
 
 
-def _flat_offset_kernel(f, anchors, init: Init, a, c, acc: Accuracy, chunk: int = BLOCK_ENTRIES) -> np.ndarray:
-    r""":math:`\mathbb E_w \frac1{2A}\int_{-A}^{A} f(w\cdot a + b) f(w\cdot c + b)\,db` (module docstring).
+def _flat_offset_kernel(f, anchors, init: Init, a, c, acc: Accuracy, chunk: int = BLOCK_ENTRIES,
+                        order: int | None = None) -> np.ndarray:
+    r""":math:`\mathbb E_w \frac1{2A}\int_{-A}^{A} f(w\cdot a + b) f(w\cdot c + b)\,db` (module docstring),
+    ``order`` Gauss-Legendre nodes per piece in b (default ``acc.order``, which also sets the
+    first-layer nodes).
 
     The integral is symmetric in (a, c) and its nodes are too, so for ``a`` equal to ``c`` only the
     pairs i <= j are integrated and mirrored."""
+    order = order or acc.order
     w_nodes, w_weights = _first_layer_nodes(init, a.shape[1], acc)
     big = _offset_range(init)
     panel_cuts = np.linspace(-big, big, acc.panels + 1)[1:-1]
@@ -175,7 +193,7 @@ def _flat_offset_kernel(f, anchors, init: Init, a, c, acc: Accuracy, chunk: int 
     else:
         rows, cols = (index.ravel() for index in np.indices((len(a), len(c))))
     p_all, q_all = (w_nodes @ a.T)[:, rows], (w_nodes @ c.T)[:, cols]  # (O, P): node x pair
-    budget = max(1, chunk // ((len(panel_cuts) + 2 * len(anchors) + 1) * acc.order))  # (node, pair)s at once
+    budget = max(1, chunk // ((len(panel_cuts) + 2 * len(anchors) + 1) * order))  # (node, pair)s at once
     span = min(len(rows), budget)
     nodes = max(1, budget // span)
     total = np.zeros(len(rows))
@@ -184,9 +202,10 @@ def _flat_offset_kernel(f, anchors, init: Init, a, c, acc: Accuracy, chunk: int 
             p, q = p_all[o:o + nodes, lo:lo + span], q_all[o:o + nodes, lo:lo + span]  # (k, s)
             cuts = np.concatenate([np.broadcast_to(panel_cuts, (*p.shape, len(panel_cuts))),
                                    anchors - p[..., None], anchors - q[..., None]], axis=-1)
-            b, bw = _pieces(np.full(p.shape, -big), np.full(p.shape, big), cuts, acc.order)
+            b, bw = _pieces(-big, big, cuts, order)
             values = f(p[..., None] + b) * f(q[..., None] + b)
-            total[lo:lo + span] += w_weights[o:o + nodes] @ np.sum(bw * values, axis=-1) / (2 * big)
+            values *= bw
+            total[lo:lo + span] += w_weights[o:o + nodes] @ np.sum(values, axis=-1) / (2 * big)
     out = np.empty((len(a), len(c)))
     out[rows, cols] = total
     if symmetric:
@@ -219,20 +238,32 @@ def _gaussian_kernel(f, anchors, breaks, init: Init, a, c, acc: Accuracy, chunk:
         zc = np.concatenate([np.broadcast_to(panel_cuts, (*shape, len(panel_cuts))),
                              np.broadcast_to((anchors / sd1)[:, None, :], (*shape, len(anchors))),
                              crossings.reshape(*shape, -1)], axis=-1)
-        z, zw = _pieces(np.full(shape, -cut), np.full(shape, cut), zc, acc.order)  # (R, N, Z)
-        zw = zw * np.exp(-z**2 / 2) / np.sqrt(2 * np.pi)
+        z, zw = _pieces(-cut, cut, zc, acc.order)  # (R, N, Z)
+        _times_normal_density(zw, z)
         u = sd1[..., None] * z
         mu = slope[..., None] * u
         tiny = tau < 1e-9 * np.sqrt(s22)[None, :]
         safe = np.where(tiny, 1.0, tau)[:, :, None]
         tcuts = np.concatenate([np.broadcast_to(panel_cuts, (*mu.shape, len(panel_cuts))),
                                 (anchors - mu[..., None]) / safe[..., None]], axis=-1)
-        s, sw = _pieces(np.full(mu.shape, -cut), np.full(mu.shape, cut), tcuts, acc.order)
-        sw = sw * np.exp(-s**2 / 2) / np.sqrt(2 * np.pi)
-        inner = np.sum(sw * f(mu[..., None] + safe[..., None] * s), axis=-1)  # E[f(u') | u]
+        s, sw = _pieces(-cut, cut, tcuts, acc.order)
+        _times_normal_density(sw, s)
+        s *= safe[..., None]
+        s += mu[..., None]  # u' = mu + tau s
+        inner = np.sum(sw * f(s), axis=-1)  # E[f(u') | u]
         inner = np.where(tiny[:, :, None], f(mu), inner)
         out[lo:lo + rows] = np.sum(zw * f(u) * inner, axis=-1)
     return out
+
+
+def _times_normal_density(weights: np.ndarray, z: np.ndarray) -> None:
+    r"""``weights`` :math:`\cdot\,e^{-z^2/2}/\sqrt{2\pi}` in place (the operations of
+    ``weights * np.exp(-z**2 / 2) / np.sqrt(2 * np.pi)`` in one buffer, the same numbers)."""
+    density = np.square(z)
+    density *= -0.5
+    np.exp(density, out=density)
+    weights *= density
+    weights /= np.sqrt(2 * np.pi)
 
 
 def _panels(lo: float, hi: float, width: float, order: int) -> tuple[np.ndarray, np.ndarray]:
@@ -252,7 +283,7 @@ def _feature_nodes(init: Init, a: np.ndarray, c: np.ndarray, acc: Accuracy):
         scale = max(init.s_b, init.s_w * reach)  # the largest standard deviation of w x + b
         # two Gaussian coordinates over 17 standard deviations: two more nodes per panel, as the per-pair rule
         z, zw = _panels(-GAUSS_CUT, GAUSS_CUT, acc.width / scale, acc.order + 2)
-        zw = zw * np.exp(-z**2 / 2) / np.sqrt(2 * np.pi)
+        _times_normal_density(zw, z)
         zw_w, zw_b = np.meshgrid(z, z, indexing="ij")
         weights = np.outer(zw, zw).ravel()
         return init.s_w * zw_w.reshape(-1, 1), init.s_b * zw_b.ravel(), weights
@@ -270,13 +301,13 @@ def _feature_kernel(f, init: Init, a: np.ndarray, c: np.ndarray, acc: Accuracy, 
     w, b, weights = _feature_nodes(init, a, c, acc)
     symmetric = a.shape == c.shape and np.array_equal(a, c)
     step = max(1, chunk // max(len(a), len(c)))
-    out = np.zeros((len(a), len(c)))
+    transposed = np.zeros((len(c), len(a)))  # K^T: the weights scale the smaller block of features (c: the data)
     for lo in range(0, len(b), step):
         part = slice(lo, lo + step)
         fa = f(a @ w[part].T + b[part])
         fc = fa if symmetric else f(c @ w[part].T + b[part])
-        out += (fa * weights[part]) @ fc.T
-    return (out + out.T) / 2 if symmetric else out
+        transposed += (fc * weights[part]) @ fa.T
+    return (transposed + transposed.T) / 2 if symmetric else np.ascontiguousarray(transposed.T)
 
 
 def _digest(*arrays) -> str:
@@ -342,11 +373,12 @@ def _computed_kernel(act: Activation, init: Init, a: np.ndarray, c: np.ndarray, 
     if not len(act.pieces.breaks) and (init.kind != "gaussian" or a.shape[1] == 1):
         return _feature_kernel(f, init, a, c, acc)
     anchors = _anchors(act)
-    if _polynomial_pieces(act) and init.kind != "gaussian":
-        acc = replace(acc, panels=1)  # exact per piece: the breakpoints are the only cuts needed
     if init.kind == "gaussian":  # two nested Gaussian integrals over 17 standard deviations: more nodes
         breaks = np.array([float(b) for b in act.pieces.breaks], dtype=float)
         return _gaussian_kernel(f, anchors, breaks, init, a, c, replace(acc, order=acc.order + 2))
+    degree = _polynomial_degree(act, derivative)
+    if degree is not None:  # exact per piece (module docstring): the breakpoints are the only cuts needed
+        return _flat_offset_kernel(f, anchors, init, a, c, replace(acc, panels=1), order=degree + 1)
     return _flat_offset_kernel(f, anchors, init, a, c, acc)
 
 
@@ -405,9 +437,6 @@ class Prediction:
 def _solve(k_points: np.ndarray, k_data: np.ndarray, y: np.ndarray, steps: int | None, lr: float | None) -> np.ndarray:
     """:math:`K(x, X)\\alpha` with the kernel-descent weights of
     :func:`numerics.networks.kernel_descent_weights` (T = ``steps`` steps of size ``lr``; None: infinite time)."""
-    import torch
-
-    from .networks import kernel_descent_weights
     gram = torch.as_tensor(k_data * (1.0 if lr is None else lr))
     alpha = kernel_descent_weights(gram, -torch.as_tensor(y, dtype=torch.float64), steps, what="the infinite-width kernel")
     return k_points * (1.0 if lr is None else lr) @ alpha.numpy()

@@ -117,10 +117,12 @@ class ShallowNetwork:
         _, gen = generators(seed)
         half = width // 2 if init.antisymmetric else width
         w, b = _first_layer(init, half, dim, gen)
-        v = torch.randn(half, generator=gen, dtype=torch.float64) * init.s_v
+        # v is drawn last: with s_v = 0 (random features) its draw would only be multiplied by 0
+        v = (torch.randn(half, generator=gen, dtype=torch.float64) * init.s_v if init.s_v
+             else torch.zeros(half, dtype=torch.float64))
         if init.antisymmetric:
             w, b, v = torch.cat([w, w]), torch.cat([b, b]), torch.cat([v, -v])
-        self.w, self.b, self.v = (t.clone().requires_grad_(True) for t in (w, b, v))
+        self.w, self.b, self.v = (t.requires_grad_(True) for t in (w, b, v))  # fresh tensors: no copies
 
     @classmethod
     def from_weights(cls, act: Activation, w, b, v=None, parameterization: str = "standard") -> "ShallowNetwork":
@@ -198,22 +200,38 @@ class ShallowNetwork:
 
         ``layers='output'`` keeps only the first term (random features).  ``lr`` is one step size
         or one per parameter (v, w, b), as given to :func:`train`.  Formed in blocks of
-        :data:`CHUNK` neurons; shape (N1, N2).
+        :data:`CHUNK` neurons; shape (N1, N2).  Where ``x2`` is a view of the first rows of ``x1``
+        (``x1[:m]``, or ``x1`` itself) its features are those rows of ``x1``'s, not formed again.
         """
+        return self._kernel_and_output(x1, x2, layers, lr)[0]
+
+    def _kernel_and_output(self, x1: torch.Tensor, x2: torch.Tensor, layers: str, lr,
+                           output: bool = False) -> tuple[torch.Tensor, torch.Tensor | None]:
+        """:meth:`tangent_kernel` and, with ``output``, :math:`f(x_1)` from the same features (what
+        :meth:`evaluate` returns, the same operations in the same blocks)."""
         eta_v, eta_w, eta_b = _rates(lr)
         _check_layers(layers)
         derivative = self._derivative() if layers == "all" else None
-        out = torch.zeros(len(x1), len(x2), dtype=torch.float64)
-        with torch.no_grad(), threads.for_entries(out.numel()):
+        leading = _leading_rows(x1, x2)
+        # K^T: (N2, n) @ (n, N1) with the short side first runs 1.4-1.8x faster than (N1, n) @ (n, N2)
+        transposed = torch.zeros(len(x2), len(x1), dtype=torch.float64)
+        values = torch.zeros(len(x1), dtype=torch.float64) if output else None
+        with torch.no_grad(), threads.for_entries(transposed.numel()):
             for lo in range(0, self.width, CHUNK):
                 part = slice(lo, lo + CHUNK)
                 z1 = torch.addmm(self.b[part], x1, self.w[part].T)
-                z2 = torch.addmm(self.b[part], x2, self.w[part].T)
-                out += eta_v * (self.sigma(z1) @ self.sigma(z2).T)  # scale the (N1, N2) product, not the features
+                z2 = z1[:len(x2)] if leading else torch.addmm(self.b[part], x2, self.w[part].T)
+                s1 = self.sigma(z1)
+                s2 = s1[:len(x2)] if leading else self.sigma(z2)
+                transposed += eta_v * (s2 @ s1.T)  # scale the (N2, N1) product, not the features
+                if output:
+                    values += s1 @ self.v[part]
                 if derivative is not None:
-                    d1, d2 = derivative(z1) * self.v[part], derivative(z2) * self.v[part]
-                    out += (d1 @ d2.T) * (eta_w * (x1 @ x2.T) + eta_b)
-        return out * self.output_scale**2
+                    d1 = derivative(z1) * self.v[part]
+                    d2 = d1[:len(x2)] if leading else derivative(z2) * self.v[part]
+                    transposed += (d2 @ d1.T) * (eta_w * (x2 @ x1.T) + eta_b)
+        kernel = transposed.T.contiguous() * self.output_scale**2
+        return kernel, None if values is None else values * self.output_scale
 
     def jacobian(self, x: torch.Tensor, layers: str = "all") -> torch.Tensor:
         r""":math:`\partial f(x_j)/\partial(v, w, b)` as an (N, P) matrix, columns ordered v, w (row-major), b
@@ -241,6 +259,12 @@ class ShallowNetwork:
                 part = slice(lo, lo + CHUNK)
                 out += self.sigma(torch.addmm(self.b[part], x, self.w[part].T)) @ self.v[part]
         return out * self.output_scale
+
+
+def _leading_rows(x1: torch.Tensor, x2: torch.Tensor) -> bool:
+    """``x2`` is a view of ``x1[:len(x2)]`` (the same memory and strides), e.g. ``x1`` itself."""
+    return (x2.ndim == x1.ndim == 2 and x2.shape[1] == x1.shape[1] and len(x2) <= len(x1)
+            and x2.dtype == x1.dtype and x2.stride() == x1.stride() and x2.data_ptr() == x1.data_ptr())
 
 
 def _rates(lr) -> tuple[float, float, float]:
@@ -279,9 +303,9 @@ class LinearizedSolution:
 
     def __call__(self, points) -> np.ndarray:
         points = as_tensor(points)
-        k = self.network.tangent_kernel(points, self.x, self.layers, self.lr)
-        start = self.network.evaluate(points) if bool(torch.any(self.network.v != 0)) else 0.0
-        return (start + k @ self.weights).numpy()
+        started = bool(torch.any(self.network.v != 0))  # else f_0 = 0
+        k, start = self.network._kernel_and_output(points, self.x, self.layers, self.lr, output=started)
+        return ((0.0 if start is None else start) + k @ self.weights).numpy()
 
 
 def kernel_descent_weights(gram: torch.Tensor, residual: torch.Tensor, steps: int | None = None,
@@ -315,8 +339,8 @@ def linearized_solution(net: ShallowNetwork, x, y, layers: str = "all", lr: floa
     """
     x = as_tensor(x)
     y = torch.as_tensor(np.asarray(y, dtype=float), dtype=torch.float64)
-    gram = net.tangent_kernel(x, x, layers, lr)
-    weights = kernel_descent_weights(gram, net.evaluate(x) - y, steps, what=net.describe,
+    gram, start = net._kernel_and_output(x, x, layers, lr, output=True)
+    weights = kernel_descent_weights(gram, start - y, steps, what=net.describe,
                                      max_condition=max_condition)
     return LinearizedSolution(net.snapshot(), x, layers, lr, steps, weights)
 

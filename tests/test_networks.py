@@ -303,3 +303,30 @@ def test_numpy_kernels_for_plain_tensors_keep_torch_values_and_gradients(name):
     with torch.no_grad():
         np.testing.assert_allclose(torch.func.vmap(sigma)(u.reshape(3, -1)).numpy().ravel(), sigma(u).numpy(),
                                    rtol=4 * np.finfo(float).eps, atol=0)
+
+
+@pytest.mark.parametrize("layers", ["output", "all"])
+def test_tangent_kernel_over_many_blocks_reuses_leading_rows_and_returns_f0(layers):
+    """Over several blocks of CHUNK neurons: the kernel with x2 a view of x1's first rows (its features
+    reused), with x2 = x1, and with x2 a copy of those rows (features formed again) all equal the explicit
+    Jacobian product; the f(x1) formed with the kernel is :meth:`evaluate`'s, bit for bit."""
+    from numerics import networks
+
+    net = ShallowNetwork(theory.activation("gelu"), 2 * networks.CHUNK + 300, 2, Init("gaussian", s_v=1.0), "ntk", 3)
+    x1 = as_tensor(np.random.default_rng(1).normal(size=(9, 2)))
+    jac = net.jacobian(x1, layers)
+    rates = (0.3, 2.0, 5.0)
+    eta = torch.cat([torch.full((net.width,), rates[0], dtype=torch.float64),
+                     torch.full((2 * net.width,), rates[1], dtype=torch.float64),
+                     torch.full((net.width,), rates[2], dtype=torch.float64)])[:jac.shape[1]]
+    expected = (jac * eta) @ jac.T
+    assert networks._leading_rows(x1, x1[:4]) and networks._leading_rows(x1, x1)
+    assert not networks._leading_rows(x1, x1[1:5]) and not networks._leading_rows(x1, x1[:4].clone())
+    for x2 in (x1[:4], x1, x1[:4].clone()):
+        kernel, values = net._kernel_and_output(x1, x2, layers, rates, output=True)
+        torch.testing.assert_close(kernel, expected[:, :len(x2)], rtol=1e-12, atol=1e-14)
+        assert torch.equal(values, net.evaluate(x1))
+    small = tuple(r / 10 for r in rates)
+    lin = linearized_solution(net, x1[:4], np.zeros(4), layers, small, steps=3)  # f_lin = f_0 + K(x, X) weights
+    direct = net.evaluate(x1) + net.tangent_kernel(x1, x1[:4].clone(), layers, small) @ lin.weights
+    np.testing.assert_allclose(lin(x1), direct.numpy(), rtol=1e-12, atol=1e-14)
