@@ -177,3 +177,62 @@ def test_unbound_parameters_and_unknown_backends_are_refused():
         compile_expressions([X, a * X])
     with pytest.raises(IbcheckError, match="unknown numeric backend"):
         compile_expressions([X], "fortran")
+
+
+#: the pre-activations where e^u, e^{2u} or x e^x leave float64 (30-40: 1 - sigmoid cancels;
+#: 356: e^{2u} overflows; 709.78: e^u overflows), both signs, and a few ordinary ones
+_LARGE = (30, 37, 40, 300, 356, 400, 700, 709.7, 709.8, 710, 800, 1000)
+_GRID = sorted({s * v for v in _LARGE for s in (1, -1)} | {0.0, 0.5, -1.25, 3.0})
+#: every value here is a sum of at most three terms of one sign (checked: no cancellation at these u)
+#: each a product of <= 6 operations of <= 4 ulps (exp, erfc, sigmoid from one exp); sin and cos at
+#: |u| = 1000 add the argument reduction (< 1 ulp in numpy/torch): 1e-13 = 450 ulps covers them
+_RELATIVE = 1e-13
+_TINY = np.finfo(float).tiny   # below the smallest normal a value is compared absolutely
+
+
+def _reference(expr: sp.Expr, u: float) -> float:
+    """``expr`` at ``u`` by sympy's own evalf (not this module's compiler) at 500 digits: 1 + e^{-1000}
+    needs 435 before log(1 + e^u) has one correct digit; rounded to float64."""
+    return float(sp.re(expr.evalf(500, subs={X: sp.Float(u, 500)})))
+
+
+def _close(got: float, want: float) -> bool:
+    if np.isinf(want) or np.isinf(got):
+        return got == want
+    return abs(got - want) <= _RELATIVE * abs(want) + _TINY
+
+
+def _evaluable(name: str):
+    act = theory.activation(name)
+    return [(k, act.derivative(k)) for k in range(3) if not act.derivative(k).has(sp.DiracDelta)]
+
+
+@pytest.mark.parametrize("backend", ["numpy", "torch", "arrays"])
+@pytest.mark.parametrize("name", theory.builtin_names())
+def test_builtins_and_derivatives_match_mpmath_at_large_preactivations(name, backend):
+    """sigma, sigma', sigma'' of every built-in at |u| up to 1000, where e^u overflows: the lowering
+    must neither return NaN (inf/inf, inf * 0) nor lose every digit (1 + erf(-30) = 0, 1 - sigmoid(40))."""
+    import torch
+
+    import numerics.torch_activation  # noqa: F401  (registers torch and arrays)
+
+    act = theory.activation(name)
+    for k, expr in _evaluable(name):
+        f = act.numeric(backend, k)
+        u = np.array(_GRID)
+        got = np.asarray(f(torch.tensor(u)) if backend == "torch" else f(u), dtype=float)
+        got = np.broadcast_to(got, u.shape)
+        bad = [(x, g, _reference(expr, x)) for x, g in zip(u, got) if not _close(g, _reference(expr, x))]
+        assert not bad, f"{name} derivative {k} ({backend}): (u, got, mpmath) {bad[:4]}"
+
+
+@pytest.mark.parametrize("name", ["softplus", "sigmoid", "silu", "gelu"])
+def test_limits_at_infinity(name):
+    """where the limit at +-inf is finite, the numpy value is that limit (not NaN)."""
+    act = theory.activation(name)
+    for k, expr in _evaluable(name):
+        got = act.numeric("numpy", k)(np.array([-np.inf, np.inf]))
+        want = [float(sp.limit(expr, X, s)) if sp.limit(expr, X, s).is_finite else None for s in (-sp.oo, sp.oo)]
+        for g, w in zip(np.broadcast_to(got, (2,)), want):
+            if w is not None:
+                assert g == w, f"{name} derivative {k}: {got} vs limits {want}"

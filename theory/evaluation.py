@@ -1,4 +1,4 @@
-"""Compile a sympy expression in ``x`` into a numeric function, without ``eval``.
+r"""Compile a sympy expression in ``x`` into a numeric function, without ``eval``.
 
 One compiler, several backends: ``mpmath`` (scalars, arbitrary precision, used by the
 verification of closed forms), ``numpy`` (arrays, float64) and, registered by
@@ -6,8 +6,12 @@ verification of closed forms), ``numpy`` (arrays, float64) and, registered by
 and builds nested closures; it recognises two numerically delicate patterns and uses the
 backend's stable primitive for them:
 
-* :math:`\\log(1 + e^{u})` is evaluated as ``softplus(u)`` (no overflow for large ``u``);
-* :math:`1/(1 + e^{-u})` is evaluated as ``sigmoid(u)``.
+* :math:`\log(1 + e^{u})` is evaluated as ``softplus(u)`` (no overflow for large ``u``);
+* :math:`1/(1 + e^{-u})` is evaluated as ``sigmoid(u)``;
+* a rational function of :math:`t = e^u` over :math:`(1 + t)^n` (the derivatives of softplus,
+  sigmoid and SiLU as sympy writes them) is evaluated through
+  :math:`t^k/(1+t)^n = \sigma(u)^k \sigma(-u)^{n-k}` (:func:`_sigmoid_form`): no inf/inf or
+  inf * 0 for large :math:`|u|`, and no cancellation in :math:`1 - \sigma(u)`.
 
 A distribution (``DiracDelta``) cannot be evaluated pointwise and raises
 :class:`~theory.errors.IbcheckError`.
@@ -213,6 +217,58 @@ def _sigmoid_argument(expr: sp.Expr):
     return None
 
 
+class _Sigmoid(sp.Function):
+    r"""The logistic function :math:`\sigma(u) = 1/(1 + e^{-u})` as one sympy node, so that the
+    rewritten expressions of :func:`_sigmoid_form` keep it whole (``(1 + e^{-u})^{-k}`` would merge
+    its powers); lowered to the backend's ``sigmoid``."""
+
+    nargs = 1
+
+
+def _sigmoid_form(expr: sp.Expr, var: sp.Symbol):
+    r"""``expr`` as :math:`\sum_k c_k(x)\, \sigma(u)^{k-m} \sigma(-u)^{n-k+m}` when, with
+    :math:`t = e^u` for the ``u`` of a factor :math:`(1 + e^u)^{-n}` inside it, ``expr`` is
+    :math:`\sum_k c_k(x) t^k / (c\, t^m (1 + t)^n)` (``c_k`` free of ``t``); else None.
+
+    The identity :math:`t^k/(1+t)^n = (t/(1+t))^k (1/(1+t))^{n-k} = \sigma(u)^k\sigma(-u)^{n-k}`
+    holds for every integer ``k``; for :math:`0 \le k \le n` every factor lies in [0, 1], so the
+    value stays finite and accurate to a few ulps per term where e^u overflows (softplus'
+    e^u/(1 + e^u) is inf/inf = NaN above u = 709.8) or where a difference cancels
+    (softplus'' (1 - e^u/(1+e^u)) e^u/(1+e^u) loses all digits above u = 37)."""
+    denominators = [node for node in sp.preorder_traversal(expr) if isinstance(node, sp.Pow)
+                    and node.exp.is_Integer and node.exp < 0 and _sigmoid_argument(1 / node.base) is not None]
+    if not denominators:
+        return None
+    u = -_sigmoid_argument(1 / denominators[0].base)         # base = 1 + e^u
+    t = sp.Dummy("t")
+    try:
+        numerator, denominator = sp.fraction(sp.cancel(sp.together(expr.subs(sp.exp(u), t))))
+        top, bottom = sp.Poly(numerator, t), sp.Poly(denominator, t)
+    except sp.PolynomialError:
+        return None
+    if bottom.free_symbols_in_domain or any(c.has(t) for c in top.coeffs()):
+        return None
+    m = min(monomial[0] for monomial in bottom.monoms())
+    n = bottom.degree() - m
+    scale = bottom.LC()
+    if bottom != sp.Poly(scale * t**m * (1 + t) ** n, t):
+        return None
+    return sp.Add(*(coefficient / scale * _Sigmoid(u) ** (k - m) * _Sigmoid(-u) ** (n - k + m)
+                    for (k,), coefficient in top.terms()))
+
+
+def _erfc_form(expr: sp.Add):
+    r"""``expr`` with a pair :math:`a + a\,\mathrm{erf}(v)` of its terms written :math:`a\,\mathrm{erfc}(-v)`
+    (the same value; 1 + erf(v) is 0 in float64 below v = -5.9 where erfc(-v) keeps every digit down to
+    1e-308: GELU and its slope at negative pre-activations); None if it has no such pair."""
+    constant, _ = expr.as_coeff_Add()
+    for term in expr.args:
+        coefficient, factor = term.as_coeff_Mul()
+        if constant != 0 and coefficient == constant and isinstance(factor, sp.erf):
+            return expr - constant - term + constant * sp.erfc(-factor.args[0], evaluate=False)  # sympy would write 2 - erfc(v)
+    return None
+
+
 def _sum(*values):
     total = values[0]
     for v in values[1:]:
@@ -242,7 +298,16 @@ def _lower(expr, be: Backend, var: sp.Symbol) -> tuple[Callable, tuple]:
     arg = _sigmoid_argument(expr)
     if arg is not None:
         return be.sigmoid, (arg,)
+    if isinstance(expr, _Sigmoid):
+        return be.sigmoid, expr.args
+    if isinstance(expr, (sp.Add, sp.Mul, sp.Pow)):
+        rewritten = _sigmoid_form(expr, var)
+        if rewritten is not None:
+            return (lambda value: value), (rewritten,)
     if isinstance(expr, sp.Add):
+        rewritten = _erfc_form(expr)
+        if rewritten is not None:
+            return (lambda value: value), (rewritten,)
         return _sum, expr.args
     if isinstance(expr, sp.Mul):
         return _product, expr.args
