@@ -22,8 +22,8 @@ batched loop ~5x slower, ``benchmarks/bench_stable_rank.py``; only the update's 
 where numpy loops over n-element rows, run on torch views of the numpy buffers).
 Stable ranks and Grams of the records are formed on first use.
 
-**Tracking** on log-spaced steps: per-class and full-matrix stable rank, loss, margins and
-normalized margins :math:`q_i/\|W\|_F`, activation-pattern changes (pairs whose sign of Z
+**Tracking** on log-spaced steps: per-class and full-matrix stable rank, loss, margins,
+activation-pattern changes (pairs whose sign of Z
 changed, compared step to step), and the never-activated fraction of own-class (neuron, sample) pairs.
 
 The experiments built on this trainer are in :mod:`.experiments`, the claims they test in
@@ -250,11 +250,6 @@ class Run:
     def full(self) -> np.ndarray:
         """(R,): stable rank of the whole first layer."""
         return rank.gram_stable_rank(self.gram)
-
-    @cached_property
-    def normalized_margins(self) -> np.ndarray:
-        """(R, n): q_i / ||W||_F."""
-        return self.margins / np.sqrt(np.trace(self.gram, axis1=1, axis2=2))[:, None]
 
     @property
     def own(self) -> np.ndarray:
