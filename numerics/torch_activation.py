@@ -134,6 +134,14 @@ def _exact_softplus(u):
     return torch.nn.functional.softplus(u, threshold=37.0)
 
 
+def _all_finite(u) -> bool:
+    """Whether every entry of ``u`` is finite (one sum: inf and NaN propagate; a sum that overflows only
+    costs the compiler's slow path)."""
+    if not torch.is_tensor(u):
+        return bool(np.isfinite(np.sum(u)))
+    return bool(torch.isfinite(u.detach().sum()))
+
+
 def _power(a, b):
     if isinstance(b, int) and b < 0:
         return 1.0 / torch.pow(a, -b)
@@ -160,6 +168,8 @@ TORCH = Backend(
     maximum=_maximum,
     minimum=_minimum,
     heaviside=_heaviside,
+    all_finite=_all_finite,
+    edges=lambda: torch.tensor([-np.inf, np.inf, np.nan], dtype=torch.float64),
 )
 
 

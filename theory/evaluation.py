@@ -19,8 +19,10 @@ A distribution (``DiracDelta``) cannot be evaluated pointwise and raises
 
 from __future__ import annotations
 
+import contextlib
+import math
 from dataclasses import dataclass, field
-from typing import Any, Callable
+from typing import Any, Callable, ContextManager
 
 import mpmath
 import numpy as np
@@ -46,6 +48,13 @@ class Backend:
     maximum: Callable[[Any, Any], Any] = max
     minimum: Callable[[Any, Any], Any] = min
     heaviside: Callable[[Any, float], Any] = None  # type: ignore[assignment]
+    #: False if some entry of the argument is infinite or NaN (True may never be answered wrongly;
+    #: a False for finite entries only costs the slow path of :class:`_Program`)
+    all_finite: Callable[[Any], bool] = None  # type: ignore[assignment]
+    #: the three points -inf, +inf, NaN as one argument (None: the backend takes scalars only)
+    edges: Callable[[], Any] | None = None
+    #: a context in which overflow and invalid operations are silent
+    quiet: Callable[[], ContextManager] = contextlib.nullcontext
 
 
 _COMPARISONS_PY = {
@@ -70,9 +79,21 @@ def _mp_sigmoid(u):
     return 1 / (1 + mpmath.exp(-u))
 
 
+def _mp_all_finite(u) -> bool:
+    return bool(mpmath.isfinite(u))
+
+
+def _mp_constant(c: sp.Expr):
+    if c.is_Rational:
+        return mpmath.mpf(c.p) / c.q
+    if not c.is_finite:                          # oo, -oo, nan
+        return mpmath.mpf(float(c))
+    return mpmath.mpmathify(sp.N(c, mpmath.mp.dps + 5))
+
+
 MPMATH = Backend(
     name="mpmath",
-    constant=lambda c: mpmath.mpmathify(sp.N(c, mpmath.mp.dps + 5)) if not c.is_Rational else mpmath.mpf(c.p) / c.q,
+    constant=_mp_constant,
     functions={
         sp.exp: mpmath.exp, sp.log: mpmath.log, sp.sin: mpmath.sin, sp.cos: mpmath.cos,
         sp.tan: mpmath.tan, sp.sinh: mpmath.sinh, sp.cosh: mpmath.cosh, sp.tanh: mpmath.tanh,
@@ -88,6 +109,7 @@ MPMATH = Backend(
     maximum=max,
     minimum=min,
     heaviside=lambda u, h0: mpmath.mpf(1) if u > 0 else (mpmath.mpf(0) if u < 0 else mpmath.mpf(h0)),
+    all_finite=_mp_all_finite,
 )
 
 
@@ -154,6 +176,19 @@ def _np_heaviside(u, h0):
     return np.heaviside(u, h0)
 
 
+def _np_all_finite(u) -> bool:
+    r"""Whether every entry of ``u`` is finite, from one dot product :math:`\sum u_i^2` (inf and NaN
+    propagate into it; 0.05 ms for 1e6 entries, a twentieth of one exp over them); entries above
+    1e154 overflow it and answer False, which only sends them to the slow path."""
+    if isinstance(u, float):
+        return math.isfinite(u)
+    return math.isfinite(np.vdot(u, u))
+
+
+def _np_quiet() -> ContextManager:
+    return np.errstate(over="ignore", invalid="ignore", divide="ignore", under="ignore")
+
+
 def _scipy_special(name: str) -> Callable:
     """``scipy.special.<name>``, imported at the first call: importing scipy.special costs more than
     the rest of ``import theory`` together, and most commands (``ibcheck list``) never call it."""
@@ -184,6 +219,9 @@ NUMPY = Backend(
     maximum=np.maximum,
     minimum=np.minimum,
     heaviside=_np_heaviside,
+    all_finite=_np_all_finite,
+    edges=lambda: np.array([-np.inf, np.inf, np.nan]),
+    quiet=_np_quiet,
 )
 
 _BACKENDS: dict[str, Backend] = {"mpmath": MPMATH, "numpy": NUMPY}
@@ -218,23 +256,29 @@ def _sigmoid_argument(expr: sp.Expr):
 
 
 class _Sigmoid(sp.Function):
-    r"""The logistic function :math:`\sigma(u) = 1/(1 + e^{-u})` as one sympy node, so that the
+    r"""The logistic function :math:`S(u) = 1/(1 + e^{-u})` as one sympy node, so that the
     rewritten expressions of :func:`_sigmoid_form` keep it whole (``(1 + e^{-u})^{-k}`` would merge
     its powers); lowered to the backend's ``sigmoid``."""
 
     nargs = 1
 
 
-def _sigmoid_form(expr: sp.Expr, var: sp.Symbol):
-    r"""``expr`` as :math:`\sum_k c_k(x)\, \sigma(u)^{k-m} \sigma(-u)^{n-k+m}` when, with
-    :math:`t = e^u` for the ``u`` of a factor :math:`(1 + e^u)^{-n}` inside it, ``expr`` is
-    :math:`\sum_k c_k(x) t^k / (c\, t^m (1 + t)^n)` (``c_k`` free of ``t``); else None.
+def _sigmoid_form(expr: sp.Expr):
+    r"""``expr`` as :math:`\sum_k \frac{c_k(x)}{c(x)}\, S(u)^{k-m} S(-u)^{n-k+m}` when, with
+    :math:`t = e^u` for the ``u`` of a factor :math:`(1 + e^u)^{-n}` inside it, ``expr`` is the
+    rational function :math:`\sum_k c_k(x)\, t^k / (c(x)\, t^m (1 + t)^n)` of ``t`` (``c_k`` and ``c``
+    free of ``t``; every other exponential an integer power of ``t``); else None.
 
-    The identity :math:`t^k/(1+t)^n = (t/(1+t))^k (1/(1+t))^{n-k} = \sigma(u)^k\sigma(-u)^{n-k}`
-    holds for every integer ``k``; for :math:`0 \le k \le n` every factor lies in [0, 1], so the
-    value stays finite and accurate to a few ulps per term where e^u overflows (softplus'
-    e^u/(1 + e^u) is inf/inf = NaN above u = 709.8) or where a difference cancels
-    (softplus'' (1 - e^u/(1+e^u)) e^u/(1+e^u) loses all digits above u = 37)."""
+    The identity :math:`t^k/(1+t)^n = (t/(1+t))^k (1/(1+t))^{n-k} = S(u)^k S(-u)^{n-k}` holds for
+    every integer ``k``; for :math:`0 \le k \le n` every factor lies in [0, 1], so each term is
+    finite and accurate to a few ulps where :math:`e^u` overflows and where a difference of the
+    original form cancels: softplus' :math:`e^u/(1 + e^u)` is inf/inf = NaN above u = 709.78;
+    sympy's softplus'' :math:`(1 - e^u/(1+e^u))\, e^u/(1+e^u)` is :math:`S(u) S(-u)` but loses
+    every digit above u = 37; SiLU' :math:`x e^{-x}/(1 + e^{-x})^2 + S(x)` is 0 above x = 356
+    (:math:`(1 + e^{-x})^2` underflows in the reciprocal of its overflowing inverse) and NaN
+    below x = -709.  A term's own rounding is unchanged, so a sum of terms of opposite signs
+    cancels near a zero of ``expr`` exactly as the original sum did (absolute error a few ulps of
+    its largest term)."""
     denominators = [node for node in sp.preorder_traversal(expr) if isinstance(node, sp.Pow)
                     and node.exp.is_Integer and node.exp < 0 and _sigmoid_argument(1 / node.base) is not None]
     if not denominators:
@@ -246,7 +290,7 @@ def _sigmoid_form(expr: sp.Expr, var: sp.Symbol):
         top, bottom = sp.Poly(numerator, t), sp.Poly(denominator, t)
     except sp.PolynomialError:
         return None
-    if bottom.free_symbols_in_domain or any(c.has(t) for c in top.coeffs()):
+    if any(c.has(t) for c in top.coeffs() + bottom.coeffs()):
         return None
     m = min(monomial[0] for monomial in bottom.monoms())
     n = bottom.degree() - m
@@ -257,16 +301,47 @@ def _sigmoid_form(expr: sp.Expr, var: sp.Symbol):
                     for (k,), coefficient in top.terms()))
 
 
-def _erfc_form(expr: sp.Add):
-    r"""``expr`` with a pair :math:`a + a\,\mathrm{erf}(v)` of its terms written :math:`a\,\mathrm{erfc}(-v)`
-    (the same value; 1 + erf(v) is 0 in float64 below v = -5.9 where erfc(-v) keeps every digit down to
-    1e-308: GELU and its slope at negative pre-activations); None if it has no such pair."""
+#: the complement pairs :func:`_complement_form` writes as one function: ``(f, g, s, p, h)`` says
+#: :math:`a + s\,a\, f(v)^p = a\, h(g(v))`
+_COMPLEMENTS = (
+    (sp.erf, lambda v: -v, 1, 1, lambda w: sp.erfc(w, evaluate=False)),    # 1 + erf(v) = erfc(-v)
+    (sp.erf, lambda v: v, -1, 1, lambda w: sp.erfc(w, evaluate=False)),    # 1 - erf(v) = erfc(v)
+    (sp.tanh, lambda v: v, -1, 2, lambda w: sp.sech(w, evaluate=False) ** 2),  # 1 - tanh(v)^2 = sech(v)^2
+)
+
+
+def _complement_form(expr: sp.Add):
+    r"""``expr`` with a pair of its terms :math:`a + a\,\mathrm{erf}(v)`, :math:`a - a\,\mathrm{erf}(v)`
+    or :math:`a - a \tanh(v)^2` written :math:`a\,\mathrm{erfc}(-v)`, :math:`a\,\mathrm{erfc}(v)`,
+    :math:`a\,\mathrm{sech}(v)^2` (the same values); None if it has no such pair.
+
+    The left sides cancel in float64 where the function is near :math:`\mp 1`: 1 + erf(v) is 0
+    below v = -5.9 (GELU :math:`x(1 + \mathrm{erf}(x/\sqrt 2))/2` is 0 at x = -30, where it is
+    :math:`-1.47\cdot 10^{-196}`) and :math:`1 - \tanh^2` is 0 above |v| = 19.1 (tanh', where it is
+    :math:`4 e^{-2|v|}`); erfc and sech keep every digit down to the underflow."""
     constant, _ = expr.as_coeff_Add()
+    if constant == 0:
+        return None
     for term in expr.args:
         coefficient, factor = term.as_coeff_Mul()
-        if constant != 0 and coefficient == constant and isinstance(factor, sp.erf):
-            return expr - constant - term + constant * sp.erfc(-factor.args[0], evaluate=False)  # sympy would write 2 - erfc(v)
+        for function, argument, sign, power, complement in _COMPLEMENTS:
+            base, exponent = factor.as_base_exp()
+            if isinstance(base, function) and exponent == power and coefficient == sign * constant:
+                return expr - constant - term + constant * complement(argument(base.args[0]))
     return None
+
+
+def _stable_form(expr: sp.Expr, var: sp.Symbol):
+    """``expr`` rewritten by :func:`_sigmoid_form` or :func:`_complement_form` (the same function,
+    evaluated without overflow or cancellation), or None where neither applies or a primitive of the
+    backend already evaluates it stably (softplus, sigmoid)."""
+    if not isinstance(expr, (sp.Add, sp.Mul, sp.Pow)) or not expr.has(var) \
+            or _softplus_argument(expr) is not None or _sigmoid_argument(expr) is not None:
+        return None
+    rewritten = _sigmoid_form(expr)
+    if rewritten is None and isinstance(expr, sp.Add):
+        rewritten = _complement_form(expr)
+    return rewritten
 
 
 def _sum(*values):
@@ -300,14 +375,7 @@ def _lower(expr, be: Backend, var: sp.Symbol) -> tuple[Callable, tuple]:
         return be.sigmoid, (arg,)
     if isinstance(expr, _Sigmoid):
         return be.sigmoid, expr.args
-    if isinstance(expr, (sp.Add, sp.Mul, sp.Pow)):
-        rewritten = _sigmoid_form(expr, var)
-        if rewritten is not None:
-            return (lambda value: value), (rewritten,)
     if isinstance(expr, sp.Add):
-        rewritten = _erfc_form(expr)
-        if rewritten is not None:
-            return (lambda value: value), (rewritten,)
         return _sum, expr.args
     if isinstance(expr, sp.Mul):
         return _product, expr.args
@@ -374,20 +442,37 @@ class _Program:
     """Expressions as a list of backend operations, one per *distinct* subexpression: a subexpression
     shared by several of the expressions (``erf(x/sqrt 2)`` in GELU and its derivative) or repeated in
     one is evaluated once per call (common-subexpression elimination on sympy's structural equality).
-    Constants are evaluated once, when the program is built."""
+    Constants are evaluated once, when the program is built.
+
+    Infinite and NaN arguments: the operations give the right value at :math:`\\pm\\infty` for most
+    expressions (softplus: inf, its slope S(inf) = 1), but a product whose factors tend to 0 and
+    :math:`\\infty` gives NaN there (SiLU :math:`x\\,S(x)` at :math:`-\\infty`, GELU's slope
+    :math:`x\\,\\varphi(x)`), and a Piecewise whose last condition is ``True`` gives its last piece
+    at NaN (ELU' is 1 there).  When the program is built it is run once at :math:`-\\infty`,
+    :math:`+\\infty`, NaN; an expression that gives NaN at an infinity or a number at NaN is
+    *guarded*: a call whose argument has a non-finite entry (:attr:`Backend.all_finite`, one
+    reduction per call, only for programs with a guarded expression) takes the slow path, which
+    puts the limit :math:`\\lim_{x\\to\\pm\\infty}` (sympy's, computed at the first such call; NaN
+    where it is not a number or infinity, e.g. sin) at the infinities and NaN at NaN."""
 
     def __init__(self, exprs: list, be: Backend, var: sp.Symbol):
-        self.be, self.var = be, var
+        self.be, self.var, self.exprs = be, var, exprs
         self.slots: dict = {var: 0}         # expression -> index of its value (0: the variable)
         self.initial: list = [None]          # the values before a call: the constants in place
         self.steps: list[tuple[int, Callable]] = []
         self.outputs = tuple(self._slot(e) for e in exprs)
         self.first = self.outputs[0]
+        self.guarded = self._misbehaving_at_edges()
+        self._limits: dict[tuple, Any] = {}
 
     def _slot(self, expr) -> int:
         if expr in self.slots:
             return self.slots[expr]
         is_condition = isinstance(expr, (sp.logic.boolalg.Boolean, bool)) and not isinstance(expr, sp.Expr)
+        rewritten = None if is_condition else _stable_form(expr, self.var)
+        if rewritten is not None:               # the same value: shares its slot with the rewritten form
+            self.slots[expr] = self._slot(rewritten)
+            return self.slots[expr]
         op, children = _lower_condition(expr, self.be) if is_condition else _lower(expr, self.be, self.var)
         args = tuple(self._slot(c) for c in children)
         slot = self.slots[expr] = len(self.initial)
@@ -403,13 +488,71 @@ class _Program:
             values[slot] = step(values)
         return values
 
+    def _at_edges(self) -> list[list[float]]:
+        """Each expression's values at -inf, +inf, NaN as floats (NaN where an operation raised)."""
+        edges = self.be.edges
+        points = [edges()] if edges is not None else [self.be.constant(sp.S(v)) for v in (-sp.oo, sp.oo, sp.nan)]
+        rows = []
+        for point in points:
+            try:
+                with self.be.quiet():
+                    values = self._run(point)
+                rows.append([np.broadcast_to(np.asarray(values[i], dtype=float), np.shape(point) or (1,))
+                             for i in self.outputs])
+            except (ArithmeticError, ValueError, TypeError):
+                rows.append([np.full(np.shape(point) or (1,), np.nan) for _ in self.outputs])
+        return [np.concatenate([row[k] for row in rows]).tolist() for k in range(len(self.outputs))]
+
+    def _misbehaving_at_edges(self) -> dict[int, tuple[bool, bool, bool]]:
+        """For each expression that gives NaN at an infinity or a number at NaN: which of -inf, +inf,
+        NaN it gets wrong."""
+        wrong = {}
+        for k, (low, high, nan) in enumerate(self._at_edges()):
+            if math.isnan(low) or math.isnan(high) or not math.isnan(nan):
+                wrong[k] = (math.isnan(low), math.isnan(high), not math.isnan(nan))
+        return wrong
+
+    def _limit(self, k: int, end: sp.Expr):
+        """Expression ``k``'s limit at ``end`` (+-oo) as a backend constant; NaN where sympy finds no
+        real number or infinity (sin: AccumBounds) or no limit at all."""
+        if (k, end) not in self._limits:
+            try:
+                limit = sp.limit(self.exprs[k], self.var, end)
+            except (ArithmeticError, NotImplementedError, TypeError, ValueError, sp.PoleError):
+                limit = sp.nan
+            self._limits[k, end] = self.be.constant(limit if limit.is_extended_real else sp.nan)
+        return self._limits[k, end]
+
+    def _outputs(self, u) -> tuple:
+        """The expressions' values at ``u``; the guarded ones fixed at non-finite entries (class docstring)."""
+        if not self.guarded or self.be.all_finite(u):
+            values = self._run(u)
+            return tuple(values[i] for i in self.outputs)
+        nan = self.be.constant(sp.nan)
+        try:
+            with self.be.quiet():
+                values = self._run(u)
+            outputs = [values[i] for i in self.outputs]
+        except (ArithmeticError, ValueError):  # mpmath at an infinity (1/0): every expression is guarded
+            outputs = [nan] * len(self.outputs)
+        where = self.be.where
+        for k, (low, high, at_nan) in self.guarded.items():
+            out = outputs[k]
+            if low:
+                out = where(u == -math.inf, self._limit(k, -sp.oo), out)
+            if high:
+                out = where(u == math.inf, self._limit(k, sp.oo), out)
+            outputs[k] = where(u != u, nan, out) if at_nan else out
+        return tuple(outputs)
+
     def __call__(self, u) -> tuple:
-        values = self._run(u)
-        return tuple(values[i] for i in self.outputs)
+        return self._outputs(u)
 
     def value(self, u):
         """The first expression's value alone."""
-        return self._run(u)[self.first]
+        if not self.guarded:
+            return self._run(u)[self.first]
+        return self._outputs(u)[0]
 
 
 def _backend(name: str) -> Backend:
