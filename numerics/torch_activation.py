@@ -2,8 +2,10 @@ r"""Torch functions generated from an activation's sympy expression.
 
 :func:`torch_activation` compiles :math:`\sigma` (and, on request, :math:`\sigma'`) with the
 shared expression compiler of :mod:`theory.evaluation`, using the ``torch`` backend registered
-here: tensors in, tensors out, differentiable by autograd.  The compiler's stable patterns
-apply (:math:`\log(1+e^u)` is ``softplus``, :math:`1/(1+e^{-u})` is ``sigmoid``).
+here: tensors in, tensors out, differentiable by autograd.  The compiler's stable forms
+apply (:math:`\log(1+e^u)` is ``softplus``, :math:`1/(1+e^{-u})` is ``sigmoid``, a rational
+function of :math:`e^u` over :math:`(1 + e^u)^n` a sum of products of sigmoids, :math:`1 \pm
+\mathrm{erf}` and :math:`1 - \tanh^2` are ``erfc`` and ``sech``:sup:`2`; :mod:`theory.evaluation`).
 
 For a piecewise activation every branch is evaluated on the whole tensor and ``torch.where``
 selects.  A branch that overflows where it is *not* selected would poison the gradient
@@ -18,10 +20,9 @@ are several times faster on CPU (measured on the 2-core EPYC of issue 18, ns per
 arrays of 1e5-4e6 entries: erf 2.3-4.8 vs 6-25 with scipy, sin/cos 2.2-4.7 vs 7-27, sigmoid
 0.5-1.2 vs 3.9-7.9 with scipy's expit, softplus 2.3-5.8 vs 14-27 with ``logaddexp``), applied to
 the array's memory without a copy; numpy keeps exp, log and tanh (tanh 0.8-1.3 vs 3.6-7.5 ns).
-Both compute the same functions to float64 rounding: the quadratures' softplus is the identity
+Both compute the same functions to float64 rounding: softplus (of both backends) is the identity
 only above :math:`u = 37`, where :math:`\log(1 + e^{-u}) < 10^{-16}` is below half an ulp of u
-(torch's default threshold, 20, which the tensor backend keeps, is off by up to
-:math:`2\cdot10^{-9}` there).
+(torch's default threshold, 20, is off by up to :math:`2\cdot10^{-9}` there).
 """
 
 from __future__ import annotations
@@ -160,7 +161,7 @@ TORCH = Backend(
     },
     power=_power,
     where=_where,
-    softplus=torch.nn.functional.softplus,
+    softplus=_exact_softplus,
     sigmoid=torch.sigmoid,
     comparisons={k: _as_tensor_op(v) for k, v in _COMPARE.items()},
     logical={sp.And: lambda *a: _reduce(torch.logical_and, a), sp.Or: lambda *a: _reduce(torch.logical_or, a),

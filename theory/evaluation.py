@@ -22,6 +22,7 @@ from __future__ import annotations
 import contextlib
 import math
 from dataclasses import dataclass, field
+from functools import lru_cache
 from typing import Any, Callable, ContextManager
 
 import mpmath
@@ -176,6 +177,13 @@ def _np_heaviside(u, h0):
     return np.heaviside(u, h0)
 
 
+def _np_sech(u):
+    r""":math:`\mathrm{sech}\, u = 2 e^{-|u|}/(1 + e^{-2|u|})`: 1/cosh(u) without cosh's overflow (and
+    its warning) above |u| = 710, to a few ulps."""
+    small = np.exp(-np.abs(u))
+    return 2.0 * small / (1.0 + small * small)
+
+
 def _np_all_finite(u) -> bool:
     r"""Whether every entry of ``u`` is finite, from one dot product :math:`\sum u_i^2` (inf and NaN
     propagate into it; 0.05 ms for 1e6 entries, a twentieth of one exp over them); entries above
@@ -204,7 +212,7 @@ NUMPY = Backend(
     constant=lambda c: float(c),
     functions={
         sp.exp: np.exp, sp.log: np.log, sp.sin: np.sin, sp.cos: np.cos, sp.tan: np.tan,
-        sp.sinh: np.sinh, sp.cosh: np.cosh, sp.tanh: np.tanh, sp.sech: lambda u: 1 / np.cosh(u),
+        sp.sinh: np.sinh, sp.cosh: np.cosh, sp.tanh: np.tanh, sp.sech: _np_sech,
         sp.coth: lambda u: 1 / np.tanh(u), sp.csch: lambda u: 1 / np.sinh(u),
         sp.erf: _scipy_special("erf"), sp.erfc: _scipy_special("erfc"), sp.atan: np.arctan, sp.asinh: np.arcsinh,
         sp.Abs: np.abs, sp.sign: np.sign,
@@ -267,7 +275,11 @@ def _sigmoid_form(expr: sp.Expr):
     r"""``expr`` as :math:`\sum_k \frac{c_k(x)}{c(x)}\, S(u)^{k-m} S(-u)^{n-k+m}` when, with
     :math:`t = e^u` for the ``u`` of a factor :math:`(1 + e^u)^{-n}` inside it, ``expr`` is the
     rational function :math:`\sum_k c_k(x)\, t^k / (c(x)\, t^m (1 + t)^n)` of ``t`` (``c_k`` and ``c``
-    free of ``t``; every other exponential an integer power of ``t``); else None.
+    free of ``t``; every other exponential an integer power of ``t``).  In a sum or product with
+    other terms or factors (:math:`x \tanh(\log(1+e^x))`'s derivative
+    :math:`x\,(1 - \tanh^2(\ldots))\, e^x/(1 + e^x) + \ldots`) the terms or factors that are
+    rational functions of ``t`` are rewritten together and the others kept.  None where nothing
+    is rewritten.
 
     The identity :math:`t^k/(1+t)^n = (t/(1+t))^k (1/(1+t))^{n-k} = S(u)^k S(-u)^{n-k}` holds for
     every integer ``k``; for :math:`0 \le k \le n` every factor lies in [0, 1], so each term is
@@ -285,8 +297,15 @@ def _sigmoid_form(expr: sp.Expr):
         return None
     u = -_sigmoid_argument(1 / denominators[0].base)         # base = 1 + e^u
     t = sp.Dummy("t")
+    in_t = expr.subs(sp.exp(u), t)
+    if isinstance(expr, (sp.Add, sp.Mul)) and not in_t.is_rational_function(t):
+        parts = [(part, part.subs(sp.exp(u), t)) for part in expr.args]
+        rational = [part for part, part_t in parts if part_t.has(t) and part_t.is_rational_function(t)]
+        core = _sigmoid_form(expr.func(*rational)) if 0 < len(rational) < len(parts) else None
+        kept = [part for part in expr.args if part not in rational]
+        return None if core is None else expr.func(core, *kept)
     try:
-        numerator, denominator = sp.fraction(sp.cancel(sp.together(expr.subs(sp.exp(u), t))))
+        numerator, denominator = sp.fraction(sp.cancel(sp.together(in_t)))
         top, bottom = sp.Poly(numerator, t), sp.Poly(denominator, t)
     except sp.PolynomialError:
         return None
@@ -438,6 +457,17 @@ def _reader(op: Callable, args: tuple[int, ...]) -> Callable:
     return lambda values: op(*[values[k] for k in args])
 
 
+@lru_cache(maxsize=256)
+def _limit_at(expr: sp.Expr, var: sp.Symbol, end: sp.Expr) -> sp.Expr:
+    """sympy's limit of ``expr`` as ``var`` tends to ``end`` (+-oo); NaN where it finds no real number
+    or infinity (sin: AccumBounds) or no limit at all.  Cached: sympy takes 0.03-1.5 s for one."""
+    try:
+        limit = sp.limit(expr, var, end)
+    except (ArithmeticError, NotImplementedError, TypeError, ValueError, sp.PoleError):
+        return sp.nan
+    return limit if limit.is_extended_real else sp.nan
+
+
 class _Program:
     """Expressions as a list of backend operations, one per *distinct* subexpression: a subexpression
     shared by several of the expressions (``erf(x/sqrt 2)`` in GELU and its derivative) or repeated in
@@ -513,14 +543,9 @@ class _Program:
         return wrong
 
     def _limit(self, k: int, end: sp.Expr):
-        """Expression ``k``'s limit at ``end`` (+-oo) as a backend constant; NaN where sympy finds no
-        real number or infinity (sin: AccumBounds) or no limit at all."""
+        """Expression ``k``'s limit at ``end`` (+-oo) as a backend constant (:func:`_limit_at`)."""
         if (k, end) not in self._limits:
-            try:
-                limit = sp.limit(self.exprs[k], self.var, end)
-            except (ArithmeticError, NotImplementedError, TypeError, ValueError, sp.PoleError):
-                limit = sp.nan
-            self._limits[k, end] = self.be.constant(limit if limit.is_extended_real else sp.nan)
+            self._limits[k, end] = self.be.constant(_limit_at(self.exprs[k], self.var, end))
         return self._limits[k, end]
 
     def _outputs(self, u) -> tuple:
