@@ -88,6 +88,16 @@ def _numpy_safe_exp(array, out):
 _exp = _numpy_when_plain(_numpy_safe_exp, lambda u: torch.exp(torch.clamp(u, max=709.0)))
 
 
+def _numpy_sech(array, out):
+    np.cosh(array, out=out)
+    return np.reciprocal(out, out=out)
+
+
+#: 1/cosh (cosh's overflow above |u| = 710 gives 0, the value rounded); numpy's cosh for plain tensors
+#: (a (1e6,) tensor: 1.1 vs 2.7 CPU-ms with torch's cosh and division)
+_sech = _numpy_when_plain(_numpy_sech, lambda u: 1 / torch.cosh(u))
+
+
 def _safe_exp(u):
     """exp saturating at the float64 overflow point (module docstring)."""
     return _exp(u) if torch.is_tensor(u) else torch.exp(torch.as_tensor(u))
@@ -155,7 +165,7 @@ TORCH = Backend(
     functions={
         sp.exp: _safe_exp, sp.log: _numpy_when_plain(np.log, torch.log), sp.sin: torch.sin, sp.cos: torch.cos,
         sp.tan: torch.tan, sp.sinh: torch.sinh, sp.cosh: torch.cosh, sp.tanh: _numpy_when_plain(np.tanh, torch.tanh),
-        sp.sech: lambda u: 1 / torch.cosh(u), sp.coth: lambda u: 1 / torch.tanh(u),
+        sp.sech: _sech, sp.coth: lambda u: 1 / torch.tanh(u),
         sp.csch: lambda u: 1 / torch.sinh(u), sp.erf: torch.special.erf, sp.erfc: torch.special.erfc,
         sp.atan: torch.atan, sp.asinh: torch.asinh, sp.Abs: torch.abs, sp.sign: torch.sign,
     },
