@@ -147,10 +147,14 @@ def _exact_softplus(u):
 
 def _all_finite(u) -> bool:
     """Whether every entry of ``u`` is finite (one sum: inf and NaN propagate; a sum that overflows only
-    costs the compiler's slow path)."""
+    costs the compiler's slow path).  A tensor under ``torch.func.vmap`` cannot be branched on: False,
+    and the slow path (``torch.where`` on every entry) computes the same values."""
     if not torch.is_tensor(u):
         return bool(np.isfinite(np.sum(u)))
-    return bool(torch.isfinite(u.detach().sum()))
+    try:
+        return bool(torch.isfinite(u.detach().sum()))
+    except RuntimeError:  # data-dependent control flow inside vmap
+        return False
 
 
 def _power(a, b):

@@ -3,16 +3,21 @@ r"""Compile a sympy expression in ``x`` into a numeric function, without ``eval`
 One compiler, several backends: ``mpmath`` (scalars, arbitrary precision, used by the
 verification of closed forms), ``numpy`` (arrays, float64) and, registered by
 ``numerics``, ``torch`` (tensors with autograd).  The compiler walks the expression tree once
-and builds nested closures; it recognises two numerically delicate patterns and uses the
-backend's stable primitive for them:
+and builds nested closures; where a formula as written loses every digit in float64 (or in
+mpmath's working precision) it evaluates an equal one that does not, recognised in the sympy
+tree of any formula, not by name (:func:`_stable_form`):
 
 * :math:`\log(1 + e^{u})` is evaluated as ``softplus(u)`` (no overflow for large ``u``);
-* :math:`1/(1 + e^{-u})` is evaluated as ``sigmoid(u)``;
+* :math:`1/(1 + e^{-u})` is evaluated as ``sigmoid(u)``, written :math:`S(u)`;
 * a rational function of :math:`t = e^u` over :math:`(1 + t)^n` (the derivatives of softplus,
   sigmoid and SiLU as sympy writes them) is evaluated through
-  :math:`t^k/(1+t)^n = \sigma(u)^k \sigma(-u)^{n-k}` (:func:`_sigmoid_form`): no inf/inf or
-  inf * 0 for large :math:`|u|`, and no cancellation in :math:`1 - \sigma(u)`.
+  :math:`t^k/(1+t)^n = S(u)^k S(-u)^{n-k}` (:func:`_sigmoid_form`): no inf/inf or
+  inf * 0 for large :math:`|u|`, and no cancellation in :math:`1 - S(u)`;
+* :math:`a + a\,\mathrm{erf}(v)`, :math:`a - a\,\mathrm{erf}(v)`, :math:`a - a\tanh^2 v` are
+  evaluated as :math:`a\,\mathrm{erfc}(-v)`, :math:`a\,\mathrm{erfc}(v)`, :math:`a\,\mathrm{sech}^2 v`
+  (:func:`_complement_form`).
 
+At :math:`\pm\infty` and NaN a program gives the formula's limit and NaN (:class:`_Program`).
 A distribution (``DiracDelta``) cannot be evaluated pointwise and raises
 :class:`~theory.errors.IbcheckError`.
 """
