@@ -215,6 +215,12 @@ def _terms(name: str, u, k: int) -> list:
     if name == "2/(1 + exp(-2*x)) - 1":       # tanh through the logistic function
         S2, T2 = _logistic(2 * u), _logistic(-2 * u)
         return [[2 * S2, -1], [4 * S2 * T2], [8 * S2 * T2**2, -8 * S2**2 * T2]][k]
+    if name == "(exp(x) - exp(-x))/(exp(x) + exp(-x))":   # tanh = S(2u) - S(-2u)
+        S2, T2 = _logistic(2 * u), _logistic(-2 * u)
+        return [[S2, -T2], [_sech2(u)], [8 * S2 * T2**2, -8 * S2**2 * T2]][k]
+    if name == "2/(exp(x) + exp(-x))":         # sech; sech' = sech (S(-2u) - S(2u)), sech'' = sech (tanh^2 - sech^2)
+        sech = 1 / mpmath.cosh(u)
+        return [[sech], [sech * _logistic(-2 * u), -sech * _logistic(2 * u)], [sech * mpmath.tanh(u) ** 2, -sech**3]][k]
     if name == "silu":
         return [[u * S], [S, u * S * T], [2 * S * T, u * S * T**2, -u * S**2 * T]][k]
     if name == "gelu":
@@ -233,7 +239,8 @@ def _terms(name: str, u, k: int) -> list:
     raise KeyError(name)
 
 
-_CASES = ["softplus", "softplus(beta=4)", "sigmoid", "exp(x)/(1 + exp(x))", "2/(1 + exp(-2*x)) - 1", "silu",
+_CASES = ["softplus", "softplus(beta=4)", "sigmoid", "exp(x)/(1 + exp(x))", "2/(1 + exp(-2*x)) - 1",
+          "(exp(x) - exp(-x))/(exp(x) + exp(-x))", "2/(exp(x) + exp(-x))", "silu",
           "gelu", "tanh", "elu", "x*tanh(log(1 + exp(x)))", "x/(1 + abs(x))", "(x**2*exp(3*x) + 5)/(1 + exp(x))**4"]
 
 
@@ -302,7 +309,8 @@ def test_large_preactivations_match_the_closed_forms(name, backend):
 _LIMITS = {
     "softplus": [(0, np.inf), (0, 1), (0, 0)], "softplus(beta=4)": [(0, np.inf), (0, 1), (0, 0)],
     "sigmoid": [(0, 1), (0, 0), (0, 0)], "exp(x)/(1 + exp(x))": [(0, 1), (0, 0), (0, 0)],
-    "2/(1 + exp(-2*x)) - 1": [(-1, 1), (0, 0), (0, 0)], "silu": [(0, np.inf), (0, 1), (0, 0)],
+    "2/(1 + exp(-2*x)) - 1": [(-1, 1), (0, 0), (0, 0)], "(exp(x) - exp(-x))/(exp(x) + exp(-x))": [(-1, 1), (0, 0), (0, 0)],
+    "2/(exp(x) + exp(-x))": [(0, 0), (0, 0), (0, 0)], "silu": [(0, np.inf), (0, 1), (0, 0)],
     "gelu": [(0, np.inf), (0, 1), (0, 0)], "tanh": [(-1, 1), (0, 0), (0, 0)], "elu": [(-1, np.inf), (0, 1), (0, 0)],
     "x*tanh(log(1 + exp(x)))": [(0, np.inf), (0, 1), (0, 0)], "x/(1 + abs(x))": [(-1, 1), (0, 0), (0, 0)],
     "(x**2*exp(3*x) + 5)/(1 + exp(x))**4": [(5, 0)],

@@ -25,9 +25,9 @@ A distribution (``DiracDelta``) cannot be evaluated pointwise and raises
 from __future__ import annotations
 
 import contextlib
+import functools
 import math
 from dataclasses import dataclass, field
-from functools import lru_cache
 from typing import Any, Callable, ContextManager
 
 import mpmath
@@ -278,18 +278,33 @@ class _Sigmoid(sp.Function):
     nargs = 1
 
 
+def _exponential_unit(expr: sp.Expr):
+    """``u`` with every exponential in ``expr`` an integer power of :math:`e^u` (the arguments'
+    rational greatest common divisor: ``x`` for :math:`e^{x}, e^{-x}, e^{2x}`), or None where two
+    arguments have an irrational ratio or there is none."""
+    arguments = list(dict.fromkeys(node.args[0] for node in sp.preorder_traversal(expr) if isinstance(node, sp.exp)))
+    if not arguments:
+        return None
+    ratios = [sp.cancel(argument / arguments[0]) for argument in arguments]
+    if not all(ratio.is_Rational for ratio in ratios):
+        return None
+    return functools.reduce(sp.gcd, ratios) * arguments[0]
+
+
 def _sigmoid_form(expr: sp.Expr):
-    r"""``expr`` as :math:`\sum_k \frac{c_k(x)}{c(x)}\, S(u)^{k-m} S(-u)^{n-k+m}` when, with
-    :math:`t = e^u` for the ``u`` of a factor :math:`(1 + e^u)^{-n}` inside it, ``expr`` is the
-    rational function :math:`\sum_k c_k(x)\, t^k / (c(x)\, t^m (1 + t)^n)` of ``t`` (``c_k`` and ``c``
-    free of ``t``; every other exponential an integer power of ``t``).  In a sum or product with
-    other terms or factors (:math:`x \tanh(\log(1+e^x))`'s derivative
+    r"""``expr`` as :math:`\sum_k \frac{c_k(x)}{c(x)}\, S(du)^{q_k/d} S(-du)^{n-q_k/d}` when, with
+    :math:`t = e^u` and every exponential in ``expr`` an integer power of ``t``
+    (:func:`_exponential_unit`), ``expr`` is the rational function
+    :math:`\sum_k c_k(x)\, t^{m + q_k} / (c(x)\, t^m (1 + t^d)^n)` of ``t`` (``c_k`` and ``c`` free
+    of ``t``): sympy's derivatives of softplus, sigmoid and SiLU (d = 1), tanh written with
+    exponentials :math:`(e^x - e^{-x})/(e^x + e^{-x})` (d = 2).  In a sum or product with other
+    terms or factors (:math:`x \tanh(\log(1+e^x))`'s derivative
     :math:`x\,(1 - \tanh^2(\ldots))\, e^x/(1 + e^x) + \ldots`) the terms or factors that are
     rational functions of ``t`` are rewritten together and the others kept.  None where nothing
     is rewritten.
 
-    The identity :math:`t^k/(1+t)^n = (t/(1+t))^k (1/(1+t))^{n-k} = S(u)^k S(-u)^{n-k}` holds for
-    every integer ``k``; for :math:`0 \le k \le n` every factor lies in [0, 1], so each term is
+    With :math:`s = t^d`, :math:`t^q/(1+s)^n = (s/(1+s))^{q/d} (1/(1+s))^{n-q/d} = S(du)^{q/d}
+    S(-du)^{n-q/d}`; for :math:`0 \le q \le dn` every factor lies in [0, 1], so each term is
     finite and accurate to a few ulps where :math:`e^u` overflows and where a difference of the
     original form cancels: softplus' :math:`e^u/(1 + e^u)` is inf/inf = NaN above u = 709.78;
     sympy's softplus'' :math:`(1 - e^u/(1+e^u))\, e^u/(1+e^u)` is :math:`S(u) S(-u)` but loses
@@ -298,16 +313,17 @@ def _sigmoid_form(expr: sp.Expr):
     below x = -709.  A term's own rounding is unchanged, so a sum of terms of opposite signs
     cancels near a zero of ``expr`` exactly as the original sum did (absolute error a few ulps of
     its largest term)."""
-    denominators = [node for node in sp.preorder_traversal(expr) if isinstance(node, sp.Pow)
-                    and node.exp.is_Integer and node.exp < 0 and _sigmoid_argument(1 / node.base) is not None]
-    if not denominators:
+    if not any(isinstance(node, sp.Pow) and node.exp.is_negative and node.base.has(sp.exp)
+               for node in sp.preorder_traversal(expr)):
         return None
-    u = -_sigmoid_argument(1 / denominators[0].base)         # base = 1 + e^u
+    u = _exponential_unit(expr)
+    if u is None:
+        return None
     t = sp.Dummy("t")
     in_t = expr.subs(sp.exp(u), t)
     if isinstance(expr, (sp.Add, sp.Mul)) and not in_t.is_rational_function(t):
         parts = [(part, part.subs(sp.exp(u), t)) for part in expr.args]
-        rational = [part for part, part_t in parts if part_t.has(t) and part_t.is_rational_function(t)]
+        rational = [part for part, part_t in parts if part_t.is_rational_function(t)]
         core = _sigmoid_form(expr.func(*rational)) if 0 < len(rational) < len(parts) else None
         kept = [part for part in expr.args if part not in rational]
         return None if core is None else expr.func(core, *kept)
@@ -319,11 +335,14 @@ def _sigmoid_form(expr: sp.Expr):
     if any(c.has(t) for c in top.coeffs() + bottom.coeffs()):
         return None
     m = min(monomial[0] for monomial in bottom.monoms())
-    n = bottom.degree() - m
+    degree = bottom.degree() - m
     scale = bottom.LC()
-    if bottom != sp.Poly(scale * t**m * (1 + t) ** n, t):
+    shapes = [(d, degree // d) for d in range(1, degree + 1) if degree % d == 0]
+    shape = next(((d, n) for d, n in shapes if bottom == sp.Poly(scale * t**m * (1 + t**d) ** n, t)), None)
+    if shape is None:
         return None
-    return sp.Add(*(coefficient / scale * _Sigmoid(u) ** (k - m) * _Sigmoid(-u) ** (n - k + m)
+    d, n = shape
+    return sp.Add(*(coefficient / scale * _Sigmoid(d * u) ** sp.Rational(k - m, d) * _Sigmoid(-d * u) ** (n - sp.Rational(k - m, d))
                     for (k,), coefficient in top.terms()))
 
 
@@ -401,6 +420,10 @@ def _lower(expr, be: Backend, var: sp.Symbol) -> tuple[Callable, tuple]:
         return be.sigmoid, (arg,)
     if isinstance(expr, _Sigmoid):
         return be.sigmoid, expr.args
+    if isinstance(expr, sp.Pow) and isinstance(expr.base, _Sigmoid) and not expr.exp.is_Integer:
+        # S(v)^r = exp(-r softplus(-v)): S(v) would underflow first (sech = 2 S(2x)^(1/2) S(-2x)^(1/2) at |x| > 372)
+        rate, exp = be.constant(-expr.exp), be.functions[sp.exp]
+        return (lambda softplus: exp(rate * softplus)), (sp.log(1 + sp.exp(-expr.base.args[0])),)
     if isinstance(expr, sp.Add):
         return _sum, expr.args
     if isinstance(expr, sp.Mul):
@@ -464,7 +487,7 @@ def _reader(op: Callable, args: tuple[int, ...]) -> Callable:
     return lambda values: op(*[values[k] for k in args])
 
 
-@lru_cache(maxsize=256)
+@functools.lru_cache(maxsize=256)
 def _limit_at(expr: sp.Expr, var: sp.Symbol, end: sp.Expr) -> sp.Expr:
     """sympy's limit of ``expr`` as ``var`` tends to ``end`` (+-oo); NaN where it finds no real number
     or infinity (sin: AccumBounds) or no limit at all.  Cached: sympy takes 0.03-1.5 s for one."""
