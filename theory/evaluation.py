@@ -376,10 +376,12 @@ def _complement_form(expr: sp.Add):
     return None
 
 
+@functools.lru_cache(maxsize=4096)
 def _stable_form(expr: sp.Expr, var: sp.Symbol):
     """``expr`` rewritten by :func:`_sigmoid_form` or :func:`_complement_form` (the same function,
     evaluated without overflow or cancellation), or None where neither applies or a primitive of the
-    backend already evaluates it stably (softplus, sigmoid)."""
+    backend already evaluates it stably (softplus, sigmoid).  Cached: one formula is compiled for
+    several backends, and sympy's cancel costs milliseconds."""
     if not isinstance(expr, (sp.Add, sp.Mul, sp.Pow)) or not expr.has(var) \
             or _softplus_argument(expr) is not None or _sigmoid_argument(expr) is not None:
         return None
