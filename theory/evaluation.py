@@ -9,9 +9,9 @@ tree of any formula, not by name (:func:`_stable_form`):
 
 * :math:`\log(1 + e^{u})` is evaluated as ``softplus(u)`` (no overflow for large ``u``);
 * :math:`1/(1 + e^{-u})` is evaluated as ``sigmoid(u)``, written :math:`S(u)`;
-* a rational function of :math:`t = e^u` over :math:`(1 + t)^n` (the derivatives of softplus,
-  sigmoid and SiLU as sympy writes them) is evaluated through
-  :math:`t^k/(1+t)^n = S(u)^k S(-u)^{n-k}` (:func:`_sigmoid_form`): no inf/inf or
+* a rational function of :math:`t = e^u` over :math:`t^m (1 + t^d)^n` (the derivatives of
+  softplus, sigmoid and SiLU as sympy writes them; tanh written with exponentials) is evaluated
+  through :math:`t^k/(1+t)^n = S(u)^k S(-u)^{n-k}` (:func:`_sigmoid_form`): no inf/inf or
   inf * 0 for large :math:`|u|`, and no cancellation in :math:`1 - S(u)`;
 * :math:`a + a\,\mathrm{erf}(v)`, :math:`a - a\,\mathrm{erf}(v)`, :math:`a - a\tanh^2 v` are
   evaluated as :math:`a\,\mathrm{erfc}(-v)`, :math:`a\,\mathrm{erfc}(v)`, :math:`a\,\mathrm{sech}^2 v`
