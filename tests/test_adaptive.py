@@ -43,13 +43,27 @@ def _run(check_id: str, formula: str, context: Context = QUICK):
 
 # ---- the packed ensemble ---------------------------------------------------------------------
 
-@pytest.mark.parametrize("formula", ["relu", "tanh", "x/(1+abs(x))"])
+@pytest.mark.parametrize("formula", ["relu", "leaky_relu", "abs", "tanh", "x/(1+abs(x))"])
 def test_closed_form_gradient_matches_autograd(formula):
     x, y = toy_1d()
     ens = ad.Ensemble(theory.activation(formula), x, y, 30, [(ad.ADAPTIVE, 0), (ad.KERNEL, 1)])
     (fast,) = torch.autograd.grad(ens.loss(), [ens.params])
     (taped,) = torch.autograd.grad(ens.reference_loss(), [ens.params])
     assert torch.allclose(fast, taped, atol=1e-14, rtol=1e-12)      # float64 summation order only
+
+
+def test_one_activation_call_where_sigma_is_its_slope_times_the_input():
+    """slope_times_input flags exactly the piecewise-linear, positively 1-homogeneous activations, and
+    for them sigma'(z) z is what the compiled sigma gives, bit for bit (up to the sign of a zero)."""
+    flagged = {name for name in theory.builtin_names() if ad.slope_times_input(theory.activation(name))}
+    assert flagged == {"relu", "leaky_relu", "abs"}
+    assert ad.slope_times_input(theory.activation("max(x, 0.3*x)"))
+    assert not ad.slope_times_input(theory.activation("max(x, 0.3*x) + 1/10"))
+    z = np.concatenate([np.random.default_rng(1).standard_normal(5000) * 10.0 ** np.arange(-5, 5).repeat(500),
+                        [0.0, -0.0, 1e-310, -1e-310, 1e300, -1e300]])
+    for name in ("relu", "leaky_relu", "abs", "max(x, 0.3*x)"):
+        act = theory.activation(name)
+        assert np.array_equal(act.numeric("numpy")(z), act.numeric("numpy", 1)(z) * z)
 
 
 def test_each_member_follows_plain_gradient_descent():
