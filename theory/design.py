@@ -81,30 +81,42 @@ class Design:
 
 #: frequencies at which :func:`_varies` compares values, and the digits it works with
 _PROBES = ("0.37", "1.3", "2.9")
-_PROBE_DPS = 50
-#: relative difference beyond which two 50-digit values of an expression differ for certain
-#: (rounding at 50 digits, even after a cancellation of 30 digits, stays below 1e-20)
+_PROBE_DPS = (50, 100)
+#: relative spread of the values beyond which an expression varies, provided both precisions
+#: give the same spread (rounding noise after a cancellation changes with the digits, a true
+#: difference does not)
 _PROBE_SPREAD = 1e-12
+
+
+def _spread(expr: sp.Expr, dps: int) -> tuple | None:
+    """max - min and max |value| of ``expr`` at the probes with ``dps`` digits (constants
+    included: compiled at that precision), as mpf, or None where a value is not real and finite."""
+    with mpmath.workdps(dps):
+        f = compile_expression(expr, "mpmath", W)
+        values = [f(mpmath.mpf(p)) for p in _PROBES]
+        if not all(isinstance(v, mpmath.mpf) and mpmath.isfinite(v) for v in values):
+            return None
+        return max(values) - min(values), max(abs(v) for v in values)
 
 
 def _varies(expr: sp.Expr) -> bool:
     r"""Whether ``expr`` (in :math:`\omega`) is certainly not constant: its values at a few
-    frequencies, computed with 50 digits, differ beyond any rounding.  False means "not known",
-    also where it cannot be evaluated there (a pole, a complex value, an unsupported function).
+    frequencies differ by more than 1e-12 relative, by the same amount with 50 and with 100
+    digits.  False means "not known", also where it cannot be evaluated there (a pole, a complex
+    value, an unsupported function).
 
     A guard in front of ``sp.simplify(expr)`` when only a constant result is of use: simplify
     keeps an expression's values, so it never turns a varying expression into one free of
     :math:`\omega`; skipping it there changes no result and saves the design's slowest calls."""
     try:
-        f = compile_expression(expr, "mpmath", W)
-        with mpmath.workdps(_PROBE_DPS):
-            values = [f(mpmath.mpf(p)) for p in _PROBES]
+        low, high = (_spread(expr, dps) for dps in _PROBE_DPS)
     except (IbcheckError, ArithmeticError, TypeError, ValueError):
         return False
-    if not all(isinstance(v, mpmath.mpf) and mpmath.isfinite(v) for v in values):
+    if low is None or high is None:
         return False
-    size = max(abs(v) for v in values)
-    return bool(max(values) - min(values) > _PROBE_SPREAD * size)
+    (spread_low, _), (spread, size) = low, high
+    with mpmath.workdps(_PROBE_DPS[-1]):
+        return bool(spread > _PROBE_SPREAD * size and abs(spread_low - spread) <= mpmath.mpf("1e-6") * spread)
 
 
 @lru_cache(maxsize=64)
