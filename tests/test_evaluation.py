@@ -175,6 +175,21 @@ def test_negative_integer_powers(k):
         assert power(np.array([0.0]))[0] == np.inf
 
 
+@pytest.mark.parametrize("k", [-2, -1, 2, 3])
+def test_small_integer_powers_are_np_power_bit_for_bit(k):
+    """Exponents -1 and +-2 skip np.power (1/a returned as is, squares by np.square): the same bits as
+    np.power on the same base, specials included (signed zeros, infinities, NaN, overflow, subnormals)."""
+    rng = np.random.default_rng(5)
+    u = np.concatenate([rng.standard_normal(2000) * 10.0 ** rng.integers(-170, 170, 2000),
+                        [0.0, -0.0, np.inf, -np.inf, np.nan, 1e300, -1e300, 5e-324, 1e-160, 1.0, -1.0]])
+    power = compile_expression(X**k)
+    with np.errstate(all="ignore"):
+        base = u if k > 0 else 1.0 / u
+        reference = np.power(base, abs(k))
+        got = power(u)
+    assert _same_bits(got, reference)
+
+
 def test_unbound_parameters_and_unknown_backends_are_refused():
     a = sp.Symbol("a")
     with pytest.raises(IbcheckError, match="parameter"):

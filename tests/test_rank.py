@@ -169,6 +169,59 @@ def test_one_step_is_the_expected_gram_ratio():
     assert abs(rank.one_step_stable_rank(mu, nu, n) - rank.gram_stable_rank(gram)) < 1e-12
 
 
+def _spiked_grams(rng, count, size, spike):
+    """Grams A A^T of (size x 2 size) Gaussian matrices with a common direction added to every row
+    (weight ``spike``): sr near 1 for a large spike, near size/4 (Wishart) without one."""
+    a = rng.standard_normal((count, size, 2 * size)) + spike * rng.standard_normal((count, 1, 2 * size))
+    return a @ np.swapaxes(a, 1, 2)
+
+
+def test_gram_stable_rank_power_route_against_all_eigenvalues():
+    # the certified power iteration (sr < 2) and dsyevr (the rest) against numpy's eigvalsh (syevd,
+    # all eigenvalues, another LAPACK route); both are backward stable, so the largest eigenvalue is
+    # within ~size * eps * ||A|| of the exact one: 1e-13 relative covers size 60 with margin (seen:
+    # 2e-15); the batch mixes spiked (power route), Wishart (fallback) and rank-one Grams
+    rng = np.random.default_rng(1)
+    rank_one = rng.standard_normal((3, 60, 1))
+    grams = np.concatenate([_spiked_grams(rng, 20, 60, 3.0), _spiked_grams(rng, 5, 60, 0.0),
+                            _spiked_grams(rng, 5, 60, 0.3), rank_one @ np.swapaxes(rank_one, 1, 2)])
+    expected = np.trace(grams, axis1=1, axis2=2) / np.linalg.eigvalsh(grams)[:, -1]
+    found = rank.gram_stable_rank(grams)
+    assert np.all(np.abs(found - expected) <= 1e-13 * expected)
+    assert np.all(expected[:20] < 2) and np.all(expected[20:25] > 2)        # both routes are exercised
+    trace = np.trace(grams, axis1=1, axis2=2)
+    power = rank._dominant_eigenvalues(grams, trace)
+    assert np.all(np.isfinite(power[:20])) and np.all(np.isnan(power[20:25]))
+    assert np.all(np.abs(found[-3:] - 1) < 1e-13)                           # rank one: sr = 1
+
+
+def test_dominant_eigenvalues_never_certify_below_half_the_trace():
+    # two equal top eigenvalues (sr = 2): no certificate exists, the power route must leave it to dsyevr;
+    # lambda_2 / lambda_1 = 0.95 (sr 1.95): too slow to certify in POWER_ITERATIONS steps -> dsyevr;
+    # a dominant eigenvalue is certified from above: lambda_1 - theta <= 2 eps theta
+    q, _ = np.linalg.qr(np.random.default_rng(2).standard_normal((8, 8)))
+    spectra = [[1.0, 1.0, 0, 0, 0, 0, 0, 0], [1.0, 0.95, 0, 0, 0, 0, 0, 0], [1.0, 0.3, 0.2, 0.1, 0, 0, 0, 0]]
+    grams = np.stack([(q * np.array(s)) @ q.T for s in spectra])
+    power = rank._dominant_eigenvalues(grams, np.trace(grams, axis1=1, axis2=2))
+    assert np.isnan(power[0]) and np.isnan(power[1])
+    assert abs(1.0 - power[2]) <= 1e-14                                  # (the matrix itself is rounded)
+    assert np.allclose(rank.gram_stable_rank(grams), [2.0, 1.95, 1.6], rtol=1e-13, atol=0)
+
+
+def test_gram_stable_rank_non_finite_and_zero():
+    # NaN where a Gram is not finite or zero (0/0), as for a single matrix; the others unaffected
+    rng = np.random.default_rng(3)
+    grams = _spiked_grams(rng, 6, 10, 3.0)
+    grams[1, 0, 0] = np.nan
+    grams[2] = 0.0
+    with np.errstate(invalid="ignore"):
+        found = rank.gram_stable_rank(grams)
+    assert np.isnan(found[1]) and np.isnan(found[2])
+    keep = [0, 3, 4, 5]
+    expected = np.trace(grams[keep], axis1=1, axis2=2) / np.linalg.eigvalsh(grams[keep])[:, -1]
+    assert np.allclose(found[keep], expected, rtol=1e-13, atol=0)
+
+
 def test_offset_moments_leaky_closed_form():
     g, v = 0.1, 0.8
     moments = rank.offset_moments(theory.activation("leaky_relu", a=sp.Rational(1, 10)), v)

@@ -276,13 +276,13 @@ def first_update_expectations(act: Activation, runs: list[Run], draws: int = 200
         p = run.problem
         normal, chol = unit_pre_activations(p.seed, p.width, draws, p.x)
         weights = p.y / (1 + np.exp(run.margins[0]))
-        ranks = []
+        grams = np.empty((draws, p.n, p.n))
         for block in range(0, draws, DRAW_BLOCK):
             z = p.sigma0 * normal[block:block + DRAW_BLOCK]
             with np.errstate(all="ignore"):
                 v = (full_shape(slope(z), z) * weights) @ chol  # sr(U X) from the n x n Gram (U L)^T (U L)
-            ranks.append(rank.gram_stable_rank(np.swapaxes(v, 1, 2) @ v))
-        expectations.append(float(np.mean(np.concatenate(ranks))))
+            np.matmul(np.swapaxes(v, 1, 2), v, out=grams[block:block + DRAW_BLOCK])
+        expectations.append(float(np.mean(rank.gram_stable_rank(grams))))   # one batch: fewer power steps
     return expectations
 
 
