@@ -127,6 +127,16 @@ def test_a_real_process_prints_no_traceback():
     assert done.stderr.startswith("ibcheck: error: ") and done.stderr.count("\n") == 1
 
 
+def test_a_real_process_flushes_its_output_before_it_ends(capsys):
+    """The program ends with os._exit (numerics.cli.run): what it printed into a pipe (block-buffered)
+    must still arrive whole, with main's status."""
+    assert main(["list"]) == 0
+    expected = capsys.readouterr().out
+    done = subprocess.run([sys.executable, "-m", "numerics", "list"], capture_output=True, text=True, timeout=120,
+                          check=False)
+    assert done.returncode == 0 and done.stdout == expected and done.stderr == ""
+
+
 def test_check_json_prints_the_records_and_writes_the_report(capsys, tmp_path, registry):
     status = main(["check", "relu", "--only", "fake-agree,fake-disagree", "--format", "json", "--jobs", "1"])
     out, err = capsys.readouterr()
