@@ -4,6 +4,7 @@ report), and the check / report commands end to end on synthetic checks."""
 from __future__ import annotations
 
 import json
+import os
 import subprocess
 import sys
 
@@ -132,8 +133,9 @@ def test_a_real_process_flushes_its_output_before_it_ends(capsys):
     must still arrive whole, with main's status."""
     assert main(["list"]) == 0
     expected = capsys.readouterr().out
+    buffered = {k: v for k, v in os.environ.items() if k != "PYTHONUNBUFFERED"}
     done = subprocess.run([sys.executable, "-m", "numerics", "list"], capture_output=True, text=True, timeout=120,
-                          check=False)
+                          check=False, env=buffered)
     assert done.returncode == 0 and done.stdout == expected and done.stderr == ""
 
 
