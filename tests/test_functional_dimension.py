@@ -621,28 +621,6 @@ def test_sampling_experiment_small():
     assert (run.ranks[run.complete] == cffd.cffd).all()
 
 
-
-def test_sampling_experiment_reused_ranks_match_full_batches(monkeypatch):
-    """A batch size that adds no selected point reuses the previous size's rank: on every draw
-    (validate_draws = draws) each size's rank, reused or not, is compared with the SVD rank of the
-    whole batch (an independent route: all n points, no reduction), and some ranks are reused."""
-    from numerics.functional_dimension import sampling as sampling_module
-
-    ranked = []
-
-    def counting(rows, *args, **kwargs):
-        ranked.append(len(rows))
-        return rank_module.svd_rank(rows, *args, **kwargs)
-
-    monkeypatch.setattr(sampling_module, "svd_rank", counting)
-    net = MLP.initialize("1-6-1", "he", 0)
-    cffd = F.exact_cffd(net)
-    sizes, draws = [10, 20, 50, 100, 200, 500, 1000], 6
-    run = F.sampling_experiment(net, cffd, sizes, draws=draws, scale=1.0, seed=0, validate_draws=draws,
-                                validate_max=1000)
-    assert run.full_batch_mismatches == 0 and run.full_batch_monotone_violations == 0
-    assert len(ranked) < draws * len(sizes)  # some sizes added no selected point: their ranks were reused
-
 # ---- MNIST loader -------------------------------------------------------------------------------
 def _idx(array: np.ndarray) -> bytes:
     header = bytes([0, 0, 8, array.ndim]) + np.array(array.shape, dtype=">i4").tobytes()

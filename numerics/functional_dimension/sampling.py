@@ -74,12 +74,9 @@ def sampling_experiment(net: MLP, cffd: CFFDResult, batch_sizes: Sequence[int], 
             filled = np.array([f[-1] + 1 if len(f) == dim + 1 else np.iinfo(np.int64).max for f in first])
             selected = np.sort(np.concatenate(first)) if first else np.zeros(0, dtype=int)
             rows = jacobian_blocks(net, x[selected]) if len(selected) else np.zeros((0, net.arch.n_parameters))
-            # selected is sorted, so the rows of the points before n are a leading block of rows; a size
-            # that adds no selected point ranks the same block again: its rank is reused
-            kept = np.searchsorted(np.repeat(selected, net.arch.output_dim), sizes)
+            row_point = np.repeat(selected, net.arch.output_dim)
             for column, n in enumerate(sizes):
-                same = column > 0 and kept[column] == kept[column - 1]
-                ranks[draw, column] = ranks[draw, column - 1] if same else svd_rank(rows[:kept[column]]).rank
+                ranks[draw, column] = svd_rank(rows[row_point < n]).rank
                 complete[draw, column] = bool((filled <= n).all())
             if draw < validate_draws:
                 full = [batch_functional_dimension(net, x[:n]).value for n in sizes if n <= validate_max]
