@@ -168,9 +168,9 @@ class ResultCache:
         try:
             path.parent.mkdir(parents=True, exist_ok=True)
             descriptor, temporary = tempfile.mkstemp(dir=path.parent, suffix=".tmp")
-            with os.fdopen(descriptor, "w") as handle:
-                json.dump({"schema": SCHEMA, "inputs": inputs, "record": record,
-                           "checksum": checksum(inputs, record)}, handle)
+            with os.fdopen(descriptor, "w") as handle:  # dumps: json's C encoder (dump streams in Python)
+                handle.write(json.dumps({"schema": SCHEMA, "inputs": inputs, "record": record,
+                                         "checksum": checksum(inputs, record)}))
             os.replace(temporary, path)
             temporary = None
         except OSError as err:

@@ -25,6 +25,7 @@ from __future__ import annotations
 
 import concurrent.futures as cf
 import ctypes
+import gc
 import importlib
 import multiprocessing as mp
 import os
@@ -183,6 +184,15 @@ class ProcessExecutor(Executor):
     where possible (:func:`_next_task`): a worker remembers the symbolic derivations and exact
     kernels it computed, so an activation's checks in one worker derive its transform once, not
     once per worker.
+
+    With ``fork``, the parent's objects are frozen (``gc.freeze``) while the pool forks and runs,
+    and given back after: a forked worker inherits them (torch, sympy, matplotlib, the check
+    registry: some 3 x 10^5 objects, none of them garbage), and unfrozen, every full collection in
+    a worker traverses all of them again and, touching their headers, copies their memory pages
+    from the parent.  Frozen, a worker's collections scan only what the worker made (five
+    activations' tasks in one process: 0.55 -> 0.26 CPU-s of collection; issue 18), as Python's
+    documentation of ``gc.freeze`` recommends before ``fork``.  Nothing is freed differently:
+    frozen objects are reachable when they are frozen.
     """
 
     def __init__(self, jobs: int | None = None, start_method: str | None = None):
@@ -224,8 +234,11 @@ class ProcessExecutor(Executor):
             return True
 
         finished, clean = set(), False
-        broken = not all([submit() for _ in range(min(jobs, len(indices)))])
+        frozen = self.start_method == "fork"
+        if frozen:  # the workers fork at the first submit (the class docstring says why)
+            gc.freeze()
         try:
+            broken = not all([submit() for _ in range(min(jobs, len(indices)))])
             while futures and not broken:
                 done, _ = cf.wait(futures, timeout=0.1, return_when=cf.FIRST_COMPLETED)
                 _drain(messages, notify)
@@ -248,6 +261,8 @@ class ProcessExecutor(Executor):
                     process.terminate()
             pool.shutdown(wait=True, cancel_futures=True)
             _drain(messages, notify)  # what the workers said last (their queues flush as they exit)
+            if frozen:
+                gc.unfreeze()
         if not broken:
             return [], []
         unfinished = [index for index in indices if index not in finished]

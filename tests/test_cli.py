@@ -4,6 +4,7 @@ report), and the check / report commands end to end on synthetic checks."""
 from __future__ import annotations
 
 import json
+import os
 import subprocess
 import sys
 
@@ -125,6 +126,17 @@ def test_a_real_process_prints_no_traceback():
                           capture_output=True, text=True, timeout=120, check=False)
     assert done.returncode == 2 and done.stdout == ""
     assert done.stderr.startswith("ibcheck: error: ") and done.stderr.count("\n") == 1
+
+
+def test_a_real_process_flushes_its_output_before_it_ends(capsys):
+    """The program ends with os._exit (numerics.cli.run): what it printed into a pipe (block-buffered)
+    must still arrive whole, with main's status."""
+    assert main(["list"]) == 0
+    expected = capsys.readouterr().out
+    buffered = {k: v for k, v in os.environ.items() if k != "PYTHONUNBUFFERED"}
+    done = subprocess.run([sys.executable, "-m", "numerics", "list"], capture_output=True, text=True, timeout=120,
+                          check=False, env=buffered)
+    assert done.returncode == 0 and done.stdout == expected and done.stderr == ""
 
 
 def test_check_json_prints_the_records_and_writes_the_report(capsys, tmp_path, registry):

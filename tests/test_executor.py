@@ -33,6 +33,12 @@ def sleep_and_report_pid(item, say):
     return os.getpid()
 
 
+def frozen_objects(item, say):
+    import gc
+
+    return gc.get_freeze_count()
+
+
 def die_on_two(item, say):
     if item == 2:
         os._exit(7)  # what a segfault or the out-of-memory killer looks like from outside
@@ -234,3 +240,16 @@ def test_killing_the_parent_leaves_no_workers(tmp_path, start_method):
         for path in pids.iterdir():
             with contextlib.suppress(ProcessLookupError):
                 os.kill(int(path.name), signal.SIGKILL)
+
+
+def test_a_fork_pool_runs_on_the_parents_heap_frozen_and_gives_it_back():
+    """Forked workers find the parent's objects frozen (their collections skip them); the parent's
+    own freeze count is what it was once the run is over, also after a failing task."""
+    import gc
+
+    before = gc.get_freeze_count()
+    outcome = dict(ProcessExecutor(2, "fork").run(frozen_objects, [0, 1]))
+    assert all(count > 1000 for count in outcome.values())  # the parent holds far more than 1000 objects
+    assert gc.get_freeze_count() == before
+    list(ProcessExecutor(2, "fork").run(fail_on_three, [3]))
+    assert gc.get_freeze_count() == before
