@@ -279,7 +279,6 @@ def width_study(act: Activation, x, y, grid, target: np.ndarray, widths, init: I
         bar.update(1)
     y_t = torch.as_tensor(np.asarray(y, dtype=float), dtype=torch.float64)
     scale = float(np.max(np.abs(y)))
-    target = np.asarray(target, dtype=float)
     sups, l2s, counts, spread = [], [], [], []
     other_distance = {name: [] for name in others}
     per_replicate, per_replicate_ms, base_fits = {}, {}, []
