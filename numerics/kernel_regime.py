@@ -204,14 +204,19 @@ def idealized_2d(act: Activation, init: Init, x, y, grid) -> Idealized | None:
 # measurements
 
 
-def sup_distance(f, g, scale: float) -> float:
-    """:math:`\\max|f - g| / \\text{scale}` on the grid."""
-    return float(np.max(np.abs(np.asarray(f) - np.asarray(g))) / scale)
+def _number(value):
+    """A 0-d result as a float, per-row results as they are."""
+    return float(value) if np.ndim(value) == 0 else value
 
 
-def mean_square_distance(f, g, scale: float) -> float:
-    r""":math:`\operatorname{mean}(f - g)^2 / \text{scale}^2` on the grid."""
-    return float(np.mean((np.asarray(f) - np.asarray(g)) ** 2)) / scale**2
+def sup_distance(f, g, scale: float):
+    """:math:`\\max|f - g| / \\text{scale}` on the grid (a float; an array for a stack of fits, one per row)."""
+    return _number(np.max(np.abs(np.asarray(f) - np.asarray(g)), axis=-1) / scale)
+
+
+def mean_square_distance(f, g, scale: float):
+    r""":math:`\operatorname{mean}(f - g)^2 / \text{scale}^2` on the grid (per row for a stack of fits)."""
+    return _number(np.mean((np.asarray(f) - np.asarray(g)) ** 2, axis=-1)) / scale**2
 
 
 def relative_l2(f, g) -> float:
@@ -264,49 +269,49 @@ def width_study(act: Activation, x, y, grid, target: np.ndarray, widths, init: I
     if any(w % base or total % w for w in widths):
         raise IbcheckError(f"widths {widths} must be multiples of {base} dividing the total width {total}")
     x_t = as_tensor(x)
+    n = len(x_t)
     # the data, then the grid: one kernel K(points, X) per block, the data's features formed once
     points = torch.cat([x_t, as_tensor(grid)])
-    data_rows = points[:len(x_t)]
+    data_rows = points[:n]
     net = ShallowNetwork(act, total, x_t.shape[1], replace(init, s_v=0.0, antisymmetric=False), "standard", seed)
-    k_data, k_grid = [], []
-    with progress(total // base, desc or f"{act.label} random features", unit="block") as bar:
-        for lo in range(0, total, base):
-            k = net.subnetwork(slice(lo, lo + base)).tangent_kernel(points, data_rows, "output")
-            k_data.append(k[:len(x_t)])
-            k_grid.append(k[len(x_t):])
-            bar.update(1)
+    with progress(1, desc or f"{act.label} random features", unit="network") as bar:
+        blocks = net.tangent_kernel(points, data_rows, "output", block=base)  # (total / base, points, n)
+        bar.update(1)
     y_t = torch.as_tensor(np.asarray(y, dtype=float), dtype=torch.float64)
     scale = float(np.max(np.abs(y)))
     sups, l2s, counts, spread = [], [], [], []
     other_distance = {name: [] for name in others}
-    fit = None
     per_replicate, per_replicate_ms, base_fits = {}, {}, []
     for width in widths:
-        m = width // base
-        here, l2_here = [], []
-        other_here = {name: [] for name in others}
-        ms_here = {name: [] for name in others}
-        for r in range(total // width):
-            gram = sum(k_data[r * m:(r + 1) * m])
-            alpha = kernel_descent_weights(gram, -y_t, what=f"{act.label} random features, width {width}")
-            fit = (sum(k_grid[r * m:(r + 1) * m]) @ alpha).numpy()
-            if width == base:
-                base_fits.append(fit)
-            here.append(sup_distance(fit, target, scale))
-            l2_here.append(relative_l2(fit, target))
-            for name, values in others.items():
-                other_here[name].append(sup_distance(fit, values, scale))
-                ms_here[name].append(mean_square_distance(fit, values, scale))
+        fits = _replicate_fits(blocks, width // base, n, y_t, f"{act.label} random features, width {width}")
+        here = sup_distance(fits, target, scale).tolist()
         sups.append(float(np.mean(here)))
-        l2s.append(float(np.mean(l2_here)))
+        l2s.append(float(np.mean([relative_l2(f, target) for f in fits])))
         counts.append(len(here))
         spread.append([float(min(here)), float(max(here))])
+        other_here = {name: sup_distance(fits, values, scale).tolist() for name, values in others.items()}
         for name in others:
             other_distance[name].append(float(np.mean(other_here[name])))
         if width == base:
-            per_replicate, per_replicate_ms = {"target": here, **other_here}, ms_here
+            base_fits = list(fits)
+            per_replicate = {"target": here, **other_here}
+            per_replicate_ms = {name: mean_square_distance(fits, values, scale).tolist() for name, values in others.items()}
+    fit = fits[-1]
     return WidthStudy(widths, sups, l2s, counts, spread, seed, total, loglog_slope(widths, sups), fit,
                       other_distance, per_replicate, per_replicate_ms, base_fits)
+
+
+def _replicate_fits(blocks: torch.Tensor, m: int, n: int, y: torch.Tensor, what: str) -> np.ndarray:
+    r"""The minimum-norm fits on the grid of the sub-networks made of ``m`` consecutive blocks, shape
+    (replicates, grid points): ``blocks[i]`` is the kernel :math:`K_i([X; \text{grid}], X)` of block i
+    (its data rows first), a union's kernel the sum of its blocks' (added in order, as ``sum()`` would),
+    and the fit :math:`K(\text{grid}, X)\,K(X, X)^{-1}y` for every replicate at once."""
+    parts = blocks.view(len(blocks) // m, m, *blocks.shape[1:])
+    kernel = parts[:, 0].clone()
+    for j in range(1, m):
+        kernel += parts[:, j]
+    alpha = kernel_descent_weights(kernel[:, :n], -y, what=what)
+    return torch.stack([k @ a for k, a in zip(kernel[:, n:], alpha)]).numpy()  # as kernel_descent_weights: mv by mv
 
 
 

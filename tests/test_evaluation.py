@@ -12,7 +12,8 @@ import sympy as sp
 
 import theory
 from theory.errors import IbcheckError
-from theory.evaluation import NUMPY, SELECT_MIN_SIZE, _np_where, compile_expression, compile_expressions, register_backend
+from theory.evaluation import (EXP_FAST_ABOVE, EXP_ZERO_BELOW, NUMPY, SELECT_MIN_SIZE, _np_exp, _np_where,
+                               compile_expression, compile_expressions, register_backend)
 from theory.symbols import x as X
 
 #: every kind of number the primitives meet: signed zeros, the overflow edges of exp (+-709, +-745),
@@ -136,6 +137,29 @@ def test_select_is_numpys_where_bit_for_bit():
     small = np.array([True, False])
     assert _same_bits(_np_where(small, 1.0, 2.0), np.where(small, 1.0, 2.0))
     assert _np_where(grid > 0, 1, 2).dtype == np.where(grid > 0, 1, 2).dtype
+
+
+def test_exp_without_the_underflow_path_is_numpys_exp_bit_for_bit():
+    """exp with the underflowing arguments handled apart gives np.exp's bits: every result from normal
+    through subnormal to 0 (around both thresholds, ulp by ulp), NaN and infinities, strided views, in
+    place (``out`` = the argument), and small arrays and numbers (np.exp itself)."""
+    rng = np.random.default_rng(11)
+    edges = np.concatenate([[np.inf, -np.inf, 0.0, -0.0, 709.7, -1e300],
+                            *[threshold + np.arange(-40, 41) * np.spacing(threshold)
+                              for threshold in (EXP_FAST_ABOVE, EXP_ZERO_BELOW, -708.3964185322641,
+                                                -745.1332191019412)],
+                            np.linspace(-760, -690, 7001), rng.uniform(-3600, 5, 20_000)])
+    with np.errstate(over="ignore"):
+        reference = np.exp(edges)
+        assert _same_bits(_np_exp(edges), reference)
+        assert _same_bits(_np_exp(edges[::3]), reference[::3])
+        copy = edges.copy()
+        assert _np_exp(copy, out=copy) is copy and _same_bits(copy, reference)
+        assert _same_bits(_np_exp(edges[:SELECT_MIN_SIZE - 1]), reference[:SELECT_MIN_SIZE - 1])
+        with_nan = np.concatenate([[np.nan], edges])  # its minimum is NaN: np.exp itself
+        assert _same_bits(_np_exp(with_nan), np.exp(with_nan))
+    assert _np_exp(-800.0) == np.exp(-800.0) == 0.0
+    assert np.all(np.exp(np.linspace(EXP_ZERO_BELOW, -5000, 1001)) == 0)  # what the shortcut assumes
 
 
 @pytest.mark.parametrize("name", ["leaky_relu", "elu"])

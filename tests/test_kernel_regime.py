@@ -23,7 +23,7 @@ from numerics.kernel_regime import (TRAINING_INIT, decay_rates, fit_setup, hull_
                                     kernel_decay_rates,
                                     linear_natural_spline, loglog_slope, random_feature_fit, sup_distance,
                                     training_step, training_study, width_study, windowed_sinusoids)
-from numerics.networks import Init, ShallowNetwork, as_tensor, train
+from numerics.networks import Init, ShallowNetwork, as_tensor, kernel_descent_weights, train
 from numerics.training import TrainingDiverged
 from theory.errors import IbcheckError
 
@@ -200,6 +200,17 @@ def test_width_study_blocks_match_single_networks():
     single = random_feature_fit(relu, X, Y, 1000, init, 3)(HULL)
     np.testing.assert_allclose(study.last_fit, single, atol=1e-9)
     assert study.replicates == [2, 1]
+    # each replicate as one sub-network's kernels summed in order and solved on its own: bit for bit
+    net = ShallowNetwork(relu, 1000, 1, init, "standard", 3)
+    points = torch.cat([as_tensor(X), as_tensor(HULL[:, None])])
+    kernels = [net.subnetwork(slice(lo, lo + 500)).tangent_kernel(points, points[:len(X)], "output")
+               for lo in (0, 500)]
+    y = torch.as_tensor(Y, dtype=torch.float64)
+    for r, kernel in enumerate([[kernels[0]], [kernels[1]], kernels]):
+        summed = sum(kernel)
+        alpha = kernel_descent_weights(summed[:len(X)], -y)
+        fit = (study.base_fits + [study.last_fit])[r]
+        assert np.array_equal(fit, (summed[len(X):] @ alpha).numpy())
     with pytest.raises(IbcheckError, match="multiples"):
         width_study(relu, X, Y, HULL[:, None], np.ones_like(HULL), [300, 1000], init, 3)
 

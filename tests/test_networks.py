@@ -80,6 +80,47 @@ def test_jacobian_and_tangent_kernel_match_autograd(name, dim):
     torch.testing.assert_close(net.tangent_kernel(x, x, "output"), blocks[0] @ blocks[0].T, rtol=1e-12, atol=1e-14)
 
 
+@pytest.mark.parametrize("layers, parameterization", [("output", "standard"), ("all", "ntk")])
+def test_tangent_kernel_in_blocks_is_each_subnetworks_kernel(layers, parameterization):
+    """``block=b``: the kernels of the sub-networks of b consecutive neurons (blocks spanning several
+    CHUNKs and ending inside one, the NTK scale taken at the block's width), bit for bit what each
+    sub-network's own call gives; a block that does not divide the width is an error."""
+    from numerics import networks
+
+    block = networks.CHUNK + 300
+    net = ShallowNetwork(theory.activation("gelu"), 3 * block, 2, Init("gaussian", s_v=1.0), parameterization, 4)
+    x1 = as_tensor(np.random.default_rng(2).normal(size=(7, 2)))
+    blocks = net.tangent_kernel(x1, x1[:3], layers, block=block)
+    assert blocks.shape == (3, 7, 3)
+    for k in range(3):
+        own = net.subnetwork(slice(k * block, (k + 1) * block)).tangent_kernel(x1, x1[:3], layers)
+        assert torch.equal(blocks[k], own)
+    assert torch.equal(net.tangent_kernel(x1, x1[:3], layers, block=net.width)[0], net.tangent_kernel(x1, x1[:3], layers))
+    with pytest.raises(IbcheckError, match="do not divide"):
+        net.tangent_kernel(x1, x1, layers, block=block + 1)
+
+
+def test_kernel_descent_weights_of_a_batch_are_each_matrixs():
+    """A batch of Gram matrices gives each matrix's weights bit for bit (infinite time and T steps); a
+    singular matrix in the batch is named by its eigenvalues."""
+    from numerics.networks import kernel_descent_weights
+
+    rng = np.random.default_rng(7)
+    features = torch.as_tensor(rng.normal(size=(2, 3, 5, 40)))
+    grams = features @ features.mT / 40
+    residual = torch.as_tensor(rng.normal(size=5))
+    for steps in (None, 25):
+        batch = kernel_descent_weights(grams, residual, steps)
+        assert batch.shape == (2, 3, 5)
+        for i in range(2):
+            for j in range(3):
+                assert torch.equal(batch[i, j], kernel_descent_weights(grams[i, j], residual, steps))
+    singular = grams.clone()
+    singular[1, 2] = features[1, 2, :, :1] @ features[1, 2, :, :1].T  # rank 1
+    with pytest.raises(IbcheckError, match="singular"):
+        kernel_descent_weights(singular, residual)
+
+
 def test_linearized_solution_after_t_steps_matches_explicit_descent():
     """Independent route: gradient descent on the linear model theta -> f_0 + J (theta - theta_0)."""
     net = ShallowNetwork(theory.activation("tanh"), 40, 1, Init("gaussian", s_v=1.0), "ntk", seed=2)
