@@ -45,7 +45,7 @@ from theory.errors import IbcheckError
 
 from . import threads
 from .reproducibility import generators
-from .torch_activation import ARRAYS, torch_activation
+from .torch_activation import ARRAYS, sigma_and_slope, torch_activation
 from .training import History, array_descent, full_shape
 
 PARAMETERIZATIONS = ("standard", "ntk")
@@ -385,12 +385,13 @@ def _closed_form_gradient(net: ShallowNetwork, packed: np.ndarray, x_hat: np.nda
        \quad \hat X_\eta = (\eta_w x_j, \eta_b),
 
     written into ``out`` (each layer's step size folded in, so the descent's own step is 1): two
-    products with the (N, n) feature matrices, every other operation on vectors or rows."""
+    products with the (N, n) feature matrices, every other operation on vectors or rows; sigma and
+    sigma' from one pass over z (:func:`numerics.torch_activation.sigma_and_slope`)."""
     eta_v, eta_w, eta_b = rates
     n_points, dim = x_hat.shape[0], x_hat.shape[1] - 1
     rated = x_hat * np.array([eta_w] * dim + [eta_b])  # (N, d + 1): (eta_w x_j, eta_b)
-    sigma = net.activation.numeric(ARRAYS.name)
-    slope = net.activation.numeric(ARRAYS.name, 1) if layers == "all" else None
+    both = sigma_and_slope(net.activation) if layers == "all" else None
+    sigma = net.activation.numeric(ARRAYS.name) if both is None else None
     z = np.empty((n_points, net.width))
     residual, rho = np.empty(n_points), np.empty(n_points)
     rho_x = np.empty_like(rated)
@@ -399,18 +400,19 @@ def _closed_form_gradient(net: ShallowNetwork, packed: np.ndarray, x_hat: np.nda
 
     def gradient(out: np.ndarray) -> float:
         np.matmul(x_hat, u, out=z)
-        features = full_shape(sigma(z), z)
+        features, slopes = (sigma(z), None) if both is None else both(z)
+        features = full_shape(features, z)
         np.matmul(features, v, out=residual)
         np.multiply(residual, scale, out=residual)
         np.subtract(residual, y, out=residual)
         np.multiply(residual, scale / n_points, out=rho)
         np.matmul(rho, features, out=out[0])
         np.multiply(out[0], eta_v, out=out[0])
-        if slope is None:
+        if slopes is None:
             out[1:] = 0.0
         else:
             np.multiply(rho[:, None], rated, out=rho_x)
-            np.matmul(rho_x.T, full_shape(slope(z), z), out=out[1:])
+            np.matmul(rho_x.T, full_shape(slopes, z), out=out[1:])
             np.multiply(out[1:], v, out=out[1:])
         return 0.5 * float(np.dot(residual, residual)) / n_points
     return gradient
