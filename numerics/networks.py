@@ -45,7 +45,7 @@ from theory.errors import IbcheckError
 
 from . import threads
 from .reproducibility import generators
-from .torch_activation import ARRAYS, sigma_and_slope, torch_activation
+from .torch_activation import ARRAYS, sigma_and_slope, torch_activation, torch_sigma_and_slope
 from .training import History, array_descent, full_shape
 
 PARAMETERIZATIONS = ("standard", "ntk")
@@ -211,7 +211,8 @@ class ShallowNetwork:
         :meth:`evaluate` returns, the same operations in the same blocks)."""
         eta_v, eta_w, eta_b = _rates(lr)
         _check_layers(layers)
-        derivative = self._derivative() if layers == "all" else None
+        # sigma and sigma' from one pass over z (shared subexpressions once), or sigma alone
+        evaluate = self._sigma_and_derivative() if layers == "all" else lambda z: (self.sigma(z), None)
         leading = _leading_rows(x1, x2)
         # K^T: (N2, n) @ (n, N1) with the short side first runs 1.4-1.8x faster than (N1, n) @ (n, N2)
         transposed = torch.zeros(len(x2), len(x1), dtype=torch.float64)
@@ -220,15 +221,14 @@ class ShallowNetwork:
             for lo in range(0, self.width, CHUNK):
                 part = slice(lo, lo + CHUNK)
                 z1 = torch.addmm(self.b[part], x1, self.w[part].T)
-                z2 = z1[:len(x2)] if leading else torch.addmm(self.b[part], x2, self.w[part].T)
-                s1 = self.sigma(z1)
-                s2 = s1[:len(x2)] if leading else self.sigma(z2)
+                s1, d1 = evaluate(z1)
+                s2, d2 = (s1[:len(x2)], None) if leading else evaluate(torch.addmm(self.b[part], x2, self.w[part].T))
                 transposed += eta_v * (s2 @ s1.T)  # scale the (N2, N1) product, not the features
                 if output:
                     values += s1 @ self.v[part]
-                if derivative is not None:
-                    d1 = derivative(z1) * self.v[part]
-                    d2 = d1[:len(x2)] if leading else derivative(z2) * self.v[part]
+                if d1 is not None:
+                    d1 = d1 * self.v[part]
+                    d2 = d1[:len(x2)] if leading else d2 * self.v[part]
                     transposed += (d2 @ d1.T) * (eta_w * (x2 @ x1.T) + eta_b)
         kernel = transposed.T.contiguous() * self.output_scale**2
         return kernel, None if values is None else values * self.output_scale
@@ -246,10 +246,17 @@ class ShallowNetwork:
         return torch.cat(blocks, dim=1) * self.output_scale
 
     def _derivative(self):
+        self._first_layer_trainable()
+        return torch_activation(self.activation, 1)
+
+    def _sigma_and_derivative(self):
+        self._first_layer_trainable()
+        return torch_sigma_and_slope(self.activation)
+
+    def _first_layer_trainable(self) -> None:
         if self.activation.is_discontinuous:
             raise IbcheckError(f"{self.activation.label} jumps, so sigma' is a point mass: the first layer "
                                "has no gradient; train the output layer only")
-        return torch_activation(self.activation, 1)
 
     def evaluate(self, x: torch.Tensor) -> torch.Tensor:
         """f(x) without autograd, in blocks of :data:`CHUNK` neurons (for large widths and grids)."""
@@ -362,7 +369,7 @@ def train(net: ShallowNetwork, x, y, steps: int, lr: float | Sequence[float], la
     _check_layers(layers)
     eta_v, eta_w, eta_b = _rates(lr)
     if layers == "all":
-        net._derivative()  # a clear error for activations whose sigma' is a point mass
+        net._first_layer_trainable()  # a clear error for activations whose sigma' is a point mass
     x_hat = np.hstack([as_tensor(x).numpy(), np.ones((len(x), 1))])  # (N, d + 1): rows (x_j, 1)
     y = np.asarray(y, dtype=float)
     packed = torch.cat([net.v.detach()[None], net.w.detach().T, net.b.detach()[None]]).numpy().copy()

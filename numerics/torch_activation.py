@@ -222,7 +222,33 @@ def torch_activation(act: Activation, derivative: int = 0) -> Callable[[torch.Te
     fn = _compiled(expr)
 
     def apply(u: torch.Tensor) -> torch.Tensor:
-        out = fn(u)
-        return out if torch.is_tensor(out) and out.shape == u.shape else torch.broadcast_to(
-            torch.as_tensor(out, dtype=u.dtype), u.shape).clone()
+        return _full(fn(u), u)
+    return apply
+
+
+def _full(out, u: torch.Tensor) -> torch.Tensor:
+    """What a compiled program returned for ``u``, as a tensor of u's shape (a constant piece, e.g. the
+    slope of a linear activation, comes back as a number)."""
+    return out if torch.is_tensor(out) and out.shape == u.shape else torch.broadcast_to(
+        torch.as_tensor(out, dtype=u.dtype), u.shape).clone()
+
+
+@lru_cache(maxsize=128)
+def _compiled_pair(value: sp.Expr, slope: sp.Expr) -> Callable:
+    return compile_expressions([value, slope], "torch")
+
+
+def torch_sigma_and_slope(act: Activation) -> Callable[[torch.Tensor], tuple[torch.Tensor, torch.Tensor]]:
+    r""":math:`(\sigma(u), \sigma'(u))` as torch tensors of u's shape from one program: a subexpression
+    the two share is evaluated once (as :func:`sigma_and_slope` on arrays), every value the one
+    ``torch_activation(act)`` and ``torch_activation(act, 1)`` give.  Raises :class:`IbcheckError` where
+    sigma' has a point mass."""
+    slope = act.derivative(1)
+    if slope.has(sp.DiracDelta):
+        raise IbcheckError(f"{act.label}: sigma^(1) has a point mass; it has no pointwise values")
+    program = _compiled_pair(act.bound, slope)
+
+    def apply(u: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        value, derivative = program(u)
+        return _full(value, u), _full(derivative, u)
     return apply

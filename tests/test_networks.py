@@ -10,7 +10,7 @@ import torch
 import theory
 from numerics.networks import (Init, LinearizedSolution, ShallowNetwork, as_tensor, linearized_solution,
                                train)
-from numerics.torch_activation import ARRAYS, sigma_and_slope, torch_activation
+from numerics.torch_activation import ARRAYS, sigma_and_slope, torch_activation, torch_sigma_and_slope
 from numerics.training import TrainingDiverged, array_descent, gradient_descent
 from theory.activations import BUILTINS
 from theory.errors import IbcheckError
@@ -293,6 +293,10 @@ def test_sigma_and_slope_in_one_pass_are_the_separate_programs_bit_for_bit(name)
     for derivative, got in enumerate(fused):
         alone = act.numeric(ARRAYS.name, derivative)(z)
         np.testing.assert_array_equal(np.broadcast_to(got, z.shape), np.broadcast_to(alone, z.shape))
+    u = torch.from_numpy(z)  # the tangent kernel's torch programs
+    for derivative, got in enumerate(torch_sigma_and_slope(act)(u)):
+        assert got.shape == u.shape
+        assert torch.equal(got, torch_activation(act, derivative)(u))
 
 
 @pytest.mark.parametrize("name", ["tanh", "softplus", "gelu", "elu", "gaussian", "silu"])
