@@ -68,8 +68,8 @@ import torch
 
 from theory.activations import Activation
 from theory.errors import IbcheckError
-from theory.gaussian_kernels import NUMPY as NUMPY_FORMS
 from theory.evaluation import compile_expressions
+from theory.gaussian_kernels import NUMPY as NUMPY_FORMS
 from theory.gaussian_kernels import gaussian_kernel
 from theory.symbols import x as X
 
