@@ -43,13 +43,27 @@ def _run(check_id: str, formula: str, context: Context = QUICK):
 
 # ---- the packed ensemble ---------------------------------------------------------------------
 
-@pytest.mark.parametrize("formula", ["relu", "tanh", "x/(1+abs(x))"])
+@pytest.mark.parametrize("formula", ["relu", "leaky_relu", "abs", "tanh", "x/(1+abs(x))"])
 def test_closed_form_gradient_matches_autograd(formula):
     x, y = toy_1d()
     ens = ad.Ensemble(theory.activation(formula), x, y, 30, [(ad.ADAPTIVE, 0), (ad.KERNEL, 1)])
     (fast,) = torch.autograd.grad(ens.loss(), [ens.params])
     (taped,) = torch.autograd.grad(ens.reference_loss(), [ens.params])
     assert torch.allclose(fast, taped, atol=1e-14, rtol=1e-12)      # float64 summation order only
+
+
+def test_one_activation_call_where_sigma_is_its_slope_times_the_input():
+    """slope_times_input flags exactly the piecewise-linear, positively 1-homogeneous activations, and
+    for them sigma'(z) z is what the compiled sigma gives, bit for bit (up to the sign of a zero)."""
+    flagged = {name for name in theory.builtin_names() if ad.slope_times_input(theory.activation(name))}
+    assert flagged == {"relu", "leaky_relu", "abs"}
+    assert ad.slope_times_input(theory.activation("max(x, 0.3*x)"))
+    assert not ad.slope_times_input(theory.activation("max(x, 0.3*x) + 1/10"))
+    z = np.concatenate([np.random.default_rng(1).standard_normal(5000) * 10.0 ** np.arange(-5, 5).repeat(500),
+                        [0.0, -0.0, 1e-310, -1e-310, 1e300, -1e300]])
+    for name in ("relu", "leaky_relu", "abs", "max(x, 0.3*x)"):
+        act = theory.activation(name)
+        assert np.array_equal(act.numeric("numpy")(z), act.numeric("numpy", 1)(z) * z)
 
 
 def test_each_member_follows_plain_gradient_descent():
@@ -71,21 +85,30 @@ def test_each_member_follows_plain_gradient_descent():
 
 
 @pytest.mark.parametrize("formula", ["relu", "tanh"])
-def test_packed_loop_equals_a_plain_numpy_loop(formula):
+@pytest.mark.parametrize("blank", [False, True])
+def test_packed_loop_equals_a_plain_numpy_loop(formula, blank):
     """The packed closed-form loop (batched products on preallocated buffers, the bias folded into
     the input as x_hat = (x, 1)) equals a plain numpy GD loop per member, written out here, on
-    inputs in 2 dimensions with three members of two step sizes (records in between included)."""
+    inputs in 2 dimensions with three members of two step sizes (records in between included);
+    with ``blank`` a third input coordinate, 0 on every point, sits between the two: the packed
+    loop leaves it out, the plain loop trains its weights too (they get a zero gradient)."""
     act = theory.activation(formula)
     sigma, slope = {"relu": (lambda z: np.maximum(z, 0), lambda z: (z > 0) * 1.0),
                     "tanh": (np.tanh, lambda z: 1 - np.tanh(z) ** 2)}[formula]
     rng = np.random.default_rng(7)
     x, y = rng.standard_normal((7, 2)), rng.standard_normal(7)
+    if blank:
+        x = np.insert(x, 1, 0.0, axis=1)
+    d = x.shape[1]
     members, width, steps = [(ad.ADAPTIVE, 0), (ad.KERNEL, 1), (ad.ADAPTIVE, 2)], 20, 300
     ens = ad.Ensemble(act, x, y, width, members)
     start = ens.state()
+    for m, (regime, seed) in enumerate(members):  # the initial rows are the members' networks
+        net = ShallowNetwork(act, width, d, regime.init(), seed=seed)
+        assert np.array_equal(start[m], torch.cat([net.v[:, None], net.w, net.b[:, None]], 1).detach().numpy())
     traj = ens.train(steps, [0, 100, steps])
     for m, (regime, _) in enumerate(members):
-        v, w, b = start[m, :, 0].copy(), start[m, :, 1:3].copy(), start[m, :, 3].copy()
+        v, w, b = start[m, :, 0].copy(), start[m, :, 1:1 + d].copy(), start[m, :, 1 + d].copy()
         lr = regime.learning_rate(width)
         for _ in range(steps):
             z = x @ w.T + b
@@ -95,6 +118,8 @@ def test_packed_loop_equals_a_plain_numpy_loop(formula):
         # float64 round-off only: 300 steps of O(1e-2) updates, summation orders differ
         assert np.allclose(traj.states[-1, m], np.column_stack([v, w, b]), rtol=1e-12, atol=1e-13)
         assert np.allclose(traj.residuals[-1, m], sigma(x @ w.T + b) @ v - y, rtol=1e-12, atol=1e-13)
+        if blank:  # a blank coordinate's weights never move: exactly their initial values
+            assert np.array_equal(traj.states[-1, m, :, 2], start[m, :, 2])
 
 
 def test_plane_coordinates_match_shallow_network():

@@ -87,3 +87,43 @@ def test_design_command(capsys):
     assert data["status"] == "closed_form_verified" and "Heaviside" in data["expression"]
     assert main(["design", "exp(omega^2/2)"]) == 2
     assert "Paley-Wiener" in capsys.readouterr().err
+
+
+# ---- the numeric guard in front of simplify (theory.design._varies): it must never change a result
+
+def test_varies_only_where_certain():
+    from theory.design import _varies
+
+    assert _varies(w) and _varies(sp.exp(-w**2) * w**3) and _varies(1 / (1 + w**2))
+    # constants written so that only simplify sees it: equal values to 50 digits, so "not known"
+    assert not _varies(sp.sin(w)**2 + sp.cos(w)**2)
+    assert not _varies(sp.log(sp.exp(3) * w) - sp.log(w))
+    assert not _varies(sp.Integer(5))
+    # 1, after a cancellation of terms of size 1e140 omega^4: with 50 digits the values differ wildly,
+    # with 100 digits by another amount, so it is not known to vary (one precision alone would say it does)
+    huge = sp.Integer(10) ** 70 * w**2
+    assert not _varies((huge + 1) ** 2 - huge**2 - 2 * huge)
+    # a true spread far below 1e-12 of the values' size is not resolved either
+    assert not _varies(1 + w / sp.Integer(10) ** 20)
+    # values it cannot compare (complex at some probes, a function the mpmath backend lacks)
+    assert not _varies(sp.sqrt(-1 - w))
+    assert not _varies(sp.log(1 - w))
+    assert not _varies(sp.besselk(1, w))
+
+
+def _power_law_unguarded(mag2):
+    """theory.design._power_law as it was before the guard: simplify for every n."""
+    for n in range(1, 12):
+        c = sp.simplify(1 / (mag2 * w ** (2 * n)))
+        if not c.has(w) and c.is_positive:
+            return c, n
+    return None
+
+
+@pytest.mark.parametrize("mag2", [w**-4, 1 / (3 * w**6), (1 + w**2) ** -2, 1 / (w**2 + w**4),
+                                  (sp.sin(w)**2 + sp.cos(w)**2) / w**4,  # a power law only simplify sees
+                                  sp.exp(-w**2), 1 / (w**2 * sp.sinh(sp.pi * w / 2) ** 2)])
+def test_guarded_power_law_equals_the_unguarded_search(mag2):
+    from theory.design import _power_law
+
+    assert _power_law(mag2) == _power_law_unguarded(mag2)

@@ -162,6 +162,26 @@ def test_design_round_trip_for_relu():
     assert result.control.outcome == "fail"
 
 
+def test_rate_studies_are_shared_by_formula():
+    """design-round-trip's Max(0, x) design of relu gets kernel-rate's study of relu: computed apart
+    (empty cache each time), the two are the same numbers, so sharing by formula changes none."""
+    from numerics import kernel_regime
+    from theory.design import design_activation
+    from theory.symbols import omega
+
+    designed = design_activation(omega**4, 1, "minimum").activation                 # relu's own W
+    relu = theory.activation("relu")
+    assert designed.bound == relu.bound and designed.label != relu.label
+    studies = []
+    for act in (relu, designed):
+        kernel_regime._RATE_STUDIES.clear()
+        studies.append(kernel_regime.rate_study(act, 2000, 2, 0, 120.0))
+    assert np.array_equal(studies[0].ratios, studies[1].ratios) and studies[0].length == studies[1].length
+    assert kernel_regime.rate_study(relu, 2000, 2, 0, 120.0) is studies[1]          # remembered by formula
+    assert kernel_regime.rate_study(theory.activation("abs"), 2000, 2, 0, 120.0) is not studies[1]
+    assert kernel_regime.rate_study(relu, 2000, 2, 1, 120.0) is not studies[1]      # another seed
+
+
 def test_design_round_trip_without_a_trainable_design_is_not_applicable():
     # tanh's W = sinh^2(pi omega/2)/pi^2 vanishes at 0 and is not rational: no design to train
     assert _run("design-round-trip", "tanh").verdict == "not_applicable"

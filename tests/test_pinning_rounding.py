@@ -161,15 +161,17 @@ def test_soft_pinning_rows_are_invariant_under_rounding_perturbations(monkeypatc
     np.testing.assert_array_equal(np.sign(noisy[:, 6]), np.sign(plain[:, 6]))             # local rule's sign
 
 
-def test_an_overflowing_sigma_second_derivative_does_not_make_a_root_unstable():
-    """softplus at rho = 717 (a plane the frozen-field flow carries there): the data point at
-    z ~ 900 overflows e^z/(1 + e^z)^2 to NaN; the root the plane rests on has an unresolved
-    stability (or is not bracketed), never 'unstable' (the classification that turned 79 planes
-    of the pinning check into planes at rest on unstable roots)."""
+def test_a_large_preactivation_keeps_the_root_and_its_stability():
+    """softplus at rho = 717 (a plane the frozen-field flow carries there): at the data point with
+    z ~ 900, sigma' = e^z/(1 + e^z) and sigma'' = e^z/(1 + e^z)^2 were inf/inf = NaN, the gap
+    equation had no bracketed root and G' was NaN (79 planes of the pinning check were not found at
+    rest).  Evaluated as S(z) and S(z) S(-z) (theory/evaluation.py) both are finite: the root the
+    plane rests on (g = 0.615) is found, with G' < 0 (stable)."""
     act = theory.activation("softplus")
     x, y = toy_1d()
     xs, r = x[:, 0], -y
     roots = field.gap_roots(act, xs, r, 1.0, 717.0, -1.0, 4, interval=(-1.0, 2.0))
     _, slope = field.gap_velocity(act, xs, r, 1.0, 717.0, -1.0, 4, np.array([0.615 / 717.0]))
-    assert not np.isfinite(slope[0])
-    assert all(stable is not False for _, stable in roots)
+    assert np.isfinite(slope[0]) and slope[0] < 0
+    # the root within 0.001 of the plane's g
+    assert [stable for root, stable in roots if abs(root - 0.615) < 1e-3] == [True]

@@ -33,6 +33,7 @@ activation is computed numerically, :math:`\sigma(t) = \frac1\pi\int_0^\infty |\
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from functools import lru_cache
 from typing import Callable
 
 import mpmath
@@ -78,17 +79,72 @@ class Design:
                           status, [section], self.verification)
 
 
+#: frequencies at which :func:`_varies` compares values, and the digits it works with
+_PROBES = ("0.37", "1.3", "2.9")
+_PROBE_DPS = (50, 100)
+#: relative spread of the values beyond which an expression varies, provided both precisions
+#: give the same spread (rounding noise after a cancellation changes with the digits, a true
+#: difference does not)
+_PROBE_SPREAD = 1e-12
+
+
+def _spread(expr: sp.Expr, dps: int) -> tuple | None:
+    """max - min and max |value| of ``expr`` at the probes with ``dps`` digits (constants
+    included: compiled at that precision), as mpf, or None where a value is not real and finite."""
+    with mpmath.workdps(dps):
+        f = compile_expression(expr, "mpmath", W)
+        values = [f(mpmath.mpf(p)) for p in _PROBES]
+        if not all(isinstance(v, mpmath.mpf) and mpmath.isfinite(v) for v in values):
+            return None
+        return max(values) - min(values), max(abs(v) for v in values)
+
+
+def _varies(expr: sp.Expr) -> bool:
+    r"""Whether ``expr`` (in :math:`\omega`) is certainly not constant: its values at a few
+    frequencies differ by more than 1e-12 relative, by the same amount with 50 and with 100
+    digits.  False means "not known", also where it cannot be evaluated there (a pole, a complex
+    value, an unsupported function).
+
+    A guard in front of ``sp.simplify(expr)`` when only a constant result is of use: simplify
+    keeps an expression's values, so it never turns a varying expression into one free of
+    :math:`\omega`; skipping it there changes no result and saves the design's slowest calls."""
+    try:
+        low, high = (_spread(expr, dps) for dps in _PROBE_DPS)
+    except (IbcheckError, ArithmeticError, TypeError, ValueError):
+        return False
+    if low is None or high is None:
+        return False
+    (spread_low, _), (spread, size) = low, high
+    with mpmath.workdps(_PROBE_DPS[-1]):
+        return bool(spread > _PROBE_SPREAD * size and abs(spread_low - spread) <= mpmath.mpf("1e-6") * spread)
+
+
+@lru_cache(maxsize=64)
 def _magnitude_squared(target: sp.Expr, dim: int) -> sp.Expr:
+    """|omega|^(d-1) / W*, simplified (both phases of a design share it)."""
     return sp.simplify(W ** (dim - 1) / target)
 
 
+@lru_cache(maxsize=64)
 def _power_law(mag2: sp.Expr):
-    """(c, n) with |sigma_hat|^2 = omega^(-2n)/c, or None."""
+    """(c, n) with |sigma_hat|^2 = omega^(-2n)/c, or None (c simplified only where it may be constant)."""
     for n in range(1, 12):
-        c = sp.simplify(1 / (mag2 * W ** (2 * n)))
+        candidate = 1 / (mag2 * W ** (2 * n))
+        if _varies(candidate):
+            continue
+        c = sp.simplify(candidate)
         if not c.has(W) and c.is_positive:
             return c, n
     return None
+
+
+def _constant_or_none(expr: sp.Expr) -> sp.Expr | None:
+    """``sp.simplify(expr)`` if it is free of omega, else None (skipping simplify where ``expr``
+    certainly varies, :func:`_varies`)."""
+    if _varies(expr):
+        return None
+    simple = sp.simplify(expr)
+    return None if simple.has(W) else simple
 
 
 def _other_power_law(mag2: sp.Expr) -> str | None:
@@ -193,8 +249,8 @@ def design_activation(target: sp.Expr, dim: int = 1, phase: str = "minimum") -> 
                 raise Unsupported(f"the zero-phase activation for omega^(-{2 * n}) is of log|t| type; "
                                   "use the minimum phase")
         elif phase == "minimum":
-            gaussian = sp.simplify(sp.log(mag2).diff(W, 2))
-            if not gaussian.has(W) and gaussian != 0:
+            gaussian = _constant_or_none(sp.log(mag2).diff(W, 2))
+            if gaussian is not None and gaussian != 0:
                 raise Unsupported("minimum phase impossible: the Paley-Wiener condition fails for a "
                                   "Gaussian-type penalty (no one-sided activation realises it)")
             h = _rational_factor(mag2)
@@ -226,8 +282,8 @@ def _zero_phase_closed_form(target: sp.Expr, dim: int) -> sp.Expr | None:
     if dim != 1:
         return None
     log_t = sp.expand(sp.log(target).expand(force=True))
-    a = sp.simplify(log_t.diff(W, 2) / 2)
-    if not a.has(W) and (a > 0) == sp.true and sp.simplify(log_t - a * W**2).diff(W) == 0:
+    a = _constant_or_none(log_t.diff(W, 2) / 2)
+    if a is not None and (a > 0) == sp.true and sp.simplify(log_t - a * W**2).diff(W) == 0:
         c = sp.exp(sp.simplify(log_t - a * W**2))
         return sp.exp(-X**2 / (2 * a)) / sp.sqrt(2 * sp.pi * a * c)
     s_sym = sp.Wild("s", exclude=[W])

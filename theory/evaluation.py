@@ -1,22 +1,34 @@
-"""Compile a sympy expression in ``x`` into a numeric function, without ``eval``.
+r"""Compile a sympy expression in ``x`` into a numeric function, without ``eval``.
 
 One compiler, several backends: ``mpmath`` (scalars, arbitrary precision, used by the
 verification of closed forms), ``numpy`` (arrays, float64) and, registered by
 ``numerics``, ``torch`` (tensors with autograd).  The compiler walks the expression tree once
-and builds nested closures; it recognises two numerically delicate patterns and uses the
-backend's stable primitive for them:
+and builds nested closures; where a formula as written loses every digit in float64 (or in
+mpmath's working precision) it evaluates an equal one that does not, recognised in the sympy
+tree of any formula, not by name (:func:`_stable_form`):
 
-* :math:`\\log(1 + e^{u})` is evaluated as ``softplus(u)`` (no overflow for large ``u``);
-* :math:`1/(1 + e^{-u})` is evaluated as ``sigmoid(u)``.
+* :math:`\log(1 + e^{u})` is evaluated as ``softplus(u)`` (no overflow for large ``u``);
+* :math:`1/(1 + e^{-u})` is evaluated as ``sigmoid(u)``, written :math:`S(u)`;
+* a rational function of :math:`t = e^u` over :math:`t^m (1 + t^d)^n` (the derivatives of
+  softplus, sigmoid and SiLU as sympy writes them; tanh written with exponentials) is evaluated
+  through :math:`t^k/(1+t)^n = S(u)^k S(-u)^{n-k}` (:func:`_sigmoid_form`): no inf/inf or
+  inf * 0 for large :math:`|u|`, and no cancellation in :math:`1 - S(u)`;
+* :math:`a + a\,\mathrm{erf}(v)`, :math:`a - a\,\mathrm{erf}(v)`, :math:`a - a\tanh^2 v` are
+  evaluated as :math:`a\,\mathrm{erfc}(-v)`, :math:`a\,\mathrm{erfc}(v)`, :math:`a\,\mathrm{sech}^2 v`
+  (:func:`_complement_form`).
 
+At :math:`\pm\infty` and NaN a program gives the formula's limit and NaN (:class:`_Program`).
 A distribution (``DiracDelta``) cannot be evaluated pointwise and raises
 :class:`~theory.errors.IbcheckError`.
 """
 
 from __future__ import annotations
 
+import contextlib
+import functools
+import math
 from dataclasses import dataclass, field
-from typing import Any, Callable
+from typing import Any, Callable, ContextManager
 
 import mpmath
 import numpy as np
@@ -42,6 +54,13 @@ class Backend:
     maximum: Callable[[Any, Any], Any] = max
     minimum: Callable[[Any, Any], Any] = min
     heaviside: Callable[[Any, float], Any] = None  # type: ignore[assignment]
+    #: False if some entry of the argument is infinite or NaN (True may never be answered wrongly;
+    #: a False for finite entries only costs the slow path of :class:`_Program`)
+    all_finite: Callable[[Any], bool] = None  # type: ignore[assignment]
+    #: the three points -inf, +inf, NaN as one argument (None: the backend takes scalars only)
+    edges: Callable[[], Any] | None = None
+    #: a context in which overflow and invalid operations are silent
+    quiet: Callable[[], ContextManager] = contextlib.nullcontext
 
 
 _COMPARISONS_PY = {
@@ -66,9 +85,21 @@ def _mp_sigmoid(u):
     return 1 / (1 + mpmath.exp(-u))
 
 
+def _mp_all_finite(u) -> bool:
+    return bool(mpmath.isfinite(u))
+
+
+def _mp_constant(c: sp.Expr):
+    if c.is_Rational:
+        return mpmath.mpf(c.p) / c.q
+    if not c.is_finite:                          # oo, -oo, nan
+        return mpmath.mpf(float(c))
+    return mpmath.mpmathify(sp.N(c, mpmath.mp.dps + 5))
+
+
 MPMATH = Backend(
     name="mpmath",
-    constant=lambda c: mpmath.mpmathify(sp.N(c, mpmath.mp.dps + 5)) if not c.is_Rational else mpmath.mpf(c.p) / c.q,
+    constant=_mp_constant,
     functions={
         sp.exp: mpmath.exp, sp.log: mpmath.log, sp.sin: mpmath.sin, sp.cos: mpmath.cos,
         sp.tan: mpmath.tan, sp.sinh: mpmath.sinh, sp.cosh: mpmath.cosh, sp.tanh: mpmath.tanh,
@@ -84,6 +115,7 @@ MPMATH = Backend(
     maximum=max,
     minimum=min,
     heaviside=lambda u, h0: mpmath.mpf(1) if u > 0 else (mpmath.mpf(0) if u < 0 else mpmath.mpf(h0)),
+    all_finite=_mp_all_finite,
 )
 
 
@@ -150,6 +182,28 @@ def _np_heaviside(u, h0):
     return np.heaviside(u, h0)
 
 
+def _np_sech(u):
+    """1/cosh(u) in the one array cosh allocates (1.1 CPU-ms for 1e6 entries, a third of
+    ``1 / np.cosh(u)``); cosh's overflow above |u| = 710 is silent and gives 1/inf = 0, the value
+    (< 1e-308) rounded to zero."""
+    with np.errstate(over="ignore"):
+        out = np.cosh(u)
+    return np.reciprocal(out, out=out) if isinstance(out, np.ndarray) else 1.0 / out
+
+
+def _np_all_finite(u) -> bool:
+    """Whether every entry of ``u`` is finite, from its sum (inf and NaN propagate into it: 0.2-0.35 CPU-ms
+    for 1e6 entries, a third of one exp over them; a BLAS dot product takes 2.5 CPU-ms in its threads);
+    a sum that overflows answers False, which only sends the call to the slow path."""
+    if isinstance(u, float):
+        return math.isfinite(u)
+    return bool(np.isfinite(np.sum(u)))
+
+
+def _np_quiet() -> ContextManager:
+    return np.errstate(over="ignore", invalid="ignore", divide="ignore", under="ignore")
+
+
 def _scipy_special(name: str) -> Callable:
     """``scipy.special.<name>``, imported at the first call: importing scipy.special costs more than
     the rest of ``import theory`` together, and most commands (``ibcheck list``) never call it."""
@@ -165,7 +219,7 @@ NUMPY = Backend(
     constant=lambda c: float(c),
     functions={
         sp.exp: np.exp, sp.log: np.log, sp.sin: np.sin, sp.cos: np.cos, sp.tan: np.tan,
-        sp.sinh: np.sinh, sp.cosh: np.cosh, sp.tanh: np.tanh, sp.sech: lambda u: 1 / np.cosh(u),
+        sp.sinh: np.sinh, sp.cosh: np.cosh, sp.tanh: np.tanh, sp.sech: _np_sech,
         sp.coth: lambda u: 1 / np.tanh(u), sp.csch: lambda u: 1 / np.sinh(u),
         sp.erf: _scipy_special("erf"), sp.erfc: _scipy_special("erfc"), sp.atan: np.arctan, sp.asinh: np.arcsinh,
         sp.Abs: np.abs, sp.sign: np.sign,
@@ -180,6 +234,9 @@ NUMPY = Backend(
     maximum=np.maximum,
     minimum=np.minimum,
     heaviside=_np_heaviside,
+    all_finite=_np_all_finite,
+    edges=lambda: np.array([-np.inf, np.inf, np.nan]),
+    quiet=_np_quiet,
 )
 
 _BACKENDS: dict[str, Backend] = {"mpmath": MPMATH, "numpy": NUMPY}
@@ -213,6 +270,127 @@ def _sigmoid_argument(expr: sp.Expr):
     return None
 
 
+class _Sigmoid(sp.Function):
+    r"""The logistic function :math:`S(u) = 1/(1 + e^{-u})` as one sympy node, so that the
+    rewritten expressions of :func:`_sigmoid_form` keep it whole (``(1 + e^{-u})^{-k}`` would merge
+    its powers); lowered to the backend's ``sigmoid``."""
+
+    nargs = 1
+
+
+def _exponential_unit(expr: sp.Expr):
+    """``u`` with every exponential in ``expr`` an integer power of :math:`e^u` (the arguments'
+    rational greatest common divisor: ``x`` for :math:`e^{x}, e^{-x}, e^{2x}`), or None where two
+    arguments have an irrational ratio or there is none."""
+    arguments = list(dict.fromkeys(node.args[0] for node in sp.preorder_traversal(expr) if isinstance(node, sp.exp)))
+    if not arguments:
+        return None
+    ratios = [sp.cancel(argument / arguments[0]) for argument in arguments]
+    if not all(ratio.is_Rational for ratio in ratios):
+        return None
+    return functools.reduce(sp.gcd, ratios) * arguments[0]
+
+
+def _sigmoid_form(expr: sp.Expr):
+    r"""``expr`` as :math:`\sum_k \frac{c_k(x)}{c(x)}\, S(du)^{q_k/d} S(-du)^{n-q_k/d}` when, with
+    :math:`t = e^u` and every exponential in ``expr`` an integer power of ``t``
+    (:func:`_exponential_unit`), ``expr`` is the rational function
+    :math:`\sum_k c_k(x)\, t^{m + q_k} / (c(x)\, t^m (1 + t^d)^n)` of ``t`` (``c_k`` and ``c`` free
+    of ``t``): sympy's derivatives of softplus, sigmoid and SiLU (d = 1), tanh written with
+    exponentials :math:`(e^x - e^{-x})/(e^x + e^{-x})` (d = 2).  In a sum or product with other
+    terms or factors (:math:`x \tanh(\log(1+e^x))`'s derivative
+    :math:`x\,(1 - \tanh^2(\ldots))\, e^x/(1 + e^x) + \ldots`) the terms or factors that are
+    rational functions of ``t`` are rewritten together and the others kept.  None where nothing
+    is rewritten.
+
+    With :math:`s = t^d`, :math:`t^q/(1+s)^n = (s/(1+s))^{q/d} (1/(1+s))^{n-q/d} = S(du)^{q/d}
+    S(-du)^{n-q/d}`; for :math:`0 \le q \le dn` every factor lies in [0, 1], so each term is
+    finite and accurate to a few ulps where :math:`e^u` overflows and where a difference of the
+    original form cancels: softplus' :math:`e^u/(1 + e^u)` is inf/inf = NaN above u = 709.78;
+    sympy's softplus'' :math:`(1 - e^u/(1+e^u))\, e^u/(1+e^u)` is :math:`S(u) S(-u)` but loses
+    every digit above u = 37; SiLU' :math:`x e^{-x}/(1 + e^{-x})^2 + S(x)` is 0 above x = 356
+    (:math:`(1 + e^{-x})^2` underflows in the reciprocal of its overflowing inverse) and NaN
+    below x = -709.  A term's own rounding is unchanged, so a sum of terms of opposite signs
+    cancels near a zero of ``expr`` exactly as the original sum did (absolute error a few ulps of
+    its largest term)."""
+    if not any(isinstance(node, sp.Pow) and node.exp.is_negative and node.base.has(sp.exp)
+               for node in sp.preorder_traversal(expr)):
+        return None
+    u = _exponential_unit(expr)
+    if u is None:
+        return None
+    t = sp.Dummy("t")
+    in_t = expr.subs(sp.exp(u), t)
+    if isinstance(expr, (sp.Add, sp.Mul)) and not in_t.is_rational_function(t):
+        parts = [(part, part.subs(sp.exp(u), t)) for part in expr.args]
+        rational = [part for part, part_t in parts if part_t.is_rational_function(t)]
+        core = _sigmoid_form(expr.func(*rational)) if 0 < len(rational) < len(parts) else None
+        kept = [part for part in expr.args if part not in rational]
+        return None if core is None else expr.func(core, *kept)
+    try:
+        numerator, denominator = sp.fraction(sp.cancel(sp.together(in_t)))
+        top, bottom = sp.Poly(numerator, t), sp.Poly(denominator, t)
+    except sp.PolynomialError:
+        return None
+    if any(c.has(t) for c in top.coeffs() + bottom.coeffs()):
+        return None
+    m = min(monomial[0] for monomial in bottom.monoms())
+    degree = bottom.degree() - m
+    scale = bottom.LC()
+    shapes = [(d, degree // d) for d in range(1, degree + 1) if degree % d == 0]
+    shape = next(((d, n) for d, n in shapes if bottom == sp.Poly(scale * t**m * (1 + t**d) ** n, t)), None)
+    if shape is None:
+        return None
+    d, n = shape
+    return sp.Add(*(coefficient / scale * _Sigmoid(d * u) ** sp.Rational(k - m, d) * _Sigmoid(-d * u) ** (n - sp.Rational(k - m, d))
+                    for (k,), coefficient in top.terms()))
+
+
+#: the complement pairs :func:`_complement_form` writes as one function: ``(f, g, s, p, h)`` says
+#: :math:`a + s\,a\, f(v)^p = a\, h(g(v))`
+_COMPLEMENTS = (
+    (sp.erf, lambda v: -v, 1, 1, lambda w: sp.erfc(w, evaluate=False)),    # 1 + erf(v) = erfc(-v)
+    (sp.erf, lambda v: v, -1, 1, lambda w: sp.erfc(w, evaluate=False)),    # 1 - erf(v) = erfc(v)
+    (sp.tanh, lambda v: v, -1, 2, lambda w: sp.sech(w, evaluate=False) ** 2),  # 1 - tanh(v)^2 = sech(v)^2
+)
+
+
+def _complement_form(expr: sp.Add):
+    r"""``expr`` with a pair of its terms :math:`a + a\,\mathrm{erf}(v)`, :math:`a - a\,\mathrm{erf}(v)`
+    or :math:`a - a \tanh(v)^2` written :math:`a\,\mathrm{erfc}(-v)`, :math:`a\,\mathrm{erfc}(v)`,
+    :math:`a\,\mathrm{sech}(v)^2` (the same values); None if it has no such pair.
+
+    The left sides cancel in float64 where the function is near :math:`\mp 1`: 1 + erf(v) is 0
+    below v = -5.9 (GELU :math:`x(1 + \mathrm{erf}(x/\sqrt 2))/2` is 0 at x = -30, where it is
+    :math:`-1.47\cdot 10^{-196}`) and :math:`1 - \tanh^2` is 0 above |v| = 19.1 (tanh', where it is
+    :math:`4 e^{-2|v|}`); erfc and sech keep every digit down to the underflow."""
+    constant, _ = expr.as_coeff_Add()
+    if constant == 0:
+        return None
+    for term in expr.args:
+        coefficient, factor = term.as_coeff_Mul()
+        for function, argument, sign, power, complement in _COMPLEMENTS:
+            base, exponent = factor.as_base_exp()
+            if isinstance(base, function) and exponent == power and coefficient == sign * constant:
+                return expr - constant - term + constant * complement(argument(base.args[0]))
+    return None
+
+
+@functools.lru_cache(maxsize=4096)
+def _stable_form(expr: sp.Expr, var: sp.Symbol):
+    """``expr`` rewritten by :func:`_sigmoid_form` or :func:`_complement_form` (the same function,
+    evaluated without overflow or cancellation), or None where neither applies or a primitive of the
+    backend already evaluates it stably (softplus, sigmoid).  Cached: one formula is compiled for
+    several backends, and sympy's cancel costs milliseconds."""
+    if not isinstance(expr, (sp.Add, sp.Mul, sp.Pow)) or not expr.has(var) \
+            or _softplus_argument(expr) is not None or _sigmoid_argument(expr) is not None:
+        return None
+    rewritten = _sigmoid_form(expr)
+    if rewritten is None and isinstance(expr, sp.Add):
+        rewritten = _complement_form(expr)
+    return rewritten
+
+
 def _sum(*values):
     total = values[0]
     for v in values[1:]:
@@ -242,6 +420,12 @@ def _lower(expr, be: Backend, var: sp.Symbol) -> tuple[Callable, tuple]:
     arg = _sigmoid_argument(expr)
     if arg is not None:
         return be.sigmoid, (arg,)
+    if isinstance(expr, _Sigmoid):
+        return be.sigmoid, expr.args
+    if isinstance(expr, sp.Pow) and isinstance(expr.base, _Sigmoid) and not expr.exp.is_Integer:
+        # S(v)^r = exp(-r softplus(-v)): S(v) would underflow first (sech = 2 S(2x)^(1/2) S(-2x)^(1/2) at |x| > 372)
+        rate, exp = be.constant(-expr.exp), be.functions[sp.exp]
+        return (lambda softplus: exp(rate * softplus)), (sp.log(1 + sp.exp(-expr.base.args[0])),)
     if isinstance(expr, sp.Add):
         return _sum, expr.args
     if isinstance(expr, sp.Mul):
@@ -305,24 +489,52 @@ def _reader(op: Callable, args: tuple[int, ...]) -> Callable:
     return lambda values: op(*[values[k] for k in args])
 
 
+@functools.lru_cache(maxsize=256)
+def _limit_at(expr: sp.Expr, var: sp.Symbol, end: sp.Expr) -> sp.Expr:
+    """sympy's limit of ``expr`` as ``var`` tends to ``end`` (+-oo); NaN where it finds no real number
+    or infinity (sin: AccumBounds) or no limit at all.  Cached: sympy takes 0.03-1.5 s for one."""
+    try:
+        limit = sp.limit(expr, var, end)
+    except (ArithmeticError, NotImplementedError, TypeError, ValueError, sp.PoleError):
+        return sp.nan
+    return limit if limit.is_extended_real else sp.nan
+
+
 class _Program:
     """Expressions as a list of backend operations, one per *distinct* subexpression: a subexpression
     shared by several of the expressions (``erf(x/sqrt 2)`` in GELU and its derivative) or repeated in
     one is evaluated once per call (common-subexpression elimination on sympy's structural equality).
-    Constants are evaluated once, when the program is built."""
+    Constants are evaluated once, when the program is built.
+
+    Infinite and NaN arguments: the operations give the right value at :math:`\\pm\\infty` for most
+    expressions (softplus: inf, its slope S(inf) = 1), but a product whose factors tend to 0 and
+    :math:`\\infty` gives NaN there (SiLU :math:`x\\,S(x)` at :math:`-\\infty`, GELU's slope
+    :math:`x\\,\\varphi(x)`), and a Piecewise whose last condition is ``True`` gives its last piece
+    at NaN (ELU' is 1 there).  When the program is built it is run once at :math:`-\\infty`,
+    :math:`+\\infty`, NaN; an expression that gives NaN at an infinity or a number at NaN is
+    *guarded*: a call whose argument has a non-finite entry (:attr:`Backend.all_finite`, one
+    reduction per call, only for programs with a guarded expression) takes the slow path, which
+    puts the limit :math:`\\lim_{x\\to\\pm\\infty}` (sympy's, computed at the first such call; NaN
+    where it is not a number or infinity, e.g. sin) at the infinities and NaN at NaN."""
 
     def __init__(self, exprs: list, be: Backend, var: sp.Symbol):
-        self.be, self.var = be, var
+        self.be, self.var, self.exprs = be, var, exprs
         self.slots: dict = {var: 0}         # expression -> index of its value (0: the variable)
         self.initial: list = [None]          # the values before a call: the constants in place
         self.steps: list[tuple[int, Callable]] = []
         self.outputs = tuple(self._slot(e) for e in exprs)
         self.first = self.outputs[0]
+        self.guarded = self._misbehaving_at_edges()
+        self._limits: dict[tuple, Any] = {}
 
     def _slot(self, expr) -> int:
         if expr in self.slots:
             return self.slots[expr]
         is_condition = isinstance(expr, (sp.logic.boolalg.Boolean, bool)) and not isinstance(expr, sp.Expr)
+        rewritten = None if is_condition else _stable_form(expr, self.var)
+        if rewritten is not None:               # the same value: shares its slot with the rewritten form
+            self.slots[expr] = self._slot(rewritten)
+            return self.slots[expr]
         op, children = _lower_condition(expr, self.be) if is_condition else _lower(expr, self.be, self.var)
         args = tuple(self._slot(c) for c in children)
         slot = self.slots[expr] = len(self.initial)
@@ -338,13 +550,66 @@ class _Program:
             values[slot] = step(values)
         return values
 
+    def _at_edges(self) -> list[list[float]]:
+        """Each expression's values at -inf, +inf, NaN as floats (NaN where an operation raised)."""
+        edges = self.be.edges
+        points = [edges()] if edges is not None else [self.be.constant(sp.S(v)) for v in (-sp.oo, sp.oo, sp.nan)]
+        rows = []
+        for point in points:
+            try:
+                with self.be.quiet():
+                    values = self._run(point)
+                rows.append([np.broadcast_to(np.asarray(values[i], dtype=float), np.shape(point) or (1,))
+                             for i in self.outputs])
+            except (ArithmeticError, ValueError, TypeError):
+                rows.append([np.full(np.shape(point) or (1,), np.nan) for _ in self.outputs])
+        return [np.concatenate([row[k] for row in rows]).tolist() for k in range(len(self.outputs))]
+
+    def _misbehaving_at_edges(self) -> dict[int, tuple[bool, bool, bool]]:
+        """For each expression that gives NaN at an infinity or a number at NaN: which of -inf, +inf,
+        NaN it gets wrong."""
+        wrong = {}
+        for k, (low, high, nan) in enumerate(self._at_edges()):
+            if math.isnan(low) or math.isnan(high) or not math.isnan(nan):
+                wrong[k] = (math.isnan(low), math.isnan(high), not math.isnan(nan))
+        return wrong
+
+    def _limit(self, k: int, end: sp.Expr):
+        """Expression ``k``'s limit at ``end`` (+-oo) as a backend constant (:func:`_limit_at`)."""
+        if (k, end) not in self._limits:
+            self._limits[k, end] = self.be.constant(_limit_at(self.exprs[k], self.var, end))
+        return self._limits[k, end]
+
+    def _outputs(self, u) -> tuple:
+        """The expressions' values at ``u``; the guarded ones fixed at non-finite entries (class docstring)."""
+        if not self.guarded or self.be.all_finite(u):
+            values = self._run(u)
+            return tuple(values[i] for i in self.outputs)
+        nan = self.be.constant(sp.nan)
+        try:
+            with self.be.quiet():
+                values = self._run(u)
+            outputs = [values[i] for i in self.outputs]
+        except (ArithmeticError, ValueError):  # mpmath at an infinity (1/0): every expression is guarded
+            outputs = [nan] * len(self.outputs)
+        where = self.be.where
+        for k, (low, high, at_nan) in self.guarded.items():
+            out = outputs[k]
+            if low:
+                out = where(u == -math.inf, self._limit(k, -sp.oo), out)
+            if high:
+                out = where(u == math.inf, self._limit(k, sp.oo), out)
+            outputs[k] = where(u != u, nan, out) if at_nan else out
+        return tuple(outputs)
+
     def __call__(self, u) -> tuple:
-        values = self._run(u)
-        return tuple(values[i] for i in self.outputs)
+        return self._outputs(u)
 
     def value(self, u):
         """The first expression's value alone."""
-        return self._run(u)[self.first]
+        if not self.guarded:
+            return self._run(u)[self.first]
+        return self._outputs(u)[0]
 
 
 def _backend(name: str) -> Backend:

@@ -7,10 +7,12 @@ from dataclasses import dataclass
 from functools import cached_property
 
 import numpy as np
+import sympy as sp
 import torch
 
 from theory.activations import Activation
 from theory.errors import IbcheckError
+from theory.symbols import x as X
 
 from ..networks import Init, ShallowNetwork, as_tensor
 from ..torch_activation import torch_activation
@@ -66,6 +68,11 @@ class Ensemble:
     :math:`\partial_{(w,b)} L = \frac vN\sum_j r_j\sigma'(z_j)(x_j, 1)`) without autograd
     (:meth:`loss_and_gradient`), which is several times faster than taping the forward pass
     (tests compare both through :meth:`loss`).
+
+    Input coordinates that are 0 on every data point (the blank border pixels of the digits)
+    add exact zeros to every pre-activation and get a zero gradient, so their weights keep their
+    initial values: ``params`` holds only the other coordinates' weights (rows
+    :math:`(v_i, w_{i,\mathrm{used}}, b_i)`) and :meth:`state` puts the constant ones back.
     """
 
     def __init__(self, act: Activation, x, y, width: int, members: list[tuple[Regime, int]],
@@ -80,8 +87,13 @@ class Ensemble:
         self.N, self.dim = self.x.shape
         nets = [ShallowNetwork(act, width, self.dim, regime.init(), seed=seed) for regime, seed in members]
         self.initial_networks = nets
-        self.params = torch.cat([torch.cat([n.v.detach()[:, None], n.w.detach(), n.b.detach()[:, None]], 1)
-                                 for n in nets]).requires_grad_(True)
+        initial = torch.cat([torch.cat([n.v.detach()[:, None], n.w.detach(), n.b.detach()[:, None]], 1)
+                             for n in nets])                                   # rows (v, w, b)
+        self._used = np.flatnonzero(np.any(self.x.numpy() != 0, axis=0))      # coordinates some x_j uses
+        self._columns = np.concatenate([[0], 1 + self._used, [self.dim + 1]])  # of (v, w, b) in params
+        self._initial = initial.numpy()                                        # the unused weights' values
+        self._x_used = self.x[:, self._used]
+        self.params = initial[:, self._columns].clone().requires_grad_(True)
         rates = [regime.learning_rate(width, lr_factor) for regime, _ in members]
         self.lr = max(rates)
         self.rates = rates
@@ -93,7 +105,8 @@ class Ensemble:
         return len(self.members)
 
     def _split(self, p):
-        return p[:, 0], p[:, 1:1 + self.dim], p[:, 1 + self.dim]
+        """v, the used coordinates' w, b of ``params``-shaped p."""
+        return p[:, 0], p[:, 1:-1], p[:, -1]
 
     def loss_and_gradient(self) -> tuple[torch.Tensor, list[torch.Tensor]]:
         """The weighted loss and its gradient with respect to ``params``, in closed form (as tensors)."""
@@ -114,29 +127,34 @@ class Ensemble:
         :math:`\partial_{u_k} L = v_k\sum_j \sigma'(z_{jk})\rho_{mj}\hat x_j` with
         :math:`\rho_{mj} = c_m r_{mj}/N`: batched matrix products over the members, only the two
         activation calls allocate."""
-        N, R, n, d = self.N, self.size, self.width, self.dim
+        N, R, n, d = self.N, self.size, self.width, len(self._used)     # d: the used coordinates
         p = self.params.detach().numpy()
         v, u = p[:, 0], p[:, 1:]                                        # u: rows (w_k, b_k)
-        x_hat = np.hstack([self.x.numpy(), np.ones((N, 1))])            # (N, d + 1)
+        x_hat = np.hstack([self._x_used.numpy(), np.ones((N, 1))])      # (N, d + 1)
         y = self.y.numpy()[None, :, None]                               # (1, N, 1)
         member_weights = (self._weights / self.N).numpy()[:, None, None]  # (R, 1, 1): c_m / N
-        z, slope_v = np.empty((N, R * n)), np.empty((N, R * n))
+        z, slope_v, products = np.empty((N, R * n)), np.empty((N, R * n)), np.empty((N, R * n))
         residual, rho = np.empty((R, N, 1)), np.empty((R, N, 1))
         rho_x = np.empty((R, N, d + 1))
         sigma, slope = self.act.numeric("numpy"), self.act.numeric("numpy", 1)
+        homogeneous = slope_times_input(self.act)
 
         def by_member(values):  # (N, R n) -> (R, N, n) view
             return values.reshape(N, R, n).transpose(1, 0, 2)
 
         def gradient(out: np.ndarray) -> float:
             np.matmul(x_hat, u.T, out=z)
-            s = by_member(full_shape(sigma(z), z))
+            slopes = slope(z)
+            if homogeneous:  # sigma(z) = z sigma'(z): one activation call
+                s = by_member(np.multiply(slopes, z, out=products))
+            else:
+                s = by_member(full_shape(sigma(z), z))
             np.matmul(s, v.reshape(R, n, 1), out=residual)
             np.subtract(residual, y, out=residual)
             np.multiply(residual, member_weights, out=rho)
             np.matmul(rho.transpose(0, 2, 1), s, out=out[:, 0].reshape(R, 1, n))
             np.multiply(rho, x_hat, out=rho_x)
-            np.multiply(slope(z), v, out=slope_v)
+            np.multiply(slopes, v, out=slope_v)
             np.matmul(by_member(slope_v).transpose(0, 2, 1), rho_x, out=out[:, 1:].reshape(R, n, d + 1))
             return 0.5 * float(np.vdot(residual, rho))
         return gradient
@@ -148,7 +166,7 @@ class Ensemble:
     def reference_loss(self) -> torch.Tensor:
         """The same weighted loss taped through autograd (for tests)."""
         v, w, b = self._split(self.params)
-        z = self.x @ w.T + b
+        z = self._x_used @ w.T + b
         f = (self._sigma(z) * v).view(self.N, self.size, self.width).sum(-1)
         r = f - self.y[:, None]
         return 0.5 * ((r * r).mean(0) * self._weights).sum()
@@ -157,12 +175,14 @@ class Ensemble:
         """:math:`r_j = f(x_j) - y_j` of every member, shape (R, N)."""
         with torch.no_grad():
             v, w, b = self._split(self.params)
-            f = (self._sigma(self.x @ w.T + b) * v).view(self.N, self.size, self.width).sum(-1)
+            f = (self._sigma(self._x_used @ w.T + b) * v).view(self.N, self.size, self.width).sum(-1)
             return (f - self.y[:, None]).T.numpy().copy()
 
     def state(self) -> np.ndarray:
         """Packed (v, w, b) rows of every member, shape (R, n, d + 2)."""
-        return self.params.detach().numpy().reshape(self.size, self.width, self.dim + 2).copy()
+        rows = self._initial.copy()
+        rows[:, self._columns] = self.params.detach().numpy()
+        return rows.reshape(self.size, self.width, self.dim + 2)
 
     def train(self, steps: int, record_steps=None, describe: str = "adaptive regime") -> "Trajectory":
         """GD for ``steps`` steps, keeping states and residuals at ``record_steps``."""
@@ -178,6 +198,19 @@ class Ensemble:
                                 record_steps=record_steps, describe=describe)
         return Trajectory(self.act, self.x.numpy().copy(), self.y.numpy().copy(), self.members,
                           np.array(history.steps), np.array(states), np.array(residuals), self.rates)
+
+
+def slope_times_input(act: Activation) -> bool:
+    r"""Whether :math:`\sigma(z) = z\,\sigma'(z)` for every z, so that a step needs one activation
+    call: every smooth piece of :math:`\sigma` is :math:`c\,z` (positively 1-homogeneous and
+    piecewise linear: ReLU, leaky ReLU, |z|; at the kink z = 0 both sides are 0 for any finite
+    :math:`\sigma'(0)`).  For these the product :math:`\sigma'(z)\,z` is the very product the
+    compiled :math:`\sigma` forms (:math:`c\cdot z`, or z itself for c = 1; ReLU's
+    :math:`0\cdot z` is a signed zero, which no sum or product with it tells apart)."""
+    pieces = act.pieces
+    if pieces.atoms or not all(sp.diff(p, X, 2) == 0 and p.subs(X, 0) == 0 for p in pieces.pieces):
+        return False
+    return bool(np.isfinite(act.numeric("numpy", 1)(np.zeros(1))).all())
 
 
 def record_schedule(steps: int, linear: int = 200, per_decade: int = 10) -> list[int]:
