@@ -68,6 +68,7 @@ import torch
 
 from theory.activations import Activation
 from theory.errors import IbcheckError
+from theory.evaluation import compile_expressions
 from theory.gaussian_kernels import NUMPY as NUMPY_FORMS
 from theory.gaussian_kernels import gaussian_kernel
 from theory.symbols import x as X
@@ -146,14 +147,22 @@ def _anchors(act: Activation) -> np.ndarray:
     return np.unique(np.concatenate([breaks, (around[:, None] + np.array(SMOOTH_ANCHORS)).ravel()]))
 
 
-def _sigma(act: Activation, derivative: int):
-    f = act.numeric(ARRAYS.name, derivative)
+def _sigmas(act: Activation, derivatives):
+    r""":math:`z \mapsto (\sigma^{(k)}(z))_{k \in \text{derivatives}}`, arrays of z's shape, from one program
+    (a subexpression they share evaluated once; each value the one its own program gives)."""
+    program = compile_expressions([act.derivative(k) if k else act.bound for k in derivatives], ARRAYS.name)
 
     def evaluate(z):
         with np.errstate(over="ignore", invalid="ignore"):
-            out = np.asarray(f(z), dtype=float)
-        return np.broadcast_to(out, np.shape(z)) if out.shape != np.shape(z) else out
+            outs = [np.asarray(out, dtype=float) for out in program(z)]
+        return tuple(np.broadcast_to(out, np.shape(z)) if out.shape != np.shape(z) else out for out in outs)
     return evaluate
+
+
+def _sigma(act: Activation, derivative: int):
+    r""":math:`\sigma^{(k)}` (k = ``derivative``) on arrays, as :func:`_sigmas`."""
+    alone = _sigmas(act, (derivative,))
+    return lambda z: alone(z)[0]
 
 
 def _offset_range(init: Init) -> float:
@@ -213,16 +222,19 @@ def _flat_offset_kernel(f, anchors, init: Init, a, c, acc: Accuracy, chunk: int 
     return out
 
 
-def _gaussian_kernel(f, anchors, breaks, init: Init, a, c, acc: Accuracy, chunk: int = BLOCK_ENTRIES) -> np.ndarray:
-    r""":math:`\mathbb E[f(u) f(u')]` for the Gaussian pair (u, u') of the module docstring.
+def _gaussian_kernel(fs, anchors, breaks, init: Init, a, c, acc: Accuracy, chunk: int = BLOCK_ENTRIES) -> list:
+    r""":math:`\mathbb E[f(u) f(u')]` for the Gaussian pair (u, u') of the module docstring, for each of the
+    functions f that ``fs`` evaluates together (``fs(z)``: a tuple of arrays), on one set of nodes.
 
     The outer variable is :math:`z = u/\sqrt{\Sigma_{11}}`; :math:`g(u) = \mathbb E[f(u')\mid u]` varies on
     the scale :math:`\tau/|\text{slope}|` where the conditional mean crosses a breakpoint of f, so the
-    outer integral is also cut there (at 0, ±1, ±3, ±9 of that scale)."""
+    outer integral is also cut there (at 0, ±1, ±3, ±9 of that scale).  The nodes depend on the
+    breakpoints and anchors only, so sigma and sigma' of the NTK share them (and their weights): each
+    kernel is the number it is alone, the nodes formed once."""
     s11 = init.s_w**2 * np.sum(a**2, axis=1) + init.s_b**2
     s22 = init.s_w**2 * np.sum(c**2, axis=1) + init.s_b**2
     s12 = init.s_w**2 * (a @ c.T) + init.s_b**2
-    out = np.zeros((len(a), len(c)))
+    outs = [np.zeros((len(a), len(c))) for _ in fs(np.zeros(0))]
     cut = GAUSS_CUT
     panel_cuts = np.linspace(-cut, cut, acc.panels + 1)[1:-1]
     scales = np.array([0.0, -1.0, 1.0, -3.0, 3.0, -9.0, 9.0])
@@ -250,10 +262,11 @@ def _gaussian_kernel(f, anchors, breaks, init: Init, a, c, acc: Accuracy, chunk:
         _times_normal_density(sw, s)
         s *= safe[..., None]
         s += mu[..., None]  # u' = mu + tau s
-        inner = np.sum(sw * f(s), axis=-1)  # E[f(u') | u]
-        inner = np.where(tiny[:, :, None], f(mu), inner)
-        out[lo:lo + rows] = np.sum(zw * f(u) * inner, axis=-1)
-    return out
+        for out, f_s, f_mu, f_u in zip(outs, fs(s), fs(mu), fs(u)):
+            inner = np.sum(sw * f_s, axis=-1)  # E[f(u') | u]
+            inner = np.where(tiny[:, :, None], f_mu, inner)
+            out[lo:lo + rows] = np.sum(zw * f_u * inner, axis=-1)
+    return outs
 
 
 def _times_normal_density(weights: np.ndarray, z: np.ndarray) -> None:
@@ -352,34 +365,51 @@ def exact_kernel(act: Activation, init: Init, a, c, acc: Accuracy = FINE, deriva
     the same data and init; the key holds the first-layer distribution only (the output layer's
     ``s_v`` and ``antisymmetric`` do not enter this expectation), so the NTK's first term reuses the
     random-feature kernel of the same (w, b)."""
+    return exact_kernels(act, init, a, c, acc, [(derivative, quadrature_only)])[0]
+
+
+def exact_kernels(act: Activation, init: Init, a, c, acc: Accuracy, wanted) -> list[np.ndarray]:
+    """:func:`exact_kernel` for each ``(derivative, quadrature_only)`` in ``wanted``, remembered the same
+    way; those computed together share what their quadrature shares (:func:`_computed_kernels`)."""
     a, c = as_points(a), as_points(c)
     first_layer = replace(init, s_v=0.0, antisymmetric=False)
-    key = (act.label, sp.srepr(act.bound), first_layer, acc, derivative, quadrature_only, _digest(a, c))
-    if key not in _KERNELS:
-        kernel = _computed_kernel(act, first_layer, a, c, acc, derivative, quadrature_only)
+    keys = {k: (act.label, sp.srepr(act.bound), first_layer, acc, *k, _digest(a, c)) for k in wanted}
+    kernels = {k: _KERNELS[key] for k, key in keys.items() if key in _KERNELS}
+    missing = [k for k in wanted if k not in kernels]
+    for k, kernel in _computed_kernels(act, first_layer, a, c, acc, missing).items():
         kernel.flags.writeable = False
-        _KERNELS.put(key, kernel)
-    return _KERNELS[key]
+        _KERNELS.put(keys[k], kernel)
+        kernels[k] = kernel
+    return [kernels[k] for k in wanted]
 
 
-def _computed_kernel(act: Activation, init: Init, a: np.ndarray, c: np.ndarray, acc: Accuracy, derivative: int,
-                     quadrature_only: bool) -> np.ndarray:
-    """:func:`exact_kernel` without its memory."""
-    if init.kind == "gaussian" and not quadrature_only and (derivative == 0 or derivative == 1 and not act.is_discontinuous):
-        closed = _closed_gaussian_kernel(act, init, a, c, derivative)
-        if closed is not None:
-            return closed
-    f = _sigma(act, derivative)
-    if not len(act.pieces.breaks) and (init.kind != "gaussian" or a.shape[1] == 1):
-        return _feature_kernel(f, init, a, c, acc)
-    anchors = _anchors(act)
-    if init.kind == "gaussian":  # two nested Gaussian integrals over 17 standard deviations: more nodes
+def _computed_kernels(act: Activation, init: Init, a: np.ndarray, c: np.ndarray, acc: Accuracy,
+                      wanted) -> dict[tuple, np.ndarray]:
+    """:func:`exact_kernels` without the memory.  The nested Gaussian quadrature's nodes depend on sigma's
+    breakpoints only, so the derivatives that take it (sigma and sigma' of the NTK) are integrated on
+    one set of nodes (:func:`_gaussian_kernel`), each the same numbers as alone."""
+    kernels, nested = {}, []
+    for k, quadrature_only in wanted:
+        if init.kind == "gaussian" and not quadrature_only and (k == 0 or k == 1 and not act.is_discontinuous):
+            closed = _closed_gaussian_kernel(act, init, a, c, k)
+            if closed is not None:
+                kernels[k, quadrature_only] = closed
+                continue
+        if not len(act.pieces.breaks) and (init.kind != "gaussian" or a.shape[1] == 1):
+            kernels[k, quadrature_only] = _feature_kernel(_sigma(act, k), init, a, c, acc)
+        elif init.kind == "gaussian":
+            nested.append((k, quadrature_only))
+        else:
+            degree = _polynomial_degree(act, k)
+            whole = replace(acc, panels=1) if degree is not None else acc
+            # polynomial pieces: exact per piece (module docstring), the breakpoints the only cuts needed
+            kernels[k, quadrature_only] = _flat_offset_kernel(_sigma(act, k), _anchors(act), init, a, c, whole,
+                                                              order=None if degree is None else degree + 1)
+    if nested:  # two nested Gaussian integrals over 17 standard deviations: more nodes
         breaks = np.array([float(b) for b in act.pieces.breaks], dtype=float)
-        return _gaussian_kernel(f, anchors, breaks, init, a, c, replace(acc, order=acc.order + 2))
-    degree = _polynomial_degree(act, derivative)
-    if degree is not None:  # exact per piece (module docstring): the breakpoints are the only cuts needed
-        return _flat_offset_kernel(f, anchors, init, a, c, replace(acc, panels=1), order=degree + 1)
-    return _flat_offset_kernel(f, anchors, init, a, c, acc)
+        kernels.update(zip(nested, _gaussian_kernel(_sigmas(act, [k for k, _ in nested]), _anchors(act), breaks, init,
+                                                    a, c, replace(acc, order=acc.order + 2))))
+    return kernels
 
 
 def gaussian_covariances(init: Init, a: np.ndarray, c: np.ndarray):
@@ -417,8 +447,9 @@ def tangent_kernel(act: Activation, init: Init, a, c, acc: Accuracy = FINE, quad
     halved for an antisymmetric init (:class:`numerics.networks.ShallowNetwork` scales its output by
     :math:`\sqrt{1/2}` there, so that the doubled neurons keep the kernel's size)."""
     a, c = as_points(a), as_points(c)
-    return (0.5 if init.antisymmetric else 1.0) * (exact_kernel(act, init, a, c, acc, quadrature_only=quadrature_only)
-                                                   + init.s_v**2 * (a @ c.T + 1) * exact_kernel(act, init, a, c, acc, 1))
+    # ``quadrature_only`` applies to sigma's kernel; sigma''s takes its closed form where there is one
+    values, slopes = exact_kernels(act, init, a, c, acc, [(0, quadrature_only), (1, False)])
+    return (0.5 if init.antisymmetric else 1.0) * (values + init.s_v**2 * (a @ c.T + 1) * slopes)
 
 
 # ---------------------------------------------------------------------------------------

@@ -179,8 +179,8 @@ def test_product_rule_agrees_with_the_per_pair_rule(name, init, points, derivati
     a = infinite_width.as_points(points)
     ours = infinite_width.exact_kernel(act, init, a, a, derivative=derivative, quadrature_only=True)
     if init.kind == "gaussian":
-        theirs = infinite_width._gaussian_kernel(f, infinite_width._anchors(act), np.zeros(0), init, a, a,
-                                                 replace(infinite_width.FINE, order=8))
+        (theirs,) = infinite_width._gaussian_kernel(infinite_width._sigmas(act, [derivative]), infinite_width._anchors(act),
+                                                    np.zeros(0), init, a, a, replace(infinite_width.FINE, order=8))
     else:
         theirs = infinite_width._flat_offset_kernel(f, infinite_width._anchors(act), init, a, a, infinite_width.FINE)
     # measured <= 5e-9 of the kernel's size (the per-pair rule's own error at offsets 20-70)
@@ -203,6 +203,26 @@ def test_gaussian_closed_forms_in_any_dimension_agree_with_the_quadrature(name, 
     assert np.max(np.abs(closed - ours)) / np.max(np.abs(ours)) < 1e-7
     a, b, c, r = infinite_width.gaussian_covariances(GAUSS, points, points)
     assert np.allclose(r**2, a * b - c**2, atol=1e-12) and np.all(np.diag(r) == 0)
+
+
+@pytest.mark.parametrize("name", ["elu", "x/(1+abs(x))"])
+def test_the_ntk_kernels_of_the_nested_quadrature_share_their_nodes_and_keep_their_numbers(name):
+    """sigma's and sigma''s kernels of a piecewise sigma without a Gaussian closed form (ELU, softsign) are
+    integrated together on one set of nodes for the NTK: each equal, bit for bit, to the kernel computed
+    alone (the same nodes, weights and operations), for both accuracies the predictions use."""
+    act = theory.activation(name)
+    a, c = np.linspace(-0.8, 0.8, 5)[:, None], np.array([[-0.5], [0.2], [0.45]])
+    init = Init("gaussian", s_w=1.0, s_b=1.0)
+    anchors, breaks = infinite_width._anchors(act), np.array([float(b) for b in act.pieces.breaks])
+    for acc in (infinite_width.FINE, infinite_width.FINE.coarser()):
+        nodes = replace(acc, order=acc.order + 2)
+        together = infinite_width._gaussian_kernel(infinite_width._sigmas(act, [0, 1]), anchors, breaks, init, a, c, nodes)
+        for derivative, kernel in enumerate(together):
+            (alone,) = infinite_width._gaussian_kernel(infinite_width._sigmas(act, [derivative]), anchors, breaks, init,
+                                                       a, c, nodes)
+            np.testing.assert_array_equal(kernel, alone)
+        ntk = infinite_width.tangent_kernel(act, replace(init, s_v=1.0), a, c, acc)
+        np.testing.assert_array_equal(ntk, together[0] + (a @ c.T + 1) * together[1])
 
 
 def test_kernels_are_remembered_by_the_first_layer_distribution():

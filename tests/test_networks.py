@@ -10,7 +10,7 @@ import torch
 import theory
 from numerics.networks import (Init, LinearizedSolution, ShallowNetwork, as_tensor, linearized_solution,
                                train)
-from numerics.torch_activation import ARRAYS, torch_activation
+from numerics.torch_activation import ARRAYS, sigma_and_slope, torch_activation, torch_sigma_and_slope
 from numerics.training import TrainingDiverged, array_descent, gradient_descent
 from theory.activations import BUILTINS
 from theory.errors import IbcheckError
@@ -321,6 +321,23 @@ def test_arrays_backend_matches_numpy_backend(name, derivative):
     assert np.all(np.abs(ours - theirs) <= 8 * eps * np.abs(theirs) + 8 * eps * (1 + np.abs(u)))
     kinks = np.abs(u) < 1e-200
     np.testing.assert_array_equal(ours[kinks], theirs[kinks])
+
+
+@pytest.mark.parametrize("name", [n for n in BUILTINS if n != "step"])
+def test_sigma_and_slope_in_one_pass_are_the_separate_programs_bit_for_bit(name):
+    """The trainer's fused (sigma, sigma') program shares subexpressions but computes every value by the
+    same operations as the two programs compiled apart: equal bit for bit (the trainings that used the
+    two programs are reproduced exactly), on a batch above the branch-free select's size and at the kinks."""
+    act = theory.activation(name)
+    z = np.concatenate([np.linspace(-40, 40, 6 * 2000 - 4), [0.0, -0.0, 1e-300, -1e-300]]).reshape(6, -1)
+    fused = sigma_and_slope(act)(z)
+    for derivative, got in enumerate(fused):
+        alone = act.numeric(ARRAYS.name, derivative)(z)
+        np.testing.assert_array_equal(np.broadcast_to(got, z.shape), np.broadcast_to(alone, z.shape))
+    u = torch.from_numpy(z)  # the tangent kernel's torch programs
+    for derivative, got in enumerate(torch_sigma_and_slope(act)(u)):
+        assert got.shape == u.shape
+        assert torch.equal(got, torch_activation(act, derivative)(u))
 
 
 @pytest.mark.parametrize("name", ["tanh", "softplus", "gelu", "elu", "gaussian", "silu"])

@@ -36,7 +36,6 @@ import math
 import time
 from dataclasses import dataclass
 from functools import cached_property, lru_cache
-from typing import Callable
 
 import numpy as np
 import torch
@@ -45,26 +44,17 @@ from scipy.special import expit
 from theory import rank
 from theory.activations import Activation
 from theory.errors import IbcheckError
-from theory.evaluation import compile_expressions
 
 from ..data import digits, gaussian_classes, near_orthogonality, orthogonal_classes
 from ..progress import progress
 from ..reproducibility import generators
 from ..threads import single_threaded
-from ..torch_activation import ARRAYS
+from ..torch_activation import sigma_and_slope
 from ..training import TrainingDiverged, full_shape, log_spaced_steps
 
 F64 = torch.float64
 #: |<w, x>| beyond this counts as divergence (as numerics.training's max_abs on weights)
 MAX_PRE_ACTIVATION = 1e12
-
-
-def sigma_and_slope(act: Activation) -> Callable[[np.ndarray], tuple]:
-    r""":math:`(\sigma(z), \sigma'(z))` in one pass (shared subexpressions once) on the numpy arrays of
-    the trainer (:data:`numerics.torch_activation.ARRAYS`: sin, cos, erf, erfc, softplus and sigmoid
-    from torch's vectorized kernels; on the (10, 100, 50) pre-activations of the Frei batch they take
-    ~0.12 ms where numpy/scipy's take 0.35-0.5 ms, one-step-collapse of sin 2.1 -> 1.1 s)."""
-    return compile_expressions([act.bound, act.derivative(1)], ARRAYS.name)
 
 
 # ---------------------------------------------------------------------------------------
