@@ -220,24 +220,26 @@ class _TextLayoutCache(RendererAgg):
         cos, sin = math.cos(math.radians(angle)), math.sin(math.radians(angle))
         flags = get_hinting_flag()
         mode = RenderMode.NORMAL if graphics.get_antialiased() else RenderMode.MONO
+        bitmaps, draw, height = self.bitmaps, self._renderer.draw_text_image, self.height
         for font, size, glyph, slant, extend, dx, dy in glyphs:
             pen_x = round(0x40 * (x + dx * cos - dy * sin))
-            pen_y = round(0x40 * (self.height - y + dx * sin + dy * cos))
+            pen_y = round(0x40 * (height - y + dx * sin + dy * cos))
             key = (font, size, glyph, slant, extend, angle, flags, mode, pen_x & 0x3F, pen_y & 0x3F)
-            if key not in self.bitmaps:  # rasterized at the fraction of a pixel; whole pixels added below
+            kept = bitmaps.get(key)
+            if kept is None:  # rasterized at the fraction of a pixel; whole pixels added below
                 font.set_size(size, self.dpi)
                 font._set_transform((0x10000 * np.array([[cos, -sin], [sin, cos]])
                                      @ [[extend, extend * slant], [0, 1]]).round().astype(int), [key[-2], key[-1]])
                 bitmap = font._render_glyph(glyph, flags, mode)
                 buffer = bitmap.buffer if mode == RenderMode.NORMAL else bitmap.buffer * 0xFF
-                if len(self.bitmaps) >= self.MOST_BITMAPS:
-                    self.bitmaps.clear()
-                self.bitmaps[key] = (buffer, bitmap.left, bitmap.top)
-            buffer, left, top = self.bitmaps[key]
+                if len(bitmaps) >= self.MOST_BITMAPS:
+                    bitmaps.clear()
+                kept = bitmaps[key] = (buffer, bitmap.left, buffer.shape[0] - bitmap.top)
+            buffer, left, below_top = kept
             # draw_text_image's y is downwards, at the bitmap's bottom side
-            self._renderer.draw_text_image(buffer, left + (pen_x >> 6),
-                                           int(self.height) - top - (pen_y >> 6) + buffer.shape[0], 0, graphics)
-        super()._draw_text_glyphs_and_boxes(graphics, x, y, angle, (), boxes)
+            draw(buffer, left + (pen_x >> 6), int(height) + below_top - (pen_y >> 6), 0, graphics)
+        if boxes:  # (matplotlib's drawing of no boxes makes a graphics context, unused)
+            super()._draw_text_glyphs_and_boxes(graphics, x, y, angle, (), boxes)
 
 
 #: matplotlib's text layout (``Text._get_layout``, private: tests/test_plots.py fails when its source
