@@ -244,7 +244,7 @@ class _TextLayoutCache(RendererAgg):
 
 #: matplotlib's text layout (``Text._get_layout``, private: tests/test_plots.py fails when its source
 #: changes); texts drawn or measured with a :class:`_TextLayoutCache` take its kept layouts
-_matplotlib_text_layout = Text._get_layout
+_matplotlib_text_layout = getattr(Text, "_get_layout", None)
 
 
 def _text_layout(text: Text, renderer):
@@ -253,7 +253,8 @@ def _text_layout(text: Text, renderer):
     return _matplotlib_text_layout(text, renderer)
 
 
-Text._get_layout = _text_layout
+if callable(_matplotlib_text_layout):  # a matplotlib without it: its own route
+    Text._get_layout = _text_layout
 
 _PER_THREAD = threading.local()
 
