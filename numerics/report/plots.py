@@ -6,11 +6,12 @@ assembles the one cross-activation figure, the overlaid :math:`W(\\omega)` curve
 
 A suite draws a few hundred figures, so each is measured once (its margins) and drawn once, on
 one figure per size and thread, cleared for each plot with its ticks kept, with one Agg renderer
-per size and thread (matplotlib caches text extents per renderer; this one also keeps glyph
-layouts, glyph bitmaps and math-text parses), only the ticks in view on log axes, each axis's
-ticks and the legend laid out once, and Python's cycle collector paused while drawing: the same
-PNG bytes as matplotlib's plain route (tests/test_plots.py compares them) at about a third of its
-CPU (benchmarks/bench_figures.py).
+per size and thread (matplotlib caches text extents per renderer; this one also keeps text
+layouts, glyph layouts, glyph bitmaps and math-text parses), only the ticks in view on log axes,
+each axis's ticks (while the tick space stays) and the legend laid out once, and Python's cycle
+collector paused while drawing: the same PNG bytes as matplotlib's plain route
+(tests/test_plots.py compares them) at under a third of its CPU (benchmarks/bench_figures.py).
+The shortcuts read some private matplotlib code; tests/test_plots.py fails when that code changes.
 """
 
 from __future__ import annotations
