@@ -144,15 +144,16 @@ class _OneAtATime:
         self.parser, self.parses = parser, {}
 
     def parse(self, s, dpi=72, prop=None, *, antialiased=None):
-        key = (s, dpi, prop.copy() if prop is not None else None, antialiased, rcParams["text.antialiased"],
-               get_hinting_flag())
-        if key not in self.parses:
+        key = (s, dpi, prop, antialiased, rcParams["text.antialiased"], get_hinting_flag())  # properties by value
+        parse = self.parses.get(key)
+        if parse is None:
             with _MATH_TEXT:
                 parse = self.parser.parse(s, dpi, prop, antialiased=antialiased)
             if len(self.parses) >= self.MOST:
                 self.parses.clear()
-            self.parses[key] = parse
-        return self.parses[key]
+            # kept under a copy of the properties (the text's own may change)
+            self.parses[(s, dpi, prop.copy() if prop is not None else None, *key[3:])] = parse
+        return parse
 
 
 class _TextLayoutCache(RendererAgg):
