@@ -19,7 +19,10 @@ The loop is checked against autograd on the full weights (``tests/test_stable_ra
 Several problems with the same n and M train as one batch: one numpy op per step for all seeds
 (numpy, not torch: at these sizes, (B, 100, 10) arrays, torch's per-operation overhead made the same
 batched loop ~5x slower, ``benchmarks/bench_stable_rank.py``; only the update's two broadcast products,
-where numpy loops over n-element rows, run on torch views of the numpy buffers).
+where numpy loops over n-element rows, run on torch views of the numpy buffers).  Problems on the same
+data (the two inits of a Frei seed) form their z-update as one taller product (:func:`same_data_block`);
+where :math:`\sigma(z) = z\,\sigma'(z)` (ReLU, leaky ReLU, |z|) a step evaluates the slope alone
+(:func:`activation_and_slope`); both give the same numbers.
 Stable ranks and Grams of the records are formed on first use.
 
 **Tracking** on log-spaced steps: per-class and full-matrix stable rank, loss, margins,
