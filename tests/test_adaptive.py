@@ -289,6 +289,25 @@ def test_frozen_field_flow_steps_along_the_autograd_gradient(name):
     np.testing.assert_allclose(b[0], (b0 - lr * gb).detach().numpy(), rtol=0, atol=1e-12 * scale + 1e-15)
 
 
+@pytest.mark.parametrize("name", ["relu", "gelu", "sin"])
+def test_frozen_field_states_are_the_flow_at_each_horizon(name):
+    """The staged flow (each plane simulated to its own horizon, finished planes dropped) gives bit
+    for bit the states one flow of every plane records at those steps: the planes do not interact."""
+    act = theory.activation(name)
+    x, y = toy_1d()
+    xs, r = x[:, 0], -y
+    neurons = ad.field_population(len(xs), [-0.3, 0.2], 8.0) + ad.field_population(len(xs), [0.1], 32.0)
+    lr = ad.field_step_size(act, xs, r)
+    rng = np.random.default_rng(3)
+    horizons = rng.integers(0, 120, len(neurons.v))
+    horizons[:5] = [0, 200, 200, 1, 57]                          # step 0, ties, the longest last
+    w, b = ad.frozen_field_states(act, xs, r, neurons, horizons, lr)
+    steps, W, B = ad.frozen_field_flow(act, xs, r, neurons, 200, lr, record_steps=sorted(set(horizons.tolist())))
+    at = np.searchsorted(steps, horizons)
+    np.testing.assert_array_equal(w, W[at, np.arange(len(w))])
+    np.testing.assert_array_equal(b, B[at, np.arange(len(b))])
+
+
 def test_root_search_of_many_neurons_is_the_search_of_each():
     """gap_roots_many over a batch (as placement_test runs it) gives exactly each neuron's own gap_roots."""
     act = theory.activation("gelu")

@@ -104,6 +104,34 @@ def field_step_size(act: Activation, x: np.ndarray, residual: np.ndarray) -> flo
     return rate
 
 
+def _field_descent(act: Activation, x: np.ndarray, residual: np.ndarray, v: np.ndarray, params: np.ndarray):
+    r"""``(gradient, loss)`` closures of the frozen-field GD of :func:`frozen_field_flow` on ``params``
+    (M, 2) rows (w, b), read in place, for neurons with output weights ``v``: the gradient on buffers
+    allocated once, L evaluated at the z of the last gradient."""
+    sigma, slope = torch_activation(act), torch_activation(act, 1)
+    N, M = len(x), len(v)
+    # r_j v_i / N, shape (N, M)
+    weights = np.asarray(residual, dtype=float)[:, None] * np.asarray(v, dtype=float)[None, :] / N
+    inputs = np.stack([np.asarray(x, dtype=float), np.ones(N)], 1)                                      # (N, 2)
+    z, weighted_slope = np.empty((N, M)), np.empty((N, M))
+    z_tensor = torch.from_numpy(z)                                                                       # z's memory
+
+    def gradient(out: np.ndarray) -> None:
+        np.matmul(inputs, params.T, out=z)
+        np.multiply(weights, slope(z_tensor).numpy(), out=weighted_slope)
+        np.matmul(weighted_slope.T, inputs, out=out)
+
+    def loss() -> float:  # at the z of the last gradient: only where array_descent checks or records
+        return float(np.vdot(weights, sigma(z_tensor).numpy()))
+    return gradient, loss
+
+
+def _field_start(x: np.ndarray, neurons: FieldNeurons) -> np.ndarray:
+    """Rows (w, b) = (s rho0, u0 - s rho0 x_k) of the neurons, shape (M, 2)."""
+    return np.stack([neurons.sign * neurons.rho0, neurons.u0 - neurons.sign * neurons.rho0 * x[neurons.point]],
+                    1).astype(float)
+
+
 def frozen_field_flow(act: Activation, x: np.ndarray, residual: np.ndarray, neurons: FieldNeurons, steps: int,
                       lr: float, record_steps=None) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     r"""GD on (w, b) of every neuron under the linear loss
@@ -117,29 +145,48 @@ def frozen_field_flow(act: Activation, x: np.ndarray, residual: np.ndarray, neur
 
     Returns (steps, w, b) with w, b of shape (recorded steps, neurons); by default only the
     final state is returned (shape (1, neurons))."""
-    sigma, slope = torch_activation(act), torch_activation(act, 1)
-    N, M = len(x), len(neurons.v)
-    # r_j v_i / N, shape (N, M)
-    weights = np.asarray(residual, dtype=float)[:, None] * np.asarray(neurons.v, dtype=float)[None, :] / N
-    inputs = np.stack([np.asarray(x, dtype=float), np.ones(N)], 1)                                      # (N, 2)
-    params = np.stack([neurons.sign * neurons.rho0, neurons.u0 - neurons.sign * neurons.rho0 * x[neurons.point]],
-                      1).astype(float)                                                                   # (M, 2)
-    z, weighted_slope = np.empty((N, M)), np.empty((N, M))
-    z_tensor = torch.from_numpy(z)                                                                       # z's memory
-
-    def gradient(out: np.ndarray) -> None:
-        np.matmul(inputs, params.T, out=z)
-        np.multiply(weights, slope(z_tensor).numpy(), out=weighted_slope)
-        np.matmul(weighted_slope.T, inputs, out=out)
-
-    def loss() -> float:  # at the z of the last gradient: only where array_descent checks or records
-        return float(np.vdot(weights, sigma(z_tensor).numpy()))
-
+    params = _field_start(x, neurons)
+    gradient, loss = _field_descent(act, x, residual, neurons.v, params)
     history = array_descent(params, gradient, steps, lr, loss=loss, record=lambda step: params.copy(),
                             record_steps=record_steps if record_steps is not None else [steps],
                             describe=f"{act.label} frozen field")
     states = np.array(history.records)
     return np.array(history.steps), states[..., 0], states[..., 1]
+
+
+def frozen_field_states(act: Activation, x: np.ndarray, residual: np.ndarray, neurons: FieldNeurons,
+                        horizons, lr: float) -> tuple[np.ndarray, np.ndarray]:
+    r"""(w, b) of every neuron after its own number of GD steps ``horizons[i]`` of
+    :func:`frozen_field_flow`.  In the frozen field the neurons do not interact (r is fixed), so
+    a neuron's steps are the same operations on the same numbers whichever others are simulated
+    with it: the flow runs in stages, each ending where the neurons still simulated have halved,
+    and a stage drops the neurons whose horizon has passed (a neuron is simulated up to its own
+    horizon, not to the largest; the placements of :func:`placement_test` mostly need tens of
+    steps of thousands).  Divergence is checked (:func:`numerics.training.array_descent`) on the
+    neurons still simulated only."""
+    horizons = np.asarray(horizons, dtype=int)
+    w, b = np.empty(len(horizons)), np.empty(len(horizons))
+    order = np.argsort(horizons, kind="stable")
+    ends = horizons[order]                                              # sorted horizons
+    # active: the simulated neurons (sorted by horizon, params in the same order), from ``start`` on
+    params, active, start, done = _field_start(x, neurons)[order], order, 0, 0
+    while start < len(order):
+        # the stage ends at the horizon after which at most half of the simulated neurons are left
+        stop = int(ends[start + (len(order) - start - 1) // 2])
+        end = int(np.searchsorted(ends, stop, side="right")) - 1       # the last neuron due at ``stop``
+        stage_horizons = ends[start:] - done
+
+        def record(step, stage_horizons=stage_horizons, params=params, active=active):
+            due = np.nonzero(stage_horizons == step)[0]
+            w[active[due]], b[active[due]] = params[due, 0], params[due, 1]
+
+        gradient, loss = _field_descent(act, x, residual, neurons.v[active], params)
+        array_descent(params, gradient, stop - done, lr, loss=loss, record=record,
+                      record_steps=sorted(set(stage_horizons[: end - start + 1].tolist())),
+                      describe=f"{act.label} frozen field ({len(active)} planes)")
+        keep = end + 1 - start
+        params, active, done, start = params[keep:].copy(), active[keep:], stop, end + 1
+    return w, b
 
 
 def gap_velocity(act: Activation, x: np.ndarray, residual: np.ndarray, v, rho, sign, point, g,
@@ -362,8 +409,9 @@ def placement_test(act: Activation, xs: np.ndarray, y: np.ndarray, sharpness, st
                    window: float = 6.0) -> dict:
     r"""Predicted equilibria of the frozen-field gap equation at every sharpness in ``sharpness``,
     each probed by two planes placed at :math:`u^* \pm \delta` for every :math:`\delta` in
-    ``deltas`` (all in one simulation; u = pre-activation at the data point) and judged after
-    :data:`RELAXATION_TIMES` of the equilibrium's own time scale: stable equilibria must pull
+    ``deltas`` (u = pre-activation at the data point), all in one frozen field, and judged after
+    :data:`RELAXATION_TIMES` of the equilibrium's own time scale (each plane simulated up to that
+    step only, :func:`frozen_field_states`): stable equilibria must pull
     them closer (below 0.8 of the start distance; a kink: onto the plane within 5
     :data:`CHATTER`), unstable ones must lose them (beyond 1.25 of it, or across a kink and
     off it).  Distances are measured in g = u/rho from the equilibrium recomputed at the
@@ -424,11 +472,7 @@ def placement_test(act: Activation, xs: np.ndarray, y: np.ndarray, sharpness, st
     times = np.where(kinds == "kink", CROSSING_TIMES, RELAXATION_TIMES)
     needed = np.ceil(times / (rate * lr))
     horizon = np.minimum(steps, needed).astype(int)
-    recorded, W, B = frozen_field_flow(act, xs, residual, neurons, steps, lr,
-                                       record_steps=sorted(set(log_spaced_steps(steps, 20)) | set(horizon.tolist())))
-    at = np.searchsorted(recorded, horizon)
-    idx = np.arange(len(horizon))
-    w, b = W[at, idx], B[at, idx]
+    w, b = frozen_field_states(act, xs, residual, neurons, horizon, lr)
     rho, sign = np.abs(w), np.sign(w)
     end = w * xs[neurons.point] + b
     drift = np.abs(rho / rho0 - 1)
