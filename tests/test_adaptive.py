@@ -66,6 +66,36 @@ def test_one_activation_call_where_sigma_is_its_slope_times_the_input():
         assert np.array_equal(act.numeric("numpy")(z), act.numeric("numpy", 1)(z) * z)
 
 
+def test_slopes_from_the_sign_bit_are_the_compiled_slopes():
+    """slopes_by_sign gives the compiled sigma' bit for bit (zeros of either sign, subnormals,
+    infinities, magnitudes 1e-300..1e300), for the Piecewise slopes it takes over; None elsewhere."""
+    taken = {name for name in theory.builtin_names() if ad.slopes_by_sign(theory.activation(name))}
+    assert taken == {"leaky_relu"}
+    magnitudes = 10.0 ** np.random.default_rng(2).uniform(-300, 300, 6000)
+    z = np.concatenate([magnitudes * np.random.default_rng(3).choice([-1.0, 1.0], 6000),
+                        [0.0, -0.0, 5e-324, -5e-324, np.inf, -np.inf]]).reshape(6, 1001)
+    for name in ("leaky_relu", "leaky_relu(a=0.3)", "leaky_relu(a=0)"):
+        act = theory.activation(name)
+        slopes = ad.slopes_by_sign(act)
+        out = slopes(z, np.empty(z.shape), np.empty(z.shape, dtype=bool))
+        with np.errstate(invalid="ignore"):  # the compiled form's finiteness sum meets inf - inf
+            compiled = act.numeric("numpy", 1)(z)
+        assert np.array_equal(out.view(np.int64), compiled.view(np.int64))
+
+
+def test_ensemble_with_slopes_from_the_sign_bit_is_bitwise_the_compiled_route(monkeypatch):
+    """Training leaky ReLU through slopes_by_sign gives bit for bit the states and residuals of
+    the compiled sigma' (E7's members and sizes, 300 steps)."""
+    act = theory.activation("leaky_relu")
+    x, y = toy_1d()
+    members = [(ad.ADAPTIVE, s) for s in range(3)] + [(ad.KERNEL, s) for s in range(3)]
+    fast = ad.Ensemble(act, x, y, 100, members, 4.0).train(300, [0, 150, 300])
+    monkeypatch.setattr("numerics.adaptive.ensemble.slopes_by_sign", lambda act: None)
+    compiled = ad.Ensemble(act, x, y, 100, members, 4.0).train(300, [0, 150, 300])
+    assert np.array_equal(fast.states.view(np.int64), compiled.states.view(np.int64))
+    assert np.array_equal(fast.residuals.view(np.int64), compiled.residuals.view(np.int64))
+
+
 def test_each_member_follows_plain_gradient_descent():
     """The weighted packed loss gives every member exactly its own GD step size."""
     act = theory.activation("relu")
