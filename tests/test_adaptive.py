@@ -338,9 +338,11 @@ def test_frozen_field_states_are_the_flow_at_each_horizon(name):
     np.testing.assert_array_equal(b, B[at, np.arange(len(b))])
 
 
-def test_root_search_of_many_neurons_is_the_search_of_each():
-    """gap_roots_many over a batch (as placement_test runs it) gives exactly each neuron's own gap_roots."""
-    act = theory.activation("gelu")
+@pytest.mark.parametrize("name", ["gelu", "tanh", "sin", "elu"])
+def test_root_search_of_many_neurons_is_the_search_of_each(name):
+    """gap_roots_many over a batch (as placement_test runs it: each neuron with both signs of v,
+    searched once and mirrored) gives exactly each neuron's own gap_roots, searched with its own v."""
+    act = theory.activation(name)
     x, y = toy_1d()
     xs, r = x[:, 0], -y
     pop = ad.field_population(len(xs), [0.0], 8.0) + ad.field_population(len(xs), [0.0], 32.0)
@@ -349,6 +351,7 @@ def test_root_search_of_many_neurons_is_the_search_of_each():
     for i in range(len(pop.v)):
         assert batched[i] == ad.gap_roots(act, xs, r, pop.v[i], pop.rho0[i], pop.sign[i], pop.point[i], 6.0)
     assert sum(map(len, batched)) > 0
+    assert {st for found in batched for _, st in found} >= {True, False}     # both stabilities were mirrored
 
 
 def test_exact_solver_meets_the_notes_formula_when_neighbours_saturate():

@@ -260,10 +260,26 @@ def gap_roots_many(act: Activation, x: np.ndarray, residual: np.ndarray, v, rho,
     rounding of 0, or an overflow): a resolved :math:`G'` also locates the root, to within
     :math:`|\Delta G| / |G'|`. Sign changes across a kink of :math:`\sigma` are jumps, not
     roots, and are skipped (:func:`placement_test` classifies kinks by their one-sided
-    velocities)."""
+    velocities).
+
+    G is odd in v (its prefactor :math:`-v/(N\rho)`, negated exactly in float64), so a neuron and
+    its mirror with -v have the same grid signs up to a flip, the same brackets, bisection and
+    roots, and :math:`G'` of opposite sign: each (|v|, rho, s, k, lo, hi) is searched once and
+    the mirror's stabilities flipped (bit for bit the search of each; the populations of the
+    frozen field hold every neuron with both signs of v)."""
     v, rho, sign, point, lo, hi = (np.atleast_1d(np.asarray(a, dtype=float)) for a in (v, rho, sign, point, lo, hi))
-    point = point.astype(int)
+    # the grid's size is the batch's (its widest interval), which the distinct rows keep
     points = max(int(np.max(hi - lo) * density), 2) + 1
+    rows, inverse = np.unique(np.stack([np.abs(v), rho, sign, point, lo, hi], 1), axis=0, return_inverse=True)
+    found = _gap_roots_of(act, x, residual, *rows.T, points)
+    flip = {True: False, False: True, None: None}
+    return [list(found[r]) if m >= 0 else [(u, flip[st]) for u, st in found[r]] for r, m in zip(inverse.ravel(), v)]
+
+
+def _gap_roots_of(act: Activation, x: np.ndarray, residual: np.ndarray, v, rho, sign, point, lo, hi,
+                  points: int) -> list[list[tuple[float, bool | None]]]:
+    """:func:`gap_roots_many` on a grid of ``points`` points per neuron."""
+    point = point.astype(int)
     u = lo[:, None] + (hi - lo)[:, None] * np.linspace(0, 1, points)[None, :]
     values, _, bounds, _ = gap_velocity(act, x, residual, v, rho, sign, point, u / rho[:, None], with_slope=False,
                                         with_bounds=True)
