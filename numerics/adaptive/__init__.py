@@ -55,5 +55,5 @@ __all__ = ["ADAPTIVE", "DIGITS_EPS", "KERNEL", "MIN_PAIRS", "Ensemble", "FieldNe
            "gap_roots", "gap_roots_many", "gap_velocity", "image_distances", "in_hull", "linear_interpolation_gap",
            "one_sided_velocities", "pinned_fraction", "pinned_pairs", "pinning_statistics", "placement_test",
            "plane_clusters", "plane_coordinates", "plane_gaps", "record_schedule", "refine_pinned",
-           "shared_images", "sliding_constraints", "sliding_stability", "slope_times_input", "slopes_by_sign", "soft_pinning",
-           "sharpness_slopes"]
+           "shared_images", "sliding_constraints", "sliding_stability", "slope_times_input", "slopes_by_sign",
+           "soft_pinning", "sharpness_slopes"]

@@ -15,7 +15,7 @@ from theory.activations import Activation
 from theory.dynamics import Sliding, derivative_functions, gap_equilibria_many, kinks
 
 from ..torch_activation import torch_activation
-from ..training import array_descent, log_spaced_steps
+from ..training import array_descent
 
 #: a plane counts as resting on an equilibrium when its u = rho g is this close to the root
 OFFSET_TOLERANCE = 0.05
