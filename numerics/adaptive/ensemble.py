@@ -12,11 +12,10 @@ import torch
 
 from theory.activations import Activation
 from theory.errors import IbcheckError
-from theory.symbols import x as X
 
 from ..networks import Init, ShallowNetwork, as_tensor
 from ..torch_activation import torch_activation
-from ..training import array_descent, full_shape, log_spaced_steps
+from ..training import array_descent, full_shape, log_spaced_steps, slope_times_input
 
 
 @dataclass(frozen=True)
@@ -203,22 +202,9 @@ class Ensemble:
                           np.array(history.steps), np.array(states), np.array(residuals), self.rates)
 
 
-def slope_times_input(act: Activation) -> bool:
-    r"""Whether :math:`\sigma(z) = z\,\sigma'(z)` for every z, so that a step needs one activation
-    call: every smooth piece of :math:`\sigma` is :math:`c\,z` (positively 1-homogeneous and
-    piecewise linear: ReLU, leaky ReLU, |z|; at the kink z = 0 both sides are 0 for any finite
-    :math:`\sigma'(0)`).  For these the product :math:`\sigma'(z)\,z` is the very product the
-    compiled :math:`\sigma` forms (:math:`c\cdot z`, or z itself for c = 1; ReLU's
-    :math:`0\cdot z` is a signed zero, which no sum or product with it tells apart)."""
-    pieces = act.pieces
-    if pieces.atoms or not all(sp.diff(p, X, 2) == 0 and p.subs(X, 0) == 0 for p in pieces.pieces):
-        return False
-    return bool(np.isfinite(act.numeric("numpy", 1)(np.zeros(1))).all())
-
-
 def slopes_by_sign(act: Activation):
     r"""For :math:`\sigma'` a Piecewise constant on each side of one kink at 0 (leaky ReLU: the
-    :func:`slope_times_input` activations whose pieces meet at 0, where :math:`\sigma'` is not one
+    :func:`numerics.training.slope_times_input` activations whose pieces meet at 0, where :math:`\sigma'` is not one
     Heaviside or sign call), ``slopes(z, out, zero)``: the compiled :math:`\sigma'(z)` bit for bit,
     written into ``out`` (``zero``: a boolean buffer of z's shape), else None.
 
