@@ -11,7 +11,9 @@ layouts, glyph layouts, glyph bitmaps and math-text parses), only the ticks in v
 each axis's ticks (while the tick space stays) and the legend laid out once, and Python's cycle
 collector paused while drawing: the same PNG bytes as matplotlib's plain route
 (tests/test_plots.py compares them) at under a third of its CPU (benchmarks/bench_figures.py).
-The shortcuts read some private matplotlib code; tests/test_plots.py fails when that code changes.
+The shortcuts read some private matplotlib code, reviewed for the versions in
+:data:`REVIEWED_MATPLOTLIB` (tests/test_plots.py fails when that code changes); any other matplotlib
+draws by its own route (:func:`own_route`), slower and the same.
 """
 
 from __future__ import annotations
@@ -20,11 +22,13 @@ import functools
 import gc
 import io
 import math
+import sys
 import textwrap
 import threading
-from contextlib import contextmanager
+from contextlib import contextmanager, nullcontext
 
 import numpy as np
+import matplotlib
 from matplotlib import rcParams
 from matplotlib.backends.backend_agg import FigureCanvasAgg, RendererAgg, get_hinting_flag
 from matplotlib.figure import Figure
@@ -255,7 +259,12 @@ def _text_layout(text: Text, renderer):
     return _matplotlib_text_layout(text, renderer)
 
 
-if callable(_matplotlib_text_layout):  # a matplotlib without it: its own route
+#: the matplotlib versions whose private code the shortcuts were checked against (the digests in
+#: tests/test_plots.py); with any other version every shortcut is off (:func:`own_route`)
+REVIEWED_MATPLOTLIB = ("3.11.2",)
+SHORTCUTS = matplotlib.__version__ in REVIEWED_MATPLOTLIB
+
+if SHORTCUTS and callable(_matplotlib_text_layout):
     Text._get_layout = _text_layout
 
 _PER_THREAD = threading.local()
@@ -692,3 +701,22 @@ def spectral_weight_plot(curves: dict[str, dict]) -> Plot | None:
                 "W(omega)", series, yscale="log",
                 note="Tabulated by the transform check from the derived closed form W(omega) = 1/|sigma_hat(omega)|^2 "
                      "(d = 1). Larger W penalizes that frequency more: the network avoids it.")
+
+
+def own_route() -> list[tuple[object, str, object]]:
+    """``(owner, attribute, value)`` triples that turn every shortcut of this module into matplotlib's
+    own route: all locators' ticks, no kept tick, legend or text layouts, matplotlib's glyph drawing,
+    its math-text parser and a new figure per plot.  Set at import for a matplotlib version not in
+    :data:`REVIEWED_MATPLOTLIB`; tests/test_plots.py sets them to compare the PNG bytes of both routes."""
+    module = sys.modules[__name__]
+    return [(module, "_InView", lambda locator: locator), (module, "_LAYOUT_METHODS", {}),
+            (_TextLayoutCache, "draw_text", RendererAgg.draw_text),
+            (_TextLayoutCache, "_draw_text_glyphs_and_boxes", RendererAgg._draw_text_glyphs_and_boxes),
+            (module, "_blank_figure", _new_figure), (module, "_legend_laid_out_once", lambda legend: nullcontext()),
+            (_OneAtATime, "parse", lambda self, *args, **kwargs: self.parser.parse(*args, **kwargs)),
+            (_TextLayoutCache, "text_layout", lambda self, text: _matplotlib_text_layout(text, self))]
+
+
+if not SHORTCUTS:
+    for _owner, _name, _value in own_route():
+        setattr(_owner, _name, _value)
