@@ -34,6 +34,7 @@ import mpmath
 import numpy as np
 import sympy as sp
 
+from .asymptotics import limit_at_infinity
 from .errors import IbcheckError
 from .symbols import x as X
 
@@ -528,8 +529,13 @@ def _reader(op: Callable, args: tuple[int, ...]) -> Callable:
 
 @functools.lru_cache(maxsize=256)
 def _limit_at(expr: sp.Expr, var: sp.Symbol, end: sp.Expr) -> sp.Expr:
-    """sympy's limit of ``expr`` as ``var`` tends to ``end`` (+-oo); NaN where it finds no real number
-    or infinity (sin: AccumBounds) or no limit at all.  Cached: sympy takes 0.03-1.5 s for one."""
+    """The limit of ``expr`` as ``var`` tends to ``end`` (+-oo), from leading terms
+    (:func:`theory.asymptotics.limit_at_infinity`) or else sympy's; NaN where it finds no real
+    number or infinity (sin: AccumBounds) or no limit at all.  Cached: sympy takes 0.03-1.5 s
+    for one."""
+    limit = limit_at_infinity(expr, var, end)
+    if limit is not None:
+        return limit if limit.is_extended_real else sp.nan
     try:
         limit = sp.limit(expr, var, end)
     except (ArithmeticError, NotImplementedError, TypeError, ValueError, sp.PoleError):

@@ -922,7 +922,8 @@ def _clearly_growing(piece: sp.Expr, sign: int) -> bool:
 
 
 def _integrable(pieces: PiecewiseSmooth) -> bool:
-    r"""Both outer pieces decay like :math:`O(x^{-2})`: from their shape, else by sympy limits."""
+    r"""Both outer pieces decay like :math:`O(x^{-2})`: from their shape, else by limits
+    (:func:`theory.symbolic.cached_limit`)."""
     for index, sign in ((0, -1), (-1, 1)):
         piece = pieces.pieces[index]
         if piece == 0:
@@ -943,7 +944,7 @@ def _asymptotic_polynomial(piece: sp.Expr, end, degree: int) -> sp.Expr | None:
 
     For a polynomial in x with coefficients rational in e^(ax) the coefficients are the limits
     of the rational functions as u = e^(ax) -> 0 or infinity (read off the polynomials);
-    otherwise they come from successive sympy limits.
+    otherwise they come from successive limits (:func:`theory.symbolic.cached_limit`).
     """
     shape = _as_exp_rational(piece)
     if shape is not None:

@@ -28,7 +28,7 @@ import sympy as sp
 
 from .errors import IbcheckError, Unsupported
 from .symbols import x as X
-from .symbolic import cached_limit, tidy
+from .symbolic import cached_limit, remember_unless_time_limited, tidy
 from .timeouts import time_limit
 
 #: functions whose Piecewise rewrite exposes breakpoints
@@ -105,25 +105,12 @@ class PiecewiseSmooth:
 
     @classmethod
     def from_expr(cls, expr: sp.Expr, seconds: float = 10.0) -> "PiecewiseSmooth":
-        """Split ``expr`` (in ``x``) at the breakpoints of its Abs/Max/Min/Heaviside/sign/Piecewise."""
-        if expr.has(sp.DiracDelta):
-            raise Unsupported(f"{expr} contains a point mass; give the activation as a function")
-        with time_limit(seconds, f"splitting {expr} into smooth pieces"):
-            folded = sp.piecewise_fold(expr.rewrite(sp.Piecewise) if expr.has(*_PIECEWISE_FUNCS) else expr)
-            rels = [r for r in folded.atoms(sp.Rel) if r.has(X)]
-            points = {_breakpoint(r) for r in rels}
-            try:
-                breaks = tuple(sorted(points, key=lambda p: float(p)))
-            except TypeError:
-                raise Unsupported(f"the breakpoints {sorted(map(str, points))} depend on parameters; "
-                                  "give the parameters values") from None
-            if breaks:
-                tests = [breaks[0] - 1] + [(a + b) / 2 for a, b in zip(breaks, breaks[1:])] + [breaks[-1] + 1]
-            else:
-                tests = [sp.S.Zero]
-            pieces = [sp.simplify(_select_branch(folded, t)) if folded.has(sp.Piecewise) else folded
-                      for t in tests]
-        return cls._merged(breaks, pieces, ())
+        """Split ``expr`` (in ``x``) at the breakpoints of its Abs/Max/Min/Heaviside/sign/Piecewise.
+
+        Remembered per expression for the life of the process (the transform, its verification
+        and the distributional part split the same activation; the object is immutable and
+        computes its derivative once), unless a time limit expired on the way."""
+        return _split(expr, seconds)
 
     @classmethod
     def _merged(cls, breaks, pieces, atoms) -> "PiecewiseSmooth":
@@ -181,3 +168,26 @@ class PiecewiseSmooth:
         return smooth + sum((a.coefficient * sp.DiracDelta(X - a.location, a.order) if a.order
                              else a.coefficient * sp.DiracDelta(X - a.location) for a in self.atoms),
                             sp.S.Zero)
+
+
+@remember_unless_time_limited()
+def _split(expr: sp.Expr, seconds: float) -> PiecewiseSmooth:
+    """:meth:`PiecewiseSmooth.from_expr`, remembered."""
+    if expr.has(sp.DiracDelta):
+        raise Unsupported(f"{expr} contains a point mass; give the activation as a function")
+    with time_limit(seconds, f"splitting {expr} into smooth pieces"):
+        folded = sp.piecewise_fold(expr.rewrite(sp.Piecewise) if expr.has(*_PIECEWISE_FUNCS) else expr)
+        rels = [r for r in folded.atoms(sp.Rel) if r.has(X)]
+        points = {_breakpoint(r) for r in rels}
+        try:
+            breaks = tuple(sorted(points, key=lambda p: float(p)))
+        except TypeError:
+            raise Unsupported(f"the breakpoints {sorted(map(str, points))} depend on parameters; "
+                              "give the parameters values") from None
+        if breaks:
+            tests = [breaks[0] - 1] + [(a + b) / 2 for a, b in zip(breaks, breaks[1:])] + [breaks[-1] + 1]
+        else:
+            tests = [sp.S.Zero]
+        pieces = [sp.simplify(_select_branch(folded, t)) if folded.has(sp.Piecewise) else folded
+                  for t in tests]
+    return PiecewiseSmooth._merged(breaks, pieces, ())
