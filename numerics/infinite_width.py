@@ -58,9 +58,11 @@ closed form of :math:`\mathbb E[\sin u\,\sin u']`.
 from __future__ import annotations
 
 import hashlib
+import math
 from collections import OrderedDict
 from dataclasses import dataclass, replace
 from functools import lru_cache
+from typing import Callable
 
 import numpy as np
 import sympy as sp
@@ -69,6 +71,7 @@ import torch
 from theory.activations import Activation
 from theory.errors import IbcheckError
 from theory.evaluation import compile_expressions
+from theory.fourier import term_shape
 from theory.gaussian_kernels import NUMPY as NUMPY_FORMS
 from theory.gaussian_kernels import gaussian_kernel
 from theory.symbols import x as X
@@ -184,42 +187,214 @@ def _first_layer_nodes(init: Init, dim: int, acc: Accuracy) -> tuple[np.ndarray,
                        f"(available: uniform in 1D, directions in 1D/2D, gaussian in any dimension)")
 
 
-def _flat_offset_kernel(f, anchors, init: Init, a, c, acc: Accuracy, chunk: int = BLOCK_ENTRIES,
-                        order: int | None = None) -> np.ndarray:
-    r""":math:`\mathbb E_w \frac1{2A}\int_{-A}^{A} f(w\cdot a + b) f(w\cdot c + b)\,db` (module docstring),
-    ``order`` Gauss-Legendre nodes per piece in b (default ``acc.order``, which also sets the
-    first-layer nodes).
+@dataclass(frozen=True)
+class _OffsetRule:
+    r"""A rule for :math:`\int_{-A}^{A} f(p + b)\,f(q + b)\,db` on arrays of (p, q) of one shape: ``integrate(p, q)``,
+    and the entries of its temporaries per (p, q) (how many pairs :func:`_flat_offset_kernel` passes at once)."""
+
+    integrate: Callable[[np.ndarray, np.ndarray], np.ndarray]
+    entries: int
+
+
+def _offset_quadrature(f, anchors, big: float, acc: Accuracy) -> _OffsetRule:
+    r"""The b-integral by Gauss-Legendre (``acc.order`` nodes) on each piece of :math:`[-A, A]` cut into
+    ``acc.panels`` uniform panels and at ``anchors`` :math:`- p` and :math:`- q` (module docstring)."""
+    panel_cuts = np.linspace(-big, big, acc.panels + 1)[1:-1]
+
+    def integrate(p, q):
+        cuts = np.concatenate([np.broadcast_to(panel_cuts, (*p.shape, len(panel_cuts))),
+                               anchors - p[..., None], anchors - q[..., None]], axis=-1)
+        b, bw = _pieces(-big, big, cuts, acc.order)
+        values = f(p[..., None] + b) * f(q[..., None] + b)
+        values *= bw
+        return np.sum(values, axis=-1)
+    return _OffsetRule(integrate, (len(panel_cuts) + 2 * len(anchors) + 1) * acc.order)
+
+
+def _flat_offset_kernel(rule: _OffsetRule, init: Init, a, c, acc: Accuracy, chunk: int = BLOCK_ENTRIES) -> np.ndarray:
+    r""":math:`\mathbb E_w \frac1{2A}\int_{-A}^{A} f(w\cdot a + b) f(w\cdot c + b)\,db` (module docstring), the
+    b-integral by ``rule`` (:func:`_offset_quadrature` or :func:`_offset_closed_form`) for every first-layer
+    node w and pair, ``acc`` setting the first-layer nodes.
 
     The integral is symmetric in (a, c) and its nodes are too, so for ``a`` equal to ``c`` only the
     pairs i <= j are integrated and mirrored."""
-    order = order or acc.order
     w_nodes, w_weights = _first_layer_nodes(init, a.shape[1], acc)
     big = _offset_range(init)
-    panel_cuts = np.linspace(-big, big, acc.panels + 1)[1:-1]
     symmetric = a.shape == c.shape and np.array_equal(a, c)
     if symmetric:
         rows, cols = np.triu_indices(len(a))
     else:
         rows, cols = (index.ravel() for index in np.indices((len(a), len(c))))
     p_all, q_all = (w_nodes @ a.T)[:, rows], (w_nodes @ c.T)[:, cols]  # (O, P): node x pair
-    budget = max(1, chunk // ((len(panel_cuts) + 2 * len(anchors) + 1) * order))  # (node, pair)s at once
+    budget = max(1, chunk // rule.entries)  # (node, pair)s at once
     span = min(len(rows), budget)
     nodes = max(1, budget // span)
     total = np.zeros(len(rows))
     for o in range(0, len(w_nodes), nodes):
         for lo in range(0, len(rows), span):
             p, q = p_all[o:o + nodes, lo:lo + span], q_all[o:o + nodes, lo:lo + span]  # (k, s)
-            cuts = np.concatenate([np.broadcast_to(panel_cuts, (*p.shape, len(panel_cuts))),
-                                   anchors - p[..., None], anchors - q[..., None]], axis=-1)
-            b, bw = _pieces(-big, big, cuts, order)
-            values = f(p[..., None] + b) * f(q[..., None] + b)
-            values *= bw
-            total[lo:lo + span] += w_weights[o:o + nodes] @ np.sum(values, axis=-1) / (2 * big)
+            total[lo:lo + span] += w_weights[o:o + nodes] @ rule.integrate(p, q) / (2 * big)
     out = np.empty((len(a), len(c)))
     out[rows, cols] = total
     if symmetric:
         out[cols, rows] = total
     return out
+
+
+@dataclass(frozen=True)
+class ExpPolynomialPieces:
+    r""":math:`\sigma^{(k)}` as exponential polynomials between its breakpoints :math:`t_1 < \dots < t_n`: on the
+    i-th piece :math:`(t_i, t_{i+1})` (:math:`t_0 = -\infty`, :math:`t_{n+1} = \infty`)
+    :math:`\sigma^{(k)}(u) = \sum_r c_{ir}\,u^{j_{ir}}\,e^{\lambda_{ir} u}`, ``terms[i]`` the triples
+    :math:`(c_{ir}, j_{ir}, \lambda_{ir})` (none for a zero piece)."""
+
+    breaks: tuple[float, ...]
+    terms: tuple[tuple[tuple[float, int, float], ...], ...]
+
+    @property
+    def edges(self) -> tuple[float, ...]:
+        return (-np.inf, *self.breaks, np.inf)
+
+
+@lru_cache(maxsize=64)
+def exp_polynomial_pieces(act: Activation, derivative: int = 0) -> ExpPolynomialPieces | None:
+    r"""The pieces of :math:`\sigma^{(k)}` (k = ``derivative``; point masses of a jump left out, as the
+    quadrature leaves them) as :class:`ExpPolynomialPieces` where every piece is a sum of
+    :math:`c\,u^j e^{\lambda u}` with real numbers c, :math:`\lambda` (ReLU, |x|, ReLU^k, step, ELU, SELU-like
+    formulas), else None; None also where :math:`\sigma^{(k)}` holds a point mass (the quadrature's compiler then
+    refuses it, as for any sigma whose k-th derivative is not a function)."""
+    if derivative and act.derivative(derivative).has(sp.DiracDelta):
+        return None
+    terms = []
+    for piece in act.pieces.pieces:
+        found = {}
+        for term in sp.Add.make_args(sp.expand(sp.diff(sp.S(piece), X, derivative))):
+            if term == 0:
+                continue
+            shape = term_shape(term)
+            if shape is None or shape[2] != 0 or not all(v.is_number and v.is_real for v in (shape[0], shape[3])):
+                return None
+            c, j, _, lam = shape
+            found[j, float(lam)] = found.get((j, float(lam)), 0.0) + float(c)
+        terms.append(tuple((c, j, lam) for (j, lam), c in found.items() if c != 0))
+    return ExpPolynomialPieces(tuple(float(b) for b in act.pieces.breaks), tuple(terms))
+
+
+#: :func:`_exp_moments`: below x = m + 1 the series of :math:`E_m`, whose terms are positive, gets this many
+#: terms plus 3m: its remainder is below :math:`(m+1)^K (m+1)!/(m+1+K)! < 10^{-17}` of the sum there
+SERIES_TERMS = 20
+
+
+@lru_cache(maxsize=32)
+def _series_coefficients(m: int) -> np.ndarray:
+    r""":math:`m!/(m+1+n)!`, n = K-1, ..., 0 (:func:`_exp_moments`, Horner's order)."""
+    count = SERIES_TERMS + 3 * m
+    return np.array([math.factorial(m) / math.factorial(m + 1 + n) for n in range(count)][::-1])
+
+
+def _exp_moments(x: np.ndarray, degree: int) -> list[np.ndarray]:
+    r""":math:`E_m(x) = \int_0^1 s^m e^{-x s}\,ds` for m = 0, ..., ``degree``, arrays of x's shape, x >= 0:
+
+    .. math::
+       E_m(x) = m!\,e^{-x}\sum_{n\ge0}\frac{x^n}{(m+1+n)!} \quad (x < m + 1), \qquad
+       E_m(x) = \frac{m!}{x^{m+1}}\Big(1 - e^{-x}\sum_{k=0}^{m}\frac{x^k}{k!}\Big) \quad (x \ge m + 1)
+
+    (:math:`m!\,P(m+1, x)/x^{m+1}`, P the regularized incomplete gamma function, DLMF 8.7.1 and 8.4.7).  Both are
+    accurate to a few units of rounding: the series has positive terms (no cancellation, also for
+    x -> 0, where :math:`e^{\lambda h} - 1` over :math:`\lambda h` would lose every digit), and at
+    :math:`x \ge m + 1` the subtracted part is at most about one half."""
+    decay = np.exp(-x)
+    moments = []
+    for m in range(degree + 1):
+        small = x < m + 1
+        out = np.empty_like(x)
+        xs, coefficients = x[small], _series_coefficients(m)
+        series = np.full_like(xs, coefficients[0])
+        for coefficient in coefficients[1:]:
+            series *= xs
+            series += coefficient
+        out[small] = series * decay[small]
+        xl = x[~small]
+        partial = np.full_like(xl, 1 / math.factorial(m))
+        for k in range(m - 1, -1, -1):
+            partial *= xl
+            partial += 1 / math.factorial(k)
+        out[~small] = math.factorial(m) * (1 - decay[~small] * partial) / xl ** (m + 1)
+        moments.append(out)
+    return moments
+
+
+def _offset_closed_form(pieces: ExpPolynomialPieces, big: float) -> _OffsetRule:
+    r"""The b-integral in closed form for exponential-polynomial pieces (:class:`ExpPolynomialPieces`).
+
+    Where :math:`p + b` lies in piece i and :math:`q + b` in piece i' (an interval [lo, hi] of b, of length h,
+    possibly empty) the integrand is a sum of
+    :math:`c\,c'\,(p+b)^{j}(q+b)^{j'}e^{\lambda(p+b) + \lambda'(q+b)}`.  With :math:`\Lambda = \lambda + \lambda'`,
+    the anchor e = hi and s = -1 if :math:`\Lambda > 0`, else e = lo and s = 1, and :math:`u = p + e`,
+    :math:`v = q + e` (b = e + s t, so that the exponential is largest at t = 0):
+
+    .. math::
+       \int_{lo}^{hi} = c\,c'\,e^{\lambda u + \lambda' v}\sum_{r \le j,\ r' \le j'}\binom{j}{r}\binom{j'}{r'}
+       u^{j-r} v^{j'-r'} s^{r+r'}\,h^{r+r'+1} E_{r+r'}(|\Lambda| h)
+
+    (:func:`_exp_moments`): the exact integral (Gradshteyn-Ryzhik 2.321), with no difference of antiderivatives
+    F(hi) - F(lo) to cancel for close hi and lo, and no exponential larger than the integrand's own values.
+    The terms of a piece (:math:`e^u` and -1 of ELU) can cancel near a breakpoint: an absolute error of
+    a few roundings of the terms' size, far below the kernel's scale.  O(pieces^2 terms^2) array
+    operations per pair instead of a quadrature's O(pieces x anchors x nodes)."""
+    edges = pieces.edges
+
+    def integrate(p, q):
+        total = np.zeros(p.shape)
+        for i, left in enumerate(pieces.terms):
+            if not left:
+                continue
+            lo_p, hi_p = np.maximum(edges[i] - p, -big), np.minimum(edges[i + 1] - p, big)
+            for k, right in enumerate(pieces.terms):
+                if not right:
+                    continue
+                lo, hi = np.maximum(lo_p, edges[k] - q), np.minimum(hi_p, edges[k + 1] - q)
+                h = hi - lo
+                inside = h > 0
+                if not inside.any():
+                    continue
+                h[~inside] = 0.0
+                total += _pair_integral(left, right, p, q, lo, hi, h, inside)
+        return total
+    return _OffsetRule(integrate, 16)
+
+
+def _pair_integral(left, right, p, q, lo, hi, h, inside) -> np.ndarray:
+    r""":math:`\int_{lo}^{hi}\sigma_i(p + b)\,\sigma_{i'}(q + b)\,db` for the terms ``left`` of piece i and ``right``
+    of piece i' (:func:`_offset_closed_form`); ``h`` = max(hi - lo, 0), ``inside`` = h > 0."""
+    total = np.zeros(p.shape)
+    anchored, moments = {}, {}
+    for c1, j1, l1 in left:
+        for c2, j2, l2 in right:
+            rate = l1 + l2
+            ahead = rate > 0
+            if ahead not in anchored:
+                e = hi if ahead else lo
+                anchored[ahead] = (p + e, q + e)
+            u, v = anchored[ahead]
+            if (abs(rate), j1 + j2) not in moments:
+                if rate == 0:
+                    scaled = [h ** (m + 1) / (m + 1) for m in range(j1 + j2 + 1)]
+                else:
+                    scaled = [e_m * h ** (m + 1) for m, e_m in enumerate(_exp_moments(abs(rate) * h, j1 + j2))]
+                moments[abs(rate), j1 + j2] = scaled
+            scaled = moments[abs(rate), j1 + j2]
+            sign = -1.0 if ahead else 1.0
+            poly = np.zeros(p.shape)
+            for r in range(j1 + 1):
+                for r2 in range(j2 + 1):
+                    weight = math.comb(j1, r) * math.comb(j2, r2) * sign ** (r + r2)
+                    poly += weight * u ** (j1 - r) * v ** (j2 - r2) * scaled[r + r2]
+            if l1 or l2:
+                exponent = np.where(inside, l1 * u + l2 * v, -np.inf)
+                poly *= np.exp(exponent)
+            total += c1 * c2 * poly
+    return total
 
 
 def _gaussian_kernel(fs, anchors, breaks, init: Init, a, c, acc: Accuracy, chunk: int = BLOCK_ENTRIES) -> list:
@@ -400,11 +575,11 @@ def _computed_kernels(act: Activation, init: Init, a: np.ndarray, c: np.ndarray,
         elif init.kind == "gaussian":
             nested.append((k, quadrature_only))
         else:
-            degree = _polynomial_degree(act, k)
-            whole = replace(acc, panels=1) if degree is not None else acc
-            # polynomial pieces: exact per piece (module docstring), the breakpoints the only cuts needed
-            kernels[k, quadrature_only] = _flat_offset_kernel(_sigma(act, k), _anchors(act), init, a, c, whole,
-                                                              order=None if degree is None else degree + 1)
+            pieces, big = exp_polynomial_pieces(act, k), _offset_range(init)
+            # exponential-polynomial pieces: the b-integral in closed form (module docstring)
+            rule = _offset_quadrature(_sigma(act, k), _anchors(act), big, acc) if pieces is None else \
+                _offset_closed_form(pieces, big)
+            kernels[k, quadrature_only] = _flat_offset_kernel(rule, init, a, c, acc)
     if nested:  # two nested Gaussian integrals over 17 standard deviations: more nodes
         breaks = np.array([float(b) for b in act.pieces.breaks], dtype=float)
         kernels.update(zip(nested, _gaussian_kernel(_sigmas(act, [k for k, _ in nested]), _anchors(act), breaks, init,
