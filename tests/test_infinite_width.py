@@ -123,13 +123,15 @@ def test_kernels_are_remembered_per_input_and_singular_kernels_refused(monkeypat
         infinite_width.prediction(theory.activation("sin"), Init("directions", rho=4.0, offset=20.0), X, Y, grid)
 
 
-@pytest.mark.parametrize("name", ["relu", "gelu", "tanh", "x/(1+abs(x))"])
+@pytest.mark.parametrize("name", ["relu", "gelu", "tanh", "x/(1+abs(x))", "elu", "elu(alpha=0.3)",
+                                  "1.05*max(x, 0) + 1.76*(exp(min(x, 0)) - 1)"])
 def test_gaussian_quadrature_agrees_with_the_theory_layer_nngp(name):
     """Two independent routes for Gaussian weights: theory.gaussian_kernels (closed forms or its own
-    panels in standard-normal coordinates) and this module's nested conditional quadrature."""
+    panels in standard-normal coordinates) and this module's nested conditional quadrature (its inner
+    integral in closed form for exponential-polynomial pieces: ReLU, ELU, the SELU-like formula)."""
     from theory.gaussian_kernels import gaussian_kernel
 
-    act = theory.activation(name)
+    act = theory.parse_activation(name)
     theirs = gaussian_kernel(act, GAUSS.s_w**2, GAUSS.s_b**2).nngp(POINTS[:, 0][:, None], POINTS[:, 0][None, :])
     ours = infinite_width.exact_kernel(act, GAUSS, POINTS, POINTS, quadrature_only=True)
     assert np.max(np.abs(theirs - ours)) / np.max(np.abs(theirs)) < 1e-8  # both claim ~1e-12
@@ -181,8 +183,9 @@ def test_product_rule_agrees_with_the_per_pair_rule(name, init, points, derivati
     a = infinite_width.as_points(points)
     ours = infinite_width.exact_kernel(act, init, a, a, derivative=derivative, quadrature_only=True)
     if init.kind == "gaussian":
-        (theirs,) = infinite_width._gaussian_kernel(infinite_width._sigmas(act, [derivative]), infinite_width._anchors(act),
-                                                    np.zeros(0), init, a, a, replace(infinite_width.FINE, order=8))
+        fs, nodes = infinite_width._sigmas(act, [derivative]), replace(infinite_width.FINE, order=8)
+        rule = infinite_width._conditional_quadrature(fs, infinite_width._anchors(act), nodes)
+        (theirs,) = infinite_width._gaussian_kernel(fs, rule, infinite_width._anchors(act), np.zeros(0), init, a, a, nodes)
     else:
         rule = infinite_width._offset_quadrature(f, infinite_width._anchors(act), infinite_width._offset_range(init),
                                                  infinite_width.FINE)
@@ -220,10 +223,13 @@ def test_the_ntk_kernels_of_the_nested_quadrature_share_their_nodes_and_keep_the
     anchors, breaks = infinite_width._anchors(act), np.array([float(b) for b in act.pieces.breaks])
     for acc in (infinite_width.FINE, infinite_width.FINE.coarser()):
         nodes = replace(acc, order=acc.order + 2)
-        together = infinite_width._gaussian_kernel(infinite_width._sigmas(act, [0, 1]), anchors, breaks, init, a, c, nodes)
+        together = infinite_width._gaussian_kernel(infinite_width._sigmas(act, [0, 1]),
+                                                   infinite_width._conditional_rule(act, [0, 1], nodes), anchors, breaks,
+                                                   init, a, c, nodes)
         for derivative, kernel in enumerate(together):
-            (alone,) = infinite_width._gaussian_kernel(infinite_width._sigmas(act, [derivative]), anchors, breaks, init,
-                                                       a, c, nodes)
+            (alone,) = infinite_width._gaussian_kernel(infinite_width._sigmas(act, [derivative]),
+                                                       infinite_width._conditional_rule(act, [derivative], nodes), anchors,
+                                                       breaks, init, a, c, nodes)
             np.testing.assert_array_equal(kernel, alone)
         ntk = infinite_width.tangent_kernel(act, replace(init, s_v=1.0), a, c, acc)
         np.testing.assert_array_equal(ntk, together[0] + (a @ c.T + 1) * together[1])
@@ -350,6 +356,65 @@ def test_offset_closed_form_of_random_exp_polynomials(breaks, terms, p, q, big):
     assert edges[0] == -np.inf and len(edges) == len(breaks) + 2
     # the terms of a piece can cancel (e^u - 1 near 0): rounding of the terms' size, ~1e-16 of the scale above
     assert abs(ours - float(exact)) <= 1e-13 * float(scale)
+
+
+def _normal_moment(a, b, r, signed=True):
+    r""":math:`\int_a^b s^r\varphi(s)\,ds` (or of :math:`|s|^r\varphi`) at 30 digits by the incomplete gamma function:
+    :math:`\int_x^y s^r\varphi = 2^{(r-1)/2}(2\pi)^{-1/2}\,\Gamma(\tfrac{r+1}2; x^2/2, y^2/2)` for 0 <= x <= y, and the
+    reflection s -> -s below 0."""
+    def positive(x, y):
+        return 2 ** mpmath.mpf((r - 1) / 2) / mpmath.sqrt(2 * mpmath.pi) * mpmath.gammainc((r + 1) / mpmath.mpf(2),
+                                                                                           x**2 / 2, y**2 / 2)
+    a, b = mpmath.mpf(a), mpmath.mpf(b) if np.isfinite(b) else mpmath.inf
+    sign = -1 if signed and r % 2 else 1
+    if a >= 0:
+        return positive(a, b)
+    if b <= 0:
+        return sign * positive(-b, -a)
+    return sign * positive(0, -a) + positive(0, b)
+
+
+@settings(max_examples=60, deadline=None)
+@given(st.floats(-60.0, 60.0), st.floats(-6.0, 6.0), st.integers(0, 3))
+def test_normal_moments_against_mpmath(a, width, degree):
+    r""":math:`\int_a^b s^r\varphi(s)\,ds` in both tails, across 0 and with an infinite end, against the incomplete
+    gamma function at 30 digits (:func:`_normal_moment`)."""
+    b = a + abs(width) if width else np.inf
+    ours = infinite_width._normal_moments(np.array([a]), np.array([b]), degree)
+    with mpmath.workdps(30):
+        for r, value in enumerate(ours):
+            exact, scale = _normal_moment(a, b, r), _normal_moment(a, b, r, signed=False)
+            # a few roundings of the integral of |s|^r phi, times the condition number ~ 1 + a^2 of the tail
+            # e^{-a^2/2} at a rounded a (scipy's ndtr(-37) is 1e-13 off for that reason alone), plus the
+            # rounding of the two probabilities M_0 is a difference of (each at most the tail beyond the
+            # interval's end nearest 0, with the same condition number: short intervals lose relative digits,
+            # not absolute ones)
+            tail = float(mpmath.ncdf(-a) if a > 0 else mpmath.ncdf(b) if b < 0 else 1)
+            assert abs(value[0] - float(exact)) <= (1 + a**2) * (1e-14 * float(scale) + 4.4e-16 * tail) + 1e-300
+
+
+@settings(max_examples=40, deadline=None)
+@given(st.lists(st.floats(-2.0, 2.0), min_size=0, max_size=2, unique=True),
+       st.lists(st.lists(st.tuples(st.floats(-2.0, 2.0), st.integers(0, 2), st.sampled_from([-1.5, -1.0, 0.0, 0.5, 2.0])),
+                         max_size=2), min_size=3, max_size=3),
+       st.floats(-8.0, 8.0), st.floats(0.01, 3.0))
+def test_conditional_mean_of_random_exp_polynomials(breaks, terms, mu, tau):
+    r""":math:`\mathbb E[f(\mu + \tau s)]` in closed form against mpmath's quadrature over the Gaussian at 50 digits,
+    split at the breakpoints, for any exponential polynomial between any breakpoints."""
+    breaks = tuple(sorted(breaks))
+    pieces = infinite_width.ExpPolynomialPieces(breaks, tuple(tuple(t) for t in terms[:len(breaks) + 1]))
+
+    def f(u):
+        i = sum(u > t for t in breaks)
+        return sum(c * u**j * mpmath.exp(lam * u) for c, j, lam in pieces.terms[i])
+    ours = infinite_width._conditional_mean(pieces, np.array([mu]), np.array([tau]))[0]
+    cuts = [-mpmath.inf, *[(t - mu) / tau for t in breaks], mpmath.inf]
+    with mpmath.workdps(50):
+        exact = mpmath.quad(lambda s: f(mu + tau * s) * mpmath.npdf(s), cuts)
+        scale = 1 + sum(abs(c) * (abs(mu) + 10 * tau + 1) ** j * mpmath.exp(abs(lam) * (abs(mu) + tau * (abs(lam) * tau + 10)))
+                        for piece in pieces.terms for c, j, lam in piece)
+    # terms of a piece can cancel: a few roundings of the largest term's size (bounded by ``scale``)
+    assert abs(ours - float(exact)) <= 1e-14 * float(scale)
 
 
 def test_pieces_are_gauss_legendre_on_each_sorted_piece():
