@@ -711,11 +711,26 @@ def tangent_kernel(act: Activation, init: Init, a, c, acc: Accuracy = FINE, quad
 @dataclass(frozen=True)
 class Prediction:
     """The infinite-width prediction on ``points`` and its estimated quadrature error (sup of
-    the difference to a coarser quadrature, relative to max|y|)."""
+    the difference to a coarser quadrature, relative to max|y|; where the offset integral is in closed
+    form, :func:`closed_form_note`, the error of the first-layer quadrature alone, and rounding where that
+    is exact too: the directions init in 1D)."""
 
     values: np.ndarray
     quadrature_error: float
     what: str
+
+
+def closed_form_note(act: Activation, init: Init, dim: int, layers: str = "output") -> str:
+    """Words for a report where the offset integral of the ``uniform``/``directions`` kernels (and, for
+    ``layers='all'``, the NTK's sigma' kernel) is in closed form (:func:`_offset_closed_form`), so that the
+    quadrature error estimate is the first layer's alone, or rounding where the first layer is two exact
+    directions (1D); "" otherwise."""
+    derivatives = (0,) if layers == "output" else (0, 1)
+    if init.kind == "gaussian" or not act.pieces.breaks or None in (exp_polynomial_pieces(act, k) for k in derivatives):
+        return ""
+    if init.kind == "directions" and dim == 1:
+        return " (offset integral in closed form, first layer two directions: exact up to rounding)"
+    return " (offset integral in closed form: the quadrature error is the first layer's)"
 
 
 def _solve(k_points: np.ndarray, k_data: np.ndarray, y: np.ndarray, steps: int | None, lr: float | None) -> np.ndarray:
@@ -741,5 +756,6 @@ def prediction(act: Activation, init: Init, x, y, points, layers: str = "output"
     scale = float(np.max(np.abs(y)))
     error = float(np.max(np.abs(results[0] - results[1])) / scale) if estimate_error else float("nan")
     what = (f"infinite-width {'random-feature' if layers == 'output' else 'tangent'} kernel of the {init.kind} "
-            f"init by quadrature" + ("" if steps is None else f", after {steps} steps"))
+            f"init by quadrature" + closed_form_note(act, init, x.shape[1], layers)
+            + ("" if steps is None else f", after {steps} steps"))
     return Prediction(results[0], error, what)
