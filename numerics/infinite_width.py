@@ -22,17 +22,22 @@ The expectations are computed by deterministic quadrature, never by sampling:
   :math:`[-A, A]` (:math:`A = a_b`, resp. :math:`\rho B`).  For each first-layer node w (composite
   Gauss-Legendre in :math:`w\in[-a_w, a_w]`; :math:`\pm\rho` in 1D; equally spaced angles on the
   circle in 2D, the periodic trapezoid rule) the integral over b is split at every point where
-  :math:`w\cdot x + b` or :math:`w\cdot x' + b` crosses a breakpoint of :math:`\sigma` (and, for
-  non-polynomial pieces, at :math:`0, \pm1, \pm3, \pm9, \pm27` around them), and each piece gets
-  Gauss-Legendre nodes.  Where every piece of :math:`\sigma^{(k)}` is a polynomial of degree at most
-  m (ReLU, |x|, ReLU^k, step) the integrand is a polynomial of degree at most 2m on each piece,
-  which m + 1 Gauss-Legendre nodes integrate exactly: the b-integral is then exact (its closed
-  form, up to rounding) and costs m + 1 evaluations per piece.
+  :math:`w\cdot x + b` or :math:`w\cdot x' + b` crosses a breakpoint of :math:`\sigma`.  Where every
+  piece of :math:`\sigma^{(k)}` is an exponential polynomial :math:`\sum_r c_r u^{j_r} e^{\lambda_r u}`
+  (ReLU, |x|, ReLU^k, step, ELU, SELU-like formulas: :func:`exp_polynomial_pieces`) the integrand
+  :math:`\sigma^{(k)}(p + b)\,\sigma^{(k)}(q + b)` is one on each piece of b too, and the b-integral is
+  taken in closed form (:func:`_offset_closed_form`: :math:`\int_0^h t^m e^{-xt}dt` through
+  :math:`E_m(x) = \int_0^1 s^m e^{-xs}ds`, :func:`_exp_moments`, stable for every x >= 0), O(pieces^2
+  terms^2) operations per pair.  Otherwise the pieces are also cut at
+  :math:`0, \pm1, \pm3, \pm9, \pm27` around the breakpoints (where tanh, GELU, ... change shape) and
+  into ``panels`` uniform panels, each with Gauss-Legendre nodes (:func:`_offset_quadrature`).
 * ``gaussian`` init (any dimension): :math:`(u, u') = (w\cdot x + b, w\cdot x' + b)` is a centred
   Gaussian pair with :math:`\Sigma_{11} = s_w^2|x|^2 + s_b^2`, :math:`\Sigma_{12} = s_w^2 x\cdot x' + s_b^2`;
   :math:`\mathbb E[\sigma(u)\sigma(u')] = \mathbb E_u[\sigma(u)\,\mathbb E[\sigma(u')\mid u]]`, both
   one-dimensional Gaussian integrals on :math:`[-8.5, 8.5]` standard deviations (tail mass
-  :math:`2\cdot10^{-17}`), split at the breakpoints as above.
+  :math:`2\cdot10^{-17}`), split at the breakpoints as above; for exponential-polynomial pieces the inner
+  one, :math:`\mathbb E[\sigma(\mu + \tau s)]`, is in closed form (truncated normal moments,
+  :func:`_conditional_closed_form`), the outer one by quadrature.
 
 For an activation without breakpoints (tanh, GELU, sin, ...) both are replaced by one product rule
 that does not depend on the pair of points (:func:`_feature_kernel`): every point's features
@@ -52,7 +57,10 @@ covariances) the theory layer's closed forms of :math:`\mathbb E[\sigma(u)\sigma
 :math:`\mathbb E[\sigma'(u)\sigma'(u')]` (issue 17, :mod:`theory.gaussian_kernels`) are used where they
 exist and this module's quadrature is the independent check.  The quadrature error is
 estimated by recomputing with fewer nodes (:func:`prediction`, ``quadrature_error``); tests compare with the arc-cosine kernel (Cho & Saul 2009) and the
-closed form of :math:`\mathbb E[\sin u\,\sin u']`.
+closed form of :math:`\mathbb E[\sin u\,\sin u']`.  Where the offset integral is in closed form the
+coarser quadrature changes the first-layer nodes only, so ``quadrature_error`` estimates their error alone
+(rounding for the two directions in 1D, where the kernel is exact): :func:`closed_form_note` says so in
+the reports.
 """
 
 from __future__ import annotations
@@ -189,15 +197,16 @@ def _first_layer_nodes(init: Init, dim: int, acc: Accuracy) -> tuple[np.ndarray,
 
 
 @dataclass(frozen=True)
-class _OffsetRule:
-    r"""A rule for :math:`\int_{-A}^{A} f(p + b)\,f(q + b)\,db` on arrays of (p, q) of one shape: ``integrate(p, q)``,
-    and the entries of its temporaries per (p, q) (how many pairs :func:`_flat_offset_kernel` passes at once)."""
+class _Rule:
+    r"""An integral on arrays: ``integrate`` (the b-integral :math:`\int_{-A}^{A} f(p + b)\,f(q + b)\,db` of
+    :func:`_flat_offset_kernel` for arrays p, q, or the inner integral of :func:`_gaussian_kernel` for arrays
+    :math:`\mu, \tau`) and the entries of its temporaries per element (how many its caller passes at once)."""
 
     integrate: Callable[[np.ndarray, np.ndarray], np.ndarray]
     entries: int
 
 
-def _offset_quadrature(f, anchors, big: float, acc: Accuracy) -> _OffsetRule:
+def _offset_quadrature(f, anchors, big: float, acc: Accuracy) -> _Rule:
     r"""The b-integral by Gauss-Legendre (``acc.order`` nodes) on each piece of :math:`[-A, A]` cut into
     ``acc.panels`` uniform panels and at ``anchors`` :math:`- p` and :math:`- q` (module docstring)."""
     panel_cuts = np.linspace(-big, big, acc.panels + 1)[1:-1]
@@ -209,10 +218,10 @@ def _offset_quadrature(f, anchors, big: float, acc: Accuracy) -> _OffsetRule:
         values = f(p[..., None] + b) * f(q[..., None] + b)
         values *= bw
         return np.sum(values, axis=-1)
-    return _OffsetRule(integrate, (len(panel_cuts) + 2 * len(anchors) + 1) * acc.order)
+    return _Rule(integrate, (len(panel_cuts) + 2 * len(anchors) + 1) * acc.order)
 
 
-def _flat_offset_kernel(rule: _OffsetRule, init: Init, a, c, acc: Accuracy, chunk: int = BLOCK_ENTRIES) -> np.ndarray:
+def _flat_offset_kernel(rule: _Rule, init: Init, a, c, acc: Accuracy, chunk: int = BLOCK_ENTRIES) -> np.ndarray:
     r""":math:`\mathbb E_w \frac1{2A}\int_{-A}^{A} f(w\cdot a + b) f(w\cdot c + b)\,db` (module docstring), the
     b-integral by ``rule`` (:func:`_offset_quadrature` or :func:`_offset_closed_form`) for every first-layer
     node w and pair, ``acc`` setting the first-layer nodes.
@@ -259,8 +268,7 @@ class ExpPolynomialPieces:
 
 @lru_cache(maxsize=64)
 def exp_polynomial_pieces(act: Activation, derivative: int = 0) -> ExpPolynomialPieces | None:
-    r"""The pieces of :math:`\sigma^{(k)}` (k = ``derivative``; point masses of a jump left out, as the
-    quadrature leaves them) as :class:`ExpPolynomialPieces` where every piece is a sum of
+    r"""The pieces of :math:`\sigma^{(k)}` (k = ``derivative``) as :class:`ExpPolynomialPieces` where every piece is a sum of
     :math:`c\,u^j e^{\lambda u}` with real numbers c, :math:`\lambda` (ReLU, |x|, ReLU^k, step, ELU, SELU-like
     formulas), else None; None also where :math:`\sigma^{(k)}` holds a point mass (the quadrature's compiler then
     refuses it, as for any sigma whose k-th derivative is not a function)."""
@@ -325,7 +333,7 @@ def _exp_moments(x: np.ndarray, degree: int) -> list[np.ndarray]:
     return moments
 
 
-def _offset_closed_form(pieces: ExpPolynomialPieces, big: float) -> _OffsetRule:
+def _offset_closed_form(pieces: ExpPolynomialPieces, big: float) -> _Rule:
     r"""The b-integral in closed form for exponential-polynomial pieces (:class:`ExpPolynomialPieces`).
 
     Where :math:`p + b` lies in piece i and :math:`q + b` in piece i' (an interval [lo, hi] of b, of length h,
@@ -362,7 +370,7 @@ def _offset_closed_form(pieces: ExpPolynomialPieces, big: float) -> _OffsetRule:
                 h[~inside] = 0.0
                 total += _pair_integral(left, right, p, q, lo, hi, h, inside)
         return total
-    return _OffsetRule(integrate, 16)
+    return _Rule(integrate, 16)
 
 
 def _pair_integral(left, right, p, q, lo, hi, h, inside) -> np.ndarray:
@@ -398,7 +406,7 @@ def _pair_integral(left, right, p, q, lo, hi, h, inside) -> np.ndarray:
     return total
 
 
-def _conditional_quadrature(fs, anchors, acc: Accuracy) -> _OffsetRule:
+def _conditional_quadrature(fs, anchors, acc: Accuracy) -> _Rule:
     r""":math:`\mathbb E[f(\mu + \tau s)]`, :math:`s\sim N(0, 1)`, for each f that ``fs`` evaluates together, by
     Gauss-Legendre on :math:`s\in[-8.5, 8.5]` cut into ``acc.panels`` panels and where :math:`\mu + \tau s` crosses
     ``anchors``: ``integrate(mu, tau)`` gives the list (:func:`_gaussian_kernel`)."""
@@ -412,10 +420,10 @@ def _conditional_quadrature(fs, anchors, acc: Accuracy) -> _OffsetRule:
         s *= tau[..., None]
         s += mu[..., None]  # u' = mu + tau s
         return [np.sum(sw * f_s, axis=-1) for f_s in fs(s)]
-    return _OffsetRule(integrate, (len(panel_cuts) + len(anchors) + 1) * acc.order)
+    return _Rule(integrate, (len(panel_cuts) + len(anchors) + 1) * acc.order)
 
 
-def _conditional_closed_form(all_pieces) -> _OffsetRule:
+def _conditional_closed_form(all_pieces) -> _Rule:
     r""":math:`\mathbb E[f(\mu + \tau s)]`, :math:`s\sim N(0, 1)`, in closed form for each f of exponential-polynomial
     pieces (``all_pieces``, :class:`ExpPolynomialPieces`).  A term :math:`c\,u^j e^{\lambda u}` on the piece
     :math:`(t_i, t_{i+1})` gives, completing the square (:math:`e^{\lambda\tau s}\varphi(s) =
@@ -430,7 +438,7 @@ def _conditional_closed_form(all_pieces) -> _OffsetRule:
     (:math:`2\cdot10^{-17}` of the mass)."""
     def integrate(mu, tau):
         return [_conditional_mean(pieces, mu, tau) for pieces in all_pieces]
-    return _OffsetRule(integrate, 24)
+    return _Rule(integrate, 24)
 
 
 def _normal_moments(a: np.ndarray, b: np.ndarray, degree: int) -> list[np.ndarray]:
@@ -468,7 +476,7 @@ def _conditional_mean(pieces: ExpPolynomialPieces, mu: np.ndarray, tau: np.ndarr
     return total
 
 
-def _conditional_rule(act: Activation, derivatives, acc: Accuracy) -> _OffsetRule:
+def _conditional_rule(act: Activation, derivatives, acc: Accuracy) -> _Rule:
     r"""The inner integral :math:`\mathbb E[\sigma^{(k)}(u')\mid u]` of :func:`_gaussian_kernel` for each k in
     ``derivatives``: in closed form where every :math:`\sigma^{(k)}` has exponential-polynomial pieces, else by
     quadrature."""
@@ -478,7 +486,7 @@ def _conditional_rule(act: Activation, derivatives, acc: Accuracy) -> _OffsetRul
     return _conditional_closed_form(all_pieces)
 
 
-def _gaussian_kernel(fs, conditional: _OffsetRule, anchors, breaks, init: Init, a, c, acc: Accuracy,
+def _gaussian_kernel(fs, conditional: _Rule, anchors, breaks, init: Init, a, c, acc: Accuracy,
                      chunk: int = BLOCK_ENTRIES) -> list:
     r""":math:`\mathbb E[f(u) f(u')]` for the Gaussian pair (u, u') of the module docstring, for each of the
     functions f that ``fs`` evaluates together (``fs(z)``: a tuple of arrays), on one set of nodes; the
