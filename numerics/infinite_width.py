@@ -268,8 +268,8 @@ class ExpPolynomialPieces:
 
 @lru_cache(maxsize=64)
 def exp_polynomial_pieces(act: Activation, derivative: int = 0) -> ExpPolynomialPieces | None:
-    r"""The pieces of :math:`\sigma^{(k)}` (k = ``derivative``) as :class:`ExpPolynomialPieces` where every piece is a sum of
-    :math:`c\,u^j e^{\lambda u}` with real numbers c, :math:`\lambda` (ReLU, |x|, ReLU^k, step, ELU, SELU-like
+    r"""The pieces of :math:`\sigma^{(k)}` (k = ``derivative``) as :class:`ExpPolynomialPieces` where every piece is
+    a sum of :math:`c\,u^j e^{\lambda u}` with real numbers c, :math:`\lambda` (ReLU, |x|, ReLU^k, step, ELU, SELU-like
     formulas), else None; None also where :math:`\sigma^{(k)}` holds a point mass (the quadrature's compiler then
     refuses it, as for any sigma whose k-th derivative is not a function)."""
     if derivative and act.derivative(derivative).has(sp.DiracDelta):
@@ -461,8 +461,8 @@ def _normal_moments(a: np.ndarray, b: np.ndarray, degree: int) -> list[np.ndarra
 
 
 def _conditional_mean(pieces: ExpPolynomialPieces, mu: np.ndarray, tau: np.ndarray) -> np.ndarray:
-    r""":math:`\mathbb E[f(\mu + \tau s)]` for one f of exponential-polynomial ``pieces`` (:func:`_conditional_closed_form`);
-    ``tau`` > 0 broadcasts against ``mu``."""
+    r""":math:`\mathbb E[f(\mu + \tau s)]` for one f of exponential-polynomial ``pieces``
+    (:func:`_conditional_closed_form`); ``tau`` > 0 broadcasts against ``mu``."""
     edges = pieces.edges
     total = np.zeros(np.broadcast_shapes(mu.shape, tau.shape))
     for i, terms in enumerate(pieces.terms):
@@ -668,8 +668,9 @@ def _computed_kernels(act: Activation, init: Init, a: np.ndarray, c: np.ndarray,
     if nested:  # two nested Gaussian integrals over 17 standard deviations: more nodes
         breaks = np.array([float(b) for b in act.pieces.breaks], dtype=float)
         nodes, derivatives = replace(acc, order=acc.order + 2), [k for k, _ in nested]
-        kernels.update(zip(nested, _gaussian_kernel(_sigmas(act, derivatives), _conditional_rule(act, derivatives, nodes),
-                                                    _anchors(act), breaks, init, a, c, nodes)))
+        conditional = _conditional_rule(act, derivatives, nodes)
+        kernels.update(zip(nested, _gaussian_kernel(_sigmas(act, derivatives), conditional, _anchors(act), breaks, init,
+                                                    a, c, nodes)))
     return kernels
 
 
