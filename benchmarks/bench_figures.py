@@ -40,6 +40,25 @@ Second round (issue 18, 2026-12-07 13:22-13:28, load 9-12 from other sessions; b
 - Left: the PNG encoding (zlib level 6) is ~2.6 ms of a figure at this load; level 3 would take
   0.8 ms for files 22% larger (12.9 instead of 10.6 kB), other bytes, the same pixels: not done.
 
+Third round (issue 18, 2026-12-07 18:35-18:40, load 8-10 from other sessions; base = main
+1042244, new = this version, alternately, ``--report --like-worker``, CPU s per figure):
+
+- base 0.0327 / 0.0342 / 0.0379, new 0.0300 / 0.0297 / 0.0315 (pairs 0.92, 0.87, 0.83; means
+  0.0349 -> 0.0304, 0.87x: about -1.1 CPU-s over a suite's 253 figures at this load), PNG digests
+  equal (every figure byte-identical).  Both versions in one process, figure by figure in
+  alternating order (each figure's bytes compared): 43.4 -> 38.1 ms on first drawing (0.88x),
+  33.8 -> 29.3 ms on a second round (0.87x).
+- What: text layouts kept per renderer (matplotlib measured every string again, ~40 times a
+  figure); an axis's ticks kept while the tick space stays (the bottom margin of 95 of the 253
+  figures widens by 0.1-0.6 px for the tall labels of a log x axis: 714 -> 506 tick layouts);
+  the kept ticks' clip boxes set by attribute; the glyph loop trimmed.
+- Left: a cold round still spends ~15% of its CPU on first measurements of each string (native
+  FreeType layout ~0.5 ms a string, 63 math-text parses at ~4 ms), paid once per worker process.
+  PNG encoding (quantize 1.9 ms + zlib level 6 1.7 ms a figure): zlib strategy Z_RLE would take
+  0.6 ms for files 29% larger (13.5 instead of 10.5 kB), level 3 0.8 ms for 21% larger, same
+  pixels; Z_FILTERED gives 1% smaller files at the same time: not done.  Quantizing the RGBA
+  buffer directly (no RGB copy) picks other palette colours: not done.
+
     python benchmarks/bench_figures.py [--report REPORT.json] [--like-worker] [--save DIR] [--repeat N]
     python benchmarks/bench_figures.py --make-sample REPORT.json
 """

@@ -21,9 +21,12 @@ from dataclasses import dataclass, field
 from typing import Callable, Sequence
 
 import numpy as np
+import sympy as sp
 import torch
 
+from theory.activations import Activation
 from theory.errors import IbcheckError
+from theory.symbols import x as X
 
 from .progress import progress
 
@@ -44,6 +47,19 @@ def full_shape(values, z: np.ndarray) -> np.ndarray:
     """What a compiled activation returned for the array ``z``, as an array of z's shape (a constant
     piece, e.g. the slope of a linear activation, comes back as a scalar); a read-only view, no copy."""
     return values if np.shape(values) == z.shape else np.broadcast_to(values, z.shape)
+
+
+def slope_times_input(act: Activation) -> bool:
+    r"""Whether :math:`\sigma(z) = z\,\sigma'(z)` for every z, so that a step needs one activation
+    call: every smooth piece of :math:`\sigma` is :math:`c\,z` (positively 1-homogeneous and
+    piecewise linear: ReLU, leaky ReLU, |z|; at the kink z = 0 both sides are 0 for any finite
+    :math:`\sigma'(0)`).  For these the product :math:`\sigma'(z)\,z` is the very product the
+    compiled :math:`\sigma` forms (:math:`c\cdot z`, or z itself for c = 1; ReLU's
+    :math:`0\cdot z` is a signed zero, which no sum or product with it tells apart)."""
+    pieces = act.pieces
+    if pieces.atoms or not all(sp.diff(p, X, 2) == 0 and p.subs(X, 0) == 0 for p in pieces.pieces):
+        return False
+    return bool(np.isfinite(act.numeric("numpy", 1)(np.zeros(1))).all())
 
 
 @dataclass

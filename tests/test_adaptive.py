@@ -66,6 +66,36 @@ def test_one_activation_call_where_sigma_is_its_slope_times_the_input():
         assert np.array_equal(act.numeric("numpy")(z), act.numeric("numpy", 1)(z) * z)
 
 
+def test_slopes_from_the_sign_bit_are_the_compiled_slopes():
+    """slopes_by_sign gives the compiled sigma' bit for bit (zeros of either sign, subnormals,
+    infinities, magnitudes 1e-300..1e300), for the Piecewise slopes it takes over; None elsewhere."""
+    taken = {name for name in theory.builtin_names() if ad.slopes_by_sign(theory.activation(name))}
+    assert taken == {"leaky_relu"}
+    magnitudes = 10.0 ** np.random.default_rng(2).uniform(-300, 300, 6000)
+    z = np.concatenate([magnitudes * np.random.default_rng(3).choice([-1.0, 1.0], 6000),
+                        [0.0, -0.0, 5e-324, -5e-324, np.inf, -np.inf]]).reshape(6, 1001)
+    for name in ("leaky_relu", "leaky_relu(a=0.3)", "leaky_relu(a=0)"):
+        act = theory.activation(name)
+        slopes = ad.slopes_by_sign(act)
+        out = slopes(z, np.empty(z.shape), np.empty(z.shape, dtype=bool))
+        with np.errstate(invalid="ignore"):  # the compiled form's finiteness sum meets inf - inf
+            compiled = act.numeric("numpy", 1)(z)
+        assert np.array_equal(out.view(np.int64), compiled.view(np.int64))
+
+
+def test_ensemble_with_slopes_from_the_sign_bit_is_bitwise_the_compiled_route(monkeypatch):
+    """Training leaky ReLU through slopes_by_sign gives bit for bit the states and residuals of
+    the compiled sigma' (E7's members and sizes, 300 steps)."""
+    act = theory.activation("leaky_relu")
+    x, y = toy_1d()
+    members = [(ad.ADAPTIVE, s) for s in range(3)] + [(ad.KERNEL, s) for s in range(3)]
+    fast = ad.Ensemble(act, x, y, 100, members, 4.0).train(300, [0, 150, 300])
+    monkeypatch.setattr("numerics.adaptive.ensemble.slopes_by_sign", lambda act: None)
+    compiled = ad.Ensemble(act, x, y, 100, members, 4.0).train(300, [0, 150, 300])
+    assert np.array_equal(fast.states.view(np.int64), compiled.states.view(np.int64))
+    assert np.array_equal(fast.residuals.view(np.int64), compiled.residuals.view(np.int64))
+
+
 def test_each_member_follows_plain_gradient_descent():
     """The weighted packed loss gives every member exactly its own GD step size."""
     act = theory.activation("relu")
@@ -289,9 +319,30 @@ def test_frozen_field_flow_steps_along_the_autograd_gradient(name):
     np.testing.assert_allclose(b[0], (b0 - lr * gb).detach().numpy(), rtol=0, atol=1e-12 * scale + 1e-15)
 
 
-def test_root_search_of_many_neurons_is_the_search_of_each():
-    """gap_roots_many over a batch (as placement_test runs it) gives exactly each neuron's own gap_roots."""
-    act = theory.activation("gelu")
+@pytest.mark.parametrize("name", ["relu", "gelu", "sin"])
+def test_frozen_field_states_are_the_flow_at_each_horizon(name):
+    """The staged flow (each plane simulated to its own horizon, finished planes dropped) gives bit
+    for bit the states one flow of every plane records at those steps: the planes do not interact."""
+    act = theory.activation(name)
+    x, y = toy_1d()
+    xs, r = x[:, 0], -y
+    neurons = ad.field_population(len(xs), [-0.3, 0.2], 8.0) + ad.field_population(len(xs), [0.1], 32.0)
+    lr = ad.field_step_size(act, xs, r)
+    rng = np.random.default_rng(3)
+    horizons = rng.integers(0, 120, len(neurons.v))
+    horizons[:5] = [0, 200, 200, 1, 57]                          # step 0, ties, the longest last
+    w, b = ad.frozen_field_states(act, xs, r, neurons, horizons, lr)
+    steps, W, B = ad.frozen_field_flow(act, xs, r, neurons, 200, lr, record_steps=sorted(set(horizons.tolist())))
+    at = np.searchsorted(steps, horizons)
+    np.testing.assert_array_equal(w, W[at, np.arange(len(w))])
+    np.testing.assert_array_equal(b, B[at, np.arange(len(b))])
+
+
+@pytest.mark.parametrize("name", ["gelu", "tanh", "sin", "elu"])
+def test_root_search_of_many_neurons_is_the_search_of_each(name):
+    """gap_roots_many over a batch (as placement_test runs it: each neuron with both signs of v,
+    searched once and mirrored) gives exactly each neuron's own gap_roots, searched with its own v."""
+    act = theory.activation(name)
     x, y = toy_1d()
     xs, r = x[:, 0], -y
     pop = ad.field_population(len(xs), [0.0], 8.0) + ad.field_population(len(xs), [0.0], 32.0)
@@ -300,6 +351,7 @@ def test_root_search_of_many_neurons_is_the_search_of_each():
     for i in range(len(pop.v)):
         assert batched[i] == ad.gap_roots(act, xs, r, pop.v[i], pop.rho0[i], pop.sign[i], pop.point[i], 6.0)
     assert sum(map(len, batched)) > 0
+    assert {st for found in batched for _, st in found} >= {True, False}     # both stabilities were mirrored
 
 
 def test_exact_solver_meets_the_notes_formula_when_neighbours_saturate():

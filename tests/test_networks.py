@@ -386,3 +386,35 @@ def test_tangent_kernel_over_many_blocks_reuses_leading_rows_and_returns_f0(laye
     lin = linearized_solution(net, x1[:4], np.zeros(4), layers, small, steps=3)  # f_lin = f_0 + K(x, X) weights
     direct = net.evaluate(x1) + net.tangent_kernel(x1, x1[:4].clone(), layers, small) @ lin.weights
     np.testing.assert_allclose(lin(x1), direct.numpy(), rtol=1e-12, atol=1e-14)
+
+
+@pytest.mark.parametrize("layers", ["output", "all"])
+def test_mirrored_network_kernel_is_the_jacobian_product_from_its_first_half(layers):
+    """An antisymmetric network before training (second half = first half with -v) forms only its first
+    half's features: its kernel still equals the explicit Jacobian product over all neurons (to rounding:
+    the additions come in another order), f = 0 exactly where evaluate() leaves rounding noise; once
+    trained it is no longer mirrored and takes the general route, again the Jacobian product."""
+    from numerics import networks
+
+    net = ShallowNetwork(theory.activation("gelu"), 2 * (networks.CHUNK + 300), 2,
+                         Init("gaussian", s_v=1.0, antisymmetric=True), "ntk", 3)
+    x1 = as_tensor(np.random.default_rng(1).normal(size=(9, 2)))
+    rates = (0.3, 2.0, 5.0)
+
+    def jacobian_kernel(network):
+        jac = network.jacobian(x1, layers)
+        eta = torch.cat([torch.full((network.width,), rates[0], dtype=torch.float64),
+                         torch.full((2 * network.width,), rates[1], dtype=torch.float64),
+                         torch.full((network.width,), rates[2], dtype=torch.float64)])[:jac.shape[1]]
+        return (jac * eta) @ jac.T
+
+    assert net.mirrored()
+    assert not ShallowNetwork(theory.activation("gelu"), 10, 2, Init("gaussian", s_v=1.0), "ntk", 3).mirrored()
+    kernel, values = net._kernel_and_output(x1, x1[:4], layers, rates, output=True)
+    torch.testing.assert_close(kernel, jacobian_kernel(net)[:, :4], rtol=1e-12, atol=1e-14)
+    assert torch.equal(values, torch.zeros(len(x1), dtype=torch.float64))
+    assert float(net.evaluate(x1).abs().max()) < 1e-14  # the same 0, summed with rounding
+    train(net, x1, np.sin(x1[:, 0].numpy()), 1, 0.1, layers)
+    assert not net.mirrored()
+    torch.testing.assert_close(net.tangent_kernel(x1, x1[:4], layers, rates), jacobian_kernel(net)[:, :4],
+                               rtol=1e-12, atol=1e-14)

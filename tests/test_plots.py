@@ -4,10 +4,14 @@ values span decades (numerics/report/plots.py).  Geometry is read back from matp
 from __future__ import annotations
 
 import gc
+import hashlib
+import subprocess
+import sys
 from concurrent.futures import ThreadPoolExecutor
-from contextlib import nullcontext
 from functools import lru_cache
+from pathlib import Path
 
+import matplotlib
 import pytest
 from matplotlib import rc_context
 from matplotlib.backends.backend_agg import RendererAgg
@@ -171,22 +175,74 @@ def test_each_figure_is_drawn_once_and_fits(name, monkeypatch):
 
 def test_the_shortcuts_draw_the_pixels_of_matplotlib_s_own_route(monkeypatch):
     """Ticks in view only, each axis's tick layout kept, the legend laid out once, glyph layouts,
-    glyph bitmaps and math-text parses kept across figures, one figure per size cleared for each
-    plot with its ticks kept (plots._InView, plots._AxisLayout, plots._legend_laid_out_once,
-    plots._TextLayoutCache, plots._OneAtATime, plots._blank_figure) are pure speed: without them,
-    matplotlib's locators, tick and legend layout, text drawing, parser and new figures give the
-    same PNG bytes."""
+    glyph bitmaps, text layouts and math-text parses kept across figures, one figure per size
+    cleared for each plot with its ticks kept (plots._InView, plots._AxisLayout,
+    plots._legend_laid_out_once, plots._TextLayoutCache, plots._OneAtATime, plots._blank_figure)
+    are pure speed: without them, matplotlib's locators, tick and legend layout, text layout and
+    drawing, parser and new figures give the same PNG bytes."""
     for plot in ROUTES.values():  # every string's glyph layout kept: the next round draws from the cache
         render_png(plot)
     fast = {name: render_png(plot) for name, plot in ROUTES.items()}
-    monkeypatch.setattr(plots, "_InView", lambda locator: locator)
-    monkeypatch.setattr(plots, "_LAYOUT_METHODS", {})
-    monkeypatch.setattr(plots._TextLayoutCache, "draw_text", RendererAgg.draw_text)
-    monkeypatch.setattr(plots._TextLayoutCache, "_draw_text_glyphs_and_boxes", RendererAgg._draw_text_glyphs_and_boxes)
-    monkeypatch.setattr(plots, "_blank_figure", plots._new_figure)
-    monkeypatch.setattr(plots, "_legend_laid_out_once", lambda legend: nullcontext())
-    monkeypatch.setattr(plots._OneAtATime, "parse", lambda self, *args, **kwargs: self.parser.parse(*args, **kwargs))
+    for owner, name, value in plots.own_route():
+        monkeypatch.setattr(owner, name, value)
     assert {name: render_png(plot) for name, plot in ROUTES.items()} == fast
+
+
+def test_a_kept_text_layout_is_matplotlib_s_after_any_change_of_the_text():
+    """plots._TextLayoutCache.text_layout keys a layout by everything matplotlib's Text._get_layout
+    reads: one text changed property by property (each change moves its box or lines) gets
+    matplotlib's own layout every time, in a renderer that has kept all the earlier ones."""
+    figure, axes = plots._new_figure(plots.FIGURE_SIZE)
+    renderer = figure.canvas.get_renderer()
+    changes = [{}, {"text": "two lines,\nthe second one longer"}, {"fontsize": 13}, {"rotation": 90},
+               {"rotation": 30}, {"rotation_mode": "anchor"}, {"ha": "right"}, {"va": "top"}, {"linespacing": 2.0},
+               {"multialignment": "center"}, {"ha": "left"}, {"fontweight": "bold"}, {"fontfamily": "serif"},
+               {"text": "$10^{-3}$"}, {"parse_math": False}, {"text": ""}]
+    for round_ in range(2):  # the second round from kept layouts
+        text = axes.text(0.5, 0.5, "x")
+        for change in changes:
+            text.update(change)
+            kept, own = plots._text_layout(text, renderer), plots._matplotlib_text_layout(text, renderer)
+            assert kept[0].bounds == own[0].bounds and kept[1:] == own[1:], (round_, change)
+
+
+#: digests of the private matplotlib code the shortcuts in plots.py read or copy (matplotlib 3.11.2)
+PRIVATE_MATPLOTLIB = {
+    # what plots._TextLayoutCache.text_layout keys a kept layout by is what this reads
+    "Text._get_layout": "4c79896b10ada776",
+    # plots._ticks_kept sets the attribute this sets
+    "Artist.set_clip_box": "ac5d81ba798afe4a",
+    # plots._AxisLayout keeps ticks while the view and tick space stay: ticks are placed in data
+    # coordinates and locators read the axes' size through the tick space only
+    "Axis._update_ticks": "122a695355d09d27",
+    "XAxis.get_tick_space": "8756c9f2efc559de",
+    "YAxis.get_tick_space": "aa64ac23a14d6d7a",
+    "matplotlib.ticker": "49d4586a18a44883",
+    # plots._TextLayoutCache._draw_text_glyphs_and_boxes is this with kept bitmaps
+    "RendererAgg._draw_text_glyphs_and_boxes": "ccc4749c98095394",
+}
+
+
+def test_the_private_matplotlib_code_the_shortcuts_rely_on_is_unchanged():
+    """Fails when matplotlib's code that plots.py relies on beyond its public API has changed in a
+    version the shortcuts are on for (plots.REVIEWED_MATPLOTLIB): check what the comment at each entry
+    says against the new code, then update the digest.  Other versions draw by matplotlib's own route."""
+    if not plots.SHORTCUTS:
+        pytest.skip(f"matplotlib {matplotlib.__version__} is not reviewed: plots.py takes matplotlib's own route")
+    import hashlib
+    import inspect
+
+    import matplotlib.axis
+    import matplotlib.ticker
+    from matplotlib.artist import Artist
+
+    code = {"Text._get_layout": plots._matplotlib_text_layout, "Artist.set_clip_box": Artist.set_clip_box,
+            "Axis._update_ticks": matplotlib.axis.Axis._update_ticks,
+            "XAxis.get_tick_space": matplotlib.axis.XAxis.get_tick_space,
+            "YAxis.get_tick_space": matplotlib.axis.YAxis.get_tick_space, "matplotlib.ticker": matplotlib.ticker,
+            "RendererAgg._draw_text_glyphs_and_boxes": RendererAgg._draw_text_glyphs_and_boxes}
+    digests = {name: hashlib.sha256(inspect.getsource(obj).encode()).hexdigest()[:16] for name, obj in code.items()}
+    assert digests == PRIVATE_MATPLOTLIB
 
 
 def test_drawing_leaves_the_cycle_collector_as_it_was():
@@ -351,3 +407,22 @@ def test_the_band_at_a_judged_point_is_that_criterion_s_interval(check, name, op
     judged = next(c for c in result.criteria if c.name.startswith(criterion)).measurement
     at = series.x.index(x)
     assert (series.y[at], series.low[at], series.high[at]) == (judged.estimate, *judged.interval)
+
+
+def test_an_unreviewed_matplotlib_draws_by_its_own_route():
+    """With a matplotlib version not in plots.REVIEWED_MATPLOTLIB every shortcut is off at import
+    (plots.own_route), and the figure is the one the shortcuts draw (a fresh process: the version
+    is read when plots is imported)."""
+    script = (
+        "import hashlib, matplotlib\n"
+        "matplotlib.__version__ = '0.0.unreviewed'\n"
+        "from numerics.report import plots\n"
+        "from matplotlib.text import Text\n"
+        "assert not plots.SHORTCUTS and plots._blank_figure is plots._new_figure and plots._LAYOUT_METHODS == {}\n"
+        "assert Text._get_layout is plots._matplotlib_text_layout\n"
+        "import tests.test_plots as t\n"
+        "print(hashlib.sha256(plots.render_png(t.ROUTES['log-log'])).hexdigest())\n")
+    done = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, check=False,
+                          cwd=Path(__file__).resolve().parent.parent)
+    assert done.returncode == 0, done.stderr[-2000:]
+    assert done.stdout.strip() == hashlib.sha256(render_png(ROUTES["log-log"])).hexdigest()

@@ -21,6 +21,7 @@ from numerics.checks import Context, get_check, run_check
 from numerics.reproducibility import generators
 from numerics.stable_rank import claims as C
 from numerics.stable_rank import experiments as E
+from numerics.stable_rank.model import activation_and_slope, same_data_block
 from numerics.torch_activation import torch_activation
 from numerics.training import TrainingDiverged, gradient_descent
 from theory import rank
@@ -104,6 +105,35 @@ def test_batched_seeds_equal_separate_runs():
     for p, run in zip(problems, together):
         alone = S.train(LEAKY, [p], 200, [0, 200])[0]
         assert np.allclose(run.coefficients, alone.coefficients, rtol=1e-12, atol=1e-15)
+
+
+def test_problems_on_the_same_data_share_one_product_with_the_same_numbers():
+    """The small and default init of a seed (the same data array) form their z-update as one taller
+    product: bit for bit the runs of the same batch with the data copied (k separate products)."""
+    act = theory.activation("gelu")
+    small = [S.frei_setup(s, n=8, d=200, m=12) for s in (0, 1)]
+    pairs = [q for p in small for q in (p, dataclasses.replace(p, sigma0=1 / math.sqrt(200)))]
+    apart = [dataclasses.replace(p, x=p.x.copy()) if i % 2 else p for i, p in enumerate(pairs)]
+    assert same_data_block(pairs) == 2 and same_data_block(apart) == 1
+    assert same_data_block(pairs[1:]) == 1 and same_data_block(pairs[:1]) == 1
+    for a, b in zip(S.train(act, pairs, 60, [0, 1, 60]), S.train(act, apart, 60, [0, 1, 60])):
+        assert np.array_equal(a.coefficients, b.coefficients) and np.array_equal(a.margins, b.margins)
+        assert np.array_equal(a.pattern_changes, b.pattern_changes)
+
+
+def test_sigma_as_slope_times_input_in_the_trainer_is_the_compiled_sigma():
+    """ReLU, leaky ReLU, |z| (and a custom max(x, 0.3x)): the trainer's sigma from the slope program
+    alone equals the one compiled program of both, bit for bit up to the sign of a zero (-0.0 == 0.0),
+    NaN where it gives NaN."""
+    from numerics.torch_activation import sigma_and_slope
+
+    z = np.concatenate([np.random.default_rng(2).standard_normal(5000) * 10.0 ** np.arange(-5, 5).repeat(500),
+                        [0.0, -0.0, 1e-310, -1e-310, 1e300, -1e300, np.nan]]).reshape(5007, 1)
+    for name in ("relu", "leaky_relu", "abs", "max(x, 0.3*x)"):
+        act = theory.activation(name)
+        fused, reference = activation_and_slope(act)(z), sigma_and_slope(act)(z)
+        for got, want in zip(fused, reference):
+            assert np.array_equal(got, np.broadcast_to(want, z.shape), equal_nan=True), name
 
 
 def test_arrays_backend_is_exact_to_ulps():

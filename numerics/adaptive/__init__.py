@@ -36,10 +36,11 @@ digits experiment; :mod:`.setup` holds the options and shared runs, and :mod:`.p
 from ..checks import register
 from . import attractors, clusters, pinning
 from .digits import DIGITS_EPS, digits_experiment, image_distances, shared_images
-from .ensemble import ADAPTIVE, KERNEL, Ensemble, Regime, Trajectory, record_schedule, slope_times_input
+from .ensemble import (ADAPTIVE, KERNEL, Ensemble, Regime, Trajectory, record_schedule, slope_times_input,
+                       slopes_by_sign)
 from .field import (MIN_PAIRS, FieldNeurons, _notes_equilibria, equilibrium_positions, field_population,
-                    field_step_size, frozen_field_flow, gap_roots, gap_roots_many, gap_velocity, placement_test,
-                    sharpness_slopes, soft_pinning)
+                    field_step_size, frozen_field_flow, frozen_field_states, gap_roots, gap_roots_many, gap_velocity,
+                    placement_test, sharpness_slopes, soft_pinning)
 from .fixed_points import pinned_pairs, refine_pinned, sliding_constraints, sliding_stability
 from .planes import (breakpoint_cluster_summary, breakpoint_clusters, breakpoints, in_hull, linear_interpolation_gap,
                      one_sided_velocities, pinned_fraction, pinning_statistics, plane_clusters, plane_coordinates,
@@ -50,9 +51,9 @@ for _check in (pinning.CHECK, clusters.CHECK, attractors.CHECK, clusters.DIGITS_
 
 __all__ = ["ADAPTIVE", "DIGITS_EPS", "KERNEL", "MIN_PAIRS", "Ensemble", "FieldNeurons", "Regime", "Trajectory",
            "_notes_equilibria", "breakpoint_cluster_summary", "breakpoint_clusters", "breakpoints", "digits_experiment",
-           "equilibrium_positions", "field_population", "field_step_size", "frozen_field_flow", "gap_roots",
-           "gap_roots_many", "gap_velocity", "image_distances", "in_hull", "linear_interpolation_gap",
+           "equilibrium_positions", "field_population", "field_step_size", "frozen_field_flow", "frozen_field_states",
+           "gap_roots", "gap_roots_many", "gap_velocity", "image_distances", "in_hull", "linear_interpolation_gap",
            "one_sided_velocities", "pinned_fraction", "pinned_pairs", "pinning_statistics", "placement_test",
            "plane_clusters", "plane_coordinates", "plane_gaps", "record_schedule", "refine_pinned",
-           "shared_images", "sliding_constraints", "sliding_stability", "slope_times_input", "soft_pinning",
-           "sharpness_slopes"]
+           "shared_images", "sliding_constraints", "sliding_stability", "slope_times_input", "slopes_by_sign",
+           "soft_pinning", "sharpness_slopes"]

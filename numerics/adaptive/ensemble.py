@@ -4,7 +4,7 @@ the :class:`Regime` scales, the packed :class:`Ensemble` and its :class:`Traject
 from __future__ import annotations
 
 from dataclasses import dataclass
-from functools import cached_property
+from functools import cached_property, partial
 
 import numpy as np
 import sympy as sp
@@ -12,11 +12,10 @@ import torch
 
 from theory.activations import Activation
 from theory.errors import IbcheckError
-from theory.symbols import x as X
 
 from ..networks import Init, ShallowNetwork, as_tensor
 from ..torch_activation import torch_activation
-from ..training import array_descent, full_shape, log_spaced_steps
+from ..training import array_descent, full_shape, log_spaced_steps, slope_times_input
 
 
 @dataclass(frozen=True)
@@ -138,6 +137,9 @@ class Ensemble:
         rho_x = np.empty((R, N, d + 1))
         sigma, slope = self.act.numeric("numpy"), self.act.numeric("numpy", 1)
         homogeneous = slope_times_input(self.act)
+        by_sign = slopes_by_sign(self.act)
+        if by_sign is not None:  # sigma' from z's sign bit, into a buffer allocated once
+            slope = partial(by_sign, out=np.empty((N, R * n)), zero=np.empty((N, R * n), dtype=bool))
 
         def by_member(values):  # (N, R n) -> (R, N, n) view
             return values.reshape(N, R, n).transpose(1, 0, 2)
@@ -200,17 +202,43 @@ class Ensemble:
                           np.array(history.steps), np.array(states), np.array(residuals), self.rates)
 
 
-def slope_times_input(act: Activation) -> bool:
-    r"""Whether :math:`\sigma(z) = z\,\sigma'(z)` for every z, so that a step needs one activation
-    call: every smooth piece of :math:`\sigma` is :math:`c\,z` (positively 1-homogeneous and
-    piecewise linear: ReLU, leaky ReLU, |z|; at the kink z = 0 both sides are 0 for any finite
-    :math:`\sigma'(0)`).  For these the product :math:`\sigma'(z)\,z` is the very product the
-    compiled :math:`\sigma` forms (:math:`c\cdot z`, or z itself for c = 1; ReLU's
-    :math:`0\cdot z` is a signed zero, which no sum or product with it tells apart)."""
-    pieces = act.pieces
-    if pieces.atoms or not all(sp.diff(p, X, 2) == 0 and p.subs(X, 0) == 0 for p in pieces.pieces):
-        return False
-    return bool(np.isfinite(act.numeric("numpy", 1)(np.zeros(1))).all())
+def slopes_by_sign(act: Activation):
+    r"""For :math:`\sigma'` a Piecewise constant on each side of one kink at 0 (leaky ReLU: the
+    :func:`numerics.training.slope_times_input` activations whose pieces meet at 0, where :math:`\sigma'` is not one
+    Heaviside or sign call), ``slopes(z, out, zero)``: the compiled :math:`\sigma'(z)` bit for bit,
+    written into ``out`` (``zero``: a boolean buffer of z's shape), else None.
+
+    The compiled Piecewise costs a finiteness sum, comparisons and a select (leaky ReLU's E7 step
+    48 vs 37 us with this; ReLU's and |z|'s single ``np.sign`` call is as fast as this and is
+    kept); here the side is read from z's sign bit by integer operations that never branch, on
+    the bit patterns of the two slopes
+    :math:`c_\pm`: :math:`((b \gg 63) \mathbin{\&} (c_- \oplus c_+)) \oplus c_+` (b: z's bits;
+    :math:`b \gg 63` is all ones where the sign bit is set, else 0).  Entries that are exactly 0
+    (either sign) get the compiled value at themselves.  A NaN entry gets one side's slope instead
+    of the compiled value; its :math:`\sigma(z) = z\sigma'(z)` is NaN either way, so the loss is NaN
+    and training stops there.  :math:`c_\pm` are taken from the compiled :math:`\sigma'` and
+    checked on probes from the largest to the smallest magnitude on each side."""
+    piecewise = isinstance(act.derivative(1), sp.Piecewise)
+    if not (piecewise and slope_times_input(act) and tuple(act.pieces.breaks) == (0,)):
+        return None
+    slope = act.numeric("numpy", 1)
+    magnitudes = np.array([1e300, 1e10, 1.0, 1e-10, 1e-300, 5e-324])
+    sides = [full_shape(slope(sign * magnitudes), magnitudes).view(np.int64) for sign in (-1.0, 1.0)]
+    if any(np.any(side != side[0]) for side in sides):
+        return None
+    negative, positive = sides[0][0], sides[1][0]
+    flip = negative ^ positive
+
+    def slopes(z: np.ndarray, out: np.ndarray, zero: np.ndarray) -> np.ndarray:
+        bits = out.view(np.int64)
+        np.right_shift(z.view(np.int64), 63, out=bits)  # -1 where z's sign bit is set, else 0
+        np.bitwise_and(bits, flip, out=bits)
+        np.bitwise_xor(bits, positive, out=bits)         # c_- where the sign bit is set, else c_+
+        np.equal(z, 0.0, out=zero)
+        if zero.any():
+            out[zero] = full_shape(slope(z[zero]), z[zero])
+        return out
+    return slopes
 
 
 def record_schedule(steps: int, linear: int = 200, per_decade: int = 10) -> list[int]:

@@ -15,7 +15,7 @@ from theory.activations import Activation
 from theory.dynamics import Sliding, derivative_functions, gap_equilibria_many, kinks
 
 from ..torch_activation import torch_activation
-from ..training import array_descent, log_spaced_steps
+from ..training import array_descent
 
 #: a plane counts as resting on an equilibrium when its u = rho g is this close to the root
 OFFSET_TOLERANCE = 0.05
@@ -104,6 +104,34 @@ def field_step_size(act: Activation, x: np.ndarray, residual: np.ndarray) -> flo
     return rate
 
 
+def _field_descent(act: Activation, x: np.ndarray, residual: np.ndarray, v: np.ndarray, params: np.ndarray):
+    r"""``(gradient, loss)`` closures of the frozen-field GD of :func:`frozen_field_flow` on ``params``
+    (M, 2) rows (w, b), read in place, for neurons with output weights ``v``: the gradient on buffers
+    allocated once, L evaluated at the z of the last gradient."""
+    sigma, slope = torch_activation(act), torch_activation(act, 1)
+    N, M = len(x), len(v)
+    # r_j v_i / N, shape (N, M)
+    weights = np.asarray(residual, dtype=float)[:, None] * np.asarray(v, dtype=float)[None, :] / N
+    inputs = np.stack([np.asarray(x, dtype=float), np.ones(N)], 1)                                      # (N, 2)
+    z, weighted_slope = np.empty((N, M)), np.empty((N, M))
+    z_tensor = torch.from_numpy(z)                                                                       # z's memory
+
+    def gradient(out: np.ndarray) -> None:
+        np.matmul(inputs, params.T, out=z)
+        np.multiply(weights, slope(z_tensor).numpy(), out=weighted_slope)
+        np.matmul(weighted_slope.T, inputs, out=out)
+
+    def loss() -> float:  # at the z of the last gradient: only where array_descent checks or records
+        return float(np.vdot(weights, sigma(z_tensor).numpy()))
+    return gradient, loss
+
+
+def _field_start(x: np.ndarray, neurons: FieldNeurons) -> np.ndarray:
+    """Rows (w, b) = (s rho0, u0 - s rho0 x_k) of the neurons, shape (M, 2)."""
+    return np.stack([neurons.sign * neurons.rho0, neurons.u0 - neurons.sign * neurons.rho0 * x[neurons.point]],
+                    1).astype(float)
+
+
 def frozen_field_flow(act: Activation, x: np.ndarray, residual: np.ndarray, neurons: FieldNeurons, steps: int,
                       lr: float, record_steps=None) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     r"""GD on (w, b) of every neuron under the linear loss
@@ -117,29 +145,48 @@ def frozen_field_flow(act: Activation, x: np.ndarray, residual: np.ndarray, neur
 
     Returns (steps, w, b) with w, b of shape (recorded steps, neurons); by default only the
     final state is returned (shape (1, neurons))."""
-    sigma, slope = torch_activation(act), torch_activation(act, 1)
-    N, M = len(x), len(neurons.v)
-    # r_j v_i / N, shape (N, M)
-    weights = np.asarray(residual, dtype=float)[:, None] * np.asarray(neurons.v, dtype=float)[None, :] / N
-    inputs = np.stack([np.asarray(x, dtype=float), np.ones(N)], 1)                                      # (N, 2)
-    params = np.stack([neurons.sign * neurons.rho0, neurons.u0 - neurons.sign * neurons.rho0 * x[neurons.point]],
-                      1).astype(float)                                                                   # (M, 2)
-    z, weighted_slope = np.empty((N, M)), np.empty((N, M))
-    z_tensor = torch.from_numpy(z)                                                                       # z's memory
-
-    def gradient(out: np.ndarray) -> None:
-        np.matmul(inputs, params.T, out=z)
-        np.multiply(weights, slope(z_tensor).numpy(), out=weighted_slope)
-        np.matmul(weighted_slope.T, inputs, out=out)
-
-    def loss() -> float:  # at the z of the last gradient: only where array_descent checks or records
-        return float(np.vdot(weights, sigma(z_tensor).numpy()))
-
+    params = _field_start(x, neurons)
+    gradient, loss = _field_descent(act, x, residual, neurons.v, params)
     history = array_descent(params, gradient, steps, lr, loss=loss, record=lambda step: params.copy(),
                             record_steps=record_steps if record_steps is not None else [steps],
                             describe=f"{act.label} frozen field")
     states = np.array(history.records)
     return np.array(history.steps), states[..., 0], states[..., 1]
+
+
+def frozen_field_states(act: Activation, x: np.ndarray, residual: np.ndarray, neurons: FieldNeurons,
+                        horizons, lr: float) -> tuple[np.ndarray, np.ndarray]:
+    r"""(w, b) of every neuron after its own number of GD steps ``horizons[i]`` of
+    :func:`frozen_field_flow`.  In the frozen field the neurons do not interact (r is fixed), so
+    a neuron's steps are the same operations on the same numbers whichever others are simulated
+    with it: the flow runs in stages, each ending where the neurons still simulated have halved,
+    and a stage drops the neurons whose horizon has passed (a neuron is simulated up to its own
+    horizon, not to the largest; the placements of :func:`placement_test` mostly need tens of
+    steps of thousands).  Divergence is checked (:func:`numerics.training.array_descent`) on the
+    neurons still simulated only."""
+    horizons = np.asarray(horizons, dtype=int)
+    w, b = np.empty(len(horizons)), np.empty(len(horizons))
+    order = np.argsort(horizons, kind="stable")
+    ends = horizons[order]                                              # sorted horizons
+    # active: the simulated neurons (sorted by horizon, params in the same order), from ``start`` on
+    params, active, start, done = _field_start(x, neurons)[order], order, 0, 0
+    while start < len(order):
+        # the stage ends at the horizon after which at most half of the simulated neurons are left
+        stop = int(ends[start + (len(order) - start - 1) // 2])
+        end = int(np.searchsorted(ends, stop, side="right")) - 1       # the last neuron due at ``stop``
+        stage_horizons = ends[start:] - done
+
+        def record(step, stage_horizons=stage_horizons, params=params, active=active):
+            due = np.nonzero(stage_horizons == step)[0]
+            w[active[due]], b[active[due]] = params[due, 0], params[due, 1]
+
+        gradient, loss = _field_descent(act, x, residual, neurons.v[active], params)
+        array_descent(params, gradient, stop - done, lr, loss=loss, record=record,
+                      record_steps=sorted(set(stage_horizons[: end - start + 1].tolist())),
+                      describe=f"{act.label} frozen field ({len(active)} planes)")
+        keep = end + 1 - start
+        params, active, done, start = params[keep:].copy(), active[keep:], stop, end + 1
+    return w, b
 
 
 def gap_velocity(act: Activation, x: np.ndarray, residual: np.ndarray, v, rho, sign, point, g,
@@ -213,10 +260,26 @@ def gap_roots_many(act: Activation, x: np.ndarray, residual: np.ndarray, v, rho,
     rounding of 0, or an overflow): a resolved :math:`G'` also locates the root, to within
     :math:`|\Delta G| / |G'|`. Sign changes across a kink of :math:`\sigma` are jumps, not
     roots, and are skipped (:func:`placement_test` classifies kinks by their one-sided
-    velocities)."""
+    velocities).
+
+    G is odd in v (its prefactor :math:`-v/(N\rho)`, negated exactly in float64), so a neuron and
+    its mirror with -v have the same grid signs up to a flip, the same brackets, bisection and
+    roots, and :math:`G'` of opposite sign: each (|v|, rho, s, k, lo, hi) is searched once and
+    the mirror's stabilities flipped (bit for bit the search of each; the populations of the
+    frozen field hold every neuron with both signs of v)."""
     v, rho, sign, point, lo, hi = (np.atleast_1d(np.asarray(a, dtype=float)) for a in (v, rho, sign, point, lo, hi))
-    point = point.astype(int)
+    # the grid's size is the batch's (its widest interval), which the distinct rows keep
     points = max(int(np.max(hi - lo) * density), 2) + 1
+    rows, inverse = np.unique(np.stack([np.abs(v), rho, sign, point, lo, hi], 1), axis=0, return_inverse=True)
+    found = _gap_roots_of(act, x, residual, *rows.T, points)
+    flip = {True: False, False: True, None: None}
+    return [list(found[r]) if m >= 0 else [(u, flip[st]) for u, st in found[r]] for r, m in zip(inverse.ravel(), v)]
+
+
+def _gap_roots_of(act: Activation, x: np.ndarray, residual: np.ndarray, v, rho, sign, point, lo, hi,
+                  points: int) -> list[list[tuple[float, bool | None]]]:
+    """:func:`gap_roots_many` on a grid of ``points`` points per neuron."""
+    point = point.astype(int)
     u = lo[:, None] + (hi - lo)[:, None] * np.linspace(0, 1, points)[None, :]
     values, _, bounds, _ = gap_velocity(act, x, residual, v, rho, sign, point, u / rho[:, None], with_slope=False,
                                         with_bounds=True)
@@ -362,8 +425,9 @@ def placement_test(act: Activation, xs: np.ndarray, y: np.ndarray, sharpness, st
                    window: float = 6.0) -> dict:
     r"""Predicted equilibria of the frozen-field gap equation at every sharpness in ``sharpness``,
     each probed by two planes placed at :math:`u^* \pm \delta` for every :math:`\delta` in
-    ``deltas`` (all in one simulation; u = pre-activation at the data point) and judged after
-    :data:`RELAXATION_TIMES` of the equilibrium's own time scale: stable equilibria must pull
+    ``deltas`` (u = pre-activation at the data point), all in one frozen field, and judged after
+    :data:`RELAXATION_TIMES` of the equilibrium's own time scale (each plane simulated up to that
+    step only, :func:`frozen_field_states`): stable equilibria must pull
     them closer (below 0.8 of the start distance; a kink: onto the plane within 5
     :data:`CHATTER`), unstable ones must lose them (beyond 1.25 of it, or across a kink and
     off it).  Distances are measured in g = u/rho from the equilibrium recomputed at the
@@ -424,11 +488,7 @@ def placement_test(act: Activation, xs: np.ndarray, y: np.ndarray, sharpness, st
     times = np.where(kinds == "kink", CROSSING_TIMES, RELAXATION_TIMES)
     needed = np.ceil(times / (rate * lr))
     horizon = np.minimum(steps, needed).astype(int)
-    recorded, W, B = frozen_field_flow(act, xs, residual, neurons, steps, lr,
-                                       record_steps=sorted(set(log_spaced_steps(steps, 20)) | set(horizon.tolist())))
-    at = np.searchsorted(recorded, horizon)
-    idx = np.arange(len(horizon))
-    w, b = W[at, idx], B[at, idx]
+    w, b = frozen_field_states(act, xs, residual, neurons, horizon, lr)
     rho, sign = np.abs(w), np.sign(w)
     end = w * xs[neurons.point] + b
     drift = np.abs(rho / rho0 - 1)

@@ -6,11 +6,14 @@ assembles the one cross-activation figure, the overlaid :math:`W(\\omega)` curve
 
 A suite draws a few hundred figures, so each is measured once (its margins) and drawn once, on
 one figure per size and thread, cleared for each plot with its ticks kept, with one Agg renderer
-per size and thread (matplotlib caches text extents per renderer; this one also keeps glyph
-layouts, glyph bitmaps and math-text parses), only the ticks in view on log axes, each axis's
-ticks and the legend laid out once, and Python's cycle collector paused while drawing: the same
-PNG bytes as matplotlib's plain route (tests/test_plots.py compares them) at about a third of its
-CPU (benchmarks/bench_figures.py).
+per size and thread (matplotlib caches text extents per renderer; this one also keeps text
+layouts, glyph layouts, glyph bitmaps and math-text parses), only the ticks in view on log axes,
+each axis's ticks (while the tick space stays) and the legend laid out once, and Python's cycle
+collector paused while drawing: the same PNG bytes as matplotlib's plain route
+(tests/test_plots.py compares them) at under a third of its CPU (benchmarks/bench_figures.py).
+The shortcuts read some private matplotlib code, reviewed for the versions in
+:data:`REVIEWED_MATPLOTLIB` (tests/test_plots.py fails when that code changes); any other matplotlib
+draws by its own route (:func:`own_route`), slower and the same.
 """
 
 from __future__ import annotations
@@ -19,16 +22,19 @@ import functools
 import gc
 import io
 import math
+import sys
 import textwrap
 import threading
-from contextlib import contextmanager
+from contextlib import contextmanager, nullcontext
 
 import numpy as np
+import matplotlib
 from matplotlib import rcParams
 from matplotlib.backends.backend_agg import FigureCanvasAgg, RendererAgg, get_hinting_flag
 from matplotlib.figure import Figure
 from matplotlib.ft2font import RenderMode
 from matplotlib.offsetbox import OffsetBox
+from matplotlib.text import Text
 from matplotlib.ticker import Locator, LogFormatterSciNotation, MaxNLocator
 from PIL import Image
 
@@ -142,15 +148,16 @@ class _OneAtATime:
         self.parser, self.parses = parser, {}
 
     def parse(self, s, dpi=72, prop=None, *, antialiased=None):
-        key = (s, dpi, prop.copy() if prop is not None else None, antialiased, rcParams["text.antialiased"],
-               get_hinting_flag())
-        if key not in self.parses:
+        key = (s, dpi, prop, antialiased, rcParams["text.antialiased"], get_hinting_flag())  # properties by value
+        parse = self.parses.get(key)
+        if parse is None:
             with _MATH_TEXT:
                 parse = self.parser.parse(s, dpi, prop, antialiased=antialiased)
             if len(self.parses) >= self.MOST:
                 self.parses.clear()
-            self.parses[key] = parse
-        return self.parses[key]
+            # kept under a copy of the properties (the text's own may change)
+            self.parses[(s, dpi, prop.copy() if prop is not None else None, *key[3:])] = parse
+        return parse
 
 
 class _TextLayoutCache(RendererAgg):
@@ -173,25 +180,44 @@ class _TextLayoutCache(RendererAgg):
 
     def __init__(self, *args, **kwargs):
         super().__init__(*args, **kwargs)
-        self.layouts, self.bitmaps = {}, {}
+        self.layouts, self.bitmaps, self.text_layouts = {}, {}, {}
         self.mathtext_parser = _OneAtATime(self.mathtext_parser)
 
     def draw_text(self, graphics, x, y, s, prop, angle, ismath=False, mtext=None):
         if ismath or not hasattr(self, "_draw_text_glyphs_and_boxes"):
             return super().draw_text(graphics, x, y, s, prop, angle, ismath=ismath, mtext=mtext)
         features, language = (mtext.get_fontfeatures(), mtext.get_language()) if mtext is not None else (None, None)
-        key = (prop.copy(), s, get_hinting_flag(), features, language)
-        if key not in self.layouts:
+        key = (prop, s, get_hinting_flag(), features, language)  # font properties compare by value
+        layout = self.layouts.get(key)
+        if layout is None:
             font = self._prepare_font(prop)
             if not hasattr(font, "_layout"):
                 return super().draw_text(graphics, x, y, s, prop, angle, ismath=ismath, mtext=mtext)
             if len(self.layouts) >= self.MOST:
                 self.layouts.clear()
-            self.layouts[key] = [(item.ft_object, item.glyph_index, item.x, item.y)
-                                 for item in font._layout(s, flags=key[2], features=features, language=language)]
+            layout = self.layouts[(prop.copy(), *key[1:])] = [  # a copy: the text's own properties may change
+                (item.ft_object, item.glyph_index, item.x, item.y)
+                for item in font._layout(s, flags=key[2], features=features, language=language)]
         size = prop.get_size_in_points()
         self._draw_text_glyphs_and_boxes(graphics, x, y, angle, ((font, size, glyph, 0, 1, dx, dy)
-                                                                 for font, glyph, dx, dy in self.layouts[key]), [])
+                                                                 for font, glyph, dx, dy in layout), [])
+
+    def text_layout(self, text):
+        """``text._get_layout(self)`` (matplotlib's: the text's box, lines and their places relative
+        to its anchor), kept per string, font properties, resolution, rotation, alignment, line
+        spacing and hinting: all that matplotlib's layout reads.  Matplotlib measures each string's
+        lines again (font lookups, metrics of every line and of "lp") each time a text is drawn or
+        its extent asked for, some 40 times a figure, mostly the same tick labels."""
+        key = (text._get_wrapped_text(), text._fontproperties, text.get_figure(root=True).dpi, text.get_usetex(),
+               text.get_parse_math(), text._linespacing, text._get_multialignment(), text.get_rotation(),
+               text.get_rotation_mode(), text._horizontalalignment, text._verticalalignment, get_hinting_flag())
+        layout = self.text_layouts.get(key)
+        if layout is None:
+            if len(self.text_layouts) >= self.MOST:
+                self.text_layouts.clear()
+            layout = self.text_layouts[(key[0], key[1].copy(), *key[2:])] = _matplotlib_text_layout(text, self)
+        box, lines, corner_and_size = layout
+        return box.frozen(), lines, corner_and_size  # a box of its own (Bbox is mutable)
 
     def _draw_text_glyphs_and_boxes(self, graphics, x, y, angle, glyphs, boxes):
         """Matplotlib's glyph drawing (``RendererAgg._draw_text_glyphs_and_boxes``: pen position
@@ -200,25 +226,46 @@ class _TextLayoutCache(RendererAgg):
         cos, sin = math.cos(math.radians(angle)), math.sin(math.radians(angle))
         flags = get_hinting_flag()
         mode = RenderMode.NORMAL if graphics.get_antialiased() else RenderMode.MONO
+        bitmaps, draw, height = self.bitmaps, self._renderer.draw_text_image, self.height
         for font, size, glyph, slant, extend, dx, dy in glyphs:
             pen_x = round(0x40 * (x + dx * cos - dy * sin))
-            pen_y = round(0x40 * (self.height - y + dx * sin + dy * cos))
+            pen_y = round(0x40 * (height - y + dx * sin + dy * cos))
             key = (font, size, glyph, slant, extend, angle, flags, mode, pen_x & 0x3F, pen_y & 0x3F)
-            if key not in self.bitmaps:  # rasterized at the fraction of a pixel; whole pixels added below
+            kept = bitmaps.get(key)
+            if kept is None:  # rasterized at the fraction of a pixel; whole pixels added below
                 font.set_size(size, self.dpi)
                 font._set_transform((0x10000 * np.array([[cos, -sin], [sin, cos]])
                                      @ [[extend, extend * slant], [0, 1]]).round().astype(int), [key[-2], key[-1]])
                 bitmap = font._render_glyph(glyph, flags, mode)
                 buffer = bitmap.buffer if mode == RenderMode.NORMAL else bitmap.buffer * 0xFF
-                if len(self.bitmaps) >= self.MOST_BITMAPS:
-                    self.bitmaps.clear()
-                self.bitmaps[key] = (buffer, bitmap.left, bitmap.top)
-            buffer, left, top = self.bitmaps[key]
+                if len(bitmaps) >= self.MOST_BITMAPS:
+                    bitmaps.clear()
+                kept = bitmaps[key] = (buffer, bitmap.left, buffer.shape[0] - bitmap.top)
+            buffer, left, below_top = kept
             # draw_text_image's y is downwards, at the bitmap's bottom side
-            self._renderer.draw_text_image(buffer, left + (pen_x >> 6),
-                                           int(self.height) - top - (pen_y >> 6) + buffer.shape[0], 0, graphics)
-        super()._draw_text_glyphs_and_boxes(graphics, x, y, angle, (), boxes)
+            draw(buffer, left + (pen_x >> 6), int(height) + below_top - (pen_y >> 6), 0, graphics)
+        if boxes:  # (matplotlib's drawing of no boxes makes a graphics context, unused)
+            super()._draw_text_glyphs_and_boxes(graphics, x, y, angle, (), boxes)
 
+
+#: matplotlib's text layout (``Text._get_layout``, private: tests/test_plots.py fails when its source
+#: changes); texts drawn or measured with a :class:`_TextLayoutCache` take its kept layouts
+_matplotlib_text_layout = getattr(Text, "_get_layout", None)
+
+
+def _text_layout(text: Text, renderer):
+    if isinstance(renderer, _TextLayoutCache):
+        return renderer.text_layout(text)
+    return _matplotlib_text_layout(text, renderer)
+
+
+#: the matplotlib versions whose private code the shortcuts were checked against (the digests in
+#: tests/test_plots.py); with any other version every shortcut is off (:func:`own_route`)
+REVIEWED_MATPLOTLIB = ("3.11.2",)
+SHORTCUTS = matplotlib.__version__ in REVIEWED_MATPLOTLIB
+
+if SHORTCUTS and callable(_matplotlib_text_layout):
+    Text._get_layout = _text_layout
 
 _PER_THREAD = threading.local()
 
@@ -376,9 +423,8 @@ def _ticks_kept(axes):
             del axis.reset_ticks
         for axis, name, ticks in kept:
             first = getattr(axis, name)[0]
-            for tick in ticks[1:]:
-                tick.set_clip_box(first.get_clip_box())
-                tick.gridline.set_clip_box(first.gridline.get_clip_box())
+            for tick in ticks[1:]:  # the attributes set_clip_box sets (its change notices: the axes was cleared)
+                tick.clipbox, tick.gridline.clipbox = first.clipbox, first.gridline.clipbox
             setattr(axis, name, [first, *ticks[1:]])
 
 
@@ -462,27 +508,34 @@ def draw_figure(plot: Plot) -> tuple[Figure, str]:
 
 
 class _AxisLayout:
-    """One axis's tick layout, kept while the axes' size, the view, the locators and the
-    formatters stay the same: the ticks in view with their positions and labels (matplotlib's
-    ``Axis._update_ticks``) and their labels' extents (``Axis._get_ticklabel_bboxes``).
+    """One axis's tick layout, kept while the view, the room for ticks along the axis
+    (``Axis.get_tick_space``), the locators and the formatters stay the same: the ticks in view
+    with their positions and labels (matplotlib's ``Axis._update_ticks``); and their labels'
+    extents (``Axis._get_ticklabel_bboxes``), kept while the axes' place stays the same too.
 
     Matplotlib works both out again for every question about the ticks: per axis, 3 layouts and
     2 rounds of label extents in a tight box (the tick labels, the axis label's place, each
-    spine's extent), as many in a draw, each time with the same result."""
+    spine's extent), as many in a draw, each time with the same result.  Locators read the
+    axes' size only through the tick space, and ticks are placed in data coordinates, so a margin
+    widened by a fraction of a pixel (the tall labels of a log axis, in 95 of a suite's 253
+    figures) keeps the ticks; their labels' extents are measured again."""
 
     def __init__(self, axis):
-        self.axis, self.key, self.ticks, self.boxes = axis, None, [], {}
+        self.axis, self.key, self.ticks, self.boxes, self.bounds, self.space = axis, None, [], {}, None, None
 
     def ticks_in_view(self):
         axis = self.axis
-        key = (tuple(axis.get_view_interval()), tuple(axis.axes.bbox.bounds), id(axis.get_major_locator()),
+        bounds = tuple(axis.axes.bbox.bounds)
+        if bounds != self.bounds:
+            self.bounds, self.space = bounds, axis.get_tick_space()
+        key = (tuple(axis.get_view_interval()), self.space, id(axis.get_major_locator()),
                id(axis.get_minor_locator()), id(axis.get_major_formatter()), id(axis.get_minor_formatter()))
         if key != self.key:
             self.key, self.ticks, self.boxes = key, type(axis)._update_ticks(axis), {}
         return self.ticks
 
     def label_boxes(self, ticks, renderer):
-        key = (self.key, tuple(map(id, ticks)), id(renderer))
+        key = (self.key, tuple(self.axis.axes.bbox.bounds), tuple(map(id, ticks)), id(renderer))
         if key not in self.boxes:
             self.boxes[key] = type(self.axis)._get_ticklabel_bboxes(self.axis, ticks, renderer)
         return self.boxes[key]
@@ -648,3 +701,22 @@ def spectral_weight_plot(curves: dict[str, dict]) -> Plot | None:
                 "W(omega)", series, yscale="log",
                 note="Tabulated by the transform check from the derived closed form W(omega) = 1/|sigma_hat(omega)|^2 "
                      "(d = 1). Larger W penalizes that frequency more: the network avoids it.")
+
+
+def own_route() -> list[tuple[object, str, object]]:
+    """``(owner, attribute, value)`` triples that turn every shortcut of this module into matplotlib's
+    own route: all locators' ticks, no kept tick, legend or text layouts, matplotlib's glyph drawing,
+    its math-text parser and a new figure per plot.  Set at import for a matplotlib version not in
+    :data:`REVIEWED_MATPLOTLIB`; tests/test_plots.py sets them to compare the PNG bytes of both routes."""
+    module = sys.modules[__name__]
+    return [(module, "_InView", lambda locator: locator), (module, "_LAYOUT_METHODS", {}),
+            (_TextLayoutCache, "draw_text", RendererAgg.draw_text),
+            (_TextLayoutCache, "_draw_text_glyphs_and_boxes", RendererAgg._draw_text_glyphs_and_boxes),
+            (module, "_blank_figure", _new_figure), (module, "_legend_laid_out_once", lambda legend: nullcontext()),
+            (_OneAtATime, "parse", lambda self, *args, **kwargs: self.parser.parse(*args, **kwargs)),
+            (_TextLayoutCache, "text_layout", lambda self, text: _matplotlib_text_layout(text, self))]
+
+
+if not SHORTCUTS:
+    for _owner, _name, _value in own_route():
+        setattr(_owner, _name, _value)
