@@ -945,7 +945,7 @@ def run_rate(act: Activation, context: Context) -> CheckResult:
               f"{length / 2 + 10:g}), rho = {rho:g}",
         details={"frequencies": freqs.tolist(), "ratios_per_seed": ratios.tolist(), "exact_ratios": exact.tolist(),
                  "idealized_ratios": idealized.tolist(), "idealization_gap": gap, "quadrature_error": quad_error,
-                 "null_space_order": order, "grid_spacing": spacing,
+                 "exact_kernel": "quadrature" + infinite_width.closed_form_note(act, init, 1), "null_space_order": order, "grid_spacing": spacing,
                  "window": f"cos^{window_power(order)}(pi x / L) on [-L/2, L/2], L = {length:g}"},
         plots=plots,
         parameters={"rho": rho, "length": length, "seeds": seed_list, "init": asdict(init)})

@@ -7,6 +7,8 @@ from dataclasses import replace
 import mpmath
 import numpy as np
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 import theory
 from numerics import data, infinite_width
@@ -121,13 +123,15 @@ def test_kernels_are_remembered_per_input_and_singular_kernels_refused(monkeypat
         infinite_width.prediction(theory.activation("sin"), Init("directions", rho=4.0, offset=20.0), X, Y, grid)
 
 
-@pytest.mark.parametrize("name", ["relu", "gelu", "tanh", "x/(1+abs(x))"])
+@pytest.mark.parametrize("name", ["relu", "gelu", "tanh", "x/(1+abs(x))", "elu", "elu(alpha=0.3)",
+                                  "1.05*max(x, 0) + 1.76*(exp(min(x, 0)) - 1)"])
 def test_gaussian_quadrature_agrees_with_the_theory_layer_nngp(name):
     """Two independent routes for Gaussian weights: theory.gaussian_kernels (closed forms or its own
-    panels in standard-normal coordinates) and this module's nested conditional quadrature."""
+    panels in standard-normal coordinates) and this module's nested conditional quadrature (its inner
+    integral in closed form for exponential-polynomial pieces: ReLU, ELU, the SELU-like formula)."""
     from theory.gaussian_kernels import gaussian_kernel
 
-    act = theory.activation(name)
+    act = theory.parse_activation(name)
     theirs = gaussian_kernel(act, GAUSS.s_w**2, GAUSS.s_b**2).nngp(POINTS[:, 0][:, None], POINTS[:, 0][None, :])
     ours = infinite_width.exact_kernel(act, GAUSS, POINTS, POINTS, quadrature_only=True)
     assert np.max(np.abs(theirs - ours)) / np.max(np.abs(theirs)) < 1e-8  # both claim ~1e-12
@@ -179,10 +183,13 @@ def test_product_rule_agrees_with_the_per_pair_rule(name, init, points, derivati
     a = infinite_width.as_points(points)
     ours = infinite_width.exact_kernel(act, init, a, a, derivative=derivative, quadrature_only=True)
     if init.kind == "gaussian":
-        (theirs,) = infinite_width._gaussian_kernel(infinite_width._sigmas(act, [derivative]), infinite_width._anchors(act),
-                                                    np.zeros(0), init, a, a, replace(infinite_width.FINE, order=8))
+        fs, nodes = infinite_width._sigmas(act, [derivative]), replace(infinite_width.FINE, order=8)
+        rule = infinite_width._conditional_quadrature(fs, infinite_width._anchors(act), nodes)
+        (theirs,) = infinite_width._gaussian_kernel(fs, rule, infinite_width._anchors(act), np.zeros(0), init, a, a, nodes)
     else:
-        theirs = infinite_width._flat_offset_kernel(f, infinite_width._anchors(act), init, a, a, infinite_width.FINE)
+        rule = infinite_width._offset_quadrature(f, infinite_width._anchors(act), infinite_width._offset_range(init),
+                                                 infinite_width.FINE)
+        theirs = infinite_width._flat_offset_kernel(rule, init, a, a, infinite_width.FINE)
     # measured <= 5e-9 of the kernel's size (the per-pair rule's own error at offsets 20-70)
     assert np.max(np.abs(ours - theirs)) / np.max(np.abs(theirs)) < 1e-7
 
@@ -216,10 +223,13 @@ def test_the_ntk_kernels_of_the_nested_quadrature_share_their_nodes_and_keep_the
     anchors, breaks = infinite_width._anchors(act), np.array([float(b) for b in act.pieces.breaks])
     for acc in (infinite_width.FINE, infinite_width.FINE.coarser()):
         nodes = replace(acc, order=acc.order + 2)
-        together = infinite_width._gaussian_kernel(infinite_width._sigmas(act, [0, 1]), anchors, breaks, init, a, c, nodes)
+        together = infinite_width._gaussian_kernel(infinite_width._sigmas(act, [0, 1]),
+                                                   infinite_width._conditional_rule(act, [0, 1], nodes), anchors, breaks,
+                                                   init, a, c, nodes)
         for derivative, kernel in enumerate(together):
-            (alone,) = infinite_width._gaussian_kernel(infinite_width._sigmas(act, [derivative]), anchors, breaks, init,
-                                                       a, c, nodes)
+            (alone,) = infinite_width._gaussian_kernel(infinite_width._sigmas(act, [derivative]),
+                                                       infinite_width._conditional_rule(act, [derivative], nodes), anchors,
+                                                       breaks, init, a, c, nodes)
             np.testing.assert_array_equal(kernel, alone)
         ntk = infinite_width.tangent_kernel(act, replace(init, s_v=1.0), a, c, acc)
         np.testing.assert_array_equal(ntk, together[0] + (a @ c.T + 1) * together[1])
@@ -237,32 +247,178 @@ def test_kernels_are_remembered_by_the_first_layer_distribution():
     assert infinite_width.exact_kernel(act, Init("gaussian", s_w=2.0), a, a, quadrature_only=True) is not plain
 
 
-@pytest.mark.parametrize("name,derivative", [("relu", 0), ("relu", 1), ("leaky_relu", 0), ("abs", 0),
-                                             ("relu_k", 0), ("relu_k", 1), ("step", 0)])
-def test_polynomial_pieces_are_integrated_exactly_in_the_offset(name, derivative):
-    """For sigma^(k) made of polynomials of degree <= m the b-integrand is a polynomial of degree <= 2m
-    between breakpoints, so m + 1 Gauss-Legendre nodes per piece are exact.  Two independent routes:
-    the general rule (order 6, 16 panels: also exact for m <= 5, with many more nodes) and mpmath's
-    adaptive quadrature of the b-integral split at the breakpoints."""
-    act = theory.activation(name)
-    assert infinite_width._polynomial_degree(act, derivative) == {"relu": 1, "leaky_relu": 1, "abs": 1, "relu_k": 2,
-                                                                  "step": 0}[name] - derivative
-    init = Init("directions", rho=1.3, offset=4.0)  # w = +-rho: the kernel is the b-integral itself
+SELU_LIKE = "1.05*max(x, 0) + 1.76*(exp(min(x, 0)) - 1)"
+EXP_PIECEWISE = ["relu", "leaky_relu", "abs", "relu_k", "step", "elu", "elu(alpha=0.3)", "elu(alpha=2.5)", SELU_LIKE,
+                 "x*exp(min(x, 0)) + heaviside(x - 1)*exp(1 - x)"]
+
+
+@pytest.mark.parametrize("name", EXP_PIECEWISE)
+@pytest.mark.parametrize("derivative", [0, 1])
+def test_exp_polynomial_pieces_are_integrated_exactly_in_the_offset(name, derivative):
+    """For pieces :math:`\\sum c\\,u^j e^{\\lambda u}` (ReLU family, ELU, SELU-like formulas) the b-integral is
+    in closed form.  Two independent routes: mpmath's adaptive quadrature of the b-integral at 30 digits, split
+    at the breakpoints (w = +-rho: the kernel is the b-integral itself), and a much finer Gauss-Legendre rule
+    (order 12, 64 panels) on whole kernel matrices, 1D and 2D."""
+    act = theory.parse_activation(name)
+    if derivative and act.is_discontinuous:
+        with pytest.raises(IbcheckError, match="point mass"):  # sigma' of a jump: refused, as by the quadrature
+            infinite_width.exact_kernel(act, Init("uniform"), POINTS, POINTS, derivative=derivative)
+        return
+    assert infinite_width.exp_polynomial_pieces(act, derivative) is not None
+    init = Init("directions", rho=1.3, offset=4.0)
     a = np.linspace(-3.5, 3.5, 9)[:, None]
     ours = infinite_width.exact_kernel(act, init, a, a, derivative=derivative, quadrature_only=True)
-    f = infinite_width._sigma(act, derivative)
-    general = infinite_width._flat_offset_kernel(f, infinite_width._anchors(act), init, a, a, infinite_width.FINE)
-    # both rules are exact: they differ by rounding only (measured <= 1e-15 of the kernel's size)
-    assert np.max(np.abs(ours - general)) / np.max(np.abs(general)) < 1e-13
     exact = act.numeric("mpmath", derivative)
     big = init.rho * init.offset
-    for i, j in ((0, 8), (2, 5), (4, 4), (7, 1)):
-        total = 0
-        for w in (init.rho, -init.rho):
-            p, q = w * a[i, 0], w * a[j, 0]
-            cuts = sorted({-big, big, *[c for c in (-p, -q) if -big < c < big]})
-            total += mpmath.quad(lambda b: exact(p + b) * exact(q + b), cuts) / (2 * big) / 2
-        assert float(total) == pytest.approx(ours[i, j], rel=1e-13, abs=1e-15)
+    breaks = [float(b) for b in act.pieces.breaks]
+    with mpmath.workdps(30):
+        for i, j in ((0, 8), (2, 5), (4, 4), (7, 1), (3, 3)):
+            total = 0
+            for w in (init.rho, -init.rho):
+                p, q = w * a[i, 0], w * a[j, 0]
+                cuts = sorted({-big, big, *[t - s for t in breaks for s in (p, q) if -big < t - s < big]})
+                total += mpmath.quad(lambda b: exact(p + b) * exact(q + b), cuts) / (2 * big) / 2
+            # the closed form's rounding (measured <= 3e-16 of the kernel's size)
+            assert abs(float(total) - ours[i, j]) <= 1e-13 * np.max(np.abs(ours))
+
+
+FAST_CLOSED_FORM_CASES = [("elu", 0, 2), ("elu", 1, 1), (SELU_LIKE, 0, 1), (SELU_LIKE, 1, 2)]
+
+
+@pytest.mark.parametrize("name,derivative,dim", FAST_CLOSED_FORM_CASES + [
+    pytest.param(name, derivative, dim, marks=pytest.mark.slow) for name in EXP_PIECEWISE for derivative in (0, 1)
+    for dim in (1, 2) if (name, derivative, dim) not in FAST_CLOSED_FORM_CASES])
+def test_offset_closed_form_agrees_with_a_finer_quadrature(name, derivative, dim):
+    """The closed form against a much finer Gauss-Legendre rule (order 12, 64 panels, the anchors) on whole kernel
+    matrices: uniform init in 1D, directions in 2D."""
+    act = theory.parse_activation(name)
+    if derivative and act.is_discontinuous:
+        pytest.skip("sigma' of a jump is a point mass")
+    init, points = ((Init("uniform", a_w=1.3, a_b=2.0), POINTS) if dim == 1 else
+                    (Init("directions", rho=4.0, offset=20.0), data.toy_2d(8, seed=0)[0]))
+    rule = infinite_width._offset_quadrature(infinite_width._sigma(act, derivative), infinite_width._anchors(act),
+                                             infinite_width._offset_range(init), infinite_width.Accuracy(12, 64))
+    reference = infinite_width._flat_offset_kernel(rule, init, points, points, infinite_width.FINE)
+    ours = infinite_width.exact_kernel(act, init, points, points, derivative=derivative)
+    # the fine quadrature is itself within ~1e-15 (measured: 2e-16 .. 1.6e-15 of the kernel's size)
+    assert np.max(np.abs(ours - reference)) <= 1e-12 * np.max(np.abs(reference))
+
+
+def test_exp_polynomial_pieces_are_recognised():
+    """ELU's pieces as :math:`c\\,u^j e^{\\lambda u}` triples; a piece of another shape (tanh) is not one."""
+    elu = infinite_width.exp_polynomial_pieces(theory.activation("elu", alpha=0.5), 0)
+    assert elu.breaks == (0.0,) and set(elu.terms[0]) == {(0.5, 0, 1.0), (-0.5, 0, 0.0)} and elu.terms[1] == ((1.0, 1, 0.0),)
+    assert infinite_width.exp_polynomial_pieces(theory.activation("elu", alpha=0.5), 1).terms == (((0.5, 0, 1.0),),
+                                                                                                   ((1.0, 0, 0.0),))
+    assert infinite_width.exp_polynomial_pieces(theory.activation("relu"), 0).terms == ((), ((1.0, 1, 0.0),))
+    assert infinite_width.exp_polynomial_pieces(theory.parse_activation("x*exp(-2*x)*heaviside(x)"), 0).terms == \
+        ((), ((1.0, 1, -2.0),))
+    assert infinite_width.exp_polynomial_pieces(theory.parse_activation("tanh(max(x, 0))"), 0) is None
+    assert infinite_width.exp_polynomial_pieces(theory.activation("step"), 1) is None  # a point mass
+
+
+@pytest.mark.parametrize("m", range(7))
+def test_exp_moments_against_mpmath(m):
+    r""":math:`E_m(x) = \int_0^1 s^m e^{-xs}\,ds` on both sides of the switch at x = m + 1, at 0 and in the far tail,
+    against mpmath's incomplete gamma function at 40 digits."""
+    x = np.concatenate([[0.0, 1e-300, 1e-12, 1e-6], np.geomspace(1e-3, 1e3, 400), [m + 1 - 1e-12, m + 1, 1e6]])
+    ours = infinite_width._exp_moments(x, m)[m]
+    with mpmath.workdps(40):
+        exact = [float(mpmath.quad(lambda s: s**m * mpmath.exp(-v * s), [0, 1])) if v < 1e-3 else
+                 float(mpmath.factorial(m) * mpmath.gammainc(m + 1, 0, v, regularized=True) / mpmath.mpf(v) ** (m + 1))
+                 for v in x]
+    # a few roundings: the positive series below m + 1, at most ~1 bit of cancellation above (measured <= 4e-16)
+    np.testing.assert_allclose(ours, exact, rtol=2e-15, atol=0)
+
+
+@settings(max_examples=40, deadline=None)
+@given(st.lists(st.floats(-2.0, 2.0), min_size=0, max_size=2, unique=True),
+       st.lists(st.lists(st.tuples(st.floats(-2.0, 2.0), st.integers(0, 2), st.sampled_from([-1.5, -1.0, 0.0, 0.5, 2.0])),
+                         max_size=2), min_size=3, max_size=3),
+       st.floats(-3.0, 3.0), st.floats(-3.0, 3.0), st.floats(0.5, 4.0))
+def test_offset_closed_form_of_random_exp_polynomials(breaks, terms, p, q, big):
+    """Any exponential polynomial between any breakpoints: the closed form of the b-integral against mpmath's
+    quadrature of the same integrand (30 digits), split at the breakpoints."""
+    breaks = tuple(sorted(breaks))
+    pieces = infinite_width.ExpPolynomialPieces(breaks, tuple(tuple(t) for t in terms[:len(breaks) + 1]))
+    edges = pieces.edges
+
+    def f(u):
+        i = sum(u > t for t in breaks)
+        return sum(c * u**j * mpmath.exp(lam * u) for c, j, lam in pieces.terms[i])
+    ours = infinite_width._offset_closed_form(pieces, big).integrate(np.array([[p]]), np.array([[q]]))[0, 0]
+    cuts = sorted({-big, big, *[t - s for t in breaks for s in (p, q) if -big < t - s < big]})
+    with mpmath.workdps(30):
+        exact = mpmath.quad(lambda b: f(p + b) * f(q + b), cuts)
+        scale = mpmath.quad(lambda b: abs(f(p + b) * f(q + b)), cuts) + sum(
+            abs(c) * (abs(p) + big + 1) ** 2 * mpmath.exp(2 * abs(lam) * (abs(p) + abs(q) + big)) for piece in pieces.terms
+            for c, _, lam in piece) * 1e-3
+    assert edges[0] == -np.inf and len(edges) == len(breaks) + 2
+    # the terms of a piece can cancel (e^u - 1 near 0): rounding of the terms' size, ~1e-16 of the scale above
+    assert abs(ours - float(exact)) <= 1e-13 * float(scale)
+
+
+def _normal_moment(a, b, r, signed=True):
+    r""":math:`\int_a^b s^r\varphi(s)\,ds` (or of :math:`|s|^r\varphi`) at 30 digits by the upper incomplete gamma
+    function: :math:`\int_x^y s^r\varphi = 2^{(r-1)/2}(2\pi)^{-1/2}\,[\Gamma(\tfrac{r+1}2, x^2/2) - \Gamma(\tfrac{r+1}2, y^2/2)]`
+    for 0 <= x <= y, and the reflection s -> -s below 0."""
+    def positive(x, y):
+        z = (r + 1) / mpmath.mpf(2)  # a difference of upper incomplete gammas: no cancellation of the tails' size
+        return 2 ** mpmath.mpf((r - 1) / 2) / mpmath.sqrt(2 * mpmath.pi) * (mpmath.gammainc(z, x**2 / 2)
+                                                                            - mpmath.gammainc(z, y**2 / 2))
+    a, b = mpmath.mpf(a), mpmath.mpf(b) if np.isfinite(b) else mpmath.inf
+    sign = -1 if signed and r % 2 else 1
+    if a >= 0:
+        return positive(a, b)
+    if b <= 0:
+        return sign * positive(-b, -a)
+    return sign * positive(0, -a) + positive(0, b)
+
+
+@settings(max_examples=60, deadline=None)
+@given(st.floats(-60.0, 60.0), st.floats(-6.0, 6.0), st.integers(0, 3))
+def test_normal_moments_against_mpmath(a, width, degree):
+    r""":math:`\int_a^b s^r\varphi(s)\,ds` in both tails, across 0 and with an infinite end, against the incomplete
+    gamma function at 30 digits (:func:`_normal_moment`)."""
+    b = a + abs(width) if width else np.inf
+    ours = infinite_width._normal_moments(np.array([a]), np.array([b]), degree)
+    with mpmath.workdps(30):
+        for r, value in enumerate(ours):
+            exact, scale = _normal_moment(a, b, r), _normal_moment(a, b, r, signed=False)
+            # a few roundings of the integral of |s|^r phi, times the condition number ~ 1 + a^2 of the tail
+            # e^{-a^2/2} at a rounded a, plus the rounding of the two probabilities M_0 is a difference of: each
+            # at most the tail beyond the interval's end nearest 0, and scipy's ndtr(-x) within
+            # 3.8e-16 (1 + x^2) relative on 3000 points of [0, 37] (against mpmath; 1e-15 (1 + x^2) allows for
+            # the points between them): short intervals lose relative digits, not absolute ones
+            tail = float(mpmath.ncdf(-a) if a > 0 else mpmath.ncdf(b) if b < 0 else 1)
+            # and the recurrence's edge terms s^(k-1) phi(s), k <= r, rounded the same way (they cancel for b ~ a)
+            edges = sum(float(abs(s) ** (k - 1) * mpmath.npdf(s)) for s in (a, b) if np.isfinite(s) for k in range(1, r + 1))
+            assert abs(value[0] - float(exact)) <= (1 + a**2) * (1e-14 * float(scale) + 2e-15 * (tail + r * edges)) + 1e-300
+
+
+@settings(max_examples=25, deadline=None)
+@given(st.lists(st.floats(-2.0, 2.0), min_size=0, max_size=2, unique=True),
+       st.lists(st.lists(st.tuples(st.floats(-2.0, 2.0), st.integers(0, 2), st.sampled_from([-1.5, -1.0, 0.0, 0.5, 2.0])),
+                         max_size=2), min_size=3, max_size=3),
+       st.floats(-8.0, 8.0), st.floats(0.01, 3.0))
+def test_conditional_mean_of_random_exp_polynomials(breaks, terms, mu, tau):
+    r""":math:`\mathbb E[f(\mu + \tau s)]` in closed form against mpmath's quadrature over the Gaussian at 50 digits,
+    split at the breakpoints, for any exponential polynomial between any breakpoints."""
+    breaks = tuple(sorted(breaks))
+    pieces = infinite_width.ExpPolynomialPieces(breaks, tuple(tuple(t) for t in terms[:len(breaks) + 1]))
+
+    def f(u):
+        i = sum(u > t for t in breaks)
+        return sum(c * u**j * mpmath.exp(lam * u) for c, j, lam in pieces.terms[i])
+    ours = infinite_width._conditional_mean(pieces, np.array([mu]), np.array([tau]))[0]
+    # cut at the breakpoints and around the bulk of e^{lambda tau s} phi(s) (|lambda tau| <= 6)
+    cuts = sorted({-mpmath.inf, mpmath.inf, *[(t - mu) / tau for t in breaks], *np.arange(-12.0, 13.0, 2.0)})
+    with mpmath.workdps(30):
+        exact = mpmath.quad(lambda s: f(mu + tau * s) * mpmath.exp(-s**2 / 2), cuts) / mpmath.sqrt(2 * mpmath.pi)
+        scale = 1 + sum(abs(c) * (abs(mu) + 10 * tau + 1) ** j * mpmath.exp(abs(lam) * (abs(mu) + tau * (abs(lam) * tau + 10)))
+                        for piece in pieces.terms for c, j, lam in piece)
+    # terms of a piece can cancel: a few roundings of the largest term's size (bounded by ``scale``)
+    assert abs(ours - float(exact)) <= 1e-14 * float(scale)
 
 
 def test_pieces_are_gauss_legendre_on_each_sorted_piece():
